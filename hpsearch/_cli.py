@@ -1,0 +1,275 @@
+"""The ``hpsearch`` command: parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from hpsearch._config import load_study_file
+from hpsearch._errors import HpsearchError, StudyFileError
+from hpsearch._report import format_table, list_studies, study_rows
+from hpsearch._study import DEFAULT_STORAGE, run_study
+
+EXIT_ERROR = 1  # the storage or a study in it is not usable
+EXIT_USAGE = 2  # bad study file or arguments (argparse uses 2 as well)
+EXIT_INTERRUPTED = 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be in [0, 65535], got {value}")
+    return value
+
+
+def _add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help=f"Optuna storage URL (default: {DEFAULT_STORAGE}, a file in the working directory)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``hpsearch`` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="hpsearch",
+        description="Hyperparameter-search studies about loss trade-offs (alpha, flooding, "
+        "learning rate, optimizer) with Optuna.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run or continue the study of a study file",
+        description="Run a study file until the study has its target number "
+        "of trials. Rerunning continues the stored study; it neither restarts "
+        "nor overshoots.",
+    )
+    run.add_argument("study_file", metavar="STUDY_FILE", help="TOML study file (see studies/)")
+    _add_storage(run)
+    run.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        metavar="N",
+        help="target number of trials of the study, stored ones included "
+        "(default: the file's n_trials)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="S",
+        help="start no new trial after S seconds (default: the file's timeout)",
+    )
+    run.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        metavar="S",
+        help="seed of the sampler and of training (default: the file's seed)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    check = sub.add_parser(
+        "check",
+        help="validate study files without running them",
+        description="Validate study files: exit 0 when all are valid, "
+        "2 with one line per bad file otherwise.",
+    )
+    check.add_argument("study_files", nargs="+", metavar="STUDY_FILE")
+
+    lst = sub.add_parser(
+        "list",
+        help="list the studies in a storage",
+        description="List studies with trial counts and best value "
+        "(scalarized) or Pareto-front size (pareto).",
+    )
+    _add_storage(lst)
+
+    show = sub.add_parser(
+        "show",
+        help="best trials or Pareto front of a study",
+        description="Print the best trials of a scalarized study, or the "
+        "Pareto front of a pareto study, with both validation losses, the "
+        "metric and the searched parameters.",
+    )
+    show.add_argument("study", metavar="STUDY", help="study name")
+    _add_storage(show)
+    show.add_argument(
+        "--top",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="rows for a scalarized study (default: 10)",
+    )
+
+    dash = sub.add_parser(
+        "dashboard",
+        help="serve optuna-dashboard on a storage",
+        description="Serve optuna-dashboard on the storage until Ctrl-C. "
+        "It shows running studies live.",
+    )
+    _add_storage(dash)
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    dash.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = load_study_file(args.study_file)
+    summary = run_study(
+        config,
+        storage=args.storage,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    print(
+        f"study {summary.study_name!r}: {summary.counted_after}/{summary.target} trials "
+        f"({summary.counted_after - summary.counted_before} new, {summary.failed} diverged) "
+        f"in {args.storage}"
+    )
+    columns, rows = study_rows(args.storage, summary.study_name, top=5)
+    if rows:
+        print(format_table(columns, rows))
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    bad = 0
+    for path in args.study_files:
+        try:
+            config = load_study_file(path)
+        except StudyFileError as e:
+            print(f"hpsearch: error: {e}", file=sys.stderr)
+            bad += 1
+        else:
+            print(
+                f"{path}: ok ({config.name}: {config.mode}, {config.setup} on {config.dataset}, "
+                f"{config.n_trials} trials, sampler {config.sampler})"
+            )
+    return EXIT_USAGE if bad else 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    rows = list_studies(args.storage)
+    if not rows:
+        print(f"no studies in {args.storage}")
+        return 0
+    columns = [
+        "study",
+        "mode",
+        "dataset",
+        "setup",
+        "complete",
+        "pruned",
+        "failed",
+        "running",
+        "best",
+        "pareto",
+    ]
+    print(
+        format_table(
+            columns,
+            [
+                [
+                    r.name,
+                    r.mode,
+                    r.dataset,
+                    r.setup,
+                    r.complete,
+                    r.pruned,
+                    r.failed,
+                    r.running,
+                    r.best,
+                    r.pareto_size,
+                ]
+                for r in rows
+            ],
+        )
+    )
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    columns, rows = study_rows(args.storage, args.study, top=args.top)
+    if not rows:
+        print(f"study {args.study!r} has no complete trial yet")
+        return 0
+    print(format_table(columns, rows))
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from hpsearch._dashboard import serve_dashboard  # imports the dashboard only when needed
+
+    serve_dashboard(args.storage, host=args.host, port=args.port)
+    return 0
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "check": _cmd_check,
+    "list": _cmd_list,
+    "show": _cmd_show,
+    "dashboard": _cmd_dashboard,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``hpsearch``; returns the exit code.
+
+    Errors the user can fix print one line (``hpsearch: error: …``) and exit 2 (study file or
+    arguments) or 1 (storage); Ctrl-C exits 130 with what was stored kept.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except StudyFileError as e:
+        print(f"hpsearch: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except HpsearchError as e:
+        print(f"hpsearch: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(
+            "hpsearch: interrupted; finished trials are stored, run the same command again "
+            "to continue",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,557 @@
+"""Study files (TOML): loading and validation into a :class:`StudyConfig`.
+
+Everything a study file can hold is checked here, before any storage is touched; a problem
+raises :class:`StudyFileError` naming the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from hpsearch._data import DATASETS, Dataset, load_dataset
+from hpsearch._errors import HpsearchError, StudyFileError
+from hpsearch._models import ACTIVATIONS, MODEL_KINDS, ModelSpec
+from hpsearch._setups import Option, get_setup
+from hpsearch._train import OPTIMIZERS, TrainConfig
+
+MODES: tuple[str, ...] = ("scalarized", "pareto")
+OBJECTIVES: tuple[str, ...] = ("loss1", "loss2", "metric", "weighted")
+
+# Options each sampler/pruner accepts from a study file, with their domains.
+SAMPLERS: dict[str, dict[str, Option]] = {
+    "tpe": {
+        "n_startup_trials": Option("int", 10, low=0),
+        "multivariate": Option("categorical", False, choices=(False, True)),
+        "n_ei_candidates": Option("int", 24, low=1),
+    },
+    "nsgaii": {
+        "population_size": Option("int", 50, low=2),
+        "mutation_prob": Option("float", None, low=0, high=1),
+        "crossover_prob": Option("float", 0.9, low=0, high=1),
+        "swapping_prob": Option("float", 0.5, low=0, high=1),
+    },
+    "nsgaiii": {
+        "population_size": Option("int", 50, low=2),
+        "mutation_prob": Option("float", None, low=0, high=1),
+        "crossover_prob": Option("float", 0.9, low=0, high=1),
+        "dividing_parameter": Option("int", 3, low=1),
+    },
+    "gp": {
+        "n_startup_trials": Option("int", 10, low=0),
+        "deterministic_objective": Option("categorical", False, choices=(False, True)),
+    },
+    "random": {},
+    "qmc": {
+        "qmc_type": Option("categorical", "sobol", choices=("sobol", "halton")),
+        "scramble": Option("categorical", False, choices=(False, True)),
+    },
+}
+PRUNERS: dict[str, dict[str, Option]] = {
+    "none": {},
+    "median": {
+        "n_startup_trials": Option("int", 5, low=0),
+        "n_warmup_steps": Option("int", 0, low=0),
+    },
+    "percentile": {
+        "percentile": Option("float", 25.0, low=0, high=100),
+        "n_startup_trials": Option("int", 5, low=0),
+        "n_warmup_steps": Option("int", 0, low=0),
+    },
+    "hyperband": {
+        "min_resource": Option("int", 1, low=1),
+        "reduction_factor": Option("int", 3, low=2),
+    },
+    "successive_halving": {
+        "min_resource": Option("int", 1, low=1),
+        "reduction_factor": Option("int", 4, low=2),
+    },
+}
+
+# Hyperparameters every study has, with their domains and defaults. Setups add their own.
+CORE_PARAMS: dict[str, Option] = {
+    "optimizer": Option("categorical", "adam", choices=OPTIMIZERS, help="optimizer"),
+    "lr": Option("float", 1e-3, low=0, low_open=True, help="learning rate"),
+    "momentum": Option("float", 0.9, low=0, high=1, high_open=True, help="momentum/nesterov"),
+    "lr_decay": Option("float", 1.0, low=0, high=1, low_open=True, help="lr factor per epoch"),
+    "alpha": Option("float", 0.0, low=0, help="weight of L2 in flood(L1) + alpha*L2"),
+    "flood": Option("float", 0.0, low=0, help="flood level b on L1 (0 = off)"),
+    "depth": Option("int", 1, low=0, high=16, help="hidden layers of the MLP"),
+    "width": Option("int", 64, low=1, high=4096, help="units per hidden layer"),
+    "activation": Option("categorical", "relu", choices=tuple(ACTIVATIONS), help="activation"),
+}
+BUDGET: dict[str, Option] = {
+    "epochs": Option("int", 20, low=1, high=100_000),
+    "batch_size": Option("int", 64, low=1, high=1_000_000),
+}
+DATA: dict[str, Option] = {
+    "val_fraction": Option("float", 0.2, low=0, high=0.9, low_open=True),
+    "test_fraction": Option("float", 0.2, low=0, high=0.9, low_open=True),
+    "split_seed": Option("int", 0, low=0, high=2**32 - 1),
+}
+_STUDY_KEYS = (
+    "name",
+    "description",
+    "dataset",
+    "setup",
+    "model",
+    "mode",
+    "objective",
+    "objective_weights",
+    "sampler",
+    "pruner",
+    "n_trials",
+    "seed",
+    "timeout",
+    "imports",
+)
+_TABLES = ("study", "data", "budget", "params")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SPEC_KEYS = {
+    "float": ("type", "low", "high", "log", "step"),
+    "int": ("type", "low", "high", "log", "step"),
+    "categorical": ("type", "choices"),
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One hyperparameter of a study: a fixed value or an Optuna distribution.
+
+    Attributes:
+        name: Hyperparameter name.
+        type: ``"fixed"``, ``"float"``, ``"int"`` or ``"categorical"``.
+        value: The fixed value (``type == "fixed"``).
+        low, high, log, step: Range of a float/int distribution.
+        choices: Values of a categorical distribution.
+    """
+
+    name: str
+    type: str
+    value: Any = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    @property
+    def searched(self) -> bool:
+        return self.type != "fixed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as written in the study file."""
+        if self.type == "fixed":
+            return {"value": self.value}
+        if self.type == "categorical":
+            return {"type": "categorical", "choices": list(self.choices)}
+        out: dict[str, Any] = {"type": self.type, "low": self.low, "high": self.high}
+        if self.log:
+            out["log"] = True
+        if self.step is not None:
+            out["step"] = self.step
+        return out
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study file.
+
+    Attributes mirror the file: ``[study]`` keys, ``[data]``, ``[budget]`` and ``[params]``
+    (every hyperparameter, fixed or searched, defaults filled in).
+    """
+
+    path: str
+    name: str
+    dataset: str
+    setup: str
+    mode: str
+    n_trials: int
+    model: str = "mlp"
+    description: str = ""
+    objective: str | None = None
+    objective_weights: tuple[float, float] | None = None
+    sampler: str = "tpe"
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    pruner: str = "none"
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    timeout: float | None = None
+    epochs: int = 20
+    batch_size: int = 64
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    params: dict[str, ParamSpec] = field(default_factory=dict)
+    imports: tuple[str, ...] = ()
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna directions: both losses minimized, or the one scalar objective."""
+        if self.mode == "pareto":
+            return ["minimize", "minimize"]
+        return ["maximize" if self.objective == "metric" else "minimize"]
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the trials of this study; a stored study must match it to be continued.
+
+        The number of trials, sampler, pruner, seed and timeout may change between runs.
+        """
+        return {
+            "dataset": self.dataset,
+            "setup": self.setup,
+            "model": self.model,
+            "mode": self.mode,
+            "objective": self.objective,
+            "objective_weights": list(self.objective_weights) if self.objective_weights else None,
+            "budget": {"epochs": self.epochs, "batch_size": self.batch_size},
+            "data": {
+                "val_fraction": self.val_fraction,
+                "test_fraction": self.test_fraction,
+                "split_seed": self.split_seed,
+            },
+            "params": {k: p.to_dict() for k, p in sorted(self.params.items())},
+        }
+
+    def load_data(self) -> Dataset:
+        """The study's dataset, split and scaled as its ``[data]`` table says."""
+        return load_dataset(self.dataset, self.split_seed, self.val_fraction, self.test_fraction)
+
+    def resolve(
+        self, values: dict[str, Any], seed: int | None = None
+    ) -> tuple[TrainConfig, ModelSpec, dict[str, Any]]:
+        """Turn one trial's hyperparameter values into the training core's inputs.
+
+        Args:
+            values: Every searched parameter's value; fixed ones are taken from the file.
+            seed: Training seed (default: the study's seed).
+
+        Returns:
+            ``(TrainConfig, ModelSpec, setup options)``.
+        """
+        full = {k: p.value for k, p in self.params.items() if not p.searched}
+        full.update(values)
+        train = TrainConfig(
+            optimizer=full["optimizer"],
+            lr=float(full["lr"]),
+            momentum=float(full["momentum"]),
+            lr_decay=float(full["lr_decay"]),
+            alpha=float(full["alpha"]),
+            flood=float(full["flood"]),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            seed=self.seed if seed is None else seed,
+        )
+        model = ModelSpec(
+            kind=self.model,
+            depth=int(full["depth"]),
+            width=int(full["width"]),
+            activation=full["activation"],
+        )
+        options = {k: v for k, v in full.items() if k not in CORE_PARAMS}
+        return train, model, options
+
+
+# --- validation helpers ----------------------------------------------------------------------
+
+
+class _Checker:
+    """Raises StudyFileError for one file, with dotted keys."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, key: str, message: str) -> StudyFileError:
+        return StudyFileError(self.path, key, message)
+
+    def table(self, raw: Any, key: str, allowed: tuple[str, ...] | dict[str, Any]) -> dict:
+        if not isinstance(raw, dict):
+            raise self.fail(key, f"must be a table, got {_show(raw)}")
+        unknown = [k for k in raw if k not in allowed]
+        if unknown:
+            raise self.fail(
+                f"{key}.{unknown[0]}" if key else unknown[0],
+                f"unknown key; allowed: {', '.join(allowed) or 'none'}",
+            )
+        return raw
+
+    def string(self, raw: Any, key: str, choices: tuple[str, ...] | None = None) -> str:
+        if not isinstance(raw, str):
+            allowed = f"one of {', '.join(choices)}" if choices else "a string"
+            raise self.fail(key, f"must be {allowed}, got {_show(raw)}")
+        if choices is not None and raw not in choices:
+            raise self.fail(key, f"unknown value {raw!r}; allowed: {', '.join(choices)}")
+        return raw
+
+    def value(self, raw: Any, key: str, option: Option) -> Any:
+        if not option.contains(raw):
+            raise self.fail(key, f"{_show(raw)} is not allowed; must be {option.allowed()}")
+        return float(raw) if option.type == "float" else raw
+
+    def options(self, raw: dict, key: str, domains: dict[str, Option]) -> dict[str, Any]:
+        self.table(raw, key, domains)
+        return {k: self.value(v, f"{key}.{k}", domains[k]) for k, v in raw.items()}
+
+    def named(
+        self, raw: Any, key: str, registry: dict[str, dict[str, Option]]
+    ) -> tuple[str, dict[str, Any]]:
+        """A sampler/pruner: ``"name"`` or ``{name = "…", option = …}``."""
+        if isinstance(raw, dict):
+            rest = dict(raw)
+            if "name" not in rest:
+                raise self.fail(f"{key}.name", f"missing; allowed: {', '.join(registry)}")
+            name = self.string(rest.pop("name"), f"{key}.name", tuple(registry))
+            return name, self.options(rest, key, registry[name])
+        return self.string(raw, key, tuple(registry)), {}
+
+    def param(self, raw: Any, key: str, name: str, option: Option) -> ParamSpec:
+        if not isinstance(raw, dict):
+            return ParamSpec(name, "fixed", value=self.value(raw, key, option))
+        kinds = ("categorical",) if option.type == "categorical" else (option.type, "categorical")
+        if "type" not in raw:
+            raise self.fail(
+                f"{key}.type", f"missing; a searched parameter needs type = {' or '.join(kinds)}"
+            )
+        kind = self.string(raw["type"], f"{key}.type", kinds)
+        self.table(raw, key, _SPEC_KEYS[kind])
+        if kind == "categorical":
+            choices = raw.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise self.fail(f"{key}.choices", "must be a non-empty list")
+            values = tuple(self.value(c, f"{key}.choices", option) for c in choices)
+            if len(set(values)) != len(values):
+                raise self.fail(f"{key}.choices", "has duplicate values")
+            return ParamSpec(name, "categorical", choices=values)
+        for bound in ("low", "high"):
+            if bound not in raw:
+                raise self.fail(f"{key}.{bound}", f"missing; must be {option.allowed()}")
+            self.value(raw[bound], f"{key}.{bound}", option)
+        low, high = raw["low"], raw["high"]
+        if low > high:
+            raise self.fail(key, f"low ({low}) must be <= high ({high})")
+        log = raw.get("log", False)
+        if not isinstance(log, bool):
+            raise self.fail(f"{key}.log", f"must be true or false, got {_show(log)}")
+        if log and low <= 0:
+            raise self.fail(f"{key}.low", f"log scale needs low > 0, got {low}")
+        step = raw.get("step")
+        if step is not None:
+            num = int if kind == "int" else (int, float)
+            if isinstance(step, bool) or not isinstance(step, num) or not step > 0:
+                raise self.fail(f"{key}.step", f"must be a positive {kind}, got {_show(step)}")
+            if log and (kind == "float" or step != 1):
+                raise self.fail(f"{key}.step", "cannot be combined with log = true")
+        cast = float if kind == "float" else int
+        return ParamSpec(
+            name,
+            kind,
+            low=cast(low),
+            high=cast(high),
+            log=log,
+            step=None if step is None else cast(step),
+        )
+
+
+def _show(raw: Any) -> str:
+    kind = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "table",
+    }.get(type(raw), type(raw).__name__)
+    text = repr(raw) if not isinstance(raw, dict | list) else kind
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return text if isinstance(raw, dict | list) else f"{text} ({kind})"
+
+
+def _run_imports(check: _Checker, raw: Any, base: Path) -> tuple[str, ...]:
+    """Import modules or .py files (relative to the study file) that register setups."""
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise check.fail(
+            "study.imports", f"must be a list of module names or .py paths, got {_show(raw)}"
+        )
+    for i, item in enumerate(raw):
+        key = f"study.imports[{i}]"
+        try:
+            if item.endswith(".py"):
+                file = (base / item).resolve()
+                if not file.is_file():
+                    raise check.fail(key, f"no such file {str(file)!r}")
+                mod_name = f"hpsearch_user_{file.stem}_{abs(hash(str(file)))}"
+                if mod_name not in sys.modules:
+                    spec = importlib.util.spec_from_file_location(mod_name, file)
+                    assert spec is not None and spec.loader is not None
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules[mod_name] = module
+                    try:
+                        spec.loader.exec_module(module)
+                    except BaseException:
+                        del sys.modules[mod_name]
+                        raise
+            else:
+                importlib.import_module(item)
+        except StudyFileError:
+            raise
+        except Exception as e:  # the user's code: report it in one line, whatever it raised
+            raise check.fail(key, f"importing {item!r} failed: {type(e).__name__}: {e}") from None
+    return tuple(raw)
+
+
+def load_study_file(path: str | Path) -> StudyConfig:
+    """Read and validate a study file.
+
+    Args:
+        path: Path of a TOML study file.
+
+    Returns:
+        The validated :class:`StudyConfig`.
+
+    Raises:
+        StudyFileError: The file is missing, not TOML, or any key is unknown, of the wrong
+            type or out of range; the message names the file, the key and what is allowed.
+    """
+    path = Path(path)
+    check = _Checker(str(path))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise check.fail("", "no such study file") from None
+    except IsADirectoryError:
+        raise check.fail("", "is a directory, not a study file") from None
+    except UnicodeDecodeError:
+        raise check.fail("", "is not UTF-8 text") from None
+    except OSError as e:
+        raise check.fail("", f"cannot be read: {e.strerror or e}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise check.fail("", f"invalid TOML: {e}") from None
+    check.table(doc, "", _TABLES)
+    if "study" not in doc:
+        raise check.fail("study", "missing table [study]")
+    study = check.table(doc["study"], "study", _STUDY_KEYS)
+    for required in ("name", "dataset", "setup", "mode", "n_trials"):
+        if required not in study:
+            raise check.fail(f"study.{required}", "missing (required)")
+
+    name = check.string(study["name"], "study.name")
+    if not _NAME_RE.match(name):
+        raise check.fail(
+            "study.name", f"{name!r} is not allowed; use 1-128 letters, digits, '.', '_' or '-'"
+        )
+    description = check.string(study.get("description", ""), "study.description")
+    imports = _run_imports(check, study.get("imports", []), path.parent)
+    dataset = check.string(study["dataset"], "study.dataset", DATASETS)
+    setup_name = check.string(study["setup"], "study.setup")
+    try:
+        setup_cls = get_setup(setup_name)
+    except HpsearchError as e:
+        raise check.fail("study.setup", str(e)) from None
+    model = check.string(study.get("model", "mlp"), "study.model", MODEL_KINDS)
+    mode = check.string(study["mode"], "study.mode", MODES)
+
+    objective: str | None = None
+    weights: tuple[float, float] | None = None
+    loss_help = f"loss1 = {setup_cls.loss_names[0]}, loss2 = {setup_cls.loss_names[1]}"
+    if mode == "scalarized":
+        if "objective" not in study:
+            raise check.fail(
+                "study.objective",
+                f"missing; scalarized mode needs one of {', '.join(OBJECTIVES)} ({loss_help})",
+            )
+        objective = check.string(study["objective"], "study.objective", OBJECTIVES)
+        if objective == "weighted":
+            raw_w = study.get("objective_weights")
+            if (
+                not isinstance(raw_w, list)
+                or len(raw_w) != 2
+                or not all(isinstance(w, int | float) and not isinstance(w, bool) for w in raw_w)
+                or min(raw_w) < 0
+                or max(raw_w) == 0
+            ):
+                raise check.fail(
+                    "study.objective_weights",
+                    "objective = 'weighted' needs two non-negative numbers, not both 0, "
+                    f"[w1, w2] for w1*loss1 + w2*loss2, got {_show(raw_w)}",
+                )
+            weights = (float(raw_w[0]), float(raw_w[1]))
+        elif "objective_weights" in study:
+            raise check.fail("study.objective_weights", "only allowed with objective = 'weighted'")
+    else:
+        for key in ("objective", "objective_weights"):
+            if key in study:
+                raise check.fail(
+                    f"study.{key}",
+                    "not allowed in pareto mode, which minimizes both validation losses "
+                    f"({loss_help})",
+                )
+
+    sampler, sampler_options = check.named(study.get("sampler", "tpe"), "study.sampler", SAMPLERS)
+    pruner, pruner_options = check.named(study.get("pruner", "none"), "study.pruner", PRUNERS)
+    if mode == "pareto" and pruner != "none":
+        raise check.fail(
+            "study.pruner", "pruning needs one objective: only 'none' is allowed in pareto mode"
+        )
+    n_trials = check.value(study["n_trials"], "study.n_trials", Option("int", 1, low=1, high=10**6))
+    seed = check.value(study.get("seed", 0), "study.seed", Option("int", 0, low=0, high=2**32 - 1))
+    timeout = None
+    if "timeout" in study:
+        timeout = check.value(
+            study["timeout"], "study.timeout", Option("float", 1, low=0, low_open=True)
+        )
+
+    data = check.options(doc.get("data", {}), "data", DATA)
+    data = {k: data.get(k, o.default) for k, o in DATA.items()}
+    if data["val_fraction"] + data["test_fraction"] >= 1:
+        raise check.fail("data", "val_fraction + test_fraction must be < 1")
+    budget = check.options(doc.get("budget", {}), "budget", BUDGET)
+    budget = {k: budget.get(k, o.default) for k, o in BUDGET.items()}
+
+    domains = {**CORE_PARAMS, **setup_cls.options}
+    raw_params = check.table(doc.get("params", {}), "params", domains)
+    params = {
+        k: check.param(raw_params[k], f"params.{k}", k, o)
+        if k in raw_params
+        else ParamSpec(k, "fixed", value=o.default)
+        for k, o in domains.items()
+    }
+    if not any(p.searched for p in params.values()):
+        raise check.fail(
+            "params", "nothing to search: give at least one parameter a type and range"
+        )
+
+    return StudyConfig(
+        path=str(path),
+        name=name,
+        description=description,
+        dataset=dataset,
+        setup=setup_name,
+        model=model,
+        mode=mode,
+        objective=objective,
+        objective_weights=weights,
+        sampler=sampler,
+        sampler_options=sampler_options,
+        pruner=pruner,
+        pruner_options=pruner_options,
+        n_trials=n_trials,
+        seed=seed,
+        timeout=timeout,
+        epochs=budget["epochs"],
+        batch_size=budget["batch_size"],
+        val_fraction=data["val_fraction"],
+        test_fraction=data["test_fraction"],
+        split_seed=data["split_seed"],
+        params=params,
+        imports=imports,
+    )

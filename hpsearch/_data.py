@@ -1,0 +1,164 @@
+"""Small real datasets from scikit-learn as seeded, stratified, scaled tensor splits."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn import datasets as sk_datasets
+from sklearn.model_selection import train_test_split
+
+from hpsearch._errors import HpsearchError
+
+# name -> (loader, task). Every loader reads files shipped inside scikit-learn: no network.
+_LOADERS: dict[str, tuple[Callable[..., object], str]] = {
+    "digits": (sk_datasets.load_digits, "classification"),
+    "breast_cancer": (sk_datasets.load_breast_cancer, "classification"),
+    "wine": (sk_datasets.load_wine, "classification"),
+    "iris": (sk_datasets.load_iris, "classification"),
+    "diabetes": (sk_datasets.load_diabetes, "regression"),
+}
+
+DATASETS: tuple[str, ...] = tuple(_LOADERS)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Features ``x`` (float32, n × d) and targets ``y`` (int64 labels or float32 values)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset split into train/validation/test, scaled with train statistics only.
+
+    Attributes:
+        name: Dataset name, one of :data:`DATASETS`.
+        task: ``"classification"`` or ``"regression"``.
+        n_classes: Number of classes (0 for regression).
+        feature_names: One name per input column.
+        train, val, test: The three splits.
+        feature_mean, feature_scale: Train statistics used to standardize ``x``;
+            ``x * feature_scale + feature_mean`` recovers the raw features.
+        target_mean, target_scale: Train statistics used to standardize a regression target
+            (0 and 1 for classification).
+    """
+
+    name: str
+    task: str
+    n_classes: int
+    feature_names: tuple[str, ...]
+    train: Split
+    val: Split
+    test: Split
+    feature_mean: torch.Tensor
+    feature_scale: torch.Tensor
+    target_mean: float = 0.0
+    target_scale: float = 1.0
+
+    @property
+    def n_features(self) -> int:
+        return int(self.train.x.shape[1])
+
+
+def _stratify_labels(y: np.ndarray, task: str, n_bins: int = 5) -> np.ndarray:
+    """Labels to stratify on: the class, or the quantile bin of a regression target."""
+    if task == "classification":
+        return y
+    edges = np.quantile(y, np.linspace(0, 1, n_bins + 1)[1:-1])
+    return np.digitize(y, edges)
+
+
+def load_dataset(
+    name: str, seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2
+) -> Dataset:
+    """Load a scikit-learn dataset as seeded, stratified, standardized tensor splits.
+
+    Args:
+        name: One of :data:`DATASETS`.
+        seed: Seed of the split; the same seed always gives the same rows in each split.
+        val_fraction: Fraction of all rows in the validation split.
+        test_fraction: Fraction of all rows in the test split.
+
+    Returns:
+        The :class:`Dataset`. Features are standardized with the train split's mean and
+        standard deviation; a regression target is standardized the same way so that its MSE
+        is on the scale of 1 (R² is unaffected).
+
+    Raises:
+        HpsearchError: Unknown name or fractions that leave no training data.
+    """
+    if name not in _LOADERS:
+        raise HpsearchError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise HpsearchError(
+            f"val_fraction={val_fraction} and test_fraction={test_fraction} must each be in "
+            "(0, 1) and sum to less than 1"
+        )
+    # Cached per arguments: every trial of a study shares one copy, so treat it as read-only.
+    return _load_cached(name, int(seed), float(val_fraction), float(test_fraction))
+
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(name: str, seed: int, val_fraction: float, test_fraction: float) -> Dataset:
+    loader, task = _LOADERS[name]
+    bunch = loader()
+    x = np.asarray(bunch.data, dtype=np.float64)
+    y = np.asarray(bunch.target)
+    idx = np.arange(len(x))
+    strat = _stratify_labels(y, task)
+    idx_rest, idx_test = train_test_split(
+        idx, test_size=test_fraction, random_state=seed, stratify=strat
+    )
+    idx_train, idx_val = train_test_split(
+        idx_rest,
+        test_size=val_fraction / (1 - test_fraction),
+        random_state=seed,
+        stratify=strat[idx_rest],
+    )
+    mean = x[idx_train].mean(axis=0)
+    scale = x[idx_train].std(axis=0)
+    scale[scale == 0] = 1.0  # constant pixels in digits: leave them at 0 after centering
+    xs = (x - mean) / scale
+
+    if task == "classification":
+        yt = torch.as_tensor(y, dtype=torch.int64)
+        n_classes = int(y.max()) + 1
+        t_mean, t_scale = 0.0, 1.0
+    else:
+        t_mean, t_scale = float(y[idx_train].mean()), float(y[idx_train].std())
+        yt = torch.as_tensor((y - t_mean) / t_scale, dtype=torch.float32)
+        n_classes = 0
+    xt = torch.as_tensor(xs, dtype=torch.float32)
+
+    def split(rows: np.ndarray) -> Split:
+        r = torch.as_tensor(np.sort(rows))
+        return Split(x=xt[r].clone(), y=yt[r].clone())
+
+    names = getattr(bunch, "feature_names", None)
+    feature_names = (
+        tuple(str(n) for n in names)
+        if names is not None
+        else tuple(f"x{i}" for i in range(x.shape[1]))
+    )
+    return Dataset(
+        name=name,
+        task=task,
+        n_classes=n_classes,
+        feature_names=feature_names,
+        train=split(idx_train),
+        val=split(idx_val),
+        test=split(idx_test),
+        feature_mean=torch.as_tensor(mean, dtype=torch.float32),
+        feature_scale=torch.as_tensor(scale, dtype=torch.float32),
+        target_mean=t_mean,
+        target_scale=t_scale,
+    )

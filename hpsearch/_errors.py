@@ -1,0 +1,28 @@
+"""Errors that the CLI turns into one line and a non-zero exit code."""
+
+from __future__ import annotations
+
+
+class HpsearchError(Exception):
+    """A problem the user can fix: bad input, unknown name, unreachable storage."""
+
+
+class StudyFileError(HpsearchError):
+    """A study file that cannot be used, naming the file, the key and what is allowed.
+
+    Args:
+        path: The study file.
+        key: Dotted key inside the file (``"params.lr.low"``), or ``""`` for the whole file.
+        message: What is wrong and what is allowed.
+    """
+
+    def __init__(self, path: str, key: str, message: str) -> None:
+        self.path = path
+        self.key = key
+        self.message = message
+        where = f"{path}: {key}: " if key else f"{path}: "
+        super().__init__(where + message)
+
+
+class DivergedError(Exception):
+    """Training produced a non-finite loss; the trial is stored as FAIL with this reason."""

@@ -1,0 +1,118 @@
+"""Where Optuna meets the training core: one trial → hyperparameters → train → values and attrs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+
+from hpsearch._config import ParamSpec, StudyConfig
+from hpsearch._data import Dataset
+from hpsearch._errors import DivergedError
+from hpsearch._setups import get_setup
+from hpsearch._train import EpochRecord, TrainResult, train
+
+FAIL_REASON = "fail_reason"
+
+
+def suggest_params(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[str, Any]:
+    """Ask ``trial`` for a value of every searched parameter.
+
+    Args:
+        trial: The Optuna trial.
+        params: The study's parameters; fixed ones are skipped.
+
+    Returns:
+        ``{name: value}`` for the searched parameters.
+    """
+    values: dict[str, Any] = {}
+    for name, p in params.items():
+        if p.type == "float":
+            values[name] = trial.suggest_float(name, p.low, p.high, log=p.log, step=p.step)
+        elif p.type == "int":
+            values[name] = trial.suggest_int(name, p.low, p.high, log=p.log, step=p.step or 1)
+        elif p.type == "categorical":
+            values[name] = trial.suggest_categorical(name, list(p.choices))
+    return values
+
+
+def scalar_objective(config: StudyConfig, loss1: float, loss2: float, metric: float) -> float:
+    """The value a scalarized study optimizes (see ``[study] objective``)."""
+    if config.objective == "loss1":
+        return loss1
+    if config.objective == "loss2":
+        return loss2
+    if config.objective == "metric":
+        return metric
+    w1, w2 = config.objective_weights or (1.0, 0.0)
+    return w1 * loss1 + w2 * loss2
+
+
+def objective_values(config: StudyConfig, val: dict[str, float]) -> float | tuple[float, float]:
+    """Trial value(s): ``(val loss1, val loss2)`` in pareto mode, else the scalar objective."""
+    if config.mode == "pareto":
+        return val["loss1"], val["loss2"]
+    return scalar_objective(config, val["loss1"], val["loss2"], val["metric"])
+
+
+def record_result(trial: optuna.Trial, result: TrainResult) -> None:
+    """Store both losses and the metric(s) of every split, and the history, as user attrs."""
+    for split in ("train", "val", "test"):
+        for key, value in getattr(result, split).items():
+            trial.set_user_attr(f"{split}_{key}", value)
+    trial.set_user_attr("epochs_run", len(result.history))
+    trial.set_user_attr("train_seconds", round(result.seconds, 4))
+    trial.set_user_attr("history", result.history_columns())
+
+
+def _record_epoch(trial: optuna.Trial, record: EpochRecord) -> None:
+    # A pruned trial still gets both validation losses and the metric, from its last epoch.
+    trial.set_user_attr("val_loss1", record.val_loss1)
+    trial.set_user_attr("val_loss2", record.val_loss2)
+    trial.set_user_attr("val_metric", record.val_metric)
+    trial.set_user_attr("epochs_run", record.epoch)
+
+
+def make_objective(
+    config: StudyConfig, data: Dataset
+) -> Callable[[optuna.Trial], float | tuple[float, float]]:
+    """Build the Optuna objective of a study.
+
+    Every trial records ``val_loss1``, ``val_loss2`` and ``val_metric`` (and the same for train
+    and test) as user attributes, in both modes. A diverging run returns NaN, which Optuna
+    stores as FAIL, with the reason in the user attribute ``fail_reason``.
+
+    Args:
+        config: The validated study file.
+        data: The loaded dataset.
+
+    Returns:
+        The objective function.
+    """
+    setup_cls = get_setup(config.setup)
+    prune = config.mode == "scalarized" and config.pruner != "none"
+
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
+        train_config, model, options = config.resolve(suggest_params(trial, config.params))
+        trial.set_user_attr("train_seed", train_config.seed)
+
+        def on_epoch_end(record: EpochRecord) -> None:
+            if not prune:
+                return
+            value = scalar_objective(config, record.val_loss1, record.val_loss2, record.val_metric)
+            trial.report(value, record.epoch)
+            if trial.should_prune():
+                _record_epoch(trial, record)
+                raise optuna.TrialPruned(f"pruned at epoch {record.epoch}")
+
+        try:
+            result = train(setup_cls(**options), data, model, train_config, on_epoch_end)
+        except DivergedError as e:
+            trial.set_user_attr(FAIL_REASON, str(e))
+            return (math.nan, math.nan) if config.mode == "pareto" else math.nan
+        record_result(trial, result)
+        return objective_values(config, result.val)
+
+    return objective

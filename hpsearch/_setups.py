@@ -1,0 +1,384 @@
+"""Setups: the pair of losses a study trades off, the model they train, and the task metric.
+
+A setup is a subclass of :class:`Setup` registered under a name with :func:`register_setup`.
+Built in: ``weight_decay``, ``sparsity``, ``beta_vae`` and ``two_task``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from hpsearch._data import Dataset, Split
+from hpsearch._errors import HpsearchError
+from hpsearch._models import ModelSpec, build_mlp
+
+
+@dataclass(frozen=True)
+class Option:
+    """The domain of one hyperparameter: its type and the values it may take.
+
+    Attributes:
+        type: ``"float"``, ``"int"`` or ``"categorical"``.
+        default: Value used when a study file does not set it.
+        low: Smallest allowed value (numbers only), or None for no bound.
+        high: Largest allowed value, or None for no bound.
+        low_open: True when ``low`` itself is not allowed (``lr > 0``).
+        high_open: True when ``high`` itself is not allowed (``momentum < 1``).
+        choices: The allowed values of a categorical option.
+        help: One line for documentation and error messages.
+    """
+
+    type: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[Any, ...] = ()
+    help: str = ""
+
+    def allowed(self) -> str:
+        """Describe the allowed values in words, for error messages."""
+        if self.type == "categorical":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        lo = "(-inf" if self.low is None else ("(" if self.low_open else "[") + f"{self.low:g}"
+        hi = "inf)" if self.high is None else f"{self.high:g}" + (")" if self.high_open else "]")
+        return f"{'an integer' if self.type == 'int' else 'a number'} in {lo}, {hi}"
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is allowed (type and range)."""
+        if self.type == "categorical":
+            return value in self.choices and type(value) is type(self.choices[0])
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.type == "int" and not isinstance(value, int):
+            return False
+        if value != value:  # NaN
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (
+            self.high is not None and (value > self.high or (self.high_open and value == self.high))
+        )
+
+
+class Setup(ABC):
+    """A pair of losses ``(L1, L2)`` on a model, and the task metric.
+
+    Subclasses set the class attributes and implement :meth:`build_model` and :meth:`losses`;
+    override :meth:`metrics` when the metric is not accuracy/R² of ``module(x)`` against ``y``,
+    and :meth:`prepare` to derive targets or drop features. Options declared in ``options``
+    become tunable study-file parameters and arrive as constructor keyword arguments.
+
+    Attributes:
+        name: Registry name (set by :func:`register_setup`).
+        loss_names: Names of ``L1`` (the task loss, the one flooding applies to) and ``L2``.
+        metric_name: Name of the task metric; higher is better.
+        options: Setup-specific hyperparameters and their domains.
+    """
+
+    name: ClassVar[str] = ""
+    loss_names: ClassVar[tuple[str, str]] = ("loss1", "loss2")
+    metric_name: ClassVar[str] = "metric"
+    options: ClassVar[dict[str, Option]] = {}
+
+    def __init__(self, **options: Any) -> None:
+        unknown = set(options) - set(self.options)
+        if unknown:
+            raise HpsearchError(
+                f"setup {self.name!r} has no option(s) {sorted(unknown)}; "
+                f"allowed: {sorted(self.options) or 'none'}"
+            )
+        self.values: dict[str, Any] = {k: o.default for k, o in self.options.items()}
+        self.values.update(options)
+
+    def prepare(self, data: Dataset) -> Dataset:
+        """Return the dataset this setup trains on (default: unchanged)."""
+        return data
+
+    def metric_label(self, data: Dataset) -> str:
+        """What the metric is on ``data``, for tables and the dashboard (default: metric_name)."""
+        return self.metric_name
+
+    @abstractmethod
+    def build_model(self, data: Dataset, spec: ModelSpec) -> nn.Module:
+        """Build the model to train, from torch's (already seeded) global generator."""
+
+    @abstractmethod
+    def losses(
+        self, module: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(L1, L2)`` as scalar tensors, L1 averaged over the batch."""
+
+    def metrics(self, module: nn.Module, split: Split) -> dict[str, float]:
+        """Task metric(s) on a whole split; must include ``metric_name`` (default: accuracy/R²)."""
+        return {self.metric_name: task_metric(module(split.x), split.y)}
+
+    @torch.no_grad()
+    def evaluate(self, module: nn.Module, split: Split) -> dict[str, float]:
+        """Both losses and the metric(s) on a whole split, in eval mode.
+
+        Returns:
+            ``{"loss1": …, "loss2": …, "metric": …}`` plus any extra metrics by name.
+        """
+        was_training = module.training
+        module.eval()
+        try:
+            l1, l2 = self.losses(module, split.x, split.y)
+            found = self.metrics(module, split)
+        finally:
+            module.train(was_training)
+        out = {"loss1": float(l1), "loss2": float(l2), "metric": float(found[self.metric_name])}
+        out.update({k: float(v) for k, v in found.items() if k != self.metric_name})
+        return out
+
+
+_SETUPS: dict[str, type[Setup]] = {}
+_S = TypeVar("_S", bound=type[Setup])
+
+
+def register_setup(name: str) -> Callable[[_S], _S]:
+    """Class decorator that makes a :class:`Setup` available to study files under ``name``.
+
+    Args:
+        name: The name a study file uses in ``[study] setup = "…"``.
+
+    Returns:
+        The decorator; it returns the class unchanged (with ``name`` set).
+    """
+
+    def decorate(cls: _S) -> _S:
+        if not (isinstance(cls, type) and issubclass(cls, Setup)):
+            raise TypeError(f"register_setup({name!r}) needs a subclass of hpsearch.Setup")
+        cls.name = name
+        _SETUPS[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_setups() -> tuple[str, ...]:
+    """Names of all registered setups."""
+    return tuple(sorted(_SETUPS))
+
+
+def get_setup(name: str) -> type[Setup]:
+    """The setup class registered under ``name``.
+
+    Raises:
+        HpsearchError: No setup of that name; the message lists the available ones.
+    """
+    try:
+        return _SETUPS[name]
+    except KeyError:
+        raise HpsearchError(
+            f"unknown setup {name!r}; available: {', '.join(available_setups())}"
+        ) from None
+
+
+# --- shared pieces -------------------------------------------------------------------------
+
+
+def task_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for integer labels, MSE for a float target (``out`` of shape n × 1)."""
+    if y.dtype == torch.int64:
+        return F.cross_entropy(out, y)
+    return F.mse_loss(out.squeeze(-1), y)
+
+
+def task_metric(out: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy for integer labels, R² for a float target."""
+    if y.dtype == torch.int64:
+        return float((out.argmax(-1) == y).float().mean())
+    pred = out.squeeze(-1)
+    ss_res = float(((y - pred) ** 2).sum())
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
+
+
+def _weights(module: nn.Module) -> list[torch.Tensor]:
+    # Weight matrices only: biases are not penalized, as in the usual weight-decay practice.
+    return [p for p in module.parameters() if p.dim() >= 2]
+
+
+def _n_outputs(data: Dataset) -> int:
+    return data.n_classes if data.task == "classification" else 1
+
+
+# --- built-in setups -----------------------------------------------------------------------
+
+
+@register_setup("weight_decay")
+class WeightDecay(Setup):
+    """Task loss (cross-entropy or MSE) vs the squared norm of the weight matrices."""
+
+    loss_names = ("task_loss", "sq_weight_norm")
+    metric_name = "score"
+
+    def metric_label(self, data: Dataset) -> str:
+        return "accuracy" if data.task == "classification" else "r2"
+
+    def build_model(self, data: Dataset, spec: ModelSpec) -> nn.Module:
+        return build_mlp(data.n_features, _n_outputs(data), spec)
+
+    def losses(self, module, x, y):
+        return task_loss(module(x), y), sum(w.pow(2).sum() for w in _weights(module))
+
+
+@register_setup("sparsity")
+class Sparsity(WeightDecay):
+    """Task loss vs the L1 norm of the weight matrices (a sparsity penalty)."""
+
+    loss_names = ("task_loss", "l1_weight_norm")
+
+    def losses(self, module, x, y):
+        return task_loss(module(x), y), sum(w.abs().sum() for w in _weights(module))
+
+
+class _VAE(nn.Module):
+    def __init__(self, n_in: int, latent: int, spec: ModelSpec) -> None:
+        super().__init__()
+        self.latent = latent
+        self.encoder = build_mlp(n_in, 2 * latent, spec)
+        self.decoder = build_mlp(latent, n_in, spec)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        # Sampling only while training: evaluation decodes the mean, so it is deterministic.
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        return self.decoder(z), mu, logvar
+
+
+@register_setup("beta_vae")
+class BetaVAE(Setup):
+    """Reconstruction vs KL of a small VAE (β-VAE: α is β).
+
+    Gaussian decoder with unit variance on the standardized features: ``L1`` is
+    ``0.5·Σ_j (x_j − x̂_j)²`` and ``L2`` is ``KL(q(z|x) ‖ N(0, I))``, both averaged over rows.
+    The metric is the R² of the reconstruction (decoding the posterior mean).
+    """
+
+    loss_names = ("reconstruction", "kl")
+    metric_name = "recon_r2"
+    options = {
+        "latent_dim": Option("int", 8, low=1, high=256, help="size of the latent code"),
+    }
+
+    def build_model(self, data: Dataset, spec: ModelSpec) -> nn.Module:
+        return _VAE(data.n_features, int(self.values["latent_dim"]), spec)
+
+    def losses(self, module, x, y):
+        recon, mu, logvar = module(x)
+        rec = 0.5 * (recon - x).pow(2).sum(-1).mean()
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1).mean()
+        return rec, kl
+
+    def metrics(self, module, split):
+        recon, _, _ = module(split.x)
+        ss_res = float((split.x - recon).pow(2).sum())
+        ss_tot = float((split.x - split.x.mean(0)).pow(2).sum())
+        return {self.metric_name: 1.0 - ss_res / ss_tot}
+
+
+class _TwoHeads(nn.Module):
+    def __init__(self, n_in: int, n_out_a: int, n_out_b: int, spec: ModelSpec) -> None:
+        super().__init__()
+        trunk = build_mlp(n_in, 1, spec)
+        # Everything but the last Linear is the shared trunk; a linear spec shares nothing.
+        self.trunk = nn.Sequential(*list(trunk)[:-1])
+        width = trunk[-1].in_features
+        self.head_a = nn.Linear(width, n_out_a)
+        self.head_b = nn.Linear(width, n_out_b)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)
+        return self.head_a(h), self.head_b(h)
+
+
+# Second label of two_task: for digits the ink (sum of raw pixel values) of the image; for the
+# other datasets one feature, removed from the inputs. Either is cut into tertiles of train.
+TWO_TASK_AUX: dict[str, str] = {
+    "digits": "ink",
+    "breast_cancer": "mean texture",
+    "wine": "alcohol",
+    "iris": "sepal width (cm)",
+    "diabetes": "bmi",
+}
+
+
+@register_setup("two_task")
+class TwoTask(Setup):
+    """A shared MLP trunk with two heads: the dataset's own label vs a derived label.
+
+    Task A is the dataset's target (cross-entropy, or MSE for diabetes). Task B is the tertile
+    (3 classes) of a quantity derived from the row: ink of the image for digits, a held-out
+    feature for the others (see ``TWO_TASK_AUX``). ``L1``/``L2`` are the two task losses; the
+    metric is task A's accuracy/R², and ``metric_b`` is task B's accuracy.
+    """
+
+    loss_names = ("task_a", "task_b")
+    metric_name = "score_a"
+
+    def metric_label(self, data: Dataset) -> str:
+        return "accuracy_a" if data.task == "classification" else "r2_a"
+
+    def prepare(self, data: Dataset) -> Dataset:
+        aux = TWO_TASK_AUX.get(data.name)
+        if aux is None:
+            raise HpsearchError(
+                f"two_task has no second label for dataset {data.name!r}; "
+                f"available: {', '.join(TWO_TASK_AUX)}"
+            )
+        raw = {
+            s: getattr(data, s).x * data.feature_scale + data.feature_mean
+            for s in ("train", "val", "test")
+        }
+        if aux == "ink":
+            value = {s: r.sum(-1) for s, r in raw.items()}
+            keep = torch.arange(data.n_features)
+        else:
+            col = data.feature_names.index(aux)
+            value = {s: r[:, col] for s, r in raw.items()}
+            keep = torch.tensor([i for i in range(data.n_features) if i != col])
+        edges = torch.quantile(value["train"], torch.tensor([1 / 3, 2 / 3]))
+
+        def split(name: str) -> Split:
+            old: Split = getattr(data, name)
+            label_b = torch.bucketize(value[name].contiguous(), edges).float()
+            return Split(x=old.x[:, keep], y=torch.stack([old.y.float(), label_b], dim=-1))
+
+        return dataclasses.replace(
+            data,
+            train=split("train"),
+            val=split("val"),
+            test=split("test"),
+            feature_names=tuple(data.feature_names[i] for i in keep.tolist()),
+            feature_mean=data.feature_mean[keep],
+            feature_scale=data.feature_scale[keep],
+        )
+
+    def build_model(self, data: Dataset, spec: ModelSpec) -> nn.Module:
+        return _TwoHeads(data.n_features, _n_outputs(data), 3, spec)
+
+    @staticmethod
+    def _targets(y: torch.Tensor, classification: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        y_a = y[:, 0].long() if classification else y[:, 0]
+        return y_a, y[:, 1].long()
+
+    def losses(self, module, x, y):
+        out_a, out_b = module(x)
+        y_a, y_b = self._targets(y, out_a.shape[-1] > 1)
+        return task_loss(out_a, y_a), F.cross_entropy(out_b, y_b)
+
+    def metrics(self, module, split):
+        out_a, out_b = module(split.x)
+        y_a, y_b = self._targets(split.y, out_a.shape[-1] > 1)
+        return {self.metric_name: task_metric(out_a, y_a), "metric_b": task_metric(out_b, y_b)}

@@ -1,0 +1,226 @@
+"""The training core: mini-batch training of a setup's model on ``flood(L1) + α·L2``.
+
+Plain functions over tensors and hyperparameters; nothing here knows about Optuna.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from hpsearch._data import Dataset
+from hpsearch._errors import DivergedError, HpsearchError
+from hpsearch._models import ModelSpec
+from hpsearch._setups import Setup
+
+OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run.
+
+    Attributes:
+        optimizer: One of :data:`OPTIMIZERS`.
+        lr: Learning rate (> 0).
+        momentum: Momentum of ``"momentum"`` and ``"nesterov"`` (in [0, 1)).
+        lr_decay: Factor applied to the learning rate after every epoch (1 = constant).
+        alpha: Weight α of ``L2`` in ``flood(L1) + α·L2`` (>= 0).
+        flood: Flood level b; when b > 0 the task loss becomes ``|L1 − b| + b``.
+        epochs: Passes over the training split.
+        batch_size: Rows per mini-batch.
+        seed: Seeds initialisation, batch order and any sampling inside the model.
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    lr_decay: float = 1.0
+    alpha: float = 0.0
+    flood: float = 0.0
+    epochs: int = 20
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise HpsearchError(
+                f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}"
+            )
+        checks = {
+            "lr": self.lr > 0,
+            "momentum": 0 <= self.momentum < 1,
+            "lr_decay": 0 < self.lr_decay <= 1,
+            "alpha": self.alpha >= 0,
+            "flood": self.flood >= 0,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
+            raise HpsearchError(f"TrainConfig: invalid {shown}")
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch produced: the mean trained loss over its batches and validation figures."""
+
+    epoch: int
+    lr: float
+    train_objective: float
+    val_loss1: float
+    val_loss2: float
+    val_metric: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Final figures of a training run.
+
+    Attributes:
+        train, val, test: ``{"loss1", "loss2", "metric", …extra metrics}`` on each split.
+        history: One :class:`EpochRecord` per epoch run.
+        seconds: Wall time of the run.
+    """
+
+    train: dict[str, float]
+    val: dict[str, float]
+    test: dict[str, float]
+    history: list[EpochRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def history_columns(self) -> dict[str, list[float]]:
+        """The history as one list per field (compact for storage and plotting)."""
+        cols: dict[str, list[float]] = {}
+        for rec in self.history:
+            for k, v in asdict(rec).items():
+                cols.setdefault(k, []).append(v)
+        return cols
+
+
+def flooded_loss(loss: torch.Tensor, flood: float) -> torch.Tensor:
+    """Flooding (Ishida et al., 2020): ``|loss − b| + b``; the loss itself when b <= 0.
+
+    Below the flood level the gradient's sign flips, so the training loss hovers around b.
+    """
+    return (loss - flood).abs() + flood if flood > 0 else loss
+
+
+def combined_loss(
+    loss1: torch.Tensor, loss2: torch.Tensor, alpha: float, flood: float = 0.0
+) -> torch.Tensor:
+    """The linear combination a run descends on: ``flood(L1) + α·L2``."""
+    return flooded_loss(loss1, flood) + alpha * loss2
+
+
+def make_optimizer(
+    name: str, params: list[torch.nn.Parameter], lr: float, momentum: float
+) -> torch.optim.Optimizer:
+    """Build one of :data:`OPTIMIZERS` with torch's defaults for everything but lr/momentum."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+    if name == "nesterov":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    raise HpsearchError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+
+
+def _check_finite(where: str, values: dict[str, float]) -> None:
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if bad:
+        shown = ", ".join(f"{k}={v}" for k, v in bad.items())
+        raise DivergedError(f"diverged: non-finite {shown} {where}")
+
+
+def train(
+    setup: Setup,
+    data: Dataset,
+    model: ModelSpec,
+    config: TrainConfig,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Train ``setup``'s model on ``data`` by mini-batch descent on ``flood(L1) + α·L2``.
+
+    Args:
+        setup: The setup (pair of losses and metric).
+        data: The dataset (as loaded; the setup's ``prepare`` is applied here).
+        model: Architecture of the model.
+        config: Optimizer, learning rate, α, flood level, budget and seed.
+        on_epoch_end: Called with each epoch's record; it may raise to stop training (the
+            Optuna objective raises ``TrialPruned`` there).
+
+    Returns:
+        Final losses and metrics on train/validation/test, and the per-epoch history.
+
+    Raises:
+        DivergedError: A loss, or a validation figure, became NaN or infinite.
+    """
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    order = torch.Generator().manual_seed(config.seed)
+    data = setup.prepare(data)
+    module = setup.build_model(data, model)
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = make_optimizer(config.optimizer, params, config.lr, config.momentum)
+    x, y = data.train.x, data.train.y
+    n = len(data.train)
+    history: list[EpochRecord] = []
+    for epoch in range(config.epochs):
+        module.train()
+        perm = torch.randperm(n, generator=order)
+        total = torch.zeros(())
+        n_batches = 0
+        for s in range(0, n, config.batch_size):
+            idx = perm[s : s + config.batch_size]
+            l1, l2 = setup.losses(module, x[idx], y[idx])
+            loss = combined_loss(l1, l2, config.alpha, config.flood)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            # Accumulated without .item(): one sync per epoch, and a NaN/inf anywhere stays.
+            total += loss.detach()
+            n_batches += 1
+        lr = opt.param_groups[0]["lr"]
+        val = setup.evaluate(module, data.val)
+        record = EpochRecord(
+            epoch=epoch + 1,
+            lr=lr,
+            train_objective=float(total) / n_batches,
+            val_loss1=val["loss1"],
+            val_loss2=val["loss2"],
+            val_metric=val["metric"],
+        )
+        _check_finite(
+            f"at epoch {epoch + 1}",
+            {
+                "train_objective": record.train_objective,
+                "val_loss1": val["loss1"],
+                "val_loss2": val["loss2"],
+            },
+        )
+        history.append(record)
+        if on_epoch_end is not None:
+            on_epoch_end(record)
+        if config.lr_decay != 1.0:
+            for group in opt.param_groups:
+                group["lr"] *= config.lr_decay
+    result = TrainResult(
+        train=setup.evaluate(module, data.train),
+        val=val,
+        test=setup.evaluate(module, data.test),
+        history=history,
+        seconds=time.perf_counter() - start,
+    )
+    return result
