@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn import datasets as sk_datasets
-from sklearn.model_selection import train_test_split
 
 from hpsearch._errors import HpsearchError
 
-# name -> (loader, task). Every loader reads files shipped inside scikit-learn: no network.
-_LOADERS: dict[str, tuple[Callable[..., object], str]] = {
-    "digits": (sk_datasets.load_digits, "classification"),
-    "breast_cancer": (sk_datasets.load_breast_cancer, "classification"),
-    "wine": (sk_datasets.load_wine, "classification"),
-    "iris": (sk_datasets.load_iris, "classification"),
-    "diabetes": (sk_datasets.load_diabetes, "regression"),
+# name -> (scikit-learn loader, task). Every loader reads files shipped inside scikit-learn:
+# no network. scikit-learn itself is imported on first load (it costs ~1 s of start-up).
+_LOADERS: dict[str, tuple[str, str]] = {
+    "digits": ("load_digits", "classification"),
+    "breast_cancer": ("load_breast_cancer", "classification"),
+    "wine": ("load_wine", "classification"),
+    "iris": ("load_iris", "classification"),
+    "diabetes": ("load_diabetes", "regression"),
 }
 
 DATASETS: tuple[str, ...] = tuple(_LOADERS)
@@ -109,8 +107,11 @@ def load_dataset(
 
 @functools.lru_cache(maxsize=32)
 def _load_cached(name: str, seed: int, val_fraction: float, test_fraction: float) -> Dataset:
+    from sklearn import datasets as sk_datasets
+    from sklearn.model_selection import train_test_split
+
     loader, task = _LOADERS[name]
-    bunch = loader()
+    bunch = getattr(sk_datasets, loader)()
     x = np.asarray(bunch.data, dtype=np.float64)
     y = np.asarray(bunch.target)
     idx = np.arange(len(x))

@@ -103,7 +103,8 @@ def make_objective(
                 return
             value = scalar_objective(config, record.val_loss1, record.val_loss2, record.val_metric)
             trial.report(value, record.epoch)
-            if trial.should_prune():
+            # Never prune after the last epoch: the run is complete, and its result is kept.
+            if record.epoch < config.epochs and trial.should_prune():
                 _record_epoch(trial, record)
                 raise optuna.TrialPruned(f"pruned at epoch {record.epoch}")
 

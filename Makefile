@@ -1,0 +1,29 @@
+# `make demo` and `make test` are the README's two commands: each installs what it needs first.
+VENV ?= .venv
+CONSTRAINTS ?= constraints.txt
+STAMP := $(VENV)/.installed
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint check-studies clean
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/hpsearch run studies/demo.toml
+	$(BIN)/hpsearch list
+
+test: $(STAMP)
+	$(BIN)/ruff check hpsearch tests
+	$(BIN)/ruff format --check hpsearch tests
+	$(BIN)/python -m pytest -q
+
+check-studies: $(STAMP)
+	$(BIN)/hpsearch check studies/*.toml
+
+clean:
+	rm -rf $(VENV) hpsearch.db .pytest_cache

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+# Tiny models on tiny data: one thread is as fast as two and keeps the suite's timings steady.
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL_STUDY = """
+[study]
+name = "{name}"
+dataset = "{dataset}"
+setup = "{setup}"
+mode = "{mode}"
+{objective}
+sampler = {sampler}
+n_trials = {n_trials}
+seed = {seed}
+
+[budget]
+epochs = {epochs}
+batch_size = 64
+
+[params]
+alpha = {{ type = "float", low = 1e-4, high = 1.0, log = true }}
+lr = {{ type = "float", low = 1e-3, high = 3e-2, log = true }}
+optimizer = "adam"
+depth = 1
+width = 16
+{extra}
+"""
+
+
+@pytest.fixture
+def study_file(tmp_path: Path) -> Callable[..., Path]:
+    """Write a small study file and return its path; keyword arguments fill SMALL_STUDY."""
+    count = 0
+
+    def write(**kw: object) -> Path:
+        nonlocal count
+        count += 1
+        values = {
+            "name": "small",
+            "dataset": "iris",
+            "setup": "weight_decay",
+            "mode": "pareto",
+            "objective": "",
+            "sampler": '"tpe"',
+            "n_trials": 4,
+            "seed": 0,
+            "epochs": 3,
+            "extra": "",
+        }
+        values.update(kw)
+        if values["mode"] == "scalarized" and not values["objective"]:
+            values["objective"] = 'objective = "loss1"'
+        path = tmp_path / f"study{count}.toml"
+        path.write_text(textwrap.dedent(SMALL_STUDY.format(**values)))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"

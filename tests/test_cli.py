@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.conftest import REPO, SMALL_STUDY
+
+HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [HPSEARCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_run_list_show_with_the_default_storage(tmp_path, study_file) -> None:
+    path = study_file(n_trials=3)
+    out = run_cli("run", str(path), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "hpsearch.db").is_file()  # default: sqlite:///hpsearch.db here
+    assert "study 'small': 3/3 trials (3 new, 0 diverged)" in out.stdout
+    assert "val_task_loss" in out.stdout and "3/3" in out.stderr  # table and progress bar
+    listed = run_cli("list", cwd=tmp_path)
+    assert listed.returncode == 0
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("small"))
+    assert row.split()[:6] == ["small", "pareto", "iris", "weight_decay", "3", "0"]
+    shown = run_cli("show", "small", cwd=tmp_path)
+    assert shown.returncode == 0
+    header = shown.stdout.splitlines()[0].split()
+    assert header == ["trial", "val_task_loss", "val_sq_weight_norm", "val_accuracy", "alpha", "lr"]
+    again = run_cli("run", str(path), "--n-trials", "4", "--no-progress", cwd=tmp_path)
+    assert "4/4 trials (1 new" in again.stdout
+
+
+def test_seed_flag_overrides_the_file(tmp_path, study_file) -> None:
+    path = study_file(n_trials=2, mode="scalarized")
+    values = []
+    for seed in ("5", "5", "6"):
+        store = f"sqlite:///{tmp_path / f'seed{len(values)}.db'}"
+        out = run_cli(
+            "run", str(path), "--seed", seed, "--storage", store, "--no-progress", cwd=tmp_path
+        )
+        assert out.returncode == 0, out.stderr
+        trials = optuna.load_study(study_name="small", storage=store).trials
+        values.append([(t.params, t.value, t.user_attrs["train_seed"]) for t in trials])
+    assert values[0] == values[1] != values[2]
+    assert values[0][0][2] == 5
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ('[study]\nname = "x"\n', "study.dataset: missing (required)"),
+        ("[study\n", "invalid TOML"),
+        (None, "no such study file"),
+    ],
+)
+def test_a_bad_study_file_is_one_line_exit_2_and_writes_nothing(tmp_path, content, fragment):
+    path = tmp_path / "bad.toml"
+    if content is not None:
+        path.write_text(content)
+    out = run_cli("run", str(path), cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"hpsearch: error: {path}: ") and fragment in out.stderr
+    assert not (tmp_path / "hpsearch.db").exists()
+
+
+def test_a_bad_study_file_leaves_an_existing_storage_untouched(tmp_path, study_file) -> None:
+    good = study_file(n_trials=2)
+    assert run_cli("run", str(good), "--no-progress", cwd=tmp_path).returncode == 0
+    before = (tmp_path / "hpsearch.db").read_bytes()
+    bad = study_file(n_trials=2, sampler='"annealing"')
+    out = run_cli("run", str(bad), cwd=tmp_path)
+    assert out.returncode == 2 and "study.sampler: unknown value 'annealing'" in out.stderr
+    assert (tmp_path / "hpsearch.db").read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> tuple[Path, str]:
+    """A study file and a storage holding its one-trial study, shared by the error tests."""
+    folder = tmp_path_factory.mktemp("stored")
+    path = folder / "study.toml"
+    path.write_text(
+        SMALL_STUDY.format(
+            name="small",
+            dataset="iris",
+            setup="weight_decay",
+            mode="pareto",
+            objective="",
+            sampler='"tpe"',
+            n_trials=1,
+            seed=0,
+            epochs=1,
+            extra="",
+        )
+    )
+    store = f"sqlite:///{folder / 'store.db'}"
+    assert (
+        run_cli("run", str(path), "--storage", store, "--no-progress", cwd=folder).returncode == 0
+    )
+    return path, store
+
+
+@pytest.mark.parametrize(
+    "args, code, fragment",
+    [
+        (
+            ["run", "STUDY", "--storage", "sqlite:////no/such/dir/x.db"],
+            1,
+            "cannot open storage 'sqlite:////no/such/dir/x.db': unable to open database file",
+        ),
+        (["list"], 1, "no database file at 'hpsearch.db'"),
+        (["show", "nope", "--storage", "STORE"], 1, "no study 'nope' in"),
+        (["run", "STUDY", "--n-trials", "0"], 2, "must be >= 1"),
+        (["run", "STUDY", "--seed", "x"], 2, "'x' is not an integer"),
+        (["dashboard", "--port", "70000"], 2, "must be in [0, 65535]"),
+        (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(tmp_path, stored, args, code, fragment):
+    path, store = stored
+    args = [str(path) if a == "STUDY" else store if a == "STORE" else a for a in args]
+    out = run_cli(*args, cwd=tmp_path)
+    assert out.returncode == code
+    assert fragment in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith(("hpsearch: error:", "hpsearch "))
+
+
+def test_check_validates_every_shipped_study_file(tmp_path) -> None:
+    files = sorted(str(p) for p in (REPO / "studies").glob("*.toml"))
+    out = run_cli("check", *files, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.count(": ok (") == len(files)
+    (tmp_path / "bad.toml").write_text("[study]\n")
+    out = run_cli("check", files[0], str(tmp_path / "bad.toml"), cwd=tmp_path)
+    assert out.returncode == 2 and "bad.toml: study.name: missing" in out.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["list"], ["show"], ["dashboard"], ["check"]])
+def test_help_everywhere(tmp_path, command) -> None:
+    out = run_cli(*command, "--help", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.startswith("usage: hpsearch")
+    if command == ["run"]:
+        assert "--n-trials" in out.stdout and "--timeout" in out.stdout and "--seed" in out.stdout
+
+
+def test_ctrl_c_keeps_finished_trials_and_the_same_command_continues(tmp_path, study_file):
+    path = study_file(n_trials=200, epochs=30, dataset="digits")
+    store = tmp_path / "hpsearch.db"
+    proc = subprocess.Popen(
+        [HPSEARCH, "run", str(path), "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and done < 2:
+        time.sleep(0.5)
+        if store.exists():
+            try:
+                done = len(
+                    optuna.load_study(study_name="small", storage=f"sqlite:///{store}").trials
+                )
+            except Exception:
+                done = 0
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert "interrupted; finished trials are stored" in err
+    study = optuna.load_study(study_name="small", storage=f"sqlite:///{store}")
+    states = [t.state for t in study.trials]
+    finished = states.count(optuna.trial.TrialState.COMPLETE)
+    assert finished >= 1 and optuna.trial.TrialState.RUNNING not in states
+    out = run_cli("run", str(path), "--n-trials", str(finished + 1), "--no-progress", cwd=tmp_path)
+    assert out.returncode == 0 and f"{finished + 1}/{finished + 1} trials (1 new" in out.stdout
+
+
+def test_dashboard_serves_the_study(tmp_path, study_file) -> None:
+    path = study_file(n_trials=2)
+    assert run_cli("run", str(path), "--no-progress", cwd=tmp_path).returncode == 0
+    port = _free_port()
+    proc = subprocess.Popen(
+        [HPSEARCH, "dashboard", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        studies = _get_json(f"http://127.0.0.1:{port}/api/studies", proc)
+        summary = next(s for s in studies["study_summaries"] if s["study_name"] == "small")
+        detail = _get_json(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", proc)
+        assert len(detail["trials"]) == 2
+        assert detail["objective_names"] == ["val_task_loss", "val_sq_weight_norm"]
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/dashboard", timeout=10).read()
+        assert b"<html" in page.lower()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str, proc: subprocess.Popen) -> dict:
+    deadline = time.time() + 60
+    while True:
+        try:
+            return json.loads(urllib.request.urlopen(url, timeout=10).read())
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                raise
+            time.sleep(0.3)

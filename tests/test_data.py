@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hpsearch import DATASETS, HpsearchError, load_dataset
+
+SIZES = {"digits": 1797, "breast_cancer": 569, "wine": 178, "iris": 150, "diabetes": 442}
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_splits_partition_the_rows(name: str) -> None:
+    data = load_dataset(name, seed=0)
+    n = len(data.train) + len(data.val) + len(data.test)
+    assert n == SIZES[name]
+    assert abs(len(data.val) - 0.2 * n) <= 1 and abs(len(data.test) - 0.2 * n) <= 1
+    # No row is in two splits: compare raw rows.
+    rows = [
+        {tuple(r) for r in s.x.numpy().round(5).tolist()} for s in (data.train, data.val, data.test)
+    ]
+    assert sum(len(r) for r in rows) >= n - 5  # a few duplicate images in digits are allowed
+    assert data.train.x.dtype == torch.float32
+    assert data.n_features == data.train.x.shape[1] == len(data.feature_names)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_scaling_is_fitted_on_train_only(name: str) -> None:
+    data = load_dataset(name, seed=0)
+    x = data.train.x.numpy()
+    varying = x.std(0) > 0
+    np.testing.assert_allclose(x.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(x.std(0)[varying], 1, atol=1e-4)
+    # Validation is scaled with train statistics, so its mean is not exactly zero.
+    assert np.abs(data.val.x.numpy().mean(0)).max() > 1e-3
+
+
+@pytest.mark.parametrize("name", ["digits", "breast_cancer", "wine", "iris"])
+def test_classification_splits_are_stratified(name: str) -> None:
+    data = load_dataset(name, seed=3)
+    assert data.task == "classification" and data.train.y.dtype == torch.int64
+    share = [
+        torch.bincount(s.y, minlength=data.n_classes).double() / len(s)
+        for s in (data.train, data.val, data.test)
+    ]
+    for other in share[1:]:
+        assert (other - share[0]).abs().max() < 0.04
+
+
+def test_regression_target_is_standardized_and_stratified() -> None:
+    data = load_dataset("diabetes", seed=0)
+    assert data.task == "regression" and data.n_classes == 0
+    assert abs(float(data.train.y.mean())) < 1e-5 and abs(float(data.train.y.std()) - 1) < 0.01
+    # Quantile-stratified: the split means of the target agree closely.
+    assert abs(float(data.val.y.mean())) < 0.2 and abs(float(data.test.y.mean())) < 0.2
+    assert data.target_scale > 10  # raw diabetes targets span ~25..346
+
+
+def test_same_seed_same_split_other_seed_other_split() -> None:
+    a, b, c = load_dataset("wine", seed=1), load_dataset("wine", seed=1), load_dataset("wine", 2)
+    assert torch.equal(a.val.x, b.val.x) and torch.equal(a.val.y, b.val.y)
+    assert not torch.equal(a.val.x, c.val.x)
+
+
+def test_fractions_are_respected() -> None:
+    data = load_dataset("digits", seed=0, val_fraction=0.1, test_fraction=0.3)
+    assert abs(len(data.val) - 180) <= 1 and abs(len(data.test) - 539) <= 1
+
+
+def test_unknown_dataset_lists_the_available_ones() -> None:
+    with pytest.raises(
+        HpsearchError,
+        match="unknown dataset 'mnist'; available: digits, breast_cancer, wine, iris, diabetes",
+    ):
+        load_dataset("mnist")
+
+
+def test_bad_fractions() -> None:
+    with pytest.raises(HpsearchError, match="sum to less than 1"):
+        load_dataset("iris", val_fraction=0.5, test_fraction=0.5)

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import hpsearch
+from hpsearch import HpsearchError, load_study_file, run_study
+
+
+def _trials(storage: str, name: str = "small") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
+@pytest.mark.parametrize("mode", ["pareto", "scalarized"])
+def test_every_trial_records_both_losses_and_the_metric(study_file, storage, mode) -> None:
+    config = load_study_file(study_file(mode=mode))
+    summary = run_study(config, storage, progress=False)
+    assert (summary.counted_before, summary.counted_after, summary.target) == (0, 4, 4)
+    study = optuna.load_study(study_name="small", storage=storage)
+    assert len(study.directions) == (2 if mode == "pareto" else 1)
+    assert study.metric_names == (
+        ["val_task_loss", "val_sq_weight_norm"] if mode == "pareto" else ["val_task_loss"]
+    )
+    attrs = study.user_attrs["hpsearch"]
+    assert attrs["loss_names"] == ["task_loss", "sq_weight_norm"]
+    assert attrs["metric_name"] == "accuracy" and attrs["identity"]["mode"] == mode
+    for t in study.trials:
+        assert t.state == TrialState.COMPLETE
+        u = t.user_attrs
+        for key in ("val_loss1", "val_loss2", "val_metric", "test_metric", "train_loss1"):
+            assert math.isfinite(u[key])
+        assert len(u["history"]["val_loss1"]) == u["epochs_run"] == 3
+        expected = [u["val_loss1"], u["val_loss2"]] if mode == "pareto" else [u["val_loss1"]]
+        assert t.values == pytest.approx(expected)
+        assert set(t.params) == {"alpha", "lr"}
+
+
+@pytest.mark.parametrize(
+    "objective, check",
+    [
+        ('objective = "loss2"', lambda t: t.values[0] == t.user_attrs["val_loss2"]),
+        ('objective = "metric"', lambda t: t.values[0] == t.user_attrs["val_metric"]),
+        (
+            'objective = "weighted"\nobjective_weights = [1.0, 0.5]',
+            lambda t: (
+                t.values[0]
+                == pytest.approx(t.user_attrs["val_loss1"] + 0.5 * t.user_attrs["val_loss2"])
+            ),
+        ),
+    ],
+)
+def test_scalarized_objectives(study_file, storage, objective, check) -> None:
+    run_study(
+        load_study_file(study_file(mode="scalarized", objective=objective, n_trials=2)),
+        storage,
+        progress=False,
+    )
+    assert all(check(t) for t in _trials(storage))
+
+
+def test_rerun_continues_to_the_target_and_never_overshoots(study_file, storage) -> None:
+    config = load_study_file(study_file(n_trials=3))
+    run_study(config, storage, progress=False)
+    first = [t.params for t in _trials(storage)]
+    again = run_study(config, storage, progress=False)
+    assert (again.counted_before, again.counted_after) == (3, 3)
+    assert len(_trials(storage)) == 3
+    more = run_study(config, storage, n_trials=5, progress=False)
+    trials = _trials(storage)
+    assert (more.counted_before, more.counted_after, len(trials)) == (3, 5, 5)
+    assert [t.params for t in trials[:3]] == first  # the stored trials were kept as they were
+    # The continued run does not replay the first run's draws.
+    assert all(t.params != p for t in trials[3:] for p in first)
+
+
+def test_same_file_and_seed_give_the_same_trials(study_file, tmp_path) -> None:
+    path = study_file(n_trials=4, sampler='{ name = "nsgaii", population_size = 2 }')
+    runs = []
+    for i in range(2):
+        store = f"sqlite:///{tmp_path / f'r{i}.db'}"
+        run_study(load_study_file(path), store, progress=False)
+        runs.append([(t.params, t.values, t.user_attrs["val_metric"]) for t in _trials(store)])
+    assert runs[0] == runs[1]
+    store = f"sqlite:///{tmp_path / 'other.db'}"
+    run_study(load_study_file(path), store, seed=1, progress=False)
+    assert [t.params for t in _trials(store)] != [r[0] for r in runs[0]]
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        '"tpe"',
+        '"random"',
+        '{ name = "nsgaii", population_size = 2 }',
+        '{ name = "nsgaiii", population_size = 2 }',
+        '"qmc"',
+        '{ name = "gp", n_startup_trials = 2 }',
+    ],
+)
+@pytest.mark.parametrize("mode", ["pareto", "scalarized"])
+def test_every_sampler_runs_in_both_modes(study_file, storage, sampler, mode) -> None:
+    config = load_study_file(study_file(sampler=sampler, mode=mode, n_trials=3, epochs=1))
+    assert run_study(config, storage, progress=False).counted_after == 3
+    assert all(t.state == TrialState.COMPLETE for t in _trials(storage))
+
+
+def test_a_diverging_trial_is_stored_as_fail_with_its_reason(study_file, storage) -> None:
+    # lr up to 1e8 with plain SGD on diabetes: the large draws diverge, the small ones do not.
+    path = study_file(dataset="diabetes", n_trials=8, sampler='"random"')
+    path.write_text(
+        path.read_text()
+        .replace('optimizer = "adam"', 'optimizer = "sgd"')
+        .replace(
+            'lr = { type = "float", low = 1e-3, high = 3e-2',
+            'lr = { type = "float", low = 1e-3, high = 1e8',
+        )
+    )
+    summary = run_study(load_study_file(path), storage, progress=False)
+    trials = _trials(storage)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert failed and complete and summary.failed == len(failed)
+    assert all(t.user_attrs["fail_reason"].startswith("diverged: non-finite") for t in failed)
+    assert len(trials) == summary.counted_after == 8  # divergence counts; the study went on
+
+
+def test_pruner_prunes_and_pruned_trials_keep_their_losses(study_file, storage) -> None:
+    path = study_file(mode="scalarized", n_trials=12, epochs=6, sampler='"random"')
+    text = path.read_text().replace(
+        "n_trials = 12", 'n_trials = 12\npruner = { name = "median", n_startup_trials = 2 }'
+    )
+    path.write_text(text)
+    run_study(load_study_file(path), storage, progress=False)
+    pruned = [t for t in _trials(storage) if t.state == TrialState.PRUNED]
+    assert pruned
+    assert all(
+        math.isfinite(t.user_attrs["val_loss2"]) and t.user_attrs["epochs_run"] < 6 for t in pruned
+    )
+
+
+def test_a_changed_definition_under_the_same_name_is_refused(study_file, storage) -> None:
+    run_study(load_study_file(study_file(n_trials=2)), storage, progress=False)
+    changed = load_study_file(study_file(n_trials=2, epochs=4))
+    with pytest.raises(HpsearchError, match=r"budget.epochs \(stored 3, file 4\)"):
+        run_study(changed, storage, progress=False)
+    assert len(_trials(storage)) == 2
+
+
+def test_a_study_not_made_by_hpsearch_is_refused(study_file, storage) -> None:
+    optuna.create_study(study_name="small", storage=storage)
+    with pytest.raises(HpsearchError, match="not made by hpsearch"):
+        run_study(load_study_file(study_file()), storage, progress=False)
+
+
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("sqlite:////no/such/dir/x.db", "unable to open database file"),
+        ("hpsearch.db", "is not a URL"),
+        ("nosuchdb://host/x", "cannot open storage 'nosuchdb://host/x'"),
+    ],
+)
+def test_an_unreachable_storage_is_one_line(study_file, url, fragment) -> None:
+    with pytest.raises(HpsearchError, match=fragment) as info:
+        run_study(load_study_file(study_file()), url, progress=False)
+    assert "\n" not in str(info.value)
+
+
+def test_counts_toward_target_policy() -> None:
+    def trial(state, **attrs):
+        return optuna.trial.create_trial(
+            state=state, values=[1.0] if state == TrialState.COMPLETE else None, user_attrs=attrs
+        )
+
+    assert hpsearch.counts_toward_target(trial(TrialState.COMPLETE))
+    assert hpsearch.counts_toward_target(trial(TrialState.PRUNED))
+    assert hpsearch.counts_toward_target(trial(TrialState.FAIL, fail_reason="diverged: x"))
+    assert not hpsearch.counts_toward_target(trial(TrialState.FAIL))
