@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -261,6 +262,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except HpsearchError as e:
         print(f"hpsearch: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:
+        # Anything else (a user setup that raises, a storage that drops mid-run): one line;
+        # the trial that hit it is already stored as FAIL by Optuna.
+        if os.environ.get("HPSEARCH_DEBUG"):
+            raise
+        print(
+            f"hpsearch: error: unexpected {type(e).__name__}: {e} "
+            "(set HPSEARCH_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(

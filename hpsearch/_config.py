@@ -475,7 +475,7 @@ def load_study_file(path: str | Path) -> StudyConfig:
             if (
                 not isinstance(raw_w, list)
                 or len(raw_w) != 2
-                or not all(isinstance(w, int | float) and not isinstance(w, bool) for w in raw_w)
+                or not all(Option("float", 0).contains(w) for w in raw_w)
                 or min(raw_w) < 0
                 or max(raw_w) == 0
             ):
@@ -530,7 +530,7 @@ def load_study_file(path: str | Path) -> StudyConfig:
             "params", "nothing to search: give at least one parameter a type and range"
         )
 
-    return StudyConfig(
+    config = StudyConfig(
         path=str(path),
         name=name,
         description=description,
@@ -555,3 +555,8 @@ def load_study_file(path: str | Path) -> StudyConfig:
         params=params,
         imports=imports,
     )
+    try:  # the split must be possible (enough rows per class for each fraction)
+        setup_cls().prepare(config.load_data())
+    except HpsearchError as e:
+        raise check.fail("data", str(e)) from None
+    return config

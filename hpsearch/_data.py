@@ -116,15 +116,21 @@ def _load_cached(name: str, seed: int, val_fraction: float, test_fraction: float
     y = np.asarray(bunch.target)
     idx = np.arange(len(x))
     strat = _stratify_labels(y, task)
-    idx_rest, idx_test = train_test_split(
-        idx, test_size=test_fraction, random_state=seed, stratify=strat
-    )
-    idx_train, idx_val = train_test_split(
-        idx_rest,
-        test_size=val_fraction / (1 - test_fraction),
-        random_state=seed,
-        stratify=strat[idx_rest],
-    )
+    try:
+        idx_rest, idx_test = train_test_split(
+            idx, test_size=test_fraction, random_state=seed, stratify=strat
+        )
+        idx_train, idx_val = train_test_split(
+            idx_rest,
+            test_size=val_fraction / (1 - test_fraction),
+            random_state=seed,
+            stratify=strat[idx_rest],
+        )
+    except ValueError as e:  # a split too small to hold every class
+        raise HpsearchError(
+            f"cannot split {name} ({len(x)} rows) into val_fraction={val_fraction}, "
+            f"test_fraction={test_fraction} with every class in each split: {e}"
+        ) from None
     mean = x[idx_train].mean(axis=0)
     scale = x[idx_train].std(axis=0)
     scale[scale == 0] = 1.0  # constant pixels in digits: leave them at 0 after centering

@@ -7,6 +7,7 @@ Built in: ``weight_decay``, ``sparsity``, ``beta_vae`` and ``two_task``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ class Option:
             return False
         if self.type == "int" and not isinstance(value, int):
             return False
-        if value != value:  # NaN
+        if not math.isfinite(value):  # NaN and ±inf are never a usable hyperparameter
             return False
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False

@@ -252,6 +252,28 @@ BROKEN = [
         "params",
         "nothing to search",
     ),
+    ("[params]", "[params]\nlr = inf", "params.lr", "inf (number) is not allowed"),
+    (
+        'alpha = { type = "float", low = 1e-4, high = 1.0, log = true }',
+        'alpha = { type = "float", low = 1e-4, high = inf }',
+        "params.alpha.high",
+        "inf (number) is not allowed",
+    ),
+    (
+        'objective = "loss1"',
+        'objective = "weighted"\nobjective_weights = [1, nan]',
+        "study.objective_weights",
+        "two non-negative numbers",
+    ),
+    (
+        "[params]",
+        "[data]\nval_fraction = 0.01\ntest_fraction = 0.5\n[params]",
+        "data",
+        "cannot split iris (150 rows)",
+    ),
+    ("[study]", "[[study]]", "study", "must be a table, got array"),
+    ("n_trials = 3", "n_trials = 3\nseed = 1979-05-27", "study.seed", "is not allowed"),
+    ("n_trials = 3", 'n_trials = 3\nimports = "mod"', "study.imports", "must be a list"),
     ("[study]", "[studies]", "studies", "unknown key; allowed: study, data, budget, params"),
     (
         "n_trials = 3",
