@@ -16,6 +16,7 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hpsearch run studies/demo.toml
 	$(BIN)/hpsearch list
+	$(BIN)/hpsearch show demo-digits-weight-decay --plot demo-pareto.png > /dev/null
 
 test: $(STAMP)
 	$(BIN)/ruff check hpsearch tests

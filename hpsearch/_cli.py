@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from hpsearch._config import load_study_file
 from hpsearch._errors import HpsearchError, StudyFileError
-from hpsearch._report import format_table, list_studies, study_rows
+from hpsearch._report import format_table, list_studies, study_points, study_rows
 from hpsearch._study import DEFAULT_STORAGE, run_study
 
 EXIT_ERROR = 1  # the storage or a study in it is not usable
@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="rows for a scalarized study (default: 10)",
     )
+    show.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="also draw the trials in (validation L1, validation L2) with their Pareto front, "
+        "and the course of the search, to this PNG file",
+    )
 
     dash = sub.add_parser(
         "dashboard",
@@ -225,6 +231,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     columns, rows = study_rows(args.storage, args.study, top=args.top)
+    if args.plot:
+        from hpsearch._plots import plot_study  # matplotlib only when a figure is asked for
+
+        written = plot_study(study_points(args.storage, args.study), args.plot)
+        print(f"wrote {written}", file=sys.stderr)
     if not rows:
         print(f"study {args.study!r} has no complete trial yet")
         return 0

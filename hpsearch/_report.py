@@ -7,9 +7,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch._analysis import pareto_mask
 from hpsearch._errors import HpsearchError
 from hpsearch._study import _ATTR, open_storage
 
@@ -69,6 +71,92 @@ def list_studies(storage: str) -> list[StudyRow]:
     return rows
 
 
+def load_stored_study(storage: str, study_name: str) -> optuna.Study:
+    """Load an existing study, or fail with one line listing the stored ones.
+
+    Raises:
+        HpsearchError: The storage cannot be opened or has no such study.
+    """
+    store = open_storage(storage, must_exist=True)
+    names = optuna.get_all_study_names(store)
+    if study_name not in names:
+        raise HpsearchError(
+            f"no study {study_name!r} in {storage}; stored: {', '.join(sorted(names)) or 'none'}"
+        )
+    return optuna.load_study(study_name=study_name, storage=store)
+
+
+@dataclass(frozen=True)
+class StudyPoints:
+    """The complete trials of a study in the objective space (validation L1, validation L2).
+
+    Attributes:
+        study_name: The study.
+        loss_names, metric_name: The setup's names for L1, L2 and the metric.
+        numbers: Trial numbers.
+        loss1, loss2, metric: Validation figures of each trial (user attributes).
+        params: Each searched numeric parameter's values.
+        pareto: Which trials are Pareto-optimal in (L1, L2) among these trials.
+        values: The objective of a scalarized study (None for a pareto study).
+        objective_name: Name of that objective.
+        minimize: Whether the scalarized objective is minimized.
+    """
+
+    study_name: str
+    loss_names: tuple[str, str]
+    metric_name: str
+    numbers: np.ndarray
+    loss1: np.ndarray
+    loss2: np.ndarray
+    metric: np.ndarray
+    params: dict[str, np.ndarray]
+    pareto: np.ndarray
+    values: np.ndarray | None
+    objective_name: str
+    minimize: bool
+
+
+def study_points(storage: str, study_name: str) -> StudyPoints:
+    """The complete trials of a stored study as arrays, with their Pareto front in (L1, L2).
+
+    Works for both modes, since every hpsearch trial records both validation losses.
+
+    Raises:
+        HpsearchError: No such study, or no complete trial yet.
+    """
+    study = load_stored_study(storage, study_name)
+    attrs = study.user_attrs.get(_ATTR, {})
+    trials = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "val_loss1" in t.user_attrs
+    ]
+    if not trials:
+        raise HpsearchError(f"study {study_name!r} has no complete trial yet")
+    loss1 = np.array([t.user_attrs["val_loss1"] for t in trials], dtype=float)
+    loss2 = np.array([t.user_attrs["val_loss2"] for t in trials], dtype=float)
+    numeric = sorted(
+        k
+        for k in {k for t in trials for k in t.params}
+        if all(isinstance(t.params.get(k), int | float) for t in trials)
+    )
+    multi = len(study.directions) > 1
+    return StudyPoints(
+        study_name=study_name,
+        loss_names=tuple(attrs.get("loss_names", ("loss1", "loss2"))),
+        metric_name=attrs.get("metric_name", "metric"),
+        numbers=np.array([t.number for t in trials]),
+        loss1=loss1,
+        loss2=loss2,
+        metric=np.array([t.user_attrs["val_metric"] for t in trials], dtype=float),
+        params={k: np.array([t.params[k] for t in trials], dtype=float) for k in numeric},
+        pareto=pareto_mask(np.stack([loss1, loss2], axis=1)),
+        values=None if multi else np.array([t.value for t in trials], dtype=float),
+        objective_name=", ".join(study.metric_names or ["value"]),
+        minimize=multi or study.direction == optuna.study.StudyDirection.MINIMIZE,
+    )
+
+
 def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str], list[list[Any]]]:
     """The best trials (scalarized) or the Pareto front (pareto) of a study, as a table.
 
@@ -84,13 +172,7 @@ def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str],
     Raises:
         HpsearchError: No such study (the message lists the stored ones).
     """
-    store = open_storage(storage, must_exist=True)
-    names = optuna.get_all_study_names(store)
-    if study_name not in names:
-        raise HpsearchError(
-            f"no study {study_name!r} in {storage}; stored: {', '.join(sorted(names)) or 'none'}"
-        )
-    study = optuna.load_study(study_name=study_name, storage=store)
+    study = load_stored_study(storage, study_name)
     attrs = study.user_attrs.get(_ATTR, {})
     loss_names = attrs.get("loss_names", ["loss1", "loss2"])
     metric = attrs.get("metric_name", "metric")
@@ -139,7 +221,9 @@ def format_table(columns: list[str], rows: list[list[Any]]) -> str:
     """Align a table in plain text, numbers to 4 significant digits."""
     cells = [[_cell(v) for v in r] for r in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+
+    def line(items: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(items, widths, strict=True)).rstrip()
+
+    lines = [line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)]
     return "\n".join(lines)

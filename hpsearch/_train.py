@@ -95,11 +95,13 @@ class TrainResult:
     seconds: float = 0.0
 
     def history_columns(self) -> dict[str, list[float]]:
-        """The history as one list per field (compact for storage and plotting)."""
+        """The history as one list per field, epoch ``i + 1`` at index ``i``, values rounded to
+        6 significant digits (compact enough to store on every trial)."""
         cols: dict[str, list[float]] = {}
         for rec in self.history:
             for k, v in asdict(rec).items():
-                cols.setdefault(k, []).append(v)
+                if k != "epoch":
+                    cols.setdefault(k, []).append(float(f"{v:.6g}"))
         return cols
 
 

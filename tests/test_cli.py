@@ -37,6 +37,9 @@ def test_run_list_show_with_the_default_storage(tmp_path, study_file) -> None:
     shown = run_cli("show", "small", cwd=tmp_path)
     assert shown.returncode == 0
     header = shown.stdout.splitlines()[0].split()
+    plotted = run_cli("show", "small", "--plot", "figs/front.png", cwd=tmp_path)
+    assert plotted.returncode == 0 and "wrote figs/front.png" in plotted.stderr
+    assert (tmp_path / "figs" / "front.png").stat().st_size > 10_000
     assert header == ["trial", "val_task_loss", "val_sq_weight_norm", "val_accuracy", "alpha", "lr"]
     again = run_cli("run", str(path), "--n-trials", "4", "--no-progress", cwd=tmp_path)
     assert "4/4 trials (1 new" in again.stdout

@@ -1,0 +1,96 @@
+"""Matplotlib figures of a study: the objective space and how the search went."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is needed or wanted
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm, Normalize  # noqa: E402
+
+from hpsearch._report import StudyPoints  # noqa: E402
+
+
+def _log_if_wide(ax, axis: str, values: np.ndarray) -> None:
+    # Penalties span orders of magnitude across α; a linear axis would squash the front.
+    if len(values) and values.min() > 0 and values.max() / values.min() > 100:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+
+
+def plot_study(points: StudyPoints, path: str | Path) -> Path:
+    """Draw a study's trials in the objective space, and the course of the search, to a PNG.
+
+    Left: every complete trial at (validation L1, validation L2), coloured by α when α is
+    searched, the Pareto front of these points joined by a line. Right: a pareto study's
+    validation metric against α (or trial number); a scalarized study's objective per trial
+    with the best so far.
+
+    Args:
+        points: The study's trials (:func:`hpsearch.study_points`).
+        path: Where to write the PNG.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
+    l1n, l2n = points.loss_names
+    x, y = points.loss1, points.loss2
+    alpha = points.params.get("alpha")
+    if alpha is not None and np.all(alpha > 0) and alpha.max() / alpha.min() > 10:
+        color, norm, label = alpha, LogNorm(alpha.min(), alpha.max()), "α (log)"
+    elif alpha is not None:
+        color, norm, label = alpha, Normalize(alpha.min(), alpha.max()), "α"
+    else:
+        color, norm, label = points.numbers, Normalize(0, max(1, points.numbers.max())), "trial"
+    sc = ax.scatter(x, y, c=color, norm=norm, cmap="viridis", s=28, alpha=0.85, zorder=2)
+    fig.colorbar(sc, ax=ax, label=label)
+    front = points.pareto
+    order = np.argsort(x[front])
+    ax.plot(
+        x[front][order],
+        y[front][order],
+        "-o",
+        color="crimson",
+        mfc="none",
+        ms=9,
+        lw=1.2,
+        zorder=3,
+        label=f"Pareto front ({int(front.sum())} trials)",
+    )
+    _log_if_wide(ax, "x", x)
+    _log_if_wide(ax, "y", y)
+    ax.set_xlabel(f"validation {l1n} (L1)")
+    ax.set_ylabel(f"validation {l2n} (L2)")
+    ax.set_title(f"{points.study_name}: {len(x)} complete trials")
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+
+    if points.values is not None:  # scalarized: the objective per trial and the best so far
+        v = points.values
+        best = np.minimum.accumulate(v) if points.minimize else np.maximum.accumulate(v)
+        ax2.scatter(points.numbers, v, s=18, color="tab:blue", label="trial")
+        ax2.step(points.numbers, best, where="post", color="crimson", label="best so far")
+        ax2.set_xlabel("trial")
+        ax2.set_ylabel(points.objective_name)
+        _log_if_wide(ax2, "y", v)
+        ax2.set_title("scalarized search: " + ("minimize" if points.minimize else "maximize"))
+    else:
+        xs = alpha if alpha is not None else points.numbers
+        ax2.scatter(xs, points.metric, c=np.where(front, "crimson", "tab:blue"), s=22)
+        ax2.set_xlabel("α" if alpha is not None else "trial")
+        if alpha is not None and np.all(alpha > 0) and alpha.max() / alpha.min() > 10:
+            ax2.set_xscale("log")
+        ax2.set_ylabel(f"validation {points.metric_name}")
+        ax2.set_title("metric of each trial (red: on the Pareto front)")
+    ax2.grid(alpha=0.3)
+    if ax2.get_legend_handles_labels()[0]:
+        ax2.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
