@@ -76,8 +76,12 @@ def test_rerun_continues_to_the_target_and_never_overshoots(study_file, storage)
     assert all(t.params != p for t in trials[3:] for p in first)
 
 
-def test_same_file_and_seed_give_the_same_trials(study_file, tmp_path) -> None:
-    path = study_file(n_trials=4, sampler='{ name = "nsgaii", population_size = 2 }')
+@pytest.mark.parametrize(
+    "sampler",
+    ['"tpe"', '{ name = "nsgaii", population_size = 2 }', '{ name = "gp", n_startup_trials = 2 }'],
+)
+def test_same_file_and_seed_give_the_same_trials(study_file, tmp_path, sampler) -> None:
+    path = study_file(n_trials=4, sampler=sampler)
     runs = []
     for i in range(2):
         store = f"sqlite:///{tmp_path / f'r{i}.db'}"
@@ -179,3 +183,10 @@ def test_counts_toward_target_policy() -> None:
     assert hpsearch.counts_toward_target(trial(TrialState.PRUNED))
     assert hpsearch.counts_toward_target(trial(TrialState.FAIL, fail_reason="diverged: x"))
     assert not hpsearch.counts_toward_target(trial(TrialState.FAIL))
+
+
+def test_timeout_stops_starting_trials(study_file, storage) -> None:
+    config = load_study_file(study_file(n_trials=1000, epochs=5, dataset="digits"))
+    summary = run_study(config, storage, timeout=1.0, progress=False)
+    assert 1 <= summary.counted_after < 1000
+    assert len(_trials(storage)) == summary.counted_after
