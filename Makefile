@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(BIN)/hpsearch show demo-digits-weight-decay --plot demo-pareto.png > /dev/null
 
 test: $(STAMP)
-	$(BIN)/ruff check hpsearch tests
-	$(BIN)/ruff format --check hpsearch tests
+	$(BIN)/ruff check hpsearch tests benchmarks
+	$(BIN)/ruff format --check hpsearch tests benchmarks
 	$(BIN)/python -m pytest -q
 
 check-studies: $(STAMP)

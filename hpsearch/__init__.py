@@ -4,12 +4,33 @@ Tune the loss weight α, the flood level b, the learning rate and the optimizer 
 PyTorch models on real datasets with Optuna, in scalarized or multi-objective (Pareto) studies.
 """
 
+from hpsearch._analysis import (
+    REFERENCE,
+    FrontAnalysis,
+    Normalization,
+    analyze_front,
+    feasible_pareto_mask,
+    hypervolume_2d,
+    knee_index,
+    lower_convex_hull,
+    pareto_mask,
+    preferred_index,
+    verdict,
+)
+from hpsearch._compare import Comparison, compare_points, compare_studies, write_comparison
 from hpsearch._config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
 from hpsearch._data import DATASETS, Dataset, Split, load_dataset
 from hpsearch._errors import DivergedError, HpsearchError, StudyFileError
 from hpsearch._models import ACTIVATIONS, ModelSpec, build_mlp
 from hpsearch._objective import make_objective, suggest_params
-from hpsearch._report import StudyRow, format_table, list_studies, study_rows
+from hpsearch._report import (
+    StudyPoints,
+    StudyRow,
+    format_table,
+    list_studies,
+    study_points,
+    study_rows,
+)
 from hpsearch._setups import (
     Option,
     Setup,
@@ -28,18 +49,43 @@ from hpsearch._study import (
     run_study,
 )
 from hpsearch._train import (
+    INNER_METHODS,
     OPTIMIZERS,
     EpochRecord,
     TrainConfig,
     TrainResult,
+    chebyshev_scalarize,
     combined_loss,
     flooded_loss,
+    mdmm_loss,
+    mdmm_multiplier_step,
     train,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "INNER_METHODS",
+    "REFERENCE",
+    "Comparison",
+    "FrontAnalysis",
+    "Normalization",
+    "StudyPoints",
+    "analyze_front",
+    "chebyshev_scalarize",
+    "compare_points",
+    "compare_studies",
+    "feasible_pareto_mask",
+    "hypervolume_2d",
+    "knee_index",
+    "lower_convex_hull",
+    "mdmm_loss",
+    "mdmm_multiplier_step",
+    "pareto_mask",
+    "preferred_index",
+    "study_points",
+    "verdict",
+    "write_comparison",
     "ACTIVATIONS",
     "CORE_PARAMS",
     "DATASETS",

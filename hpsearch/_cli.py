@@ -140,6 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
         "and the course of the search, to this PNG file",
     )
 
+    cmp = sub.add_parser(
+        "compare",
+        help="put studies in one objective space: fronts, hypervolume, scalarization gap",
+        description="Compare studies of the same setup in (validation L1, validation L2): "
+        "per study the Pareto size, hypervolume (one normalization and reference point for "
+        "all), the scalarization gap HV(front) - HV(supported part), and a verdict on what "
+        "linear alpha can reach. Writes compare.png, compare.csv and compare.md to --out.",
+    )
+    cmp.add_argument("studies", nargs="+", metavar="STUDY", help="study names")
+    _add_storage(cmp)
+    cmp.add_argument(
+        "--out",
+        default="compare",
+        metavar="DIR",
+        help="folder for compare.png/.csv/.md (default: ./compare)",
+    )
+
     dash = sub.add_parser(
         "dashboard",
         help="serve optuna-dashboard on a storage",
@@ -243,6 +260,16 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from hpsearch._compare import compare_studies, format_comparison, write_comparison
+
+    comparison = compare_studies(args.storage, args.studies)
+    print(format_comparison(comparison))
+    paths = write_comparison(comparison, args.out)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from hpsearch._dashboard import serve_dashboard  # imports the dashboard only when needed
 
@@ -255,6 +282,7 @@ _COMMANDS = {
     "check": _cmd_check,
     "list": _cmd_list,
     "show": _cmd_show,
+    "compare": _cmd_compare,
     "dashboard": _cmd_dashboard,
 }
 
@@ -274,6 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HpsearchError as e:
         print(f"hpsearch: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:
         # Anything else (a user setup that raises, a storage that drops mid-run): one line;
         # the trial that hit it is already stored as FAIL by Optuna.

@@ -20,7 +20,7 @@ from hpsearch._data import DATASETS, Dataset, load_dataset
 from hpsearch._errors import HpsearchError, StudyFileError
 from hpsearch._models import ACTIVATIONS, MODEL_KINDS, ModelSpec
 from hpsearch._setups import Option, get_setup
-from hpsearch._train import OPTIMIZERS, TrainConfig
+from hpsearch._train import INNER_METHODS, NORMALIZATIONS, OPTIMIZERS, TrainConfig
 
 MODES: tuple[str, ...] = ("scalarized", "pareto")
 OBJECTIVES: tuple[str, ...] = ("loss1", "loss2", "metric", "weighted")
@@ -83,6 +83,18 @@ CORE_PARAMS: dict[str, Option] = {
     "lr_decay": Option("float", 1.0, low=0, high=1, low_open=True, help="lr factor per epoch"),
     "alpha": Option("float", 0.0, low=0, help="weight of L2 in flood(L1) + alpha*L2"),
     "flood": Option("float", 0.0, low=0, help="flood level b on L1 (0 = off)"),
+    "method": Option("categorical", "linear", choices=INNER_METHODS, help="inner scalarization"),
+    "w": Option(
+        "float", 0.5, low=0, high=1, low_open=True, high_open=True, help="Chebyshev weight of L1"
+    ),
+    "ideal1": Option("float", 0.0, help="Chebyshev ideal point, L1"),
+    "ideal2": Option("float", 0.0, help="Chebyshev ideal point, L2"),
+    "normalize": Option(
+        "categorical", "initial", choices=NORMALIZATIONS, help="Chebyshev normalization"
+    ),
+    "epsilon": Option("float", 1.0, low=0, help="MDMM budget: L2 <= epsilon"),
+    "damping": Option("float", 10.0, low=0, help="MDMM damping c"),
+    "lambda_lr": Option("float", 0.01, low=0, low_open=True, help="MDMM multiplier step size"),
     "depth": Option("int", 1, low=0, high=16, help="hidden layers of the MLP"),
     "width": Option("int", 64, low=1, high=4096, help="units per hidden layer"),
     "activation": Option("categorical", "relu", choices=tuple(ACTIVATIONS), help="activation"),
@@ -217,8 +229,17 @@ class StudyConfig:
                 "test_fraction": self.test_fraction,
                 "split_seed": self.split_seed,
             },
-            "params": {k: p.to_dict() for k, p in sorted(self.params.items())},
+            # Parameters left at their defaults are omitted, so that a new parameter added to
+            # hpsearch later does not change the identity of studies stored before it.
+            "params": {
+                k: p.to_dict()
+                for k, p in sorted(self.params.items())
+                if p.searched or p.value != self._defaults()[k].default
+            },
         }
+
+    def _defaults(self) -> dict[str, Option]:
+        return {**CORE_PARAMS, **get_setup(self.setup).options}
 
     def load_data(self) -> Dataset:
         """The study's dataset, split and scaled as its ``[data]`` table says."""
@@ -245,6 +266,14 @@ class StudyConfig:
             lr_decay=float(full["lr_decay"]),
             alpha=float(full["alpha"]),
             flood=float(full["flood"]),
+            method=full["method"],
+            w=float(full["w"]),
+            ideal1=float(full["ideal1"]),
+            ideal2=float(full["ideal2"]),
+            normalize=full["normalize"],
+            epsilon=float(full["epsilon"]),
+            damping=float(full["damping"]),
+            lambda_lr=float(full["lambda_lr"]),
             epochs=self.epochs,
             batch_size=self.batch_size,
             seed=self.seed if seed is None else seed,

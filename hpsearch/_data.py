@@ -20,7 +20,9 @@ _LOADERS: dict[str, tuple[str, str]] = {
     "diabetes": ("load_diabetes", "regression"),
 }
 
-DATASETS: tuple[str, ...] = tuple(_LOADERS)
+# "none": no data, for analytic problems (setups whose losses depend on the parameters only);
+# one dummy row in every split, so each epoch is a single full-batch step.
+DATASETS: tuple[str, ...] = (*_LOADERS, "none")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Dataset:
 
     Attributes:
         name: Dataset name, one of :data:`DATASETS`.
-        task: ``"classification"`` or ``"regression"``.
+        task: ``"classification"``, ``"regression"``, or ``"none"`` (no data).
         n_classes: Number of classes (0 for regression).
         feature_names: One name per input column.
         train, val, test: The three splits.
@@ -94,7 +96,7 @@ def load_dataset(
     Raises:
         HpsearchError: Unknown name or fractions that leave no training data.
     """
-    if name not in _LOADERS:
+    if name not in DATASETS:
         raise HpsearchError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise HpsearchError(
@@ -107,6 +109,19 @@ def load_dataset(
 
 @functools.lru_cache(maxsize=32)
 def _load_cached(name: str, seed: int, val_fraction: float, test_fraction: float) -> Dataset:
+    if name == "none":
+        dummy = Split(x=torch.zeros(1, 1), y=torch.zeros(1))
+        return Dataset(
+            name="none",
+            task="none",
+            n_classes=0,
+            feature_names=("dummy",),
+            train=dummy,
+            val=dummy,
+            test=dummy,
+            feature_mean=torch.zeros(1),
+            feature_scale=torch.ones(1),
+        )
     from sklearn import datasets as sk_datasets
     from sklearn.model_selection import train_test_split
 

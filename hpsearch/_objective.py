@@ -62,6 +62,14 @@ def record_result(trial: optuna.Trial, result: TrainResult) -> None:
     for split in ("train", "val", "test"):
         for key, value in getattr(result, split).items():
             trial.set_user_attr(f"{split}_{key}", value)
+    for key, value in result.info.items():
+        trial.set_user_attr(key, bool(value) if key == "feasible" else value)
+    if "constraint_violation" in result.info:
+        # Optuna's own constraint record: feasible when <= 0. best_trials and the samplers
+        # that read constraints then skip MDMM runs that missed their budget.
+        # Within the tolerance counts as met (0); a miss is the (positive) excess over ε.
+        violation = 0.0 if result.info["feasible"] else result.info["constraint_violation"]
+        trial.set_constraint("l2_budget", violation)
     trial.set_user_attr("epochs_run", len(result.history))
     trial.set_user_attr("train_seconds", round(result.seconds, 4))
     trial.set_user_attr("history", result.history_columns())

@@ -94,3 +94,78 @@ def plot_study(points: StudyPoints, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_comparison(comparison, path: str | Path) -> Path:  # comparison: hpsearch.Comparison
+    """Draw studies in one objective space: each study's trials and front, the convex hull of
+    the joint front (what linear α can reach) and the joint front's unsupported points.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(12, 6.5), constrained_layout=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = "os^Dv<>P*X"
+    for i, s in enumerate(comparison.studies):
+        c, m = colors[i % len(colors)], markers[i % len(markers)]
+        xy = s.xy
+        ok = s.points.feasible
+        ax.scatter(xy[ok, 0], xy[ok, 1], s=16, color=c, marker=m, alpha=0.35)
+        if (~ok).any():
+            ax.scatter(
+                xy[~ok, 0], xy[~ok, 1], s=16, facecolors="none", edgecolors=c, marker=m, alpha=0.5
+            )
+        f = xy[s.analysis.front]
+        label = (
+            f"{s.points.study_name}: HV {s.analysis.hypervolume:.3f}, "
+            f"gap {100 * s.analysis.gap_fraction:.0f}%"
+        )
+        ax.plot(f[:, 0], f[:, 1], "-", marker=m, color=c, ms=6, lw=1.4, label=label)
+    u = comparison.union
+    pts = comparison.union_points
+    hull = pts[u.hull]
+    ax.plot(
+        hull[:, 0],
+        hull[:, 1],
+        "--",
+        color="black",
+        lw=1.2,
+        label="convex hull of the joint front (reachable by linear α)",
+    )
+    unsupported = u.front[~u.supported]
+    if len(unsupported):
+        ax.scatter(
+            pts[unsupported, 0],
+            pts[unsupported, 1],
+            marker="x",
+            s=60,
+            color="black",
+            zorder=5,
+            label=f"unsupported: no α reaches them ({len(unsupported)})",
+        )
+    if u.knee >= 0:
+        ax.scatter(
+            *pts[u.knee],
+            marker="*",
+            s=260,
+            color="gold",
+            edgecolors="black",
+            zorder=6,
+            label="knee of the joint front",
+        )
+    l1n, l2n = comparison.loss_names
+    # Linear axes on purpose: on log axes a convex hull is no longer the straight-edged set
+    # that linear α can reach, and the picture would lie.
+    ax.set_xlabel(f"validation {l1n} (L1)")
+    ax.set_ylabel(f"validation {l2n} (L2)")
+    ax.set_title(
+        f"{len(comparison.studies)} studies in one objective space; joint HV gap "
+        f"{100 * u.gap_fraction:.1f}%"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -11,9 +11,9 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch._analysis import pareto_mask
+from hpsearch._analysis import feasible_pareto_mask
 from hpsearch._errors import HpsearchError
-from hpsearch._study import _ATTR, open_storage
+from hpsearch._study import _ATTR, best_value, open_storage
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def list_studies(storage: str) -> list[StudyRow]:
                 pruned=states[TrialState.PRUNED],
                 failed=states[TrialState.FAIL],
                 running=states[TrialState.RUNNING],
-                best=study.best_value if has_complete and not multi else None,
+                best=best_value(study) if has_complete and not multi else None,
                 pareto_size=len(study.best_trials) if multi and has_complete else None,
             )
         )
@@ -96,10 +96,11 @@ class StudyPoints:
         numbers: Trial numbers.
         loss1, loss2, metric: Validation figures of each trial (user attributes).
         params: Each searched numeric parameter's values.
-        pareto: Which trials are Pareto-optimal in (L1, L2) among these trials.
+        pareto: Which trials are Pareto-optimal in (L1, L2) among the feasible ones.
         values: The objective of a scalarized study (None for a pareto study).
         objective_name: Name of that objective.
         minimize: Whether the scalarized objective is minimized.
+        feasible: Which trials met their constraint (MDMM's L2 budget); all True otherwise.
     """
 
     study_name: str
@@ -114,6 +115,7 @@ class StudyPoints:
     values: np.ndarray | None
     objective_name: str
     minimize: bool
+    feasible: np.ndarray | None = None
 
 
 def study_points(storage: str, study_name: str) -> StudyPoints:
@@ -141,6 +143,7 @@ def study_points(storage: str, study_name: str) -> StudyPoints:
         if all(isinstance(t.params.get(k), int | float) for t in trials)
     )
     multi = len(study.directions) > 1
+    feasible = np.array([bool(t.user_attrs.get("feasible", True)) for t in trials])
     return StudyPoints(
         study_name=study_name,
         loss_names=tuple(attrs.get("loss_names", ("loss1", "loss2"))),
@@ -150,10 +153,11 @@ def study_points(storage: str, study_name: str) -> StudyPoints:
         loss2=loss2,
         metric=np.array([t.user_attrs["val_metric"] for t in trials], dtype=float),
         params={k: np.array([t.params[k] for t in trials], dtype=float) for k in numeric},
-        pareto=pareto_mask(np.stack([loss1, loss2], axis=1)),
+        pareto=feasible_pareto_mask(np.stack([loss1, loss2], axis=1), feasible),
         values=None if multi else np.array([t.value for t in trials], dtype=float),
         objective_name=", ".join(study.metric_names or ["value"]),
         minimize=multi or study.direction == optuna.study.StudyDirection.MINIMIZE,
+        feasible=feasible,
     )
 
 
@@ -182,7 +186,9 @@ def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str],
         value_cols: list[str] = []
     else:
         sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
-        chosen = sorted(complete, key=lambda t: sign * t.value)[:top]
+        # As Optuna's best value: trials that missed their constraint are not candidates.
+        feasible = [t for t in complete if t.user_attrs.get("feasible", True)]
+        chosen = sorted(feasible, key=lambda t: sign * t.value)[:top]
         value_cols = [(study.metric_names or ["value"])[0]]
     param_names = sorted({k for t in chosen for k in t.params})
     columns = [

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -383,3 +384,58 @@ class TwoTask(Setup):
         out_a, out_b = module(split.x)
         y_a, y_b = self._targets(split.y, out_a.shape[-1] > 1)
         return {self.metric_name: task_metric(out_a, y_a), "metric_b": task_metric(out_b, y_b)}
+
+
+# --- synthetic problems with a known front -------------------------------------------------
+
+
+class _Point(nn.Module):
+    """The trained parameters are a point x in R^d; the data is ignored."""
+
+    def __init__(self, dim: int, init_scale: float) -> None:
+        super().__init__()
+        self.x = nn.Parameter((torch.rand(dim) * 2 - 1) * init_scale)
+
+
+@register_setup("fonseca_fleming")
+class FonsecaFleming(Setup):
+    """Fonseca–Fleming: a classic problem whose Pareto front is concave everywhere.
+
+    ``L1 = 1 − exp(−Σ_i (x_i − 1/√d)²)`` and ``L2 = 1 − exp(−Σ_i (x_i + 1/√d)²)`` over the
+    trained point x ∈ R^d (initialised uniformly in [−init_scale, init_scale]^d). The front is
+    ``x_1 = … = x_d = t`` for ``t ∈ [−1/√d, 1/√d]``; gradient descent on ``L1 + α·L2`` can only
+    reach its two ends. Use it with ``dataset = "none"`` (each epoch is one step). The metric is
+    ``−distance`` of x to the Pareto set (0 on the front).
+    """
+
+    loss_names = ("f1", "f2")
+    metric_name = "neg_distance_to_front"
+    options = {
+        "dim": Option("int", 2, low=1, high=64, help="dimension d of x"),
+        "init_scale": Option("float", 1.0, low=0, help="x starts uniform in [-s, s]^d"),
+    }
+
+    def build_model(self, data: Dataset, spec: ModelSpec) -> nn.Module:
+        return _Point(int(self.values["dim"]), float(self.values["init_scale"]))
+
+    def losses(self, module, x, y):
+        p = module.x
+        c = 1.0 / math.sqrt(p.numel())
+        f1 = 1 - torch.exp(-((p - c) ** 2).sum())
+        f2 = 1 - torch.exp(-((p + c) ** 2).sum())
+        return f1, f2
+
+    def metrics(self, module, split):
+        p = module.x.detach()
+        c = 1.0 / math.sqrt(p.numel())
+        t = p.mean().clamp(-c, c)  # nearest point of the Pareto set {x_i = t, |t| <= c}
+        return {self.metric_name: -float((p - t).norm())}
+
+
+def fonseca_fleming_front(n: int = 2001, dim: int = 2) -> np.ndarray:
+    """``n`` points of the true Fonseca–Fleming front, by increasing f1 (n × 2)."""
+    c = 1.0 / math.sqrt(dim)
+    t = np.linspace(c, -c, n)
+    f1 = 1 - np.exp(-dim * (t - c) ** 2)
+    f2 = 1 - np.exp(-dim * (t + c) ** 2)
+    return np.stack([f1, f2], axis=1)

@@ -104,6 +104,14 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     raise HpsearchError(f"unknown pruner {name!r}")
 
 
+def best_value(study: optuna.Study) -> float | None:
+    """The best value of a single-objective study among feasible trials, or None if none."""
+    try:
+        return study.best_value
+    except ValueError:  # no complete trial, or none that met its constraint
+        return None
+
+
 def counts_toward_target(trial: FrozenTrial) -> bool:
     """Whether a trial counts toward the study's target number of trials.
 
@@ -232,7 +240,10 @@ class _Progress:
         if len(study.directions) > 1:
             self.bar.set_postfix_str(f"pareto={len(study.best_trials)}")
         else:
-            self.bar.set_postfix_str(f"best={study.best_value:.5g}")
+            best = best_value(study)
+            self.bar.set_postfix_str(
+                "no feasible trial yet" if best is None else f"best={best:.5g}"
+            )
 
 
 def run_study(

@@ -1,6 +1,9 @@
-"""The training core: mini-batch training of a setup's model on ``flood(L1) + α·L2``.
+"""The training core: mini-batch training of a setup's model on a scalarization of (L1, L2).
 
-Plain functions over tensors and hyperparameters; nothing here knows about Optuna.
+Three inner scalarizations: ``linear`` descends on ``flood(L1) + α·L2``; ``chebyshev`` on
+``max(w·(L1 − z1)/s1, (1 − w)·(L2 − z2)/s2)``; ``mdmm`` minimizes L1 subject to L2 <= ε with the
+Modified Differential Method of Multipliers. Plain functions over tensors and hyperparameters;
+nothing here knows about Optuna.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from hpsearch._models import ModelSpec
 from hpsearch._setups import Setup
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+INNER_METHODS: tuple[str, ...] = ("linear", "chebyshev", "mdmm")
+NORMALIZATIONS: tuple[str, ...] = ("initial", "none")
+# An MDMM run is feasible when its validation L2 is at most ε + FEASIBILITY_TOL·max(ε, 1e-3):
+# the multiplier makes L2 oscillate around the budget, so "exactly below" would be noise.
+FEASIBILITY_TOL = 0.01
 
 
 @dataclass(frozen=True)
@@ -29,8 +37,17 @@ class TrainConfig:
         lr: Learning rate (> 0).
         momentum: Momentum of ``"momentum"`` and ``"nesterov"`` (in [0, 1)).
         lr_decay: Factor applied to the learning rate after every epoch (1 = constant).
-        alpha: Weight α of ``L2`` in ``flood(L1) + α·L2`` (>= 0).
-        flood: Flood level b; when b > 0 the task loss becomes ``|L1 − b| + b``.
+        alpha: Weight α of ``L2`` in ``flood(L1) + α·L2`` (>= 0), for ``method="linear"``.
+        flood: Flood level b; when b > 0 the task loss becomes ``|L1 − b| + b`` (every method).
+        method: Inner scalarization, one of :data:`INNER_METHODS`.
+        w: Chebyshev weight of L1, in (0, 1); L2 gets ``1 − w``.
+        ideal1, ideal2: Chebyshev ideal point z (losses are >= 0, so 0 is a valid ideal).
+        normalize: Chebyshev normalization: ``"initial"`` divides ``L_i − z_i`` by its value for
+            the initial model on the whole training split, so both terms start at 1;
+            ``"none"`` uses the raw losses.
+        epsilon: MDMM budget ε of the constraint ``L2 <= ε``.
+        damping: MDMM damping c (the ``c·(L2 − ε)`` term of the multiplier).
+        lambda_lr: MDMM step size of the multiplier's ascent ``λ ← max(0, λ + η_λ·(L2 − ε))``.
         epochs: Passes over the training split.
         batch_size: Rows per mini-batch.
         seed: Seeds initialisation, batch order and any sampling inside the model.
@@ -42,6 +59,14 @@ class TrainConfig:
     lr_decay: float = 1.0
     alpha: float = 0.0
     flood: float = 0.0
+    method: str = "linear"
+    w: float = 0.5
+    ideal1: float = 0.0
+    ideal2: float = 0.0
+    normalize: str = "initial"
+    epsilon: float = 1.0
+    damping: float = 10.0
+    lambda_lr: float = 0.01
     epochs: int = 20
     batch_size: int = 64
     seed: int = 0
@@ -51,7 +76,19 @@ class TrainConfig:
             raise HpsearchError(
                 f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}"
             )
+        if self.method not in INNER_METHODS:
+            raise HpsearchError(
+                f"unknown method {self.method!r}; allowed: {', '.join(INNER_METHODS)}"
+            )
+        if self.normalize not in NORMALIZATIONS:
+            raise HpsearchError(
+                f"unknown normalize {self.normalize!r}; allowed: {', '.join(NORMALIZATIONS)}"
+            )
         checks = {
+            "w": 0 < self.w < 1,
+            "epsilon": self.epsilon >= 0,
+            "damping": self.damping >= 0,
+            "lambda_lr": self.lambda_lr > 0,
             "lr": self.lr > 0,
             "momentum": 0 <= self.momentum < 1,
             "lr_decay": 0 < self.lr_decay <= 1,
@@ -76,6 +113,7 @@ class EpochRecord:
     val_loss1: float
     val_loss2: float
     val_metric: float
+    multiplier: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +124,9 @@ class TrainResult:
         train, val, test: ``{"loss1", "loss2", "metric", …extra metrics}`` on each split.
         history: One :class:`EpochRecord` per epoch run.
         seconds: Wall time of the run.
+        info: What the inner method ended with: Chebyshev scales ``scale1``/``scale2``; MDMM
+            multiplier ``multiplier``, ``constraint_violation`` (validation L2 − ε) and
+            ``feasible`` (1.0 or 0.0, see :data:`FEASIBILITY_TOL`).
     """
 
     train: dict[str, float]
@@ -93,6 +134,7 @@ class TrainResult:
     test: dict[str, float]
     history: list[EpochRecord] = field(default_factory=list)
     seconds: float = 0.0
+    info: dict[str, float] = field(default_factory=dict)
 
     def history_columns(self) -> dict[str, list[float]]:
         """The history as one list per field, epoch ``i + 1`` at index ``i``, values rounded to
@@ -118,6 +160,46 @@ def combined_loss(
 ) -> torch.Tensor:
     """The linear combination a run descends on: ``flood(L1) + α·L2``."""
     return flooded_loss(loss1, flood) + alpha * loss2
+
+
+def chebyshev_scalarize(
+    loss1: torch.Tensor,
+    loss2: torch.Tensor,
+    w: float,
+    ideal: tuple[float, float] = (0.0, 0.0),
+    scale: tuple[float, float] = (1.0, 1.0),
+) -> torch.Tensor:
+    """Weighted Chebyshev scalarization ``max(w·(L1 − z1)/s1, (1 − w)·(L2 − z2)/s2)``.
+
+    Unlike ``L1 + α·L2``, every Pareto-optimal point minimizes it for some ``w``, concave
+    stretches of the front included.
+    """
+    term1 = w * (loss1 - ideal[0]) / scale[0]
+    term2 = (1.0 - w) * (loss2 - ideal[1]) / scale[1]
+    return torch.maximum(term1, term2)
+
+
+def mdmm_loss(
+    loss1: torch.Tensor,
+    loss2: torch.Tensor,
+    multiplier: torch.Tensor,
+    epsilon: float,
+    damping: float,
+) -> torch.Tensor:
+    """The MDMM descent objective for ``min L1 s.t. L2 <= ε`` (Platt & Barr, 1988).
+
+    Its gradient is ``∇L1 + (λ + c·(L2 − ε))·∇L2``, with the damping term held constant inside
+    the gradient; the caller then moves λ by ascent (:func:`mdmm_multiplier_step`).
+    """
+    violation = (loss2 - epsilon).detach()
+    return loss1 + (multiplier + damping * violation) * loss2
+
+
+def mdmm_multiplier_step(
+    multiplier: torch.Tensor, loss2: torch.Tensor, epsilon: float, lambda_lr: float
+) -> torch.Tensor:
+    """Gradient ascent on the multiplier, kept >= 0: ``max(0, λ + η_λ·(L2 − ε))``."""
+    return torch.clamp(multiplier + lambda_lr * (loss2.detach() - epsilon), min=0.0)
 
 
 def make_optimizer(
@@ -178,6 +260,19 @@ def train(
     opt = make_optimizer(config.optimizer, params, config.lr, config.momentum)
     x, y = data.train.x, data.train.y
     n = len(data.train)
+    ideal = (config.ideal1, config.ideal2)
+    scale = (1.0, 1.0)
+    info: dict[str, float] = {}
+    if config.method == "chebyshev" and config.normalize == "initial":
+        with torch.no_grad():
+            start1, start2 = setup.losses(module, x, y)
+        # Floor the scales: a loss already at its ideal point would otherwise divide by zero.
+        scale = (
+            max(float(start1) - ideal[0], 1e-8),
+            max(float(start2) - ideal[1], 1e-8),
+        )
+        info.update(scale1=scale[0], scale2=scale[1])
+    multiplier = torch.zeros(())
     history: list[EpochRecord] = []
     for epoch in range(config.epochs):
         module.train()
@@ -187,10 +282,19 @@ def train(
         for s in range(0, n, config.batch_size):
             idx = perm[s : s + config.batch_size]
             l1, l2 = setup.losses(module, x[idx], y[idx])
-            loss = combined_loss(l1, l2, config.alpha, config.flood)
+            if config.method == "linear":
+                loss = combined_loss(l1, l2, config.alpha, config.flood)
+            elif config.method == "chebyshev":
+                l1f = flooded_loss(l1, config.flood)
+                loss = chebyshev_scalarize(l1f, l2, config.w, ideal, scale)
+            else:
+                l1f = flooded_loss(l1, config.flood)
+                loss = mdmm_loss(l1f, l2, multiplier, config.epsilon, config.damping)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if config.method == "mdmm":
+                multiplier = mdmm_multiplier_step(multiplier, l2, config.epsilon, config.lambda_lr)
             # Accumulated without .item(): one sync per epoch, and a NaN/inf anywhere stays.
             total += loss.detach()
             n_batches += 1
@@ -203,6 +307,7 @@ def train(
             val_loss1=val["loss1"],
             val_loss2=val["loss2"],
             val_metric=val["metric"],
+            multiplier=float(multiplier),
         )
         _check_finite(
             f"at epoch {epoch + 1}",
@@ -218,11 +323,18 @@ def train(
         if config.lr_decay != 1.0:
             for group in opt.param_groups:
                 group["lr"] *= config.lr_decay
-    result = TrainResult(
+    if config.method == "mdmm":
+        violation = val["loss2"] - config.epsilon
+        info.update(
+            multiplier=float(multiplier),
+            constraint_violation=violation,
+            feasible=float(violation <= FEASIBILITY_TOL * max(config.epsilon, 1e-3)),
+        )
+    return TrainResult(
         train=setup.evaluate(module, data.train),
         val=val,
         test=setup.evaluate(module, data.test),
         history=history,
         seconds=time.perf_counter() - start,
+        info=info,
     )
-    return result

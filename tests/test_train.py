@@ -132,3 +132,65 @@ def test_losses_are_finite_numbers() -> None:
     result = _run("two_task", "digits", epochs=2, alpha=1.0)
     assert all(math.isfinite(v) for v in result.val.values())
     assert "metric_b" in result.val
+
+
+def test_chebyshev_scalarize_is_the_weighted_max() -> None:
+    out = hpsearch.chebyshev_scalarize(
+        torch.tensor(2.0), torch.tensor(10.0), w=0.25, ideal=(1.0, 0.0), scale=(1.0, 20.0)
+    )
+    assert float(out) == pytest.approx(max(0.25 * 1.0, 0.75 * 0.5))
+
+
+def test_mdmm_gradient_and_multiplier_step() -> None:
+    theta = torch.tensor([1.0, 2.0], requires_grad=True)
+    l1, l2 = (theta**2).sum(), theta.sum()  # ∇L1 = 2θ, ∇L2 = 1
+    lam, eps, c = torch.tensor(0.5), 1.0, 10.0
+    hpsearch.mdmm_loss(l1, l2, lam, eps, c).backward()
+    g = 3.0 - eps
+    assert theta.grad.tolist() == pytest.approx([2 + 0.5 + c * g, 4 + 0.5 + c * g])
+    assert float(hpsearch.mdmm_multiplier_step(lam, l2, eps, 0.1)) == pytest.approx(0.7)
+    assert float(hpsearch.mdmm_multiplier_step(lam, torch.tensor(-100.0), eps, 0.1)) == 0.0
+
+
+def _ff(method: str, **kw) -> hpsearch.TrainResult:
+    cfg = TrainConfig(method=method, optimizer="sgd", lr=0.05, epochs=300, normalize="none", **kw)
+    return train(hpsearch.get_setup("fonseca_fleming")(), load_dataset("none"), SPEC, cfg)
+
+
+def test_on_a_concave_front_linear_alpha_lands_on_the_ends_and_the_others_do_not() -> None:
+    for seed, alpha in enumerate([0.3, 1.0, 3.0]):
+        val = _ff("linear", alpha=alpha, seed=seed).val
+        assert min(val["loss1"], val["loss2"]) < 0.05  # one end of the front
+    for seed, w in enumerate([0.3, 0.5, 0.7]):
+        val = _ff("chebyshev", w=w, seed=seed).val
+        assert 0.2 < val["loss1"] < 0.9 and 0.2 < val["loss2"] < 0.9  # the balanced middle
+        assert val["metric"] > -0.01  # on the Pareto set
+    result = _ff("mdmm", epsilon=0.5, lambda_lr=0.5, seed=0)
+    assert result.val["loss2"] == pytest.approx(0.5, abs=0.005)
+    assert result.info["feasible"] == 1.0 and result.info["multiplier"] > 0
+    # On the front, f2 = 0.5 means x_i = t with (t + 1/√2)² = ln 2 / 2, so f1 = 0.744.
+    assert result.val["loss1"] == pytest.approx(0.744, abs=0.01)
+    assert result.history[-1].multiplier == pytest.approx(result.info["multiplier"], rel=1e-5)
+
+
+def test_chebyshev_initial_normalization_records_its_scales() -> None:
+    result = _run(method="chebyshev", w=0.5, epochs=3)
+    assert result.info["scale1"] > 0.5 and result.info["scale2"] > 1.0
+    assert "scale1" not in _run(method="chebyshev", w=0.5, epochs=1, normalize="none").info
+
+
+@pytest.mark.parametrize("method", ["linear", "chebyshev", "mdmm"])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
+def test_every_inner_method_combines_with_every_optimizer_and_flooding(method, optimizer) -> None:
+    result = _run(
+        method=method,
+        optimizer=optimizer,
+        flood=0.1,
+        epochs=3,
+        epsilon=10.0,
+        damping=1.0,
+        alpha=0.01,
+        lr=0.01,
+    )
+    assert all(math.isfinite(v) for v in result.val.values())
+    assert ("feasible" in result.info) == (method == "mdmm")

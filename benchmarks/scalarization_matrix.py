@@ -1,0 +1,189 @@
+"""Outer search × inner scalarization on every real setup: hypervolume, gap and wall time.
+
+For each real setup, runs the 2 × 3 matrix {scalarized, pareto} outer search × {linear α,
+Chebyshev w, MDMM ε} inner training at a fixed trial budget and several seeds, then puts all of
+a setup's trials under one normalization (see ``hpsearch._analysis``) and writes
+
+    benchmarks/results/scalarization_matrix.md    the table (HV mean ± sd, gap, wall time)
+    benchmarks/results/matrix_<setup>.png          the pareto-outer studies of seed 0 compared
+
+Usage: python benchmarks/scalarization_matrix.py [--trials 16] [--seeds 3] [--epochs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hpsearch import load_study_file, run_study
+from hpsearch._analysis import Normalization, analyze_front, feasible_pareto_mask
+from hpsearch._compare import compare_points, write_comparison
+from hpsearch._report import study_points
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# Per setup: dataset, model params, the inner knobs' ranges, and the scalarized objective (a
+# fixed trade-off written down: w1*L1 + w2*L2 with both terms of similar size).
+SETUPS = {
+    "weight_decay": {
+        "dataset": "digits",
+        "params": "lr = 0.003\ndepth = 1\nwidth = 64",
+        "alpha": (1e-4, 1.0),
+        "epsilon": (0.5, 80.0),
+        "weights": (1.0, 0.02),
+    },
+    "sparsity": {
+        "dataset": "wine",
+        "params": "lr = 0.01\ndepth = 1\nwidth = 32",
+        "alpha": (1e-4, 1.0),
+        "epsilon": (1.0, 60.0),
+        "weights": (1.0, 0.01),
+    },
+    "beta_vae": {
+        "dataset": "digits",
+        "params": "lr = 0.003\ndepth = 1\nwidth = 64\nlatent_dim = 8",
+        "alpha": (0.01, 10.0),
+        "epsilon": (0.5, 40.0),
+        "weights": (1.0, 1.0),
+    },
+    "two_task": {
+        "dataset": "digits",
+        "params": "lr = 0.01\ndepth = 1\nwidth = 8",
+        "alpha": (1e-2, 100.0),
+        "epsilon": (0.4, 1.2),
+        "weights": (1.0, 1.0),
+    },
+}
+INNER = ("linear", "chebyshev", "mdmm")
+OUTER = ("scalarized", "pareto")
+
+
+def study_toml(setup: str, outer: str, inner: str, seed: int, trials: int, epochs: int) -> str:
+    spec = SETUPS[setup]
+    if inner == "linear":
+        lo, hi = spec["alpha"]
+        knob = f'alpha = {{ type = "float", low = {lo}, high = {hi}, log = true }}'
+    elif inner == "chebyshev":
+        knob = 'w = { type = "float", low = 0.02, high = 0.98 }'
+    else:
+        lo, hi = spec["epsilon"]
+        knob = (
+            f'epsilon = {{ type = "float", low = {lo}, high = {hi}, log = true }}\n'
+            "damping = 1.0\nlambda_lr = 0.1"
+        )
+    objective = ""
+    if outer == "scalarized":
+        w1, w2 = spec["weights"]
+        objective = f'objective = "weighted"\nobjective_weights = [{w1}, {w2}]'
+    return f"""
+[study]
+name = "{setup}-{outer}-{inner}-s{seed}"
+dataset = "{spec["dataset"]}"
+setup = "{setup}"
+mode = "{outer}"
+{objective}
+sampler = "tpe"
+n_trials = {trials}
+seed = {seed}
+
+[budget]
+epochs = {epochs}
+batch_size = 64
+
+[params]
+method = "{inner}"
+optimizer = "adam"
+{spec["params"]}
+{knob}
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Outer search × inner scalarization on real data",
+        "",
+        f"{args.trials} trials per study (TPE), {args.epochs} epochs per trial, seeds "
+        f"0–{args.seeds - 1}; regenerate with `python benchmarks/scalarization_matrix.py`. "
+        "HV: hypervolume of each study's feasible Pareto front in (validation L1, validation L2), "
+        "normalized per setup over the fronts of all its studies, reference point (1.1, 1.1). "
+        "Gap: HV(front) − HV(supported part), as % of HV. Mean ± sd over seeds.",
+        "",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = f"sqlite:///{Path(tmp) / 'matrix.db'}"
+        for setup in args.setups:
+            cells: dict[tuple[str, str], list[tuple]] = {}
+            for outer in OUTER:
+                for inner in INNER:
+                    for seed in range(args.seeds):
+                        path = Path(tmp) / f"{setup}-{outer}-{inner}-{seed}.toml"
+                        path.write_text(
+                            study_toml(setup, outer, inner, seed, args.trials, args.epochs)
+                        )
+                        config = load_study_file(path)
+                        start = time.perf_counter()
+                        run_study(config, storage, progress=False)
+                        wall = time.perf_counter() - start
+                        cells.setdefault((outer, inner), []).append(
+                            (study_points(storage, config.name), wall)
+                        )
+                        print(f"{config.name}: {wall:.1f} s", file=sys.stderr, flush=True)
+            fronts = []
+            for runs in cells.values():
+                for p, _ in runs:
+                    xy = np.stack([p.loss1, p.loss2], 1)
+                    fronts.append(xy[feasible_pareto_mask(xy, p.feasible)])
+            norm = Normalization.from_fronts([f for f in fronts if len(f)])
+            names = cells[("pareto", "linear")][0][0].loss_names
+            lines += [
+                f"## {setup} on {SETUPS[setup]['dataset']} (L1 = {names[0]}, L2 = {names[1]})",
+                "",
+                "| outer | inner | HV | gap % | Pareto size | feasible % | wall s |",
+                "| --- | --- | --- | --- | --- | --- | --- |",
+            ]
+            for (outer, inner), runs in cells.items():
+                hv, gap, size, feas, wall = [], [], [], [], []
+                for p, w in runs:
+                    a = analyze_front(np.stack([p.loss1, p.loss2], 1), p.feasible, norm)
+                    hv.append(a.hypervolume)
+                    gap.append(100 * a.gap_fraction)
+                    size.append(len(a.front))
+                    feas.append(100 * p.feasible.mean())
+                    wall.append(w)
+                lines.append(
+                    f"| {outer} | {inner} | {np.mean(hv):.3f} ± {np.std(hv):.3f} | "
+                    f"{np.mean(gap):.1f} ± {np.std(gap):.1f} | {np.mean(size):.1f} | "
+                    f"{np.mean(feas):.0f} | {np.mean(wall):.1f} |"
+                )
+            seed0 = [cells[("pareto", inner)][0] for inner in INNER]
+            comparison = compare_points(seed0)
+            paths = write_comparison(comparison, Path(tmp) / setup)
+            png = RESULTS / f"matrix_{setup}.png"
+            png.write_bytes(paths["png"].read_bytes())
+            lines += [
+                "",
+                f"Seed 0, pareto outer, all three inner methods: ![{setup}]({png.name})",
+                "",
+            ]
+            lines += [f"- {v}" for v in comparison.verdicts()] + [""]
+            (RESULTS / "scalarization_matrix.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS / 'scalarization_matrix.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
