@@ -21,6 +21,8 @@ REFERENCE: tuple[float, float] = (1.1, 1.1)
 # A Pareto point more than this far (normalized units) above the lower convex hull of its front
 # is "unsupported": no linear weight α makes it the minimizer of L1 + α·L2.
 SUPPORT_TOL = 0.005
+# Below this fraction of the front's hypervolume, the verdict calls the gap negligible.
+NEGLIGIBLE_GAP = 0.01
 
 
 def pareto_mask(points: np.ndarray) -> np.ndarray:
@@ -273,7 +275,10 @@ def verdict(points: np.ndarray, analysis: FrontAnalysis, names: tuple[str, str])
         return f"({names[0]}={points[i, 0]:.4g}, {names[1]}={points[i, 1]:.4g})"
 
     where = "; ".join(f"between {at(a)} and {at(b)}" for a, b in analysis.stretches)
-    return (
+    text = (
         f"front has concave stretches {where}; linear α cannot reach {k} of {n} Pareto "
         f"points; {gap}"
     )
+    if analysis.gap_fraction < NEGLIGIBLE_GAP:
+        text += " (negligible: linear α reaches practically the same hypervolume)"
+    return text

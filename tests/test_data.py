@@ -7,9 +7,19 @@ import torch
 from hpsearch import DATASETS, HpsearchError, load_dataset
 
 SIZES = {"digits": 1797, "breast_cancer": 569, "wine": 178, "iris": 150, "diabetes": 442}
+REAL = [d for d in DATASETS if d != "none"]
 
 
-@pytest.mark.parametrize("name", DATASETS)
+def test_the_datasets_are_the_real_five_and_none() -> None:
+    assert set(REAL) == set(SIZES) and DATASETS[-1] == "none"
+
+
+def test_no_data_is_one_dummy_row_in_every_split() -> None:
+    data = load_dataset("none")
+    assert data.task == "none" and len(data.train) == len(data.val) == len(data.test) == 1
+
+
+@pytest.mark.parametrize("name", REAL)
 def test_splits_partition_the_rows(name: str) -> None:
     data = load_dataset(name, seed=0)
     n = len(data.train) + len(data.val) + len(data.test)
@@ -24,7 +34,7 @@ def test_splits_partition_the_rows(name: str) -> None:
     assert data.n_features == data.train.x.shape[1] == len(data.feature_names)
 
 
-@pytest.mark.parametrize("name", DATASETS)
+@pytest.mark.parametrize("name", REAL)
 def test_scaling_is_fitted_on_train_only(name: str) -> None:
     data = load_dataset(name, seed=0)
     x = data.train.x.numpy()
