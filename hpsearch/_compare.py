@@ -109,7 +109,22 @@ class Comparison:
         lines.append(
             "all studies together: " + verdict(self.union_points, self.union, self.loss_names)
         )
+        if self.union.knee >= 0:
+            study, number = self.locate(self.union.knee)
+            x, y = self.union_points[self.union.knee]
+            lines.append(
+                f"knee of the joint front: {study} trial {number} "
+                f"({self.loss_names[0]}={x:.4g}, {self.loss_names[1]}={y:.4g})"
+            )
         return lines
+
+    def locate(self, index: int) -> tuple[str, int]:
+        """The study name and trial number of row ``index`` of ``union_points``."""
+        for s in self.studies:
+            if index < len(s.points.numbers):
+                return s.points.study_name, int(s.points.numbers[index])
+            index -= len(s.points.numbers)
+        raise IndexError(index)
 
 
 def compare_points(items: list[tuple[StudyPoints, float]]) -> Comparison:

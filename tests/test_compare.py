@@ -132,7 +132,12 @@ def test_the_diagnosis_flags_a_concave_problem_plugged_in_from_outside(tmp_path)
     assert cheb.analysis.hypervolume > 1.5 * linear.analysis.hypervolume
     assert mdmm.analysis.hypervolume > 1.5 * linear.analysis.hypervolume
     assert comparison.union.n_unsupported >= 10 and comparison.union.gap_fraction > 0.2
-    assert "concave stretches" in comparison.verdicts()[-1]
+    assert "concave stretches" in comparison.verdicts()[-2]
+    knee_study, knee_trial = comparison.locate(comparison.union.knee)
+    assert comparison.verdicts()[-1].startswith(
+        f"knee of the joint front: {knee_study} trial {knee_trial} "
+    )
+    assert comparison.locate(len(linear.xy)) == ("qc-pareto-chebyshev", 0)
 
     out = run_cli("compare", *names, "--storage", storage, "--out", "cmp", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
