@@ -216,6 +216,7 @@ class StudyConfig:
 
         The number of trials, sampler, pruner, seed and timeout may change between runs.
         """
+        defaults = self._defaults()
         return {
             "dataset": self.dataset,
             "setup": self.setup,
@@ -234,7 +235,7 @@ class StudyConfig:
             "params": {
                 k: p.to_dict()
                 for k, p in sorted(self.params.items())
-                if p.searched or p.value != self._defaults()[k].default
+                if p.searched or p.value != defaults[k].default
             },
         }
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
+import numpy as np
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: no display is needed or wanted
+from hpsearch._report import StudyPoints
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import LogNorm, Normalize  # noqa: E402
+if TYPE_CHECKING:
+    from hpsearch._compare import Comparison
 
-from hpsearch._report import StudyPoints  # noqa: E402
+# Figures are built on matplotlib.figure.Figure directly (Agg when saved), never through pyplot:
+# importing hpsearch must not change the backend or the figures of a user's session.
 
 
 def _log_if_wide(ax, axis: str, values: np.ndarray) -> None:
@@ -37,7 +41,8 @@ def plot_study(points: StudyPoints, path: str | Path) -> Path:
         The path written.
     """
     path = Path(path)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2)
     l1n, l2n = points.loss_names
     x, y = points.loss1, points.loss2
     alpha = points.params.get("alpha")
@@ -92,11 +97,10 @@ def plot_study(points: StudyPoints, path: str | Path) -> Path:
         ax2.legend()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
-def plot_comparison(comparison, path: str | Path) -> Path:  # comparison: hpsearch.Comparison
+def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
     """Draw studies in one objective space: each study's trials and front, the convex hull of
     the joint front (what linear α can reach) and the joint front's unsupported points.
 
@@ -104,8 +108,9 @@ def plot_comparison(comparison, path: str | Path) -> Path:  # comparison: hpsear
         The path written.
     """
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(12, 6.5), constrained_layout=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = Figure(figsize=(12, 6.5), layout="constrained")
+    ax = fig.subplots()
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     markers = "os^Dv<>P*X"
     for i, s in enumerate(comparison.studies):
         c, m = colors[i % len(colors)], markers[i % len(markers)]
@@ -167,5 +172,4 @@ def plot_comparison(comparison, path: str | Path) -> Path:  # comparison: hpsear
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
