@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seed of the sampler and of training (default: the file's seed)",
     )
+    run.add_argument(
+        "--batch",
+        type=_positive_int,
+        metavar="K",
+        help="population mode: ask for K trials at once and train them as one batched model "
+        "(default: the file's batch, 1)",
+    )
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     check = sub.add_parser(
@@ -177,6 +184,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         n_trials=args.n_trials,
         timeout=args.timeout,
         seed=args.seed,
+        batch=args.batch,
         progress=not args.no_progress,
     )
     print(

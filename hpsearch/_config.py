@@ -110,6 +110,7 @@ DATA: dict[str, Option] = {
 }
 _STUDY_KEYS = (
     "name",
+    "batch",
     "description",
     "dataset",
     "setup",
@@ -196,6 +197,7 @@ class StudyConfig:
     pruner_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     timeout: float | None = None
+    batch: int = 1
     epochs: int = 20
     batch_size: int = 64
     val_fraction: float = 0.2
@@ -540,6 +542,7 @@ def load_study_file(path: str | Path) -> StudyConfig:
             study["timeout"], "study.timeout", Option("float", 1, low=0, low_open=True)
         )
 
+    batch = check.value(study.get("batch", 1), "study.batch", Option("int", 1, low=1, high=4096))
     data = check.options(doc.get("data", {}), "data", DATA)
     data = {k: data.get(k, o.default) for k, o in DATA.items()}
     if data["val_fraction"] + data["test_fraction"] >= 1:
@@ -577,6 +580,7 @@ def load_study_file(path: str | Path) -> StudyConfig:
         n_trials=n_trials,
         seed=seed,
         timeout=timeout,
+        batch=batch,
         epochs=budget["epochs"],
         batch_size=budget["batch_size"],
         val_fraction=data["val_fraction"],

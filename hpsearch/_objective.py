@@ -11,6 +11,7 @@ import optuna
 from hpsearch._config import ParamSpec, StudyConfig
 from hpsearch._data import Dataset
 from hpsearch._errors import DivergedError
+from hpsearch._population import GROUP_KEYS, train_population
 from hpsearch._setups import get_setup
 from hpsearch._train import EpochRecord, TrainResult, train
 
@@ -125,3 +126,52 @@ def make_objective(
         return objective_values(config, result.val)
 
     return objective
+
+
+def run_population(
+    study: optuna.Study, config: StudyConfig, data: Dataset, n: int
+) -> list[optuna.trial.FrozenTrial]:
+    """Ask ``study`` for ``n`` trials, train them as populations, and tell every result.
+
+    Trials are grouped so that each group shares the architecture, setup options and
+    :data:`hpsearch._population.GROUP_KEYS`; each group is one batched model. A member that
+    diverges is told as FAIL with its reason; the others are unaffected. If anything else
+    stops the batch (Ctrl-C, an error), the trials not yet told are told as FAIL, so none is
+    left RUNNING.
+
+    Returns:
+        The told trials, in the order asked.
+    """
+    setup_cls = get_setup(config.setup)
+    trials = [study.ask() for _ in range(n)]
+    told: dict[int, optuna.trial.FrozenTrial] = {}
+    try:
+        resolved = [config.resolve(suggest_params(t, config.params)) for t in trials]
+        groups: dict[tuple, list[int]] = {}
+        for i, (train_config, model, options) in enumerate(resolved):
+            key = (
+                model,
+                tuple(sorted(options.items())),
+                *(getattr(train_config, k) for k in GROUP_KEYS),
+            )
+            groups.setdefault(key, []).append(i)
+        for members in groups.values():
+            _, model, options = resolved[members[0]]
+            results = train_population(
+                setup_cls(**options), data, model, [resolved[i][0] for i in members]
+            )
+            for i, result in zip(members, results, strict=True):
+                trial = trials[i]
+                trial.set_user_attr("train_seed", resolved[i][0].seed)
+                trial.set_user_attr("population_size", len(members))
+                if isinstance(result, DivergedError):
+                    trial.set_user_attr(FAIL_REASON, str(result))
+                    told[i] = study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                else:
+                    record_result(trial, result)
+                    told[i] = study.tell(trial, objective_values(config, result.val))
+    finally:
+        for i, trial in enumerate(trials):
+            if i not in told:
+                told[i] = study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return [told[i] for i in range(n)]

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from tqdm import tqdm
 
 from hpsearch._config import StudyConfig
 from hpsearch._errors import HpsearchError
-from hpsearch._objective import FAIL_REASON, make_objective
+from hpsearch._objective import FAIL_REASON, make_objective, run_population
 from hpsearch._setups import get_setup
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
@@ -253,6 +254,7 @@ def run_study(
     timeout: float | None = None,
     seed: int | None = None,
     progress: bool = True,
+    batch: int | None = None,
 ) -> RunSummary:
     """Run (or continue) the study of ``config`` until it has its target number of trials.
 
@@ -264,6 +266,9 @@ def run_study(
         timeout: Stop starting new trials after this many seconds (default: the file's).
         seed: Overrides the file's seed (sampler and training initialisation).
         progress: Show a progress bar on stderr.
+        batch: Population size K (default: the file's ``batch``, 1 = one trial at a time):
+            ask Optuna for K trials at once and train them as one batched model
+            (:func:`hpsearch._population.train_population`). No pruning in this mode.
 
     Returns:
         A :class:`RunSummary`.
@@ -277,6 +282,9 @@ def run_study(
     if target < 1:
         raise HpsearchError(f"n_trials must be >= 1, got {target}")
     timeout = config.timeout if timeout is None else timeout
+    batch = config.batch if batch is None else batch
+    if batch < 1:
+        raise HpsearchError(f"batch must be >= 1, got {batch}")
     data = config.load_data()
     optuna_logger = logging.getLogger("optuna")
     level = optuna_logger.level
@@ -296,12 +304,20 @@ def run_study(
         progress_bar = _Progress(study, target, done, progress)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(
-                make_objective(config, data),
-                n_trials=target - done,
-                timeout=timeout,
-                callbacks=[progress_bar],
-            )
+            if batch > 1:
+                started = time.monotonic()
+                remaining = target - done
+                while remaining > 0 and (timeout is None or time.monotonic() - started < timeout):
+                    for trial in run_population(study, config, data, min(batch, remaining)):
+                        progress_bar(study, trial)
+                        remaining -= counts_toward_target(trial)
+            else:
+                study.optimize(
+                    make_objective(config, data),
+                    n_trials=target - done,
+                    timeout=timeout,
+                    callbacks=[progress_bar],
+                )
     finally:
         if progress_bar is not None:
             progress_bar.bar.close()

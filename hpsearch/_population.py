@@ -1,0 +1,284 @@
+"""Population training: K configurations of one setup trained together as one batched model.
+
+The members' parameters are stacked along a leading axis and every step computes all K
+gradients in one vectorized call (``torch.func.vmap`` over the setup's own ``losses``), then
+updates all members with a batched optimizer whose learning rate, momentum, α, flood level,
+Chebyshev weight, MDMM budget and multiplier are per-member tensors. Each member sees exactly
+the initialisation and batch order that :func:`hpsearch.train` gives the same config, so its
+result equals the sequential one within float tolerance (setups that sample inside the model,
+like ``beta_vae``, draw different noise). Like the sequential core, nothing here knows Optuna.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.func import grad, vmap
+from torch.nn.utils.stateless import _reparametrize_module
+
+from hpsearch._data import Dataset
+from hpsearch._errors import DivergedError, HpsearchError
+from hpsearch._models import ModelSpec
+from hpsearch._setups import Setup
+from hpsearch._train import (
+    FEASIBILITY_TOL,
+    OPTIMIZERS,
+    EpochRecord,
+    TrainConfig,
+    TrainResult,
+)
+
+# Configs that differ in any of these cannot share one batched model and optimizer.
+GROUP_KEYS: tuple[str, ...] = ("optimizer", "method", "normalize", "epochs", "batch_size")
+
+
+def population_groups(configs: Sequence[TrainConfig]) -> list[list[int]]:
+    """Indices of ``configs`` grouped so that each group can be trained as one population.
+
+    Returns:
+        Groups of indices, in order of first appearance.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(tuple(getattr(c, k) for k in GROUP_KEYS), []).append(i)
+    return list(groups.values())
+
+
+def _column(configs: Sequence[TrainConfig], name: str) -> torch.Tensor:
+    return torch.tensor([float(getattr(c, name)) for c in configs])
+
+
+def _per_member(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+@dataclass
+class _BatchedOptimizer:
+    """The optimizers of :data:`OPTIMIZERS` on stacked parameters, torch's defaults and
+    update order, with per-member learning rate and momentum."""
+
+    name: str
+    params: dict[str, torch.Tensor]
+    lr: torch.Tensor
+    momentum: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise HpsearchError(f"unknown optimizer {self.name!r}")
+        self.state: dict[str, dict[str, torch.Tensor]] = {k: {} for k in self.params}
+        self.steps = 0
+
+    def step(self, grads: dict[str, torch.Tensor]) -> None:
+        self.steps += 1
+        t = self.steps
+        for k, p in self.params.items():
+            g = grads[k]
+            st = self.state[k]
+            lr = _per_member(self.lr, p)
+            if self.name == "sgd":
+                p.sub_(lr * g)
+            elif self.name in ("momentum", "nesterov"):
+                mom = _per_member(self.momentum, p)
+                buf = st["buf"] = g.clone() if t == 1 else st["buf"].mul_(mom).add_(g)
+                p.sub_(lr * (g + mom * buf if self.name == "nesterov" else buf))
+            elif self.name == "adagrad":
+                acc = st.setdefault("sum", torch.zeros_like(p))
+                acc.addcmul_(g, g)
+                p.sub_(lr * g / (acc.sqrt() + 1e-10))
+            elif self.name == "rmsprop":
+                sq = st.setdefault("sq", torch.zeros_like(p))
+                sq.mul_(0.99).addcmul_(g, g, value=0.01)
+                p.sub_(lr * g / (sq.sqrt() + 1e-8))
+            else:  # adam, as torch.optim.Adam computes it
+                m = st.setdefault("m", torch.zeros_like(p))
+                v = st.setdefault("v", torch.zeros_like(p))
+                m.lerp_(g, 0.1)
+                v.mul_(0.999).addcmul_(g, g, value=0.001)
+                bias1 = 1 - 0.9**t
+                bias2_sqrt = math.sqrt(1 - 0.999**t)
+                denom = v.sqrt() / bias2_sqrt + 1e-8
+                p.sub_((lr / bias1) * m / denom)
+
+
+def train_population(
+    setup: Setup, data: Dataset, model: ModelSpec, configs: Sequence[TrainConfig]
+) -> list[TrainResult | DivergedError]:
+    """Train every config of one group (see :func:`population_groups`) as one batched model.
+
+    Args:
+        setup: The setup; its ``losses`` must be vectorizable by ``torch.func.vmap`` (plain
+            tensor code: every built-in setup is).
+        data: The dataset.
+        model: The architecture, shared by all members.
+        configs: One config per member; they must agree on :data:`GROUP_KEYS`.
+
+    Returns:
+        Per member, its :class:`TrainResult` or the :class:`DivergedError` that stopped it; a
+        member that diverges is frozen and the others go on unaffected. ``history`` holds the
+        per-epoch losses; its ``val_metric`` is NaN before the last epoch (metrics are
+        computed once, at the end, per member).
+
+    Raises:
+        HpsearchError: The configs do not form one group.
+    """
+    if not configs:
+        return []
+    if len(population_groups(configs)) != 1:
+        raise HpsearchError(f"a population must agree on {', '.join(GROUP_KEYS)}")
+    start = time.perf_counter()
+    first = configs[0]
+    k_members = len(configs)
+    data = setup.prepare(data)
+    members = []
+    for c in configs:
+        torch.manual_seed(c.seed)
+        members.append(setup.build_model(data, model))
+    base = members[0]
+    names = [n for n, _ in base.named_parameters()]
+    params = {
+        n: torch.stack([dict(m.named_parameters())[n].detach() for m in members]).contiguous()
+        for n in names
+    }
+    x, y = data.train.x, data.train.y
+    n = len(data.train)
+    orders = [torch.Generator().manual_seed(c.seed) for c in configs]
+    shared_order = len({c.seed for c in configs}) == 1
+
+    alpha, flood = _column(configs, "alpha"), _column(configs, "flood")
+    w, z1, z2 = _column(configs, "w"), _column(configs, "ideal1"), _column(configs, "ideal2")
+    eps, damping = _column(configs, "epsilon"), _column(configs, "damping")
+    lambda_lr = _column(configs, "lambda_lr")
+    lr_decay = _column(configs, "lr_decay")
+    multiplier = torch.zeros(k_members)
+    method = first.method
+
+    def member_losses(p, xb, yb):
+        with _reparametrize_module(base, p):
+            return setup.losses(base, xb, yb)
+
+    s1 = s2 = torch.ones(k_members)
+    if method == "chebyshev" and first.normalize == "initial":
+        with torch.no_grad():
+            start1, start2 = vmap(member_losses, in_dims=(0, None, None), randomness="different")(
+                params, x, y
+            )
+        s1 = torch.clamp(start1 - z1, min=1e-8)
+        s2 = torch.clamp(start2 - z2, min=1e-8)
+
+    def member_objective(p, xb, yb, a, b, wk, zk1, zk2, sk1, sk2, lam, ek, ck):
+        l1, l2 = member_losses(p, xb, yb)
+        l1f = torch.where(b > 0, (l1 - b).abs() + b, l1)
+        if method == "linear":
+            loss = l1f + a * l2
+        elif method == "chebyshev":
+            loss = torch.maximum(wk * (l1f - zk1) / sk1, (1 - wk) * (l2 - zk2) / sk2)
+        else:
+            loss = l1f + (lam + ck * (l2 - ek).detach()) * l2
+        return loss, (loss.detach(), l2.detach())
+
+    data_dims = None if shared_order else 0
+    grad_fn = vmap(
+        grad(member_objective, has_aux=True),
+        in_dims=(0, data_dims, data_dims, *([0] * 10)),
+        randomness="different",
+    )
+    eval_fn = vmap(member_losses, in_dims=(0, None, None), randomness="different")
+    opt = _BatchedOptimizer(
+        first.optimizer, params, _column(configs, "lr"), _column(configs, "momentum")
+    )
+    failed: list[DivergedError | None] = [None] * k_members
+    alive = torch.ones(k_members, dtype=torch.bool)
+    histories: list[list[EpochRecord]] = [[] for _ in configs]
+    for epoch in range(first.epochs):
+        base.train()
+        perms = [torch.randperm(n, generator=g) for g in orders]
+        total = torch.zeros(k_members)
+        n_batches = 0
+        for s in range(0, n, first.batch_size):
+            if shared_order:
+                idx = perms[0][s : s + first.batch_size]
+            else:
+                idx = torch.stack([p[s : s + first.batch_size] for p in perms])
+            grads, (loss, l2) = grad_fn(
+                params, x[idx], y[idx], alpha, flood, w, z1, z2, s1, s2, multiplier, eps, damping
+            )
+            opt.step(grads)
+            if method == "mdmm":
+                multiplier = torch.clamp(multiplier + lambda_lr * (l2 - eps), min=0.0)
+            total += loss
+            n_batches += 1
+        lr_now = opt.lr.clone()
+        base.eval()
+        with torch.no_grad():
+            val1, val2 = eval_fn(params, data.val.x, data.val.y)
+        objective = total / n_batches
+        finite = torch.isfinite(objective) & torch.isfinite(val1) & torch.isfinite(val2)
+        for k in torch.nonzero(alive & ~finite).flatten().tolist():
+            bad = {
+                "train_objective": float(objective[k]),
+                "val_loss1": float(val1[k]),
+                "val_loss2": float(val2[k]),
+            }
+            shown = ", ".join(f"{n}={v}" for n, v in bad.items() if not math.isfinite(v))
+            failed[k] = DivergedError(f"diverged: non-finite {shown} at epoch {epoch + 1}")
+            # Freeze the member: finite zeros and no steps, so it costs nothing to the others.
+            alive[k] = False
+            opt.lr[k] = 0.0
+            lambda_lr[k] = 0.0
+            multiplier[k] = 0.0
+            for p in params.values():
+                p[k] = 0.0
+            for st in opt.state.values():
+                for buf in st.values():
+                    buf[k] = 0.0
+        for k in torch.nonzero(alive).flatten().tolist():
+            histories[k].append(
+                EpochRecord(
+                    epoch=epoch + 1,
+                    lr=float(lr_now[k]),
+                    train_objective=float(objective[k]),
+                    val_loss1=float(val1[k]),
+                    val_loss2=float(val2[k]),
+                    val_metric=math.nan,
+                    multiplier=float(multiplier[k]),
+                )
+            )
+        if (lr_decay != 1.0).any():
+            opt.lr *= lr_decay
+    seconds = time.perf_counter() - start
+    results: list[TrainResult | DivergedError] = []
+    for k, c in enumerate(configs):
+        if failed[k] is not None:
+            results.append(failed[k])
+            continue
+        with torch.no_grad():
+            for name, p in base.named_parameters():
+                p.copy_(params[name][k])
+        val = setup.evaluate(base, data.val)
+        last = histories[k][-1]
+        histories[k][-1] = EpochRecord(**{**last.__dict__, "val_metric": val["metric"]})
+        info: dict[str, float] = {}
+        if method == "chebyshev" and c.normalize == "initial":
+            info.update(scale1=float(s1[k]), scale2=float(s2[k]))
+        if method == "mdmm":
+            violation = val["loss2"] - c.epsilon
+            info.update(
+                multiplier=float(multiplier[k]),
+                constraint_violation=violation,
+                feasible=float(violation <= FEASIBILITY_TOL * max(c.epsilon, 1e-3)),
+            )
+        results.append(
+            TrainResult(
+                train=setup.evaluate(base, data.train),
+                val=val,
+                test=setup.evaluate(base, data.test),
+                history=histories[k],
+                seconds=seconds / k_members,
+                info=info,
+            )
+        )
+    return results

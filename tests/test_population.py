@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import hpsearch
+from hpsearch import DivergedError, ModelSpec, TrainConfig, load_dataset, train
+from hpsearch._population import population_groups, train_population
+
+SPEC = ModelSpec(kind="mlp", depth=2, width=16)
+
+
+def _assert_same(seq: hpsearch.TrainResult, pop: hpsearch.TrainResult) -> None:
+    for split in ("train", "val", "test"):
+        a, b = getattr(seq, split), getattr(pop, split)
+        assert set(a) == set(b)
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (split, key)
+    assert [r.val_loss1 for r in pop.history] == pytest.approx(
+        [r.val_loss1 for r in seq.history], rel=1e-4, abs=1e-6
+    )
+    assert [r.lr for r in pop.history] == pytest.approx([r.lr for r in seq.history])
+    assert set(pop.info) == set(seq.info)
+    for key in seq.info:
+        assert pop.info[key] == pytest.approx(seq.info[key], rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
+@pytest.mark.parametrize("method", ["linear", "chebyshev", "mdmm"])
+def test_each_member_equals_the_sequential_run(optimizer: str, method: str) -> None:
+    setup = hpsearch.get_setup("weight_decay")()
+    data = load_dataset("wine")
+    configs = [
+        TrainConfig(
+            optimizer=optimizer,
+            method=method,
+            lr=lr,
+            alpha=alpha,
+            flood=flood,
+            w=w,
+            epsilon=eps,
+            damping=1.0,
+            lambda_lr=0.1,
+            lr_decay=decay,
+            seed=seed,
+            epochs=4,
+            batch_size=32,
+        )
+        for lr, alpha, flood, w, eps, decay, seed in [
+            (0.01, 1e-3, 0.0, 0.3, 10.0, 1.0, 0),
+            (0.003, 1e-2, 0.1, 0.7, 20.0, 0.9, 0),
+            (0.02, 0.0, 0.05, 0.5, 5.0, 0.8, 1),  # another seed: its own init and batch order
+        ]
+    ]
+    results = train_population(setup, data, SPEC, configs)
+    for config, result in zip(configs, results, strict=True):
+        _assert_same(train(setup, data, SPEC, config), result)
+
+
+@pytest.mark.parametrize("setup_name, dataset", [("two_task", "digits"), ("sparsity", "diabetes")])
+def test_other_setups_equal_the_sequential_run(setup_name: str, dataset: str) -> None:
+    setup = hpsearch.get_setup(setup_name)()
+    data = load_dataset(dataset)
+    configs = [TrainConfig(lr=lr, alpha=0.1, epochs=2) for lr in (1e-3, 1e-2)]
+    for config, result in zip(configs, train_population(setup, data, SPEC, configs), strict=True):
+        _assert_same(train(setup, data, SPEC, config), result)
+
+
+def test_a_diverging_member_fails_alone() -> None:
+    setup = hpsearch.get_setup("weight_decay")()
+    data = load_dataset("diabetes")
+    configs = [TrainConfig(optimizer="sgd", lr=lr, epochs=3) for lr in (0.01, 1e8, 0.02)]
+    results = train_population(setup, data, SPEC, configs)
+    assert isinstance(results[1], DivergedError)
+    assert str(results[1]).startswith("diverged: non-finite")
+    for i in (0, 2):
+        _assert_same(train(setup, data, SPEC, configs[i]), results[i])
+
+
+def test_population_groups_split_what_cannot_share_a_batch() -> None:
+    configs = [
+        TrainConfig(optimizer="adam"),
+        TrainConfig(optimizer="sgd"),
+        TrainConfig(optimizer="adam", lr=0.1),
+        TrainConfig(optimizer="adam", epochs=3),
+        TrainConfig(optimizer="adam", method="mdmm"),
+    ]
+    assert population_groups(configs) == [[0, 2], [1], [3], [4]]
+    with pytest.raises(hpsearch.HpsearchError, match="must agree on optimizer"):
+        train_population(
+            hpsearch.get_setup("weight_decay")(), load_dataset("iris"), SPEC, configs[:2]
+        )
+
+
+@pytest.mark.parametrize("mode", ["pareto", "scalarized"])
+def test_run_study_in_population_mode(study_file, storage, mode) -> None:
+    path = study_file(
+        mode=mode,
+        n_trials=7,
+        dataset="diabetes",
+        sampler='{ name = "nsgaii", population_size = 3 }',
+    )
+    # Two optimizers (two groups per batch) and a learning-rate range that partly diverges.
+    path.write_text(
+        path.read_text()
+        .replace(
+            'optimizer = "adam"', 'optimizer = { type = "categorical", choices = ["sgd", "adam"] }'
+        )
+        .replace(
+            'lr = { type = "float", low = 1e-3, high = 3e-2',
+            'lr = { type = "float", low = 1e-3, high = 1e6',
+        )
+    )
+    summary = hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=3)
+    trials = optuna.load_study(study_name="small", storage=storage).trials
+    assert len(trials) == summary.counted_after == 7  # batches of 3, 3, 1: no overshoot
+    assert TrialState.RUNNING not in [t.state for t in trials]
+    for t in trials:
+        if t.state == TrialState.FAIL:
+            assert t.user_attrs["fail_reason"].startswith("diverged")
+        else:
+            assert math.isfinite(t.user_attrs["val_loss2"]) and t.user_attrs["population_size"] >= 1
+    assert any(t.state == TrialState.COMPLETE for t in trials)
