@@ -86,16 +86,21 @@ class _BatchedOptimizer:
                 buf = st["buf"] = g.clone() if t == 1 else st["buf"].mul_(mom).add_(g)
                 p.sub_(lr * (g + mom * buf if self.name == "nesterov" else buf))
             elif self.name == "adagrad":
-                acc = st.setdefault("sum", torch.zeros_like(p))
+                if "sum" not in st:
+                    st["sum"] = torch.zeros_like(p)
+                acc = st["sum"]
                 acc.addcmul_(g, g)
                 p.sub_(lr * g / (acc.sqrt() + 1e-10))
             elif self.name == "rmsprop":
-                sq = st.setdefault("sq", torch.zeros_like(p))
+                if "sq" not in st:
+                    st["sq"] = torch.zeros_like(p)
+                sq = st["sq"]
                 sq.mul_(0.99).addcmul_(g, g, value=0.01)
                 p.sub_(lr * g / (sq.sqrt() + 1e-8))
             else:  # adam, as torch.optim.Adam computes it
-                m = st.setdefault("m", torch.zeros_like(p))
-                v = st.setdefault("v", torch.zeros_like(p))
+                if "m" not in st:
+                    st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
+                m, v = st["m"], st["v"]
                 m.lerp_(g, 0.1)
                 v.mul_(0.999).addcmul_(g, g, value=0.001)
                 bias1 = 1 - 0.9**t
@@ -160,17 +165,23 @@ def train_population(
         with _reparametrize_module(base, p):
             return setup.losses(base, xb, yb)
 
+    # Fast path: a setup that computes all K members' losses itself (stacked matmuls, one
+    # autograd graph) saves vmap's per-op overhead; any other setup goes through vmap.
+    fast = hasattr(setup, "batched_losses") and isinstance(base, torch.nn.Sequential)
+
     s1 = s2 = torch.ones(k_members)
     if method == "chebyshev" and first.normalize == "initial":
         with torch.no_grad():
-            start1, start2 = vmap(member_losses, in_dims=(0, None, None), randomness="different")(
-                params, x, y
-            )
+            if fast:
+                start1, start2 = setup.batched_losses(base, params, x, y)
+            else:
+                start1, start2 = vmap(
+                    member_losses, in_dims=(0, None, None), randomness="different"
+                )(params, x, y)
         s1 = torch.clamp(start1 - z1, min=1e-8)
         s2 = torch.clamp(start2 - z2, min=1e-8)
 
-    def member_objective(p, xb, yb, a, b, wk, zk1, zk2, sk1, sk2, lam, ek, ck):
-        l1, l2 = member_losses(p, xb, yb)
+    def scalarize(l1, l2, a, b, wk, zk1, zk2, sk1, sk2, lam, ek, ck):
         l1f = torch.where(b > 0, (l1 - b).abs() + b, l1)
         if method == "linear":
             loss = l1f + a * l2
@@ -178,7 +189,24 @@ def train_population(
             loss = torch.maximum(wk * (l1f - zk1) / sk1, (1 - wk) * (l2 - zk2) / sk2)
         else:
             loss = l1f + (lam + ck * (l2 - ek).detach()) * l2
+        return loss
+
+    def member_objective(p, xb, yb, *knobs):
+        l1, l2 = member_losses(p, xb, yb)
+        loss = scalarize(l1, l2, *knobs)
         return loss, (loss.detach(), l2.detach())
+
+    def batched_step(xb, yb, *knobs):
+        tensors = list(params.values())
+        for t in tensors:
+            t.requires_grad_(True)
+        l1, l2 = setup.batched_losses(base, params, xb, yb)
+        loss = scalarize(l1, l2, *knobs)
+        # Members are independent: the gradient of the sum is each member's own gradient.
+        grads = torch.autograd.grad(loss.sum(), tensors)
+        for t in tensors:
+            t.requires_grad_(False)
+        return dict(zip(params, grads, strict=True)), (loss.detach(), l2.detach())
 
     data_dims = None if shared_order else 0
     grad_fn = vmap(
@@ -186,7 +214,13 @@ def train_population(
         in_dims=(0, data_dims, data_dims, *([0] * 10)),
         randomness="different",
     )
-    eval_fn = vmap(member_losses, in_dims=(0, None, None), randomness="different")
+    if fast:
+
+        def eval_fn(p, xv, yv):
+            return setup.batched_losses(base, p, xv, yv)
+
+    else:
+        eval_fn = vmap(member_losses, in_dims=(0, None, None), randomness="different")
     opt = _BatchedOptimizer(
         first.optimizer, params, _column(configs, "lr"), _column(configs, "momentum")
     )
@@ -203,10 +237,13 @@ def train_population(
                 idx = perms[0][s : s + first.batch_size]
             else:
                 idx = torch.stack([p[s : s + first.batch_size] for p in perms])
-            grads, (loss, l2) = grad_fn(
-                params, x[idx], y[idx], alpha, flood, w, z1, z2, s1, s2, multiplier, eps, damping
-            )
-            opt.step(grads)
+            knobs = (alpha, flood, w, z1, z2, s1, s2, multiplier, eps, damping)
+            if fast:
+                grads, (loss, l2) = batched_step(x[idx], y[idx], *knobs)
+            else:
+                grads, (loss, l2) = grad_fn(params, x[idx], y[idx], *knobs)
+            with torch.no_grad():
+                opt.step(grads)
             if method == "mdmm":
                 multiplier = torch.clamp(multiplier + lambda_lr * (l2 - eps), min=0.0)
             total += loss

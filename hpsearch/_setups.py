@@ -218,9 +218,60 @@ def _n_outputs(data: Dataset) -> int:
 # --- built-in setups -----------------------------------------------------------------------
 
 
+def batched_sequential(
+    module: nn.Sequential, params: dict[str, torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
+    """Run K stacked copies of an ``nn.Sequential`` of ``nn.Linear`` and elementwise layers.
+
+    Args:
+        module: The layout (its own parameters are not used).
+        params: Its parameters by name, each with a leading member axis K.
+        x: Inputs, ``B × d`` (shared by all members) or ``K × B × d``.
+
+    Returns:
+        Outputs, ``K × B × out``.
+    """
+    k = next(iter(params.values())).shape[0]
+    h = x.expand(k, *x.shape) if x.dim() == 2 else x
+    for i, layer in enumerate(module):
+        if isinstance(layer, nn.Linear):
+            h = torch.baddbmm(
+                params[f"{i}.bias"].unsqueeze(1), h, params[f"{i}.weight"].transpose(1, 2)
+            )
+        else:
+            h = layer(h)
+    return h
+
+
+def batched_task_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """:func:`task_loss` of K members at once: ``out`` is ``K × B × c``; returns ``K`` losses."""
+    k, b = out.shape[:2]
+    y = y.expand(k, b) if y.dim() == 1 else y
+    if y.dtype == torch.int64:
+        per_row = F.cross_entropy(out.reshape(k * b, -1), y.reshape(-1), reduction="none")
+        return per_row.view(k, b).mean(1)
+    return (out.squeeze(-1) - y).pow(2).mean(1)
+
+
 @register_setup("weight_decay")
 class WeightDecay(Setup):
     """Task loss (cross-entropy or MSE) vs the squared norm of the weight matrices."""
+
+    def batched_losses(
+        self,
+        module: nn.Module,
+        params: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(L1, L2)`` of K stacked members (population fast path; see ``_population``)."""
+        out = batched_sequential(module, params, x)
+        weights = [p for p in params.values() if p.dim() >= 3]
+        return batched_task_loss(out, y), sum(self._penalty(w) for w in weights)
+
+    @staticmethod
+    def _penalty(w: torch.Tensor) -> torch.Tensor:
+        return w.pow(2).sum((1, 2))
 
     loss_names = ("task_loss", "sq_weight_norm")
     metric_name = "score"
@@ -243,6 +294,10 @@ class Sparsity(WeightDecay):
 
     def losses(self, module, x, y):
         return task_loss(module(x), y), sum(w.abs().sum() for w in _weights(module))
+
+    @staticmethod
+    def _penalty(w: torch.Tensor) -> torch.Tensor:
+        return w.abs().sum((1, 2))
 
 
 class _VAE(nn.Module):
