@@ -69,44 +69,66 @@ class _BatchedOptimizer:
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
             raise HpsearchError(f"unknown optimizer {self.name!r}")
-        self.state: dict[str, dict[str, torch.Tensor]] = {k: {} for k in self.params}
+        self.state: dict[str, list[torch.Tensor]] = {}
         self.steps = 0
 
     def step(self, grads: dict[str, torch.Tensor]) -> None:
+        """One update of every member; all parameters at once with torch's _foreach ops."""
         self.steps += 1
         t = self.steps
-        for k, p in self.params.items():
-            g = grads[k]
-            st = self.state[k]
-            lr = _per_member(self.lr, p)
-            if self.name == "sgd":
-                p.sub_(lr * g)
-            elif self.name in ("momentum", "nesterov"):
-                mom = _per_member(self.momentum, p)
-                buf = st["buf"] = g.clone() if t == 1 else st["buf"].mul_(mom).add_(g)
-                p.sub_(lr * (g + mom * buf if self.name == "nesterov" else buf))
-            elif self.name == "adagrad":
-                if "sum" not in st:
-                    st["sum"] = torch.zeros_like(p)
-                acc = st["sum"]
-                acc.addcmul_(g, g)
-                p.sub_(lr * g / (acc.sqrt() + 1e-10))
-            elif self.name == "rmsprop":
-                if "sq" not in st:
-                    st["sq"] = torch.zeros_like(p)
-                sq = st["sq"]
-                sq.mul_(0.99).addcmul_(g, g, value=0.01)
-                p.sub_(lr * g / (sq.sqrt() + 1e-8))
-            else:  # adam, as torch.optim.Adam computes it
-                if "m" not in st:
-                    st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
-                m, v = st["m"], st["v"]
-                m.lerp_(g, 0.1)
-                v.mul_(0.999).addcmul_(g, g, value=0.001)
-                bias1 = 1 - 0.9**t
-                bias2_sqrt = math.sqrt(1 - 0.999**t)
-                denom = v.sqrt() / bias2_sqrt + 1e-8
-                p.sub_((lr / bias1) * m / denom)
+        ps = list(self.params.values())
+        gs = [grads[k] for k in self.params]
+        lrs = self._broadcast(self.lr)
+        st = self.state
+        if self.name == "sgd":
+            torch._foreach_sub_(ps, torch._foreach_mul(gs, lrs))
+        elif self.name in ("momentum", "nesterov"):
+            moms = self._broadcast(self.momentum)
+            if t == 1:
+                st["buf"] = [g.clone() for g in gs]
+            else:
+                torch._foreach_mul_(st["buf"], moms)
+                torch._foreach_add_(st["buf"], gs)
+            step = st["buf"]
+            if self.name == "nesterov":
+                step = torch._foreach_add(gs, torch._foreach_mul(st["buf"], moms))
+            torch._foreach_sub_(ps, torch._foreach_mul(step, lrs))
+        elif self.name == "adagrad":
+            if "sum" not in st:
+                st["sum"] = [torch.zeros_like(p) for p in ps]
+            torch._foreach_addcmul_(st["sum"], gs, gs)
+            denom = torch._foreach_add(torch._foreach_sqrt(st["sum"]), 1e-10)
+            torch._foreach_sub_(ps, torch._foreach_div(torch._foreach_mul(gs, lrs), denom))
+        elif self.name == "rmsprop":
+            if "sq" not in st:
+                st["sq"] = [torch.zeros_like(p) for p in ps]
+            torch._foreach_mul_(st["sq"], 0.99)
+            torch._foreach_addcmul_(st["sq"], gs, gs, value=0.01)
+            denom = torch._foreach_add(torch._foreach_sqrt(st["sq"]), 1e-8)
+            torch._foreach_sub_(ps, torch._foreach_div(torch._foreach_mul(gs, lrs), denom))
+        else:  # adam, as torch.optim.Adam computes it
+            if "m" not in st:
+                st["m"] = [torch.zeros_like(p) for p in ps]
+                st["v"] = [torch.zeros_like(p) for p in ps]
+            torch._foreach_lerp_(st["m"], gs, 0.1)
+            torch._foreach_mul_(st["v"], 0.999)
+            torch._foreach_addcmul_(st["v"], gs, gs, value=0.001)
+            denom = torch._foreach_sqrt(st["v"])
+            torch._foreach_div_(denom, math.sqrt(1 - 0.999**t))
+            torch._foreach_add_(denom, 1e-8)
+            step_sizes = torch._foreach_div(lrs, 1 - 0.9**t)
+            torch._foreach_sub_(
+                ps, torch._foreach_div(torch._foreach_mul(st["m"], step_sizes), denom)
+            )
+
+    def _broadcast(self, v: torch.Tensor) -> list[torch.Tensor]:
+        return [_per_member(v, p) for p in self.params.values()]
+
+    def reset_member(self, k: int) -> None:
+        """Zero member ``k``'s optimizer state (a frozen, diverged member)."""
+        for bufs in self.state.values():
+            for buf in bufs:
+                buf[k] = 0.0
 
 
 def train_population(
@@ -269,21 +291,30 @@ def train_population(
             multiplier[k] = 0.0
             for p in params.values():
                 p[k] = 0.0
-            for st in opt.state.values():
-                for buf in st.values():
-                    buf[k] = 0.0
-        for k in torch.nonzero(alive).flatten().tolist():
-            histories[k].append(
-                EpochRecord(
-                    epoch=epoch + 1,
-                    lr=float(lr_now[k]),
-                    train_objective=float(objective[k]),
-                    val_loss1=float(val1[k]),
-                    val_loss2=float(val2[k]),
-                    val_metric=math.nan,
-                    multiplier=float(multiplier[k]),
+            opt.reset_member(k)
+        # One conversion per column, not one per member and field.
+        columns = zip(
+            lr_now.tolist(),
+            objective.tolist(),
+            val1.tolist(),
+            val2.tolist(),
+            multiplier.tolist(),
+            alive.tolist(),
+            strict=True,
+        )
+        for k, (lr_k, obj_k, v1_k, v2_k, lam_k, alive_k) in enumerate(columns):
+            if alive_k:
+                histories[k].append(
+                    EpochRecord(
+                        epoch=epoch + 1,
+                        lr=lr_k,
+                        train_objective=obj_k,
+                        val_loss1=v1_k,
+                        val_loss2=v2_k,
+                        val_metric=math.nan,
+                        multiplier=lam_k,
+                    )
                 )
-            )
         if (lr_decay != 1.0).any():
             opt.lr *= lr_decay
     seconds = time.perf_counter() - start
