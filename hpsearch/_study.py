@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
@@ -62,9 +63,31 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.BaseStor
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return optuna.storages.RDBStorage(url)
+            storage = optuna.storages.RDBStorage(url)
     except Exception as e:  # SQLAlchemy/driver errors of every kind: report one line
         raise HpsearchError(f"cannot open storage {url!r}: {_one_line(e)}") from None
+    if url.startswith("sqlite:"):
+        _tune_sqlite(storage.engine)
+    return storage
+
+
+def _tune_sqlite(engine: sqlalchemy.engine.Engine) -> None:
+    """WAL journal and synchronous=NORMAL on every connection of an SQLite storage.
+
+    Each trial writes a dozen user attributes, one transaction each; with the default rollback
+    journal every commit syncs to disk (about 45 ms per trial here, 19 ms with WAL). WAL also
+    lets optuna-dashboard read while a study writes. A crash of the process loses nothing
+    committed; only a power loss can drop the last transactions.
+    """
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 (DB-API objects)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    engine.dispose()  # connections opened before the listener reconnect with it
 
 
 def make_sampler(config: StudyConfig, seed: int) -> optuna.samplers.BaseSampler:

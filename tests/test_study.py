@@ -190,3 +190,12 @@ def test_timeout_stops_starting_trials(study_file, storage) -> None:
     summary = run_study(config, storage, timeout=1.0, progress=False)
     assert 1 <= summary.counted_after < 1000
     assert len(_trials(storage)) == summary.counted_after
+
+
+def test_sqlite_storage_uses_wal(study_file, tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "wal.db"
+    run_study(load_study_file(study_file(n_trials=1)), f"sqlite:///{path}", progress=False)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
