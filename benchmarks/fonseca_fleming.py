@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from hpsearch import compare_points, hypervolume_2d, load_study_file, run_study, study_points
@@ -42,7 +41,7 @@ def main() -> int:
             run_study(config, storage, progress=False)
             wall = time.perf_counter() - start
             points = study_points(storage, config.name)
-            xy = np.stack([points.loss1, points.loss2], 1)[points.feasible]
+            xy = points.xy[points.feasible]
             hv = hypervolume_2d(xy, (1.0, 1.0))
             rows.append((method, len(points.numbers), int(points.feasible.sum()), hv, wall))
             items.append((points, wall))

@@ -145,7 +145,7 @@ def main() -> int:
             fronts = []
             for runs in cells.values():
                 for p, _ in runs:
-                    xy = np.stack([p.loss1, p.loss2], 1)
+                    xy = p.xy
                     fronts.append(xy[feasible_pareto_mask(xy, p.feasible)])
             norm = Normalization.from_fronts([f for f in fronts if len(f)])
             names = cells[("pareto", "linear")][0][0].loss_names
@@ -158,7 +158,7 @@ def main() -> int:
             for (outer, inner), runs in cells.items():
                 hv, gap, size, feas, wall = [], [], [], [], []
                 for p, w in runs:
-                    a = analyze_front(np.stack([p.loss1, p.loss2], 1), p.feasible, norm)
+                    a = analyze_front(p.xy, p.feasible, norm)
                     hv.append(a.hypervolume)
                     gap.append(100 * a.gap_fraction)
                     size.append(len(a.front))

@@ -17,7 +17,7 @@ from hpsearch._analysis import (
     verdict,
 )
 from hpsearch._errors import HpsearchError
-from hpsearch._report import StudyPoints, format_table, study_points
+from hpsearch._report import StudyPoints, format_table, load_stored_study, study_points
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class StudyComparison:
 
     @property
     def xy(self) -> np.ndarray:
-        return np.stack([self.points.loss1, self.points.loss2], axis=1)
+        return self.points.xy
 
 
 @dataclass(frozen=True)
@@ -142,15 +142,9 @@ def compare_points(items: list[tuple[StudyPoints, float]]) -> Comparison:
     names = {p.loss_names for p, _ in items}
     if len(names) > 1:
         raise HpsearchError(f"cannot compare studies of different loss pairs: {sorted(names)}")
-    fronts = []
-    for p, _ in items:
-        xy = np.stack([p.loss1, p.loss2], axis=1)
-        fronts.append(xy[feasible_pareto_mask(xy, p.feasible)])
+    fronts = [p.xy[feasible_pareto_mask(p.xy, p.feasible)] for p, _ in items]
     norm = Normalization.from_fronts([f for f in fronts if len(f)] or [np.zeros((1, 2))])
-    studies = [
-        StudyComparison(p, analyze_front(np.stack([p.loss1, p.loss2], 1), p.feasible, norm), w)
-        for p, w in items
-    ]
+    studies = [StudyComparison(p, analyze_front(p.xy, p.feasible, norm), w) for p, w in items]
     union_xy = np.concatenate([s.xy for s in studies])
     union_ok = np.concatenate([s.points.feasible for s in studies])
     return Comparison(
@@ -173,8 +167,6 @@ def compare_studies(storage: str, study_names: list[str]) -> Comparison:
 
 def study_wall_seconds(storage: str, study_name: str) -> float:
     """Seconds from the first trial's start to the last finished trial's end."""
-    from hpsearch._report import load_stored_study
-
     trials = [
         t
         for t in load_stored_study(storage, study_name).get_trials(deepcopy=False)

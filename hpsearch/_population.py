@@ -25,11 +25,14 @@ from hpsearch._errors import DivergedError, HpsearchError
 from hpsearch._models import ModelSpec
 from hpsearch._setups import Setup
 from hpsearch._train import (
-    FEASIBILITY_TOL,
     OPTIMIZERS,
     EpochRecord,
     TrainConfig,
     TrainResult,
+    divergence,
+    inner_loss,
+    mdmm_info,
+    mdmm_multiplier_step,
 )
 
 # Configs that differ in any of these cannot share one batched model and optimizer.
@@ -204,14 +207,19 @@ def train_population(
         s2 = torch.clamp(start2 - z2, min=1e-8)
 
     def scalarize(l1, l2, a, b, wk, zk1, zk2, sk1, sk2, lam, ek, ck):
-        l1f = torch.where(b > 0, (l1 - b).abs() + b, l1)
-        if method == "linear":
-            loss = l1f + a * l2
-        elif method == "chebyshev":
-            loss = torch.maximum(wk * (l1f - zk1) / sk1, (1 - wk) * (l2 - zk2) / sk2)
-        else:
-            loss = l1f + (lam + ck * (l2 - ek).detach()) * l2
-        return loss
+        return inner_loss(
+            method,
+            l1,
+            l2,
+            alpha=a,
+            flood=b,
+            w=wk,
+            ideal=(zk1, zk2),
+            scale=(sk1, sk2),
+            multiplier=lam,
+            epsilon=ek,
+            damping=ck,
+        )
 
     def member_objective(p, xb, yb, *knobs):
         l1, l2 = member_losses(p, xb, yb)
@@ -267,7 +275,7 @@ def train_population(
             with torch.no_grad():
                 opt.step(grads)
             if method == "mdmm":
-                multiplier = torch.clamp(multiplier + lambda_lr * (l2 - eps), min=0.0)
+                multiplier = mdmm_multiplier_step(multiplier, l2, eps, lambda_lr)
             total += loss
             n_batches += 1
         lr_now = opt.lr.clone()
@@ -277,13 +285,14 @@ def train_population(
         objective = total / n_batches
         finite = torch.isfinite(objective) & torch.isfinite(val1) & torch.isfinite(val2)
         for k in torch.nonzero(alive & ~finite).flatten().tolist():
-            bad = {
-                "train_objective": float(objective[k]),
-                "val_loss1": float(val1[k]),
-                "val_loss2": float(val2[k]),
-            }
-            shown = ", ".join(f"{n}={v}" for n, v in bad.items() if not math.isfinite(v))
-            failed[k] = DivergedError(f"diverged: non-finite {shown} at epoch {epoch + 1}")
+            failed[k] = divergence(
+                f"at epoch {epoch + 1}",
+                {
+                    "train_objective": float(objective[k]),
+                    "val_loss1": float(val1[k]),
+                    "val_loss2": float(val2[k]),
+                },
+            )
             # Freeze the member: finite zeros and no steps, so it costs nothing to the others.
             alive[k] = False
             opt.lr[k] = 0.0
@@ -333,12 +342,7 @@ def train_population(
         if method == "chebyshev" and c.normalize == "initial":
             info.update(scale1=float(s1[k]), scale2=float(s2[k]))
         if method == "mdmm":
-            violation = val["loss2"] - c.epsilon
-            info.update(
-                multiplier=float(multiplier[k]),
-                constraint_violation=violation,
-                feasible=float(violation <= FEASIBILITY_TOL * max(c.epsilon, 1e-3)),
-            )
+            info.update(mdmm_info(val["loss2"], c.epsilon, float(multiplier[k])))
         results.append(
             TrainResult(
                 train=setup.evaluate(base, data.train),

@@ -117,6 +117,11 @@ class StudyPoints:
     minimize: bool
     feasible: np.ndarray | None = None
 
+    @property
+    def xy(self) -> np.ndarray:
+        """The trials as rows of (validation L1, validation L2)."""
+        return np.stack([self.loss1, self.loss2], axis=1)
+
 
 def study_points(storage: str, study_name: str) -> StudyPoints:
     """The complete trials of a stored study as arrays, with their Pareto front in (L1, L2).

@@ -147,11 +147,14 @@ class TrainResult:
         return cols
 
 
-def flooded_loss(loss: torch.Tensor, flood: float) -> torch.Tensor:
+def flooded_loss(loss: torch.Tensor, flood: float | torch.Tensor) -> torch.Tensor:
     """Flooding (Ishida et al., 2020): ``|loss − b| + b``; the loss itself when b <= 0.
 
     Below the flood level the gradient's sign flips, so the training loss hovers around b.
+    ``flood`` may be a tensor of per-member levels (population training), elementwise.
     """
+    if isinstance(flood, torch.Tensor):
+        return torch.where(flood > 0, (loss - flood).abs() + flood, loss)
     return (loss - flood).abs() + flood if flood > 0 else loss
 
 
@@ -202,6 +205,42 @@ def mdmm_multiplier_step(
     return torch.clamp(multiplier + lambda_lr * (loss2.detach() - epsilon), min=0.0)
 
 
+def inner_loss(
+    method: str,
+    loss1: torch.Tensor,
+    loss2: torch.Tensor,
+    *,
+    alpha: float | torch.Tensor,
+    flood: float | torch.Tensor,
+    w: float | torch.Tensor,
+    ideal: tuple,
+    scale: tuple,
+    multiplier: torch.Tensor,
+    epsilon: float | torch.Tensor,
+    damping: float | torch.Tensor,
+) -> torch.Tensor:
+    """What one step descends on for an inner method of :data:`INNER_METHODS`.
+
+    Every knob is a number (one run) or a tensor of per-member values (population training).
+    """
+    if method == "linear":
+        return combined_loss(loss1, loss2, alpha, flood)
+    loss1 = flooded_loss(loss1, flood)
+    if method == "chebyshev":
+        return chebyshev_scalarize(loss1, loss2, w, ideal, scale)
+    return mdmm_loss(loss1, loss2, multiplier, epsilon, damping)
+
+
+def mdmm_info(val_loss2: float, epsilon: float, multiplier: float) -> dict[str, float]:
+    """What an MDMM run ended with: multiplier, constraint violation and feasibility."""
+    violation = val_loss2 - epsilon
+    return {
+        "multiplier": multiplier,
+        "constraint_violation": violation,
+        "feasible": float(violation <= FEASIBILITY_TOL * max(epsilon, 1e-3)),
+    }
+
+
 def make_optimizer(
     name: str, params: list[torch.nn.Parameter], lr: float, momentum: float
 ) -> torch.optim.Optimizer:
@@ -221,11 +260,13 @@ def make_optimizer(
     raise HpsearchError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
 
 
-def _check_finite(where: str, values: dict[str, float]) -> None:
+def divergence(where: str, values: dict[str, float]) -> DivergedError | None:
+    """The error naming the non-finite ``values``, or None when all are finite."""
     bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-    if bad:
-        shown = ", ".join(f"{k}={v}" for k, v in bad.items())
-        raise DivergedError(f"diverged: non-finite {shown} {where}")
+    if not bad:
+        return None
+    shown = ", ".join(f"{k}={v}" for k, v in bad.items())
+    return DivergedError(f"diverged: non-finite {shown} {where}")
 
 
 def train(
@@ -282,14 +323,19 @@ def train(
         for s in range(0, n, config.batch_size):
             idx = perm[s : s + config.batch_size]
             l1, l2 = setup.losses(module, x[idx], y[idx])
-            if config.method == "linear":
-                loss = combined_loss(l1, l2, config.alpha, config.flood)
-            elif config.method == "chebyshev":
-                l1f = flooded_loss(l1, config.flood)
-                loss = chebyshev_scalarize(l1f, l2, config.w, ideal, scale)
-            else:
-                l1f = flooded_loss(l1, config.flood)
-                loss = mdmm_loss(l1f, l2, multiplier, config.epsilon, config.damping)
+            loss = inner_loss(
+                config.method,
+                l1,
+                l2,
+                alpha=config.alpha,
+                flood=config.flood,
+                w=config.w,
+                ideal=ideal,
+                scale=scale,
+                multiplier=multiplier,
+                epsilon=config.epsilon,
+                damping=config.damping,
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -309,7 +355,7 @@ def train(
             val_metric=val["metric"],
             multiplier=float(multiplier),
         )
-        _check_finite(
+        error = divergence(
             f"at epoch {epoch + 1}",
             {
                 "train_objective": record.train_objective,
@@ -317,6 +363,8 @@ def train(
                 "val_loss2": val["loss2"],
             },
         )
+        if error is not None:
+            raise error
         history.append(record)
         if on_epoch_end is not None:
             on_epoch_end(record)
@@ -324,12 +372,7 @@ def train(
             for group in opt.param_groups:
                 group["lr"] *= config.lr_decay
     if config.method == "mdmm":
-        violation = val["loss2"] - config.epsilon
-        info.update(
-            multiplier=float(multiplier),
-            constraint_violation=violation,
-            feasible=float(violation <= FEASIBILITY_TOL * max(config.epsilon, 1e-3)),
-        )
+        info.update(mdmm_info(val["loss2"], config.epsilon, float(multiplier)))
     return TrainResult(
         train=setup.evaluate(module, data.train),
         val=val,
