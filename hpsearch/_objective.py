@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from hpsearch._config import ParamSpec, StudyConfig
 from hpsearch._data import Dataset
 from hpsearch._errors import DivergedError
+from hpsearch._persist import add_finished_trials
 from hpsearch._population import GROUP_KEYS, train_population
 from hpsearch._setups import get_setup
 from hpsearch._train import EpochRecord, TrainResult, train
@@ -128,22 +130,57 @@ def make_objective(
     return objective
 
 
+_MISSING = object()
+
+
+def _holds_trial_ids(sampler: optuna.samplers.BaseSampler, key: str) -> bool:
+    # Genetic samplers (NSGA-II/III) cache parent populations as lists of trial ids, which
+    # differ between a copy and the storage; without the cache they select the parents again.
+    prefix = getattr(sampler, "_get_parent_cache_key_prefix", None)
+    return prefix is not None and key.startswith(prefix())
+
+
+def _in_memory_copy(study: optuna.Study) -> tuple[optuna.Study, dict[str, Any]]:
+    """A copy of ``study`` in memory that shares its sampler, and the study system attrs copied.
+
+    Asking and telling there costs no storage round trip: asking 64 trials of a SQLite study
+    one by one takes about 1.4 s (each ask re-reads every running trial), more than training
+    them. Trials waiting in a queue (``enqueue_trial``) are not copied, so they stay queued.
+    """
+    copy = optuna.create_study(directions=study.directions, sampler=study.sampler)
+    attrs = {
+        key: value
+        for key, value in study._storage.get_study_system_attrs(study._study_id).items()
+        if not _holds_trial_ids(study.sampler, key)
+    }
+    for key, value in attrs.items():
+        copy._storage.set_study_system_attr(copy._study_id, key, value)
+    states = tuple(s for s in TrialState if s != TrialState.WAITING)
+    copy.add_trials(study.get_trials(deepcopy=False, states=states))
+    return copy, attrs
+
+
 def run_population(
     study: optuna.Study, config: StudyConfig, data: Dataset, n: int
 ) -> list[optuna.trial.FrozenTrial]:
-    """Ask ``study`` for ``n`` trials, train them as populations, and tell every result.
+    """Ask for ``n`` trials at once, train them as populations, tell and store every result.
 
-    Trials are grouped so that each group shares the architecture, setup options and
+    The batch is asked and told in an in-memory copy of ``study`` that shares its sampler (see
+    :func:`_in_memory_copy`), and its finished trials are then stored in ``study`` in one
+    transaction (:func:`hpsearch._persist.add_finished_trials`); study system attrs a sampler
+    wrote (a QMC sequence's position, for one) are written back. Trials are grouped so that
+    each group shares the architecture, setup options and
     :data:`hpsearch._population.GROUP_KEYS`; each group is one batched model. A member that
-    diverges is told as FAIL with its reason; the others are unaffected. If anything else
-    stops the batch (Ctrl-C, an error), the trials not yet told are told as FAIL, so none is
-    left RUNNING.
+    diverges is stored as FAIL with its reason; the others are unaffected. If anything stops
+    the batch (Ctrl-C, an error), the groups already trained are stored and the rest of the
+    batch is dropped: nothing is left RUNNING.
 
     Returns:
-        The told trials, in the order asked.
+        The stored trials, in the order asked.
     """
     setup_cls = get_setup(config.setup)
-    trials = [study.ask() for _ in range(n)]
+    batch, attrs = _in_memory_copy(study)
+    trials = [batch.ask() for _ in range(n)]
     told: dict[int, optuna.trial.FrozenTrial] = {}
     try:
         resolved = [config.resolve(suggest_params(t, config.params)) for t in trials]
@@ -166,12 +203,13 @@ def run_population(
                 trial.set_user_attr("population_size", len(members))
                 if isinstance(result, DivergedError):
                     trial.set_user_attr(FAIL_REASON, str(result))
-                    told[i] = study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    told[i] = batch.tell(trial, state=optuna.trial.TrialState.FAIL)
                 else:
                     record_result(trial, result)
-                    told[i] = study.tell(trial, objective_values(config, result.val))
+                    told[i] = batch.tell(trial, objective_values(config, result.val))
     finally:
-        for i, trial in enumerate(trials):
-            if i not in told:
-                told[i] = study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    return [told[i] for i in range(n)]
+        stored = add_finished_trials(study, [told[i] for i in sorted(told)])
+        for key, value in batch._storage.get_study_system_attrs(batch._study_id).items():
+            if attrs.get(key, _MISSING) != value and not _holds_trial_ids(study.sampler, key):
+                study._storage.set_study_system_attr(study._study_id, key, value)
+    return stored

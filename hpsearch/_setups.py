@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from hpsearch._data import Dataset, Split
 from hpsearch._errors import HpsearchError
 from hpsearch._models import ModelSpec, build_mlp
+from hpsearch._stacked import stacked_backward, stacked_forward, stacked_task_loss
 
 
 @dataclass(frozen=True)
@@ -218,60 +219,77 @@ def _n_outputs(data: Dataset) -> int:
 # --- built-in setups -----------------------------------------------------------------------
 
 
-def batched_sequential(
-    module: nn.Sequential, params: dict[str, torch.Tensor], x: torch.Tensor
-) -> torch.Tensor:
-    """Run K stacked copies of an ``nn.Sequential`` of ``nn.Linear`` and elementwise layers.
-
-    Args:
-        module: The layout (its own parameters are not used).
-        params: Its parameters by name, each with a leading member axis K.
-        x: Inputs, ``B × d`` (shared by all members) or ``K × B × d``.
-
-    Returns:
-        Outputs, ``K × B × out``.
-    """
-    k = next(iter(params.values())).shape[0]
-    h = x.expand(k, *x.shape) if x.dim() == 2 else x
-    for i, layer in enumerate(module):
-        if isinstance(layer, nn.Linear):
-            h = torch.baddbmm(
-                params[f"{i}.bias"].unsqueeze(1), h, params[f"{i}.weight"].transpose(1, 2)
-            )
-        else:
-            h = layer(h)
-    return h
-
-
-def batched_task_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """:func:`task_loss` of K members at once: ``out`` is ``K × B × c``; returns ``K`` losses."""
-    k, b = out.shape[:2]
-    y = y.expand(k, b) if y.dim() == 1 else y
-    if y.dtype == torch.int64:
-        per_row = F.cross_entropy(out.reshape(k * b, -1), y.reshape(-1), reduction="none")
-        return per_row.view(k, b).mean(1)
-    return (out.squeeze(-1) - y).pow(2).mean(1)
-
-
 @register_setup("weight_decay")
 class WeightDecay(Setup):
     """Task loss (cross-entropy or MSE) vs the squared norm of the weight matrices."""
 
+    # Population fast path (see ``_population``): K stacked members, derivatives by hand.
+
     def batched_losses(
+        self, module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(L1, L2)`` of K stacked members, each a K-vector."""
+        out = stacked_forward(module, params, x)[-1]
+        return stacked_task_loss(out, y, with_grad=False)[0], self._batched_penalty(params)
+
+    def batched_loss_grads(
         self,
         module: nn.Module,
         params: dict[str, torch.Tensor],
         x: torch.Tensor,
         y: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(L1, L2)`` of K stacked members (population fast path; see ``_population``)."""
-        out = batched_sequential(module, params, x)
-        weights = [p for p in params.values() if p.dim() >= 3]
-        return batched_task_loss(out, y), sum(self._penalty(w) for w in weights)
+        coefficients: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+        out: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """``(L1, L2)`` of K stacked members and the gradients of ``c1·L1 + c2·L2``.
+
+        Args:
+            module: The layout; params carry a leading member axis K.
+            params: Stacked parameters by name.
+            x: Inputs, shared ``B × d`` or ``K × B × d``.
+            y: Targets, ``B`` or ``K × B``.
+            coefficients: Maps the K-vectors ``(L1, L2)`` to the K-vectors ``(c1, c2)``: the
+                derivatives of each member's scalarized loss with respect to its L1 and L2.
+            out: Tensors shaped like ``params`` to write the gradients into, or None.
+
+        Returns:
+            ``L1``, ``L2`` and ``{name: gradient}``.
+        """
+        tape = stacked_forward(module, params, x)
+        l1, grad_out = stacked_task_loss(tape[-1], y)
+        l2 = self._batched_penalty(params)
+        c1, c2 = coefficients(l1, l2)
+        grads = stacked_backward(module, params, tape, grad_out.mul_(c1.view(-1, 1, 1)), out)
+        for name, w in params.items():
+            if w.dim() >= 3:
+                self._add_penalty_grad(grads[name], w, c2.view(-1, 1, 1))
+        return l1, l2, grads
+
+    @torch.no_grad()
+    def batched_evaluate(
+        self, module: nn.Module, params: dict[str, torch.Tensor], split: Split
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`evaluate` of K stacked members: ``{"loss1", "loss2", "metric"}`` K-vectors."""
+        out = stacked_forward(module, params, split.x)[-1]
+        loss1 = stacked_task_loss(out, split.y, with_grad=False)[0]
+        if split.y.dtype == torch.int64:
+            metric = (out.argmax(-1) == split.y).float().mean(1)
+        else:
+            ss_res = (out.squeeze(-1) - split.y).pow(2).sum(1)
+            ss_tot = float((split.y - split.y.mean()).pow(2).sum())
+            metric = 1.0 - ss_res / ss_tot if ss_tot > 0 else torch.zeros_like(ss_res)
+        return {"loss1": loss1, "loss2": self._batched_penalty(params), "metric": metric}
+
+    def _batched_penalty(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum(self._penalty(w) for w in params.values() if w.dim() >= 3)
 
     @staticmethod
     def _penalty(w: torch.Tensor) -> torch.Tensor:
         return w.pow(2).sum((1, 2))
+
+    @staticmethod
+    def _add_penalty_grad(grad: torch.Tensor, w: torch.Tensor, scale: torch.Tensor) -> None:
+        grad.addcmul_(w, 2.0 * scale)
 
     loss_names = ("task_loss", "sq_weight_norm")
     metric_name = "score"
@@ -298,6 +316,10 @@ class Sparsity(WeightDecay):
     @staticmethod
     def _penalty(w: torch.Tensor) -> torch.Tensor:
         return w.abs().sum((1, 2))
+
+    @staticmethod
+    def _add_penalty_grad(grad: torch.Tensor, w: torch.Tensor, scale: torch.Tensor) -> None:
+        grad.addcmul_(w.sign(), scale)  # autograd's subgradient of |w|: 0 at 0
 
 
 class _VAE(nn.Module):

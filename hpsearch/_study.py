@@ -252,12 +252,20 @@ class _Progress:
         self.failed = 0
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state == TrialState.FAIL and FAIL_REASON in trial.user_attrs:
-            self.failed += 1
-            self.bar.write(f"trial {trial.number} failed: {trial.user_attrs[FAIL_REASON]}")
-        if not counts_toward_target(trial):
+        """Optuna's callback signature: one trial finished."""
+        self.finished(study, [trial])
+
+    def finished(self, study: optuna.Study, trials: list[FrozenTrial]) -> None:
+        """Count ``trials`` (one, or a population's batch) and refresh the best value once."""
+        counted = 0
+        for trial in trials:
+            if trial.state == TrialState.FAIL and FAIL_REASON in trial.user_attrs:
+                self.failed += 1
+                self.bar.write(f"trial {trial.number} failed: {trial.user_attrs[FAIL_REASON]}")
+            counted += counts_toward_target(trial)
+        if not counted:
             return
-        self.bar.update(1)
+        self.bar.update(counted)
         complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
         if not complete:
             return
@@ -331,9 +339,9 @@ def run_study(
                 started = time.monotonic()
                 remaining = target - done
                 while remaining > 0 and (timeout is None or time.monotonic() - started < timeout):
-                    for trial in run_population(study, config, data, min(batch, remaining)):
-                        progress_bar(study, trial)
-                        remaining -= counts_toward_target(trial)
+                    stored = run_population(study, config, data, min(batch, remaining))
+                    progress_bar.finished(study, stored)
+                    remaining -= sum(counts_toward_target(t) for t in stored)
             else:
                 study.optimize(
                     make_objective(config, data),

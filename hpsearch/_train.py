@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -139,11 +139,11 @@ class TrainResult:
     def history_columns(self) -> dict[str, list[float]]:
         """The history as one list per field, epoch ``i + 1`` at index ``i``, values rounded to
         6 significant digits (compact enough to store on every trial)."""
-        cols: dict[str, list[float]] = {}
+        names = [f.name for f in fields(EpochRecord) if f.name != "epoch"]
+        cols: dict[str, list[float]] = {name: [] for name in names} if self.history else {}
         for rec in self.history:
-            for k, v in asdict(rec).items():
-                if k != "epoch":
-                    cols.setdefault(k, []).append(float(f"{v:.6g}"))
+            for name in names:
+                cols[name].append(float(f"{getattr(rec, name):.6g}"))
         return cols
 
 
