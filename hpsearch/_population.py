@@ -1,9 +1,11 @@
 """Population training: K configurations of one setup trained together as one batched model.
 
-The members' parameters are stacked along a leading axis and every step computes all K
-gradients in one vectorized call (``torch.func.vmap`` over the setup's own ``losses``), then
-updates all members with a batched optimizer whose learning rate, momentum, α, flood level,
-Chebyshev weight, MDMM budget and multiplier are per-member tensors. Each member sees exactly
+The members' parameters are stacked along a leading axis (all of them in one flat tensor) and
+every step computes all K gradients in one call, then updates all members with one batched
+optimizer step whose learning rate, momentum, α, flood level, Chebyshev weight, MDMM budget and
+multiplier are per-member tensors. A setup with ``batched_loss_grads`` (weight_decay, sparsity)
+computes the gradients itself with the hand-derived stacked MLP of ``_stacked``; any other goes
+through ``torch.func.vmap`` over its own ``losses``. Each member sees exactly
 the initialisation and batch order that :func:`hpsearch.train` gives the same config, so its
 result equals the sequential one within float tolerance (setups that sample inside the model,
 like ``beta_vae``, draw different noise). Like the sequential core, nothing here knows Optuna.
@@ -204,8 +206,8 @@ def train_population(
     Returns:
         Per member, its :class:`TrainResult` or the :class:`DivergedError` that stopped it; a
         member that diverges is frozen and the others go on unaffected. ``history`` holds the
-        per-epoch losses; its ``val_metric`` is NaN before the last epoch (metrics are
-        computed once, at the end, per member).
+        per-epoch losses, and the validation metric at every epoch on the fast path; through
+        vmap the metric is NaN before the last epoch (computed once, at the end, per member).
 
     Raises:
         HpsearchError: The configs do not form one group.

@@ -23,6 +23,10 @@ def _assert_same(seq: hpsearch.TrainResult, pop: hpsearch.TrainResult) -> None:
         [r.val_loss1 for r in seq.history], rel=1e-4, abs=1e-6
     )
     assert [r.lr for r in pop.history] == pytest.approx([r.lr for r in seq.history])
+    if not any(math.isnan(r.val_metric) for r in pop.history):  # the stacked fast path's
+        assert [r.val_metric for r in pop.history] == pytest.approx(
+            [r.val_metric for r in seq.history], rel=1e-4, abs=1e-5
+        )
     assert set(pop.info) == set(seq.info)
     for key in seq.info:
         assert pop.info[key] == pytest.approx(seq.info[key], rel=1e-4, abs=1e-5)
@@ -67,6 +71,20 @@ def test_other_setups_equal_the_sequential_run(setup_name: str, dataset: str) ->
     configs = [TrainConfig(lr=lr, alpha=0.1, epochs=2) for lr in (1e-3, 1e-2)]
     for config, result in zip(configs, train_population(setup, data, SPEC, configs), strict=True):
         _assert_same(train(setup, data, SPEC, config), result)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "gelu", "leaky_relu"])
+def test_the_stacked_fast_path_equals_the_sequential_run(activation: str) -> None:
+    setup = hpsearch.get_setup("sparsity")()
+    data = load_dataset("wine")
+    spec = ModelSpec(kind="mlp", depth=2, width=16, activation=activation)
+    configs = [TrainConfig(lr=lr, alpha=1e-3, flood=0.05, epochs=3) for lr in (1e-3, 1e-2)]
+    results = train_population(setup, data, spec, configs)
+    for config, result in zip(configs, results, strict=True):
+        seq = train(setup, data, spec, config)
+        _assert_same(seq, result)
+        # The fast path records the validation metric every epoch, as the sequential run does.
+        assert not any(math.isnan(r.val_metric) for r in result.history)
 
 
 def test_a_diverging_member_fails_alone() -> None:
@@ -124,3 +142,50 @@ def test_run_study_in_population_mode(study_file, storage, mode) -> None:
         else:
             assert math.isfinite(t.user_attrs["val_loss2"]) and t.user_attrs["population_size"] >= 1
     assert any(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_population_batches_continue_the_samplers_state(study_file, storage) -> None:
+    # QMC keeps its position in the sequence in a study system attr: written back after each
+    # batch, the second batch continues the sequence instead of repeating the first.
+    path = study_file(n_trials=8, sampler='{ name = "qmc", qmc_type = "sobol" }')
+    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=4)
+    trials = optuna.load_study(study_name="small", storage=storage).trials
+    points = {(t.params["alpha"], t.params["lr"]) for t in trials}
+    assert len(trials) == len(points) == 8
+
+
+def test_population_batches_are_nsga2_generations(study_file, storage) -> None:
+    path = study_file(n_trials=6, sampler='{ name = "nsgaii", population_size = 3 }')
+    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=3)
+    trials = optuna.load_study(study_name="small", storage=storage).trials
+    assert [t.system_attrs["NSGAIISampler:generation"] for t in trials] == [0, 0, 0, 1, 1, 1]
+
+
+def test_an_interrupted_batch_keeps_the_groups_already_trained(
+    study_file, storage, monkeypatch
+) -> None:
+    path = study_file(
+        n_trials=6,
+        extra='optimizer = { type = "categorical", choices = ["sgd", "adam"] }',
+    )
+    path.write_text(path.read_text().replace('optimizer = "adam"\n', ""))
+    config = hpsearch.load_study_file(path)
+    real = hpsearch._objective.train_population
+    calls = []
+
+    def interrupted_after_one_group(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hpsearch._objective, "train_population", interrupted_after_one_group)
+    with pytest.raises(KeyboardInterrupt):
+        hpsearch.run_study(config, storage, progress=False, batch=6)
+    trials = optuna.load_study(study_name="small", storage=storage).trials
+    groups = {t.params["optimizer"] for t in trials}
+    assert len(groups) == 1 and 0 < len(trials) < 6  # the first group, stored; the rest dropped
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    monkeypatch.setattr(hpsearch._objective, "train_population", real)
+    summary = hpsearch.run_study(config, storage, progress=False, batch=6)
+    assert summary.counted_before == len(trials) and summary.counted_after == 6
