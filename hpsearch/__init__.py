@@ -47,6 +47,7 @@ from hpsearch._study import (
     create_or_load_study,
     open_storage,
     run_study,
+    run_workers,
 )
 from hpsearch._train import (
     INNER_METHODS,
@@ -121,6 +122,7 @@ __all__ = [
     "open_storage",
     "register_setup",
     "run_study",
+    "run_workers",
     "study_rows",
     "suggest_params",
     "task_loss",

@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from hpsearch._config import load_study_file
 from hpsearch._errors import HpsearchError, StudyFileError
 from hpsearch._report import format_table, list_studies, study_points, study_rows
-from hpsearch._study import DEFAULT_STORAGE, run_study
+from hpsearch._study import (
+    DEFAULT_STORAGE,
+    GRACE_INTERVALS,
+    HEARTBEAT_SECONDS,
+    RunSummary,
+    run_study,
+    run_workers,
+)
 
 EXIT_ERROR = 1  # the storage or a study in it is not usable
 EXIT_USAGE = 2  # bad study file or arguments (argparse uses 2 as well)
@@ -76,37 +83,61 @@ def build_parser() -> argparse.ArgumentParser:
         help="run or continue the study of a study file",
         description="Run a study file until the study has its target number "
         "of trials. Rerunning continues the stored study; it neither restarts "
-        "nor overshoots.",
+        "nor overshoots. With --workers N, N processes share the study.",
     )
-    run.add_argument("study_file", metavar="STUDY_FILE", help="TOML study file (see studies/)")
-    _add_storage(run)
+    worker = sub.add_parser(
+        "worker",
+        help="join a study from any machine and run trials until it has its target",
+        description="Join the study of a study file on a shared storage (PostgreSQL for many "
+        "machines) and run trials until the study, all workers together, has its target "
+        "number of trials. Start as many as you like, at any time.",
+    )
+    for p in (run, worker):
+        p.add_argument("study_file", metavar="STUDY_FILE", help="TOML study file (see studies/)")
+        _add_storage(p)
+        p.add_argument(
+            "--n-trials",
+            type=_positive_int,
+            metavar="N",
+            help="target number of trials of the study, stored ones and other workers' "
+            "included (default: the file's n_trials)",
+        )
+        p.add_argument(
+            "--timeout",
+            type=_positive_float,
+            metavar="S",
+            help="start no new trial after S seconds (default: the file's timeout)",
+        )
+        p.add_argument(
+            "--batch",
+            type=_positive_int,
+            metavar="K",
+            help="population mode: ask for K trials at once and train them as one batched "
+            "model (default: the file's batch, 1)",
+        )
+        p.add_argument(
+            "--heartbeat",
+            type=_positive_int,
+            default=HEARTBEAT_SECONDS,
+            metavar="S",
+            help="seconds between heartbeats of a running trial; a trial silent for "
+            f"{GRACE_INTERVALS} beats (its worker was killed) is retried by another worker "
+            f"(default: {HEARTBEAT_SECONDS}; SQLite and PostgreSQL storages)",
+        )
+        p.add_argument(
+            "--seed",
+            type=_non_negative_int,
+            metavar="S",
+            help="seed of the sampler and of training (default: the file's seed)",
+        )
+        p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument(
-        "--n-trials",
+        "--workers",
         type=_positive_int,
+        default=1,
         metavar="N",
-        help="target number of trials of the study, stored ones included "
-        "(default: the file's n_trials)",
+        help="run the study in N worker processes sharing the storage (default: 1)",
     )
-    run.add_argument(
-        "--timeout",
-        type=_positive_float,
-        metavar="S",
-        help="start no new trial after S seconds (default: the file's timeout)",
-    )
-    run.add_argument(
-        "--seed",
-        type=_non_negative_int,
-        metavar="S",
-        help="seed of the sampler and of training (default: the file's seed)",
-    )
-    run.add_argument(
-        "--batch",
-        type=_positive_int,
-        metavar="K",
-        help="population mode: ask for K trials at once and train them as one batched model "
-        "(default: the file's batch, 1)",
-    )
-    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     check = sub.add_parser(
         "check",
@@ -178,24 +209,59 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     config = load_study_file(args.study_file)
+    if args.workers > 1:
+        summary = run_workers(
+            args.study_file,
+            args.workers,
+            storage=args.storage,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            seed=args.seed,
+            batch=args.batch,
+            heartbeat=args.heartbeat,
+            progress=not args.no_progress,
+        )
+    else:
+        summary = run_study(
+            config,
+            storage=args.storage,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            seed=args.seed,
+            batch=args.batch,
+            heartbeat=args.heartbeat,
+            progress=not args.no_progress,
+        )
+    _print_summary(summary, args.storage)
+    columns, rows = study_rows(args.storage, summary.study_name, top=5)
+    if rows:
+        print(format_table(columns, rows))
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
     summary = run_study(
-        config,
+        load_study_file(args.study_file),
         storage=args.storage,
         n_trials=args.n_trials,
         timeout=args.timeout,
         seed=args.seed,
         batch=args.batch,
+        heartbeat=args.heartbeat,
         progress=not args.no_progress,
+        # Workers started together must not draw the same parameters.
+        sampler_seed_offset=int.from_bytes(os.urandom(4), "little"),
     )
+    _print_summary(summary, args.storage)
+    return 0
+
+
+def _print_summary(summary: RunSummary, storage: str) -> None:
     print(
         f"study {summary.study_name!r}: {summary.counted_after}/{summary.target} trials "
         f"({summary.counted_after - summary.counted_before} new, {summary.failed} diverged) "
-        f"in {args.storage}"
+        f"in {storage}"
     )
-    columns, rows = study_rows(args.storage, summary.study_name, top=5)
-    if rows:
-        print(format_table(columns, rows))
-    return 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -287,6 +353,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "run": _cmd_run,
+    "worker": _cmd_worker,
     "check": _cmd_check,
     "list": _cmd_list,
     "show": _cmd_show,

@@ -5,19 +5,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
+import signal
+import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+import optuna.storages.journal
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from hpsearch._config import StudyConfig
+from hpsearch._config import StudyConfig, load_study_file
 from hpsearch._errors import HpsearchError
 from hpsearch._objective import FAIL_REASON, make_objective, run_population
 from hpsearch._setups import get_setup
@@ -34,13 +39,29 @@ def _one_line(e: BaseException) -> str:
     return text[:200]
 
 
-def open_storage(url: str, must_exist: bool = False) -> optuna.storages.BaseStorage:
+# A worker's RUNNING trial is stale once its heartbeat is this many intervals old (a killed
+# worker); another worker then stores it as FAIL and retries its parameters, at most
+# MAX_RETRY times.
+GRACE_INTERVALS = 3
+MAX_RETRY = 2
+HEARTBEAT_SECONDS = 10
+JOURNAL_PREFIX = "journal:///"
+
+
+def open_storage(
+    url: str, must_exist: bool = False, heartbeat: int | None = None
+) -> optuna.storages.BaseStorage:
     """Open an Optuna storage by URL, with a one-line error when it cannot be reached.
 
     Args:
-        url: Any storage URL Optuna accepts (``sqlite:///file.db``, ``postgresql://…``).
-        must_exist: For SQLite, refuse to create a new empty database file (for read-only
+        url: ``sqlite:///file.db`` (``sqlite:////abs/file.db``), any other SQLAlchemy URL
+            Optuna accepts (``postgresql://user:password@host/db``), or
+            ``journal:///file.log`` for Optuna's JournalStorage in a file.
+        must_exist: Refuse to create a new, empty SQLite or journal file (for read-only
             commands such as ``list`` and ``show``).
+        heartbeat: Seconds between the heartbeats of running trials (RDB storages; None for
+            none). A trial whose worker stops beating for :data:`GRACE_INTERVALS` intervals is
+            stored as FAIL and retried (at most :data:`MAX_RETRY` times) by the next worker.
 
     Returns:
         The storage.
@@ -50,20 +71,40 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.BaseStor
     """
     if not isinstance(url, str) or "://" not in url:
         raise HpsearchError(
-            f"storage {url!r} is not a URL; use e.g. sqlite:///hpsearch.db or "
-            "postgresql://user:password@host/db"
+            f"storage {url!r} is not a URL; use e.g. sqlite:///hpsearch.db, "
+            "postgresql://user:password@host/db or journal:///hpsearch.log"
         )
-    if must_exist and url.startswith("sqlite:///"):
-        file = Path(url[len("sqlite:///") :])
-        if not file.is_file():
+    for prefix, kind in (("sqlite:///", "database"), (JOURNAL_PREFIX, "journal")):
+        file = Path(url[len(prefix) :])
+        if must_exist and url.startswith(prefix) and not file.is_file():
             raise HpsearchError(
-                f"storage {url!r}: no database file at {str(file)!r}; run "
+                f"storage {url!r}: no {kind} file at {str(file)!r}; run "
                 "`hpsearch run STUDY_FILE` first or pass --storage"
             )
+    if url.startswith("journal:"):
+        if not url.startswith(JOURNAL_PREFIX) or url == JOURNAL_PREFIX:
+            raise HpsearchError(f"storage {url!r}: use journal:///path/to/file.log")
+        path = url[len(JOURNAL_PREFIX) :]
+        if not Path(path).parent.is_dir():
+            raise HpsearchError(f"storage {url!r}: no folder {str(Path(path).parent)!r}")
+        try:
+            backend = optuna.storages.journal.JournalFileBackend(path)
+            return optuna.storages.journal.JournalStorage(backend)
+        except Exception as e:
+            raise HpsearchError(f"cannot open storage {url!r}: {_one_line(e)}") from None
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            storage = optuna.storages.RDBStorage(url)
+            warnings.simplefilter("ignore")  # the retry callback is "experimental"
+            beats: dict[str, Any] = {}
+            if heartbeat is not None:
+                beats = {
+                    "heartbeat_interval": heartbeat,
+                    "grace_period": GRACE_INTERVALS * heartbeat,
+                    "heartbeat_stale_trial_callback": (
+                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+                    ),
+                }
+            storage = optuna.storages.RDBStorage(url, **beats)
     except Exception as e:  # SQLAlchemy/driver errors of every kind: report one line
         raise HpsearchError(f"cannot open storage {url!r}: {_one_line(e)}") from None
     if url.startswith("sqlite:"):
@@ -278,6 +319,46 @@ class _Progress:
             )
 
 
+SURPLUS = "surplus"
+POLL_SECONDS = 0.5
+
+
+class _Surplus(Exception):
+    """A trial started past the target by a race between workers."""
+
+
+def _run_sequential(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], Any],
+    target: int,
+    timeout: float | None,
+    progress_bar: _Progress,
+) -> None:
+    def within_target(trial: optuna.Trial) -> Any:
+        ahead = sum(
+            t.number < trial.number and (counts_toward_target(t) or t.state == TrialState.RUNNING)
+            for t in study.get_trials(deepcopy=False)
+        )
+        if ahead >= target:
+            trial.set_user_attr(SURPLUS, True)
+            raise _Surplus
+        return objective(trial)
+
+    started = time.monotonic()
+    while timeout is None or time.monotonic() - started < timeout:
+        trials = study.get_trials(deepcopy=False)
+        counted = sum(counts_toward_target(t) for t in trials)
+        if counted >= target:
+            return
+        if counted + sum(t.state == TrialState.RUNNING for t in trials) >= target:
+            # Other workers hold the last slots. Wait; if one of them died, its trial goes
+            # stale, is stored as FAIL and retried here.
+            optuna.storages.fail_stale_trials(study)
+            time.sleep(POLL_SECONDS)
+            continue
+        study.optimize(within_target, n_trials=1, callbacks=[progress_bar], catch=(_Surplus,))
+
+
 def run_study(
     config: StudyConfig,
     storage: str = DEFAULT_STORAGE,
@@ -286,6 +367,8 @@ def run_study(
     seed: int | None = None,
     progress: bool = True,
     batch: int | None = None,
+    heartbeat: int | None = HEARTBEAT_SECONDS,
+    sampler_seed_offset: int = 0,
 ) -> RunSummary:
     """Run (or continue) the study of ``config`` until it has its target number of trials.
 
@@ -300,6 +383,17 @@ def run_study(
         batch: Population size K (default: the file's ``batch``, 1 = one trial at a time):
             ask Optuna for K trials at once and train them as one batched model
             (:func:`hpsearch._population.train_population`). No pruning in this mode.
+        heartbeat: Heartbeat interval of running trials in seconds, or None (see
+            :func:`open_storage`); a killed worker's trial is then retried by the others.
+        sampler_seed_offset: Added to the sampler's seed, so that workers joining one study
+            at the same time do not draw the same parameters.
+
+    Several processes may run the same study at once (workers, on one machine or many): each
+    starts a trial only while the trials that count plus those running are below the target,
+    waits while the running ones may still reach it, and stops when it is reached. A trial
+    that two workers started in the same instant for the last slot is stored as FAIL with the
+    user attr ``surplus`` and does not count; so the study ends with exactly ``n_trials``
+    trials that count (COMPLETE, PRUNED, or FAIL for a diverged run).
 
     Returns:
         A :class:`RunSummary`.
@@ -323,14 +417,14 @@ def run_study(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     progress_bar = None
     try:
-        study = create_or_load_study(config, open_storage(storage))
+        study = create_or_load_study(config, open_storage(storage, heartbeat=heartbeat))
         trials = study.get_trials(deepcopy=False)
         done = sum(counts_toward_target(t) for t in trials)
         if done >= target:
             return RunSummary(config.name, target, done, done, 0)
         # Offset the seed by the trials already stored, so that a continued run does not
         # replay the first run's random draws, and a run from scratch is reproducible.
-        study.sampler = make_sampler(config, config.seed + len(trials))
+        study.sampler = make_sampler(config, config.seed + len(trials) + sampler_seed_offset)
         study.pruner = make_pruner(config)
         progress_bar = _Progress(study, target, done, progress)
         with warnings.catch_warnings():
@@ -343,15 +437,83 @@ def run_study(
                     progress_bar.finished(study, stored)
                     remaining -= sum(counts_toward_target(t) for t in stored)
             else:
-                study.optimize(
-                    make_objective(config, data),
-                    n_trials=target - done,
-                    timeout=timeout,
-                    callbacks=[progress_bar],
-                )
+                _run_sequential(study, make_objective(config, data), target, timeout, progress_bar)
     finally:
         if progress_bar is not None:
             progress_bar.bar.close()
         optuna_logger.setLevel(level)
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     return RunSummary(config.name, target, done, after, progress_bar.failed)
+
+
+def run_workers(
+    study_file: str | Path,
+    workers: int,
+    storage: str = DEFAULT_STORAGE,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    seed: int | None = None,
+    batch: int | None = None,
+    heartbeat: int | None = HEARTBEAT_SECONDS,
+    progress: bool = True,
+) -> RunSummary:
+    """Run the study of ``study_file`` in ``workers`` processes (``hpsearch worker``) sharing
+    ``storage``, until it has its target number of trials; see :func:`run_study`.
+
+    The study is created here first, so the workers only join it; a progress bar follows the
+    stored trials. Ctrl-C interrupts every worker (each stores its running trial as FAIL).
+
+    Raises:
+        HpsearchError: The storage cannot be reached, holds an incompatible study, or a worker
+            exited with an error.
+    """
+    config = load_study_file(study_file)
+    if seed is not None:
+        config = dataclasses.replace(config, seed=seed)
+    target = config.n_trials if n_trials is None else n_trials
+    study = create_or_load_study(config, open_storage(storage))
+    done = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
+    failed_before = _diverged(study)
+    command = [sys.executable, "-m", "hpsearch._cli", "worker", str(study_file)]
+    command += ["--storage", storage, "--n-trials", str(target), "--no-progress"]
+    for flag, value in (("--timeout", timeout), ("--batch", batch), ("--seed", seed)):
+        if value is not None:
+            command += [flag, str(value)]
+    if heartbeat is not None:
+        command += ["--heartbeat", str(heartbeat)]
+    env = dict(os.environ)
+    # N workers × torch's default of one thread per core oversubscribes the cores, and idle
+    # OpenMP threads spin: split the cores between the workers instead (2 workers on 2 cores
+    # took 40 s for 12 demo trials with 2 threads each).
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env) for _ in range(workers)
+    ]
+    bar = _Progress(study, target, done, progress).bar
+    try:
+        while any(p.poll() is None for p in procs):
+            time.sleep(POLL_SECONDS)
+            counted = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
+            bar.update(counted - bar.n)
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait()
+        raise
+    finally:
+        bar.close()
+    bad = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+    if bad:
+        shown = ", ".join(f"worker {i} exited with {code}" for i, code in bad)
+        raise HpsearchError(f"{shown} (its error is printed above)")
+    after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
+    return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
+
+
+def _diverged(study: optuna.Study) -> int:
+    return sum(
+        t.state == TrialState.FAIL and FAIL_REASON in t.user_attrs
+        for t in study.get_trials(deepcopy=False)
+    )
