@@ -20,8 +20,14 @@ class StudyFileError(HpsearchError):
         self.path = path
         self.key = key
         self.message = message
-        where = f"{path}: {key}: " if key else f"{path}: "
-        super().__init__(where + message)
+        where = f"{path}: {_printable(key)}: " if key else f"{path}: "
+        super().__init__(where + _printable(message))
+
+
+def _printable(text: str) -> str:
+    # One line whatever a study file holds: a key or value with a newline or a control
+    # character is shown escaped.
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 class DivergedError(Exception):

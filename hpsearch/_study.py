@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 import optuna.storages.journal
 import sqlalchemy
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
@@ -334,10 +335,17 @@ def _run_sequential(
     timeout: float | None,
     progress_bar: _Progress,
 ) -> None:
+    # Running trials hold a slot only where a heartbeat tells live ones from a dead worker's;
+    # elsewhere (a journal file, heartbeat off) a dead worker's RUNNING trial would hold its
+    # slot for ever, so running trials are not counted and concurrent workers may overshoot.
+    reserve = is_heartbeat_enabled(study._storage)
+
+    def holds_slot(t: FrozenTrial) -> bool:
+        return counts_toward_target(t) or (reserve and t.state == TrialState.RUNNING)
+
     def within_target(trial: optuna.Trial) -> Any:
         ahead = sum(
-            t.number < trial.number and (counts_toward_target(t) or t.state == TrialState.RUNNING)
-            for t in study.get_trials(deepcopy=False)
+            t.number < trial.number and holds_slot(t) for t in study.get_trials(deepcopy=False)
         )
         if ahead >= target:
             trial.set_user_attr(SURPLUS, True)
@@ -347,10 +355,9 @@ def _run_sequential(
     started = time.monotonic()
     while timeout is None or time.monotonic() - started < timeout:
         trials = study.get_trials(deepcopy=False)
-        counted = sum(counts_toward_target(t) for t in trials)
-        if counted >= target:
+        if sum(counts_toward_target(t) for t in trials) >= target:
             return
-        if counted + sum(t.state == TrialState.RUNNING for t in trials) >= target:
+        if sum(holds_slot(t) for t in trials) >= target:
             # Other workers hold the last slots. Wait; if one of them died, its trial goes
             # stale, is stored as FAIL and retried here.
             optuna.storages.fail_stale_trials(study)
@@ -486,9 +493,7 @@ def run_workers(
     # OpenMP threads spin: split the cores between the workers instead (2 workers on 2 cores
     # took 40 s for 12 demo trials with 2 threads each).
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
-    procs = [
-        subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env) for _ in range(workers)
-    ]
+    procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env) for _ in range(workers)]
     bar = _Progress(study, target, done, progress).bar
     try:
         while any(p.poll() is None for p in procs):

@@ -330,3 +330,12 @@ def test_study_file_imports_a_user_setup(tmp_path: Path) -> None:
     path.write_text(VALID.replace("n_trials = 3", 'n_trials = 3\nimports = ["broken_setup.py"]'))
     with pytest.raises(StudyFileError, match="RuntimeError: boom"):
         load_study_file(path)
+
+
+def test_a_key_with_a_newline_gets_a_one_line_error(tmp_path: Path) -> None:
+    # Found by the hypothesis fuzz: a quoted TOML key may hold any character.
+    path = tmp_path / "s.toml"
+    path.write_text(VALID.replace('name = "ok"', 'name = "ok"\n"bad\\nkey" = 1'))
+    with pytest.raises(StudyFileError) as e:
+        load_study_file(path)
+    assert "\n" not in str(e.value) and "study.bad\\nkey: unknown key" in str(e.value)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 import tempfile
-import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,7 +80,8 @@ values = st.recursive(
 @st.composite
 def mutated_documents(draw: st.DrawFn) -> dict[str, Any]:
     """A shipped study file with a few of its keys deleted, retyped, or added."""
-    doc = {k: dict(v) if isinstance(v, dict) else v for k, v in draw(st.sampled_from(SEEDS)).items()}
+    seed = draw(st.sampled_from(SEEDS))
+    doc = {k: dict(v) if isinstance(v, dict) else v for k, v in seed.items()}
     for _ in range(draw(st.integers(1, 4))):
         tables = list(doc) + ["study", "data", "budget", "params", "extra"]
         name = draw(st.sampled_from(tables))

@@ -1,0 +1,114 @@
+"""Several processes on one study: exact target, no duplicates, a killed worker's trial retried,
+Ctrl-C. Real processes and real signals, on SQLite and a journal file."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpsearch import counts_toward_target
+from tests.test_cli import HPSEARCH, run_cli
+
+
+def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name="small", storage=storage).trials
+
+
+def _wait_for(predicate, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if predicate():
+                return
+        except (KeyError, optuna.exceptions.StorageInternalError):
+            pass  # the study is not created yet
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_workers_reach_exactly_the_target_without_duplicates(tmp_path, study_file, kind):
+    storage = (
+        f"sqlite:///{tmp_path / 'w.db'}" if kind == "sqlite" else f"journal:///{tmp_path / 'w.log'}"
+    )
+    path = study_file(n_trials=9, sampler='"random"')
+    out = run_cli(
+        "run", str(path), "--workers", "3", "--storage", storage, "--no-progress", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert "study 'small': " in out.stdout
+    load = storage if kind == "sqlite" else _journal(tmp_path / "w.log")
+    trials = _trials(load)
+    counted = [t for t in trials if counts_toward_target(t)]
+    if kind == "sqlite":
+        assert len(counted) == 9
+    else:  # no heartbeat, so running trials hold no slot: each other worker may add one
+        assert 9 <= len(counted) <= 11
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    # Each worker seeds its sampler differently: no parameter set twice.
+    assert len({tuple(sorted(t.params.items())) for t in counted}) == len(counted)
+    # Anything beyond the 9 is a trial two workers raced for, stored as a marked FAIL.
+    for t in trials:
+        if not counts_toward_target(t):
+            assert t.state == TrialState.FAIL and t.user_attrs.get("surplus") is True
+
+
+def _journal(path: Path) -> optuna.storages.BaseStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def test_a_killed_workers_trial_is_retried_and_the_study_completes(tmp_path, study_file):
+    storage = f"sqlite:///{tmp_path / 'k.db'}"
+    path = study_file(n_trials=3, epochs=400, dataset="digits", sampler='"random"')
+    victim = subprocess.Popen(
+        [HPSEARCH, "worker", str(path), "--storage", storage, "--heartbeat", "1", "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(lambda: any(t.state == TrialState.RUNNING for t in _trials(storage)))
+    time.sleep(1.5)  # a heartbeat or two recorded
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    (killed,) = [t for t in _trials(storage) if t.state == TrialState.RUNNING]
+    # A new worker finds the trial stale (3 beats late), fails it, and retries its parameters.
+    out = run_cli(
+        "worker", str(path), "--storage", storage, "--heartbeat", "1", "--n-trials", "2",
+        "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    trials = _trials(storage)
+    assert trials[killed.number].state == TrialState.FAIL
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retried) == 1 and retried[0].params == killed.params
+    assert retried[0].state == TrialState.COMPLETE
+    assert sum(counts_toward_target(t) for t in trials) == 2
+    assert TrialState.RUNNING not in [t.state for t in trials]
+
+
+def test_ctrl_c_stops_every_worker_and_the_same_command_continues(tmp_path, study_file):
+    storage = f"sqlite:///{tmp_path / 'c.db'}"
+    path = study_file(n_trials=50, epochs=40, dataset="digits")
+    cmd = [HPSEARCH, "run", str(path), "--workers", "2", "--storage", storage, "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(lambda: any(t.state == TrialState.COMPLETE for t in _trials(storage)))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"Traceback" not in err, err
+    trials = _trials(storage)
+    assert TrialState.RUNNING not in [t.state for t in trials]
+    done = sum(counts_toward_target(t) for t in trials)
+    assert done >= 1
+    out = run_cli(
+        "run", str(path), "--workers", "2", "--storage", storage, "--n-trials", str(done + 2),
+        "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0 and f"{done + 2}/{done + 2} trials (2 new" in out.stdout
