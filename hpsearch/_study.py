@@ -232,15 +232,32 @@ def create_or_load_study(config: StudyConfig, storage: optuna.storages.BaseStora
             definition (dataset, setup, mode, objective, budget or parameters differ), or by
             something other than hpsearch.
     """
-    names = optuna.get_all_study_names(storage)
-    if config.name in names:
+    # Workers started together may all find no study: one creates it, the others load it, and
+    # a loader may briefly see it before its creator has stored the definition.
+    for attempt in range(_CREATE_ATTEMPTS):
+        if config.name not in optuna.get_all_study_names(storage):
+            attrs = _study_attrs(config)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study = optuna.create_study(
+                        study_name=config.name, storage=storage, directions=config.directions
+                    )
+                    study.set_user_attr(_ATTR, attrs)
+                    study.set_metric_names(metric_names(config, attrs))
+            except optuna.exceptions.DuplicatedStudyError:
+                continue  # another worker was first
+            return study
         study = optuna.load_study(study_name=config.name, storage=storage)
         stored = study.user_attrs.get(_ATTR)
         if stored is None:
-            raise HpsearchError(
-                f"study {config.name!r} already exists in the storage and was not made by "
-                "hpsearch; choose another [study] name"
-            )
+            if study.trials or attempt == _CREATE_ATTEMPTS - 1:
+                raise HpsearchError(
+                    f"study {config.name!r} already exists in the storage and was not made by "
+                    "hpsearch; choose another [study] name"
+                )
+            time.sleep(0.2)
+            continue
         diff = _describe_difference(stored["identity"], config.identity())
         if diff:
             raise HpsearchError(
@@ -248,15 +265,10 @@ def create_or_load_study(config: StudyConfig, storage: optuna.storages.BaseStora
                 f"{diff}; give the changed study a new [study] name"
             )
         return study
-    attrs = _study_attrs(config)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study = optuna.create_study(
-            study_name=config.name, storage=storage, directions=config.directions
-        )
-        study.set_metric_names(metric_names(config, attrs))
-    study.set_user_attr(_ATTR, attrs)
-    return study
+    raise HpsearchError(f"study {config.name!r}: could not create or load it")
+
+
+_CREATE_ATTEMPTS = 25
 
 
 @dataclass(frozen=True)

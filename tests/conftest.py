@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import textwrap
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,30 @@ def study_file(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def storage(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards.
+
+    Needs ``HPSEARCH_TEST_POSTGRES`` (the URL ``bash .ci/postgres.sh`` prints, whose role may
+    create databases); without it the test is skipped, or fails where
+    ``HPSEARCH_REQUIRE_POSTGRES`` is set (CI).
+    """
+    url = os.environ.get("HPSEARCH_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("HPSEARCH_REQUIRE_POSTGRES"):
+            pytest.fail("HPSEARCH_REQUIRE_POSTGRES is set but HPSEARCH_TEST_POSTGRES is not")
+        pytest.skip("no PostgreSQL: set HPSEARCH_TEST_POSTGRES (bash .ci/postgres.sh prints one)")
+    import psycopg
+
+    name = f"hpsearch_t_{uuid.uuid4().hex[:12]}"
+    admin = psycopg.connect(url, autocommit=True)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"create database {name}")
+        yield f"{url.rsplit('/', 1)[0]}/{name}"
+        with admin.cursor() as cur:
+            cur.execute(f"drop database if exists {name} with (force)")
+    finally:
+        admin.close()

@@ -25,7 +25,9 @@ FIELDS = (
 )
 
 
-def _storage(kind: str, tmp_path: Path) -> optuna.storages.BaseStorage | str | None:
+def _storage(kind: str, tmp_path: Path, request=None) -> optuna.storages.BaseStorage:
+    if kind == "postgresql":
+        return open_storage(request.getfixturevalue("postgres_url"))
     if kind == "sqlite":
         return open_storage(f"sqlite:///{tmp_path / 'p.db'}")
     if kind == "journal":
@@ -52,9 +54,9 @@ def _finished_trials() -> list[optuna.trial.FrozenTrial]:
     return finished
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "journal", "memory"])
-def test_stores_what_add_trials_stores(kind: str, tmp_path: Path) -> None:
-    storage = _storage(kind, tmp_path)
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "journal", "memory"])
+def test_stores_what_add_trials_stores(kind: str, tmp_path: Path, request) -> None:
+    storage = _storage(kind, tmp_path, request)
     plain = optuna.create_study(storage=storage, study_name="plain", directions=["minimize"] * 2)
     bulk = optuna.create_study(storage=storage, study_name="bulk", directions=["minimize"] * 2)
     # A trial already in the bulk study: the new ones continue its numbering, and their

@@ -189,3 +189,13 @@ def test_an_interrupted_batch_keeps_the_groups_already_trained(
     monkeypatch.setattr(hpsearch._objective, "train_population", real)
     summary = hpsearch.run_study(config, storage, progress=False, batch=6)
     assert summary.counted_before == len(trials) and summary.counted_after == 6
+
+
+def test_population_mode_on_postgresql(study_file, postgres_url) -> None:
+    path = study_file(n_trials=6, sampler='{ name = "nsgaii", population_size = 3 }')
+    summary = hpsearch.run_study(
+        hpsearch.load_study_file(path), postgres_url, progress=False, batch=3
+    )
+    trials = optuna.load_study(study_name="small", storage=postgres_url).trials
+    assert summary.counted_after == 6 and [t.number for t in trials] == list(range(6))
+    assert all(t.state == TrialState.COMPLETE and "val_loss1" in t.user_attrs for t in trials)

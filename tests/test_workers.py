@@ -1,5 +1,5 @@
 """Several processes on one study: exact target, no duplicates, a killed worker's trial retried,
-Ctrl-C. Real processes and real signals, on SQLite and a journal file."""
+Ctrl-C. Real processes and real signals, on SQLite, PostgreSQL and a journal file."""
 
 from __future__ import annotations
 
@@ -32,24 +32,30 @@ def _wait_for(predicate, timeout: float = 120) -> None:
     raise AssertionError("timed out")
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "journal"])
-def test_workers_reach_exactly_the_target_without_duplicates(tmp_path, study_file, kind):
-    storage = (
-        f"sqlite:///{tmp_path / 'w.db'}" if kind == "sqlite" else f"journal:///{tmp_path / 'w.log'}"
-    )
-    path = study_file(n_trials=9, sampler='"random"')
+def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    if kind == "journal":
+        return f"journal:///{tmp_path / 'w.log'}"
+    return f"sqlite:///{tmp_path / 'w.db'}"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+def test_workers_reach_exactly_the_target_without_duplicates(tmp_path, study_file, kind, request):
+    storage = _url(kind, tmp_path, request)
+    path = study_file(n_trials=12, sampler='"random"')
     out = run_cli(
-        "run", str(path), "--workers", "3", "--storage", storage, "--no-progress", cwd=tmp_path
+        "run", str(path), "--workers", "4", "--storage", storage, "--no-progress", cwd=tmp_path
     )
     assert out.returncode == 0, out.stderr
     assert "study 'small': " in out.stdout
-    load = storage if kind == "sqlite" else _journal(tmp_path / "w.log")
+    load = _journal(tmp_path / "w.log") if kind == "journal" else storage
     trials = _trials(load)
     counted = [t for t in trials if counts_toward_target(t)]
-    if kind == "sqlite":
-        assert len(counted) == 9
+    if kind != "journal":
+        assert len(counted) == 12
     else:  # no heartbeat, so running trials hold no slot: each other worker may add one
-        assert 9 <= len(counted) <= 11
+        assert 12 <= len(counted) <= 15
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     # Each worker seeds its sampler differently: no parameter set twice.
     assert len({tuple(sorted(t.params.items())) for t in counted}) == len(counted)
@@ -65,8 +71,11 @@ def _journal(path: Path) -> optuna.storages.BaseStorage:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def test_a_killed_workers_trial_is_retried_and_the_study_completes(tmp_path, study_file):
-    storage = f"sqlite:///{tmp_path / 'k.db'}"
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_killed_workers_trial_is_retried_and_the_study_completes(
+    tmp_path, study_file, kind, request
+):
+    storage = _url(kind, tmp_path, request)
     path = study_file(n_trials=3, epochs=400, dataset="digits", sampler='"random"')
     victim = subprocess.Popen(
         [HPSEARCH, "worker", str(path), "--storage", storage, "--heartbeat", "1", "--no-progress"],
@@ -94,8 +103,11 @@ def test_a_killed_workers_trial_is_retried_and_the_study_completes(tmp_path, stu
     assert TrialState.RUNNING not in [t.state for t in trials]
 
 
-def test_ctrl_c_stops_every_worker_and_the_same_command_continues(tmp_path, study_file):
-    storage = f"sqlite:///{tmp_path / 'c.db'}"
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_ctrl_c_stops_every_worker_and_the_same_command_continues(
+    tmp_path, study_file, kind, request
+):
+    storage = _url(kind, tmp_path, request)
     path = study_file(n_trials=50, epochs=40, dataset="digits")
     cmd = [HPSEARCH, "run", str(path), "--workers", "2", "--storage", storage, "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -112,3 +124,21 @@ def test_ctrl_c_stops_every_worker_and_the_same_command_continues(tmp_path, stud
         "--no-progress", cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0 and f"{done + 2}/{done + 2} trials (2 new" in out.stdout
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_workers_started_together_on_a_new_storage_make_one_study(
+    tmp_path, study_file, kind, request
+):
+    storage = _url(kind, tmp_path, request)
+    path = study_file(n_trials=4, sampler='"random"')
+    cmd = [HPSEARCH, "worker", str(path), "--storage", storage, "--no-progress"]
+    procs = [
+        subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert optuna.get_all_study_names(storage) == ["small"]
+    assert sum(counts_toward_target(t) for t in _trials(storage)) == 4

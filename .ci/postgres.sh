@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install (Debian's package) and start a PostgreSQL server on loopback for the tests, with a
+# role and an empty database; prints the storage URL. Idempotent. Needs root.
+set -euo pipefail
+if ! command -v pg_lsclusters > /dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql > /dev/null
+fi
+read -r version cluster _ < <(pg_lsclusters --no-header | head -n 1)
+pg_ctlcluster "$version" "$cluster" start 2> /dev/null || true  # already running is fine
+for _ in $(seq 30); do
+    runuser -u postgres -- psql -qtAc "select 1" > /dev/null 2>&1 && break
+    sleep 1
+done
+runuser -u postgres -- psql -qtAc "select 1 from pg_roles where rolname = 'hpsearch'" | grep -q 1 \
+    || runuser -u postgres -- psql -qc "create role hpsearch login password 'hpsearch' createdb"
+runuser -u postgres -- psql -qc "drop database if exists hpsearch_test" > /dev/null 2>&1
+runuser -u postgres -- psql -qc "create database hpsearch_test owner hpsearch" > /dev/null
+echo "postgresql://hpsearch:hpsearch@127.0.0.1:5432/hpsearch_test"
