@@ -107,10 +107,20 @@ def open_storage(
                 }
             storage = optuna.storages.RDBStorage(url, **beats)
     except Exception as e:  # SQLAlchemy/driver errors of every kind: report one line
-        raise HpsearchError(f"cannot open storage {url!r}: {_one_line(e)}") from None
+        shown = _without_password(url)
+        message = _one_line(e).replace(url, shown)
+        raise HpsearchError(f"cannot open storage {shown!r}: {message}") from None
     if url.startswith("sqlite:"):
         _tune_sqlite(storage.engine)
     return storage
+
+
+def _without_password(url: str) -> str:
+    # Error messages end up in terminals and CI logs: never with the database password.
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
 
 
 def _tune_sqlite(engine: sqlalchemy.engine.Engine) -> None:

@@ -145,11 +145,23 @@ def test_pruner_prunes_and_pruned_trials_keep_their_losses(study_file, storage) 
     )
 
 
-def test_a_changed_definition_under_the_same_name_is_refused(study_file, storage) -> None:
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"epochs": 4}, r"budget.epochs \(stored 3, file 4\)"),
+        # The search space itself: another range, and a parameter more.
+        ({"extra": 'momentum = { type = "float", low = 0.5, high = 0.9 }'}, "momentum"),
+        ({"extra": 'flood = { type = "float", low = 0.0, high = 0.2 }'}, "flood"),
+    ],
+)
+def test_a_changed_definition_under_the_same_name_is_refused(
+    study_file, storage, change, fragment
+) -> None:
     run_study(load_study_file(study_file(n_trials=2)), storage, progress=False)
-    changed = load_study_file(study_file(n_trials=2, epochs=4))
-    with pytest.raises(HpsearchError, match=r"budget.epochs \(stored 3, file 4\)"):
+    changed = load_study_file(study_file(n_trials=2, **change))
+    with pytest.raises(HpsearchError, match=fragment) as info:
         run_study(changed, storage, progress=False)
+    assert "different definition" in str(info.value) and "new [study] name" in str(info.value)
     assert len(_trials(storage)) == 2
 
 
@@ -165,12 +177,16 @@ def test_a_study_not_made_by_hpsearch_is_refused(study_file, storage) -> None:
         ("sqlite:////no/such/dir/x.db", "unable to open database file"),
         ("hpsearch.db", "is not a URL"),
         ("nosuchdb://host/x", "cannot open storage 'nosuchdb://host/x'"),
+        # The password is not shown.
+        ("postgresql://u:pw@127.0.0.1:1/x", r"cannot open storage 'postgresql://u:\*\*\*@127"),
+        ("journal:////no/such/dir/x.log", "no folder '/no/such/dir'"),
+        ("journal://x.log", "use journal:///path/to/file.log"),
     ],
 )
 def test_an_unreachable_storage_is_one_line(study_file, url, fragment) -> None:
     with pytest.raises(HpsearchError, match=fragment) as info:
         run_study(load_study_file(study_file()), url, progress=False)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and ":pw@" not in str(info.value)
 
 
 def test_counts_toward_target_policy() -> None:
