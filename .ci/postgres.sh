@@ -2,6 +2,7 @@
 # Install (Debian's package) and start a PostgreSQL server on loopback for the tests, with a
 # role and an empty database; prints the storage URL. Idempotent. Needs root.
 set -euo pipefail
+exec 3>&1 1>&2  # everything but the URL goes to stderr
 if ! command -v pg_lsclusters > /dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql > /dev/null
@@ -16,4 +17,4 @@ runuser -u postgres -- psql -qtAc "select 1 from pg_roles where rolname = 'hpsea
     || runuser -u postgres -- psql -qc "create role hpsearch login password 'hpsearch' createdb"
 runuser -u postgres -- psql -qc "drop database if exists hpsearch_test" > /dev/null 2>&1
 runuser -u postgres -- psql -qc "create database hpsearch_test owner hpsearch" > /dev/null
-echo "postgresql://hpsearch:hpsearch@127.0.0.1:5432/hpsearch_test"
+echo "postgresql://hpsearch:hpsearch@127.0.0.1:5432/hpsearch_test" >&3
