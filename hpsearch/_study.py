@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -350,6 +351,36 @@ class _Surplus(Exception):
     """A trial started past the target by a race between workers."""
 
 
+class _DeferredInterrupt:
+    """Ctrl-C raises at once inside the objective (Optuna then stores the trial as FAIL) and
+    is held until the next safe point elsewhere: a SIGINT between Optuna creating a trial and
+    calling the objective, or while it stores the result, would leave the trial RUNNING."""
+
+    def __init__(self) -> None:
+        self.in_objective = False
+        self.pending = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.in_objective:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self) -> None:
+        """Raise the held Ctrl-C, at a safe point."""
+        if self.pending:
+            raise KeyboardInterrupt
+
+
 def _run_sequential(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], Any],
@@ -366,26 +397,34 @@ def _run_sequential(
         return counts_toward_target(t) or (reserve and t.state == TrialState.RUNNING)
 
     def within_target(trial: optuna.Trial) -> Any:
-        ahead = sum(
-            t.number < trial.number and holds_slot(t) for t in study.get_trials(deepcopy=False)
-        )
-        if ahead >= target:
-            trial.set_user_attr(SURPLUS, True)
-            raise _Surplus
-        return objective(trial)
+        interrupt.in_objective = True
+        try:
+            interrupt.check()
+            ahead = sum(
+                t.number < trial.number and holds_slot(t) for t in study.get_trials(deepcopy=False)
+            )
+            if ahead >= target:
+                trial.set_user_attr(SURPLUS, True)
+                raise _Surplus
+            return objective(trial)
+        finally:
+            interrupt.in_objective = False
 
     started = time.monotonic()
-    while timeout is None or time.monotonic() - started < timeout:
-        trials = study.get_trials(deepcopy=False)
-        if sum(counts_toward_target(t) for t in trials) >= target:
-            return
-        if sum(holds_slot(t) for t in trials) >= target:
-            # Other workers hold the last slots. Wait; if one of them died, its trial goes
-            # stale, is stored as FAIL and retried here.
-            optuna.storages.fail_stale_trials(study)
-            time.sleep(POLL_SECONDS)
-            continue
-        study.optimize(within_target, n_trials=1, callbacks=[progress_bar], catch=(_Surplus,))
+    with _DeferredInterrupt() as interrupt:
+        while timeout is None or time.monotonic() - started < timeout:
+            interrupt.check()
+            trials = study.get_trials(deepcopy=False)
+            if sum(counts_toward_target(t) for t in trials) >= target:
+                return
+            if sum(holds_slot(t) for t in trials) >= target:
+                # Other workers hold the last slots. Wait; if one of them died, its trial goes
+                # stale, is stored as FAIL and retried here.
+                optuna.storages.fail_stale_trials(study)
+                time.sleep(POLL_SECONDS)
+                continue
+            study.optimize(within_target, n_trials=1, callbacks=[progress_bar], catch=(_Surplus,))
+        interrupt.check()
 
 
 def run_study(
