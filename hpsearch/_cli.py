@@ -207,31 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_options(args: argparse.Namespace) -> dict:
+    # What `run` and `worker` pass on alike (see their shared arguments in build_parser).
+    return {
+        "storage": args.storage,
+        "n_trials": args.n_trials,
+        "timeout": args.timeout,
+        "seed": args.seed,
+        "batch": args.batch,
+        "heartbeat": args.heartbeat,
+        "progress": not args.no_progress,
+    }
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    config = load_study_file(args.study_file)
     if args.workers > 1:
-        summary = run_workers(
-            args.study_file,
-            args.workers,
-            storage=args.storage,
-            n_trials=args.n_trials,
-            timeout=args.timeout,
-            seed=args.seed,
-            batch=args.batch,
-            heartbeat=args.heartbeat,
-            progress=not args.no_progress,
-        )
+        summary = run_workers(args.study_file, args.workers, **_run_options(args))
     else:
-        summary = run_study(
-            config,
-            storage=args.storage,
-            n_trials=args.n_trials,
-            timeout=args.timeout,
-            seed=args.seed,
-            batch=args.batch,
-            heartbeat=args.heartbeat,
-            progress=not args.no_progress,
-        )
+        summary = run_study(load_study_file(args.study_file), **_run_options(args))
     _print_summary(summary, args.storage)
     columns, rows = study_rows(args.storage, summary.study_name, top=5)
     if rows:
@@ -242,13 +235,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     summary = run_study(
         load_study_file(args.study_file),
-        storage=args.storage,
-        n_trials=args.n_trials,
-        timeout=args.timeout,
-        seed=args.seed,
-        batch=args.batch,
-        heartbeat=args.heartbeat,
-        progress=not args.no_progress,
+        **_run_options(args),
         # Workers started together must not draw the same parameters.
         sampler_seed_offset=int.from_bytes(os.urandom(4), "little"),
     )
