@@ -23,6 +23,7 @@ from hpsearch._data import DATASETS, Dataset, Split, load_dataset
 from hpsearch._errors import DivergedError, HpsearchError, StudyFileError
 from hpsearch._models import ACTIVATIONS, ModelSpec, build_mlp
 from hpsearch._objective import make_objective, suggest_params
+from hpsearch._publish import artifact_dir, publish_study
 from hpsearch._report import (
     StudyPoints,
     StudyRow,
@@ -123,6 +124,8 @@ __all__ = [
     "register_setup",
     "run_study",
     "run_workers",
+    "publish_study",
+    "artifact_dir",
     "study_rows",
     "suggest_params",
     "task_loss",

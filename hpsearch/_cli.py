@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from hpsearch._config import load_study_file
 from hpsearch._errors import HpsearchError, StudyFileError
+from hpsearch._publish import publish_study
 from hpsearch._report import format_table, list_studies, study_points, study_rows
 from hpsearch._study import (
     DEFAULT_STORAGE,
@@ -217,6 +218,7 @@ def _run_options(args: argparse.Namespace) -> dict:
         "batch": args.batch,
         "heartbeat": args.heartbeat,
         "progress": not args.no_progress,
+        "publish": publish_study,
     }
 
 

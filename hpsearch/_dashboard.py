@@ -1,14 +1,27 @@
-"""Serve a real optuna-dashboard on a storage."""
+"""Serve a real optuna-dashboard on a storage, with the artifact store next to it.
+
+What each study shows there (note, figures, PNG artifacts) is written by ``_publish``.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import sys
+from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import WSGIApplication
 
+import optuna
 import optuna_dashboard
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.storages import BaseStorage
+from optuna_dashboard._serializer import serialize_frozen_trial
 
 from hpsearch._errors import HpsearchError
+from hpsearch._publish import artifact_dir
 from hpsearch._study import open_storage
 
 
@@ -22,11 +35,62 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+_STUDY_PATH = re.compile(r"/api/studies/(\d+)")
+
+
+def feasible_best_trials(app: WSGIApplication, storage: BaseStorage) -> WSGIApplication:
+    """Wrap optuna-dashboard so that a study's best trials leave out infeasible ones.
+
+    optuna-dashboard 0.21 shows each trial's constraints, but picks the best trials (the
+    Pareto front) without them, so an MDMM run that missed its L2 budget could show as best.
+    For a study whose trials carry constraints, this replaces the ``best_trials`` of the
+    study's API answer with Optuna's own, which count feasible trials only.
+    """
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        match = _STUDY_PATH.fullmatch(environ.get("PATH_INFO", ""))
+        if match is None:
+            return app(environ, start_response)
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+            captured.update(status=status, headers=headers, exc_info=exc_info)
+            return lambda data: None
+
+        body = b"".join(app(environ, capture))
+        if captured["status"].startswith("200"):
+            body = _with_feasible_best(body, int(match.group(1)), storage)
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+        start_response(captured["status"], [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+    return wrapped
+
+
+def _with_feasible_best(body: bytes, study_id: int, storage: BaseStorage) -> bytes:
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    if not any(t.constraints for t in trials):
+        return body
+    study = optuna.load_study(study_name=storage.get_study_name_from_id(study_id), storage=storage)
+    if len(study.directions) > 1:
+        best = study.best_trials
+    else:
+        try:
+            best = [study.best_trial]
+        except ValueError:  # no feasible trial
+            best = []
+    attrs = storage.get_study_system_attrs(study_id)
+    data = json.loads(body)
+    data["best_trials"] = [serialize_frozen_trial(study_id, t, attrs) for t in best]
+    return json.dumps(data).encode()
+
+
 def make_dashboard_server(storage: str, host: str = "127.0.0.1", port: int = 8080) -> WSGIServer:
     """Build (but do not start) an optuna-dashboard WSGI server on ``storage``.
 
     Args:
-        storage: Storage URL; an SQLite file must already exist.
+        storage: Storage URL; an SQLite file must already exist. Its artifacts are served from
+            :func:`hpsearch.artifact_dir` (``<file>-artifacts`` next to an SQLite file).
         host: Address to bind.
         port: Port to bind (0 picks a free one; read it from ``server.server_port``).
 
@@ -36,7 +100,13 @@ def make_dashboard_server(storage: str, host: str = "127.0.0.1", port: int = 808
     Raises:
         HpsearchError: The storage cannot be opened or the address cannot be bound.
     """
-    app = optuna_dashboard.wsgi(open_storage(storage, must_exist=True))
+    folder = artifact_dir(storage)
+    folder.mkdir(parents=True, exist_ok=True)
+    opened = open_storage(storage, must_exist=True)
+    app = feasible_best_trials(
+        optuna_dashboard.wsgi(opened, artifact_store=FileSystemArtifactStore(str(folder))),
+        opened,
+    )
     try:
         return make_server(
             host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler

@@ -18,6 +18,7 @@ from hpsearch._setups import get_setup
 from hpsearch._train import EpochRecord, TrainResult, train
 
 FAIL_REASON = "fail_reason"
+CONSTRAINTS_KEY = "constraints"
 
 
 def suggest_params(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -68,11 +69,14 @@ def record_result(trial: optuna.Trial, result: TrainResult) -> None:
     for key, value in result.info.items():
         trial.set_user_attr(key, bool(value) if key == "feasible" else value)
     if "constraint_violation" in result.info:
-        # Optuna's own constraint record: feasible when <= 0. best_trials and the samplers
-        # that read constraints then skip MDMM runs that missed their budget.
-        # Within the tolerance counts as met (0); a miss is the (positive) excess over ε.
+        # Optuna's constraint record: feasible when <= 0, so best_trials and the samplers that
+        # read constraints skip MDMM runs that missed their budget. Within the tolerance
+        # counts as met (0); a miss is the (positive) excess over ε. Stored in the list format
+        # (constraint "0" is the L2 budget), which Optuna 5 reads as well as its per-key one,
+        # because optuna-dashboard 0.21 reads only the list and would show infeasible trials
+        # as best.
         violation = 0.0 if result.info["feasible"] else result.info["constraint_violation"]
-        trial.set_constraint("l2_budget", violation)
+        trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, [violation])
     trial.set_user_attr("epochs_run", len(result.history))
     trial.set_user_attr("train_seconds", round(result.seconds, 4))
     trial.set_user_attr("history", result.history_columns())

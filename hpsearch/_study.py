@@ -304,7 +304,16 @@ class RunSummary:
 class _Progress:
     """A tqdm bar over the study's target count, with the best value or the Pareto size."""
 
-    def __init__(self, study: optuna.Study, target: int, done: int, enabled: bool) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        target: int,
+        done: int,
+        enabled: bool,
+        refresh: Callable[[], None] | None = None,
+    ) -> None:
+        self.refresh = refresh
+        self.refreshed = time.monotonic()
         self.bar = tqdm(
             total=target,
             initial=done,
@@ -328,6 +337,9 @@ class _Progress:
                 self.failed += 1
                 self.bar.write(f"trial {trial.number} failed: {trial.user_attrs[FAIL_REASON]}")
             counted += counts_toward_target(trial)
+        if self.refresh is not None and time.monotonic() - self.refreshed > REFRESH_SECONDS:
+            self.refresh()
+            self.refreshed = time.monotonic()
         if not counted:
             return
         self.bar.update(counted)
@@ -344,6 +356,8 @@ class _Progress:
 
 
 SURPLUS = "surplus"
+# How often a running study's dashboard note and figures are refreshed.
+REFRESH_SECONDS = 30.0
 POLL_SECONDS = 0.5
 
 
@@ -437,6 +451,7 @@ def run_study(
     batch: int | None = None,
     heartbeat: int | None = HEARTBEAT_SECONDS,
     sampler_seed_offset: int = 0,
+    publish: Callable[[str, str], None] | None = None,
 ) -> RunSummary:
     """Run (or continue) the study of ``config`` until it has its target number of trials.
 
@@ -455,6 +470,10 @@ def run_study(
             :func:`open_storage`); a killed worker's trial is then retried by the others.
         sampler_seed_offset: Added to the sampler's seed, so that workers joining one study
             at the same time do not draw the same parameters.
+        publish: Called with ``(storage, study name)`` when the run starts, every
+            :data:`REFRESH_SECONDS` while it goes on, and when it ends (the CLI passes
+            :func:`hpsearch.publish_study`: the study's note and figures in optuna-dashboard).
+            An error there is reported on stderr in one line; the run goes on.
 
     Several processes may run the same study at once (workers, on one machine or many): each
     starts a trial only while the trials that count plus those running are below the target,
@@ -484,8 +503,18 @@ def run_study(
     # The bar replaces Optuna's per-trial log lines; failures are reported by the bar in one line.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     progress_bar = None
+
+    def refresh() -> None:
+        if publish is None:
+            return
+        try:
+            publish(storage, config.name)
+        except Exception as e:  # the dashboard's figures must never stop a run
+            print(f"hpsearch: warning: dashboard note/figures not updated: {e}", file=sys.stderr)
+
     try:
         study = create_or_load_study(config, open_storage(storage, heartbeat=heartbeat))
+        refresh()
         trials = study.get_trials(deepcopy=False)
         done = sum(counts_toward_target(t) for t in trials)
         if done >= target:
@@ -494,7 +523,7 @@ def run_study(
         # replay the first run's random draws, and a run from scratch is reproducible.
         study.sampler = make_sampler(config, config.seed + len(trials) + sampler_seed_offset)
         study.pruner = make_pruner(config)
-        progress_bar = _Progress(study, target, done, progress)
+        progress_bar = _Progress(study, target, done, progress, refresh)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             if batch > 1:
@@ -509,6 +538,7 @@ def run_study(
     finally:
         if progress_bar is not None:
             progress_bar.bar.close()
+            refresh()
         optuna_logger.setLevel(level)
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     return RunSummary(config.name, target, done, after, progress_bar.failed)
@@ -524,6 +554,7 @@ def run_workers(
     batch: int | None = None,
     heartbeat: int | None = HEARTBEAT_SECONDS,
     progress: bool = True,
+    publish: Callable[[str, str], None] | None = None,
 ) -> RunSummary:
     """Run the study of ``study_file`` in ``workers`` processes (``hpsearch worker``) sharing
     ``storage``, until it has its target number of trials; see :func:`run_study`.
@@ -574,6 +605,8 @@ def run_workers(
     if bad:
         shown = ", ".join(f"worker {i} exited with {code}" for i, code in bad)
         raise HpsearchError(f"{shown} (its error is printed above)")
+    if publish is not None:  # the workers published as they went; once more with all trials
+        publish(storage, config.name)
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
 

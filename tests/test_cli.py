@@ -224,12 +224,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get_json(url: str, proc: subprocess.Popen) -> dict:
+def _get_json(url: str, proc: subprocess.Popen | None) -> dict:
     deadline = time.time() + 60
     while True:
         try:
             return json.loads(urllib.request.urlopen(url, timeout=10).read())
         except OSError:
-            if proc.poll() is not None or time.time() > deadline:
+            if (proc is not None and proc.poll() is not None) or time.time() > deadline:
                 raise
             time.sleep(0.3)
