@@ -229,7 +229,7 @@ def loss_curves_figure(study: optuna.Study, points: StudyPoints) -> go.Figure:
     return fig
 
 
-def publish_study(storage: str, study_name: str) -> None:
+def publish_study(storage: str, study_name: str, artifact: bool = True) -> None:
     """Write the study's note, plotly figures and PNG artifact for optuna-dashboard.
 
     Before any complete trial only the note (the study's definition) is written.
@@ -237,6 +237,8 @@ def publish_study(storage: str, study_name: str) -> None:
     Args:
         storage: Storage URL.
         study_name: The study.
+        artifact: Also upload the PNG (artifacts cannot be replaced, so a run uploads it once,
+            at its end, and refreshes only the note and figures while it goes on).
     """
     study = optuna.load_study(study_name=study_name, storage=storage)
     try:
@@ -253,6 +255,8 @@ def publish_study(storage: str, study_name: str) -> None:
     }
     for graph_id, figure in figures.items():
         optuna_dashboard.save_plotly_graph_object(study, figure, graph_object_id=graph_id)
+    if not artifact:
+        return
     folder = artifact_dir(storage)
     folder.mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(str(folder))

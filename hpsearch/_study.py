@@ -451,7 +451,7 @@ def run_study(
     batch: int | None = None,
     heartbeat: int | None = HEARTBEAT_SECONDS,
     sampler_seed_offset: int = 0,
-    publish: Callable[[str, str], None] | None = None,
+    publish: Callable[[str, str, bool], None] | None = None,
 ) -> RunSummary:
     """Run (or continue) the study of ``config`` until it has its target number of trials.
 
@@ -470,9 +470,10 @@ def run_study(
             :func:`open_storage`); a killed worker's trial is then retried by the others.
         sampler_seed_offset: Added to the sampler's seed, so that workers joining one study
             at the same time do not draw the same parameters.
-        publish: Called with ``(storage, study name)`` when the run starts, every
-            :data:`REFRESH_SECONDS` while it goes on, and when it ends (the CLI passes
-            :func:`hpsearch.publish_study`: the study's note and figures in optuna-dashboard).
+        publish: Called with ``(storage, study name, final)`` when the run starts, every
+            :data:`REFRESH_SECONDS` while it goes on, and with ``final=True`` when it ends (the
+            CLI passes :func:`hpsearch.publish_study`: the study's note and figures in
+            optuna-dashboard).
             An error there is reported on stderr in one line; the run goes on.
 
     Several processes may run the same study at once (workers, on one machine or many): each
@@ -504,11 +505,11 @@ def run_study(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     progress_bar = None
 
-    def refresh() -> None:
+    def refresh(final: bool = False) -> None:
         if publish is None:
             return
         try:
-            publish(storage, config.name)
+            publish(storage, config.name, final)
         except Exception as e:  # the dashboard's figures must never stop a run
             print(f"hpsearch: warning: dashboard note/figures not updated: {e}", file=sys.stderr)
 
@@ -538,7 +539,7 @@ def run_study(
     finally:
         if progress_bar is not None:
             progress_bar.bar.close()
-            refresh()
+            refresh(final=True)
         optuna_logger.setLevel(level)
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     return RunSummary(config.name, target, done, after, progress_bar.failed)
@@ -554,7 +555,7 @@ def run_workers(
     batch: int | None = None,
     heartbeat: int | None = HEARTBEAT_SECONDS,
     progress: bool = True,
-    publish: Callable[[str, str], None] | None = None,
+    publish: Callable[[str, str, bool], None] | None = None,
 ) -> RunSummary:
     """Run the study of ``study_file`` in ``workers`` processes (``hpsearch worker``) sharing
     ``storage``, until it has its target number of trials; see :func:`run_study`.
@@ -606,7 +607,7 @@ def run_workers(
         shown = ", ".join(f"worker {i} exited with {code}" for i, code in bad)
         raise HpsearchError(f"{shown} (its error is printed above)")
     if publish is not None:  # the workers published as they went; once more with all trials
-        publish(storage, config.name)
+        publish(storage, config.name, False)
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
 

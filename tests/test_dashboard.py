@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import optuna
 import pytest
 
 from hpsearch._dashboard import make_dashboard_server
-from tests.test_cli import _get_json, run_cli
+from tests.test_cli import HPSEARCH, _get_json, run_cli
 
 SCREENSHOT_DIR = (
     Path(os.environ.get("HPSEARCH_SCREENSHOTS", ""))
@@ -136,3 +139,39 @@ def test_the_dashboard_page_renders_in_headless_chromium(served, tmp_path) -> No
 def _screenshot(driver, path: Path) -> Path:
     assert driver.save_screenshot(str(path))
     return path
+
+
+def test_the_dashboard_follows_a_running_study(tmp_path, study_file) -> None:
+    path = study_file(n_trials=200, epochs=30, dataset="digits")
+    run = subprocess.Popen(
+        [HPSEARCH, "run", str(path), "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "hpsearch.db").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        server = make_dashboard_server(f"sqlite:///{tmp_path / 'hpsearch.db'}", port=0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_port}"
+        seen = []
+        while len(set(seen)) < 3 and time.time() < deadline:
+            try:
+                _, detail = _study(base)
+            except (StopIteration, OSError):
+                time.sleep(0.3)
+                continue
+            complete = sum(t["state"] == "Complete" for t in detail["trials"])
+            if complete:  # the run published the note before its first trial
+                assert "## Search space" in detail["note"]["body"]
+            seen.append(complete)
+            time.sleep(0.3)
+        assert run.poll() is None  # still running
+        assert len(set(seen)) >= 3 and seen == sorted(seen)  # more trials with every look
+    finally:
+        run.send_signal(signal.SIGINT)
+        run.wait(timeout=60)
+        server.shutdown()
+        server.server_close()
