@@ -33,6 +33,7 @@ from hpsearch._config import CORE_PARAMS
 from hpsearch._errors import HpsearchError
 from hpsearch._plots import plot_study
 from hpsearch._report import StudyPoints, study_points
+from hpsearch._study import open_storage
 
 _ATTR = "hpsearch"
 # Per inner method, the parameter that moves a run along the trade-off: the colour of a point.
@@ -240,7 +241,7 @@ def publish_study(storage: str, study_name: str, artifact: bool = True) -> None:
         artifact: Also upload the PNG (artifacts cannot be replaced, so a run uploads it once,
             at its end, and refreshes only the note and figures while it goes on).
     """
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     try:
         points = study_points(storage, study_name)
     except HpsearchError:  # no complete trial yet

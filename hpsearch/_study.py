@@ -94,26 +94,43 @@ def open_storage(
             return optuna.storages.journal.JournalStorage(backend)
         except Exception as e:
             raise HpsearchError(f"cannot open storage {url!r}: {_one_line(e)}") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the retry callback is "experimental"
-            beats: dict[str, Any] = {}
-            if heartbeat is not None:
-                beats = {
-                    "heartbeat_interval": heartbeat,
-                    "grace_period": GRACE_INTERVALS * heartbeat,
-                    "heartbeat_stale_trial_callback": (
-                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-                    ),
-                }
-            storage = optuna.storages.RDBStorage(url, **beats)
-    except Exception as e:  # SQLAlchemy/driver errors of every kind: report one line
-        shown = _without_password(url)
-        message = _one_line(e).replace(url, shown)
-        raise HpsearchError(f"cannot open storage {shown!r}: {message}") from None
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            storage = _open_rdb(url, heartbeat)
+            break
+        except Exception as e:  # SQLAlchemy/driver errors of every kind: report one line
+            # Processes opening a new database at once race to create its tables; the loser
+            # sees a unique-constraint error, and finds the tables there when it tries again.
+            racing = isinstance(e, sqlalchemy.exc.IntegrityError) or any(
+                text in str(e) for text in ("UNIQUE constraint failed", "duplicate key value")
+            )
+            if racing and attempt < _OPEN_ATTEMPTS - 1:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            shown = _without_password(url)
+            message = _one_line(e).replace(url, shown)
+            raise HpsearchError(f"cannot open storage {shown!r}: {message}") from None
     if url.startswith("sqlite:"):
         _tune_sqlite(storage.engine)
     return storage
+
+
+_OPEN_ATTEMPTS = 5
+
+
+def _open_rdb(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:
+    beats: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the retry callback is "experimental"
+        if heartbeat is not None:
+            beats = {
+                "heartbeat_interval": heartbeat,
+                "grace_period": GRACE_INTERVALS * heartbeat,
+                "heartbeat_stale_trial_callback": (
+                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+                ),
+            }
+        return optuna.storages.RDBStorage(url, **beats)
 
 
 def _without_password(url: str) -> str:
@@ -607,7 +624,10 @@ def run_workers(
         shown = ", ".join(f"worker {i} exited with {code}" for i, code in bad)
         raise HpsearchError(f"{shown} (its error is printed above)")
     if publish is not None:  # the workers published as they went; once more with all trials
-        publish(storage, config.name, False)
+        try:
+            publish(storage, config.name, False)
+        except Exception as e:  # the dashboard's figures must never fail a run
+            print(f"hpsearch: warning: dashboard note/figures not updated: {e}", file=sys.stderr)
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
 

@@ -149,6 +149,7 @@ def test_the_dashboard_follows_a_running_study(tmp_path, study_file) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    server = None
     try:
         deadline = time.time() + 120
         while not (tmp_path / "hpsearch.db").exists() and time.time() < deadline:
@@ -173,5 +174,6 @@ def test_the_dashboard_follows_a_running_study(tmp_path, study_file) -> None:
     finally:
         run.send_signal(signal.SIGINT)
         run.wait(timeout=60)
-        server.shutdown()
-        server.server_close()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
