@@ -21,7 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check hpsearch tests benchmarks
 	$(BIN)/ruff format --check hpsearch tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 check-studies: $(STAMP)
 	$(BIN)/hpsearch check studies/*.toml

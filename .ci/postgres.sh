@@ -8,7 +8,10 @@ if ! command -v pg_lsclusters > /dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql > /dev/null
 fi
 read -r version cluster _ < <(pg_lsclusters --no-header | head -n 1)
-pg_ctlcluster "$version" "$cluster" start 2> /dev/null || true  # already running is fine
+# The server must not inherit this script's outputs: it outlives the script, and a daemon holding
+# the pipe of `$(bash .ci/postgres.sh)` (fd 3) or CI's log pipe keeps its reader waiting for EOF
+# forever (CI hung 90 min on this). "Already running" is fine.
+pg_ctlcluster "$version" "$cluster" start < /dev/null > /dev/null 2>&1 3>&- || true
 for _ in $(seq 30); do
     runuser -u postgres -- psql -qtAc "select 1" > /dev/null 2>&1 && break
     sleep 1
