@@ -29,10 +29,25 @@ def test_pareto_mask_keeps_exactly_the_non_dominated_points() -> None:
     assert pareto_mask(points).tolist() == [True, True, False, True, True, False, False]
 
 
-def test_pareto_mask_against_brute_force() -> None:
-    points = np.random.default_rng(0).random((200, 2))
+@pytest.mark.parametrize(
+    "points",
+    [
+        np.random.default_rng(0).random((200, 2)),  # the 2-D sweep
+        np.random.default_rng(1).integers(0, 5, (60, 2)).astype(float),  # ties and duplicates
+        np.array([[1.0, np.nan], [2.0, 2.0], [3.0, 1.0], [np.nan, 0.0], [2.5, 2.5]]),
+        np.random.default_rng(2).integers(0, 4, (50, 3)).astype(float),  # the pairwise test
+    ],
+    ids=["random", "ties", "nan", "3-d"],
+)
+def test_pareto_mask_against_brute_force(points: np.ndarray) -> None:
     expected = [not any((q <= p).all() and (q < p).any() for q in points) for p in points]
     assert pareto_mask(points).tolist() == expected
+
+
+def test_pareto_mask_of_a_20001_point_front_keeps_every_point() -> None:
+    # 20,001 points: the pairwise test needed 8 GB here and stalled CI.
+    front = fonseca_fleming_front(20001)
+    assert pareto_mask(front).all()
 
 
 def test_infeasible_points_are_never_on_the_front() -> None:
