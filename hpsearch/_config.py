@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from hpsearch._data import DATASETS, Dataset, load_dataset
 from hpsearch._errors import HpsearchError, StudyFileError
 from hpsearch._models import ACTIVATIONS, MODEL_KINDS, ModelSpec
 from hpsearch._setups import Option, get_setup
-from hpsearch._train import INNER_METHODS, NORMALIZATIONS, OPTIMIZERS, TrainConfig
+from hpsearch._train import FLOOD_MODES, INNER_METHODS, NORMALIZATIONS, OPTIMIZERS, TrainConfig
 
 MODES: tuple[str, ...] = ("scalarized", "pareto")
 OBJECTIVES: tuple[str, ...] = ("loss1", "loss2", "metric", "weighted")
@@ -49,6 +50,8 @@ SAMPLERS: dict[str, dict[str, Option]] = {
         "deterministic_objective": Option("categorical", False, choices=(False, True)),
     },
     "random": {},
+    # Every combination of the searched parameters' values: floats and ints need a step.
+    "grid": {},
     "qmc": {
         "qmc_type": Option("categorical", "sobol", choices=("sobol", "halton")),
         "scramble": Option("categorical", False, choices=(False, True)),
@@ -83,6 +86,13 @@ CORE_PARAMS: dict[str, Option] = {
     "lr_decay": Option("float", 1.0, low=0, high=1, low_open=True, help="lr factor per epoch"),
     "alpha": Option("float", 0.0, low=0, help="weight of L2 in flood(L1) + alpha*L2"),
     "flood": Option("float", 0.0, low=0, help="flood level b on L1 (0 = off)"),
+    "flood_mode": Option(
+        "categorical", "batch", choices=FLOOD_MODES, help="flood the batch mean or each sample"
+    ),
+    "backstitch": Option("float", 0.0, low=0, help="backstitch scale (0 = off)"),
+    "backstitch_interval": Option(
+        "int", 1, low=1, high=100_000, help="backstitch every n mini-batches"
+    ),
     "method": Option("categorical", "linear", choices=INNER_METHODS, help="inner scalarization"),
     "w": Option(
         "float", 0.5, low=0, high=1, low_open=True, high_open=True, help="Chebyshev weight of L1"
@@ -107,6 +117,7 @@ DATA: dict[str, Option] = {
     "val_fraction": Option("float", 0.2, low=0, high=0.9, low_open=True),
     "test_fraction": Option("float", 0.2, low=0, high=0.9, low_open=True),
     "split_seed": Option("int", 0, low=0, high=2**32 - 1),
+    "label_noise": Option("float", 0.0, low=0, high=1, high_open=True),
 }
 _STUDY_KEYS = (
     "name",
@@ -203,6 +214,7 @@ class StudyConfig:
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     split_seed: int = 0
+    label_noise: float = 0.0
     params: dict[str, ParamSpec] = field(default_factory=dict)
     imports: tuple[str, ...] = ()
 
@@ -231,6 +243,8 @@ class StudyConfig:
                 "val_fraction": self.val_fraction,
                 "test_fraction": self.test_fraction,
                 "split_seed": self.split_seed,
+                # Only when set, so studies stored before the key existed keep their identity.
+                **({"label_noise": self.label_noise} if self.label_noise else {}),
             },
             # Parameters left at their defaults are omitted, so that a new parameter added to
             # hpsearch later does not change the identity of studies stored before it.
@@ -246,7 +260,13 @@ class StudyConfig:
 
     def load_data(self) -> Dataset:
         """The study's dataset, split and scaled as its ``[data]`` table says."""
-        return load_dataset(self.dataset, self.split_seed, self.val_fraction, self.test_fraction)
+        return load_dataset(
+            self.dataset,
+            self.split_seed,
+            self.val_fraction,
+            self.test_fraction,
+            self.label_noise,
+        )
 
     def resolve(
         self, values: dict[str, Any], seed: int | None = None
@@ -269,6 +289,9 @@ class StudyConfig:
             lr_decay=float(full["lr_decay"]),
             alpha=float(full["alpha"]),
             flood=float(full["flood"]),
+            flood_mode=full["flood_mode"],
+            backstitch=float(full["backstitch"]),
+            backstitch_interval=int(full["backstitch_interval"]),
             method=full["method"],
             w=float(full["w"]),
             ideal1=float(full["ideal1"]),
@@ -389,6 +412,33 @@ class _Checker:
             log=log,
             step=None if step is None else cast(step),
         )
+
+
+def grid_values(params: dict[str, ParamSpec], check: _Checker | None = None) -> dict[str, list]:
+    """The grid sampler's values of every searched parameter: a categorical's choices, and
+    ``low, low + step, …, high`` for a number (which therefore needs a step).
+
+    Raises:
+        StudyFileError: A searched number has no step, or a log scale (via ``check``).
+    """
+    out: dict[str, list] = {}
+    for name, p in params.items():
+        if not p.searched:
+            continue
+        if p.type == "categorical":
+            out[name] = list(p.choices)
+            continue
+        if p.step is None or p.log:
+            message = "the grid sampler needs a step (and no log scale) on every searched number"
+            if check is None:
+                raise HpsearchError(f"params.{name}: {message}")
+            raise check.fail(f"params.{name}", message)
+        count = int(math.floor((p.high - p.low) / p.step + 1e-9)) + 1
+        if p.type == "int":
+            out[name] = [int(p.low + i * p.step) for i in range(count)]
+        else:  # rounded, so that 0.07 is 0.07 and not 0.07000000000000001
+            out[name] = [round(p.low + i * p.step, 12) for i in range(count)]
+    return out
 
 
 def _show(raw: Any) -> str:
@@ -563,6 +613,24 @@ def load_study_file(path: str | Path) -> StudyConfig:
             "params", "nothing to search: give at least one parameter a type and range"
         )
 
+    flood_mode = params["flood_mode"]
+    if (flood_mode.value == "sample" or "sample" in flood_mode.choices) and (
+        not setup_cls.has_sample_losses()
+    ):
+        raise check.fail(
+            "params.flood_mode",
+            f"'sample' (iFlood) needs per-sample task losses, which setup {setup_name!r} "
+            "does not give; allowed here: 'batch'",
+        )
+    grid_size = None
+    if sampler == "grid":
+        grid_size = math.prod(len(v) for v in grid_values(params, check).values())
+        if n_trials > grid_size:
+            raise check.fail(
+                "study.n_trials",
+                f"{n_trials} is more than the grid's {grid_size} points; allowed: 1 to {grid_size}",
+            )
+
     config = StudyConfig(
         path=str(path),
         name=name,
@@ -586,11 +654,14 @@ def load_study_file(path: str | Path) -> StudyConfig:
         val_fraction=data["val_fraction"],
         test_fraction=data["test_fraction"],
         split_seed=data["split_seed"],
+        label_noise=data["label_noise"],
         params=params,
         imports=imports,
     )
     try:  # the split must be possible (enough rows per class for each fraction)
         setup_cls().prepare(config.load_data())
     except HpsearchError as e:
-        raise check.fail("data", str(e)) from None
+        raise check.fail(
+            "data.label_noise" if "label_noise" in str(e) else "data", str(e)
+        ) from None
     return config

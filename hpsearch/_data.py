@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -78,7 +79,11 @@ def _stratify_labels(y: np.ndarray, task: str, n_bins: int = 5) -> np.ndarray:
 
 
 def load_dataset(
-    name: str, seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2
+    name: str,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    label_noise: float = 0.0,
 ) -> Dataset:
     """Load a scikit-learn dataset as seeded, stratified, standardized tensor splits.
 
@@ -87,6 +92,8 @@ def load_dataset(
         seed: Seed of the split; the same seed always gives the same rows in each split.
         val_fraction: Fraction of all rows in the validation split.
         test_fraction: Fraction of all rows in the test split.
+        label_noise: Fraction of the training labels replaced by another class (symmetric
+            label noise, see :func:`with_label_noise`); validation and test stay clean.
 
     Returns:
         The :class:`Dataset`. Features are standardized with the train split's mean and
@@ -103,8 +110,47 @@ def load_dataset(
             f"val_fraction={val_fraction} and test_fraction={test_fraction} must each be in "
             "(0, 1) and sum to less than 1"
         )
+    if not 0 <= label_noise < 1:
+        raise HpsearchError(f"label_noise={label_noise} must be in [0, 1)")
     # Cached per arguments: every trial of a study shares one copy, so treat it as read-only.
+    if label_noise > 0:
+        return _noisy_cached(
+            name, int(seed), float(val_fraction), float(test_fraction), label_noise
+        )
     return _load_cached(name, int(seed), float(val_fraction), float(test_fraction))
+
+
+def with_label_noise(data: Dataset, rate: float, seed: int = 0) -> Dataset:
+    """The dataset with symmetric label noise on its training split.
+
+    Exactly ``round(rate · n_train)`` training rows, drawn with ``seed``, get a label drawn
+    uniformly from the *other* classes (the flipped-label protocol of the flooding paper's
+    noisy-label experiments). Validation and test labels stay clean, so test accuracy measures
+    what was learned of the true labels.
+
+    Raises:
+        HpsearchError: The dataset is not a classification task, or ``rate`` is not in [0, 1).
+    """
+    if data.task != "classification":
+        raise HpsearchError(
+            f"label_noise needs a classification dataset; {data.name} is {data.task}"
+        )
+    if not 0 <= rate < 1:
+        raise HpsearchError(f"label_noise={rate} must be in [0, 1)")
+    gen = torch.Generator().manual_seed(seed + 7919)  # its own stream, apart from the split's
+    y = data.train.y.clone()
+    rows = torch.randperm(len(y), generator=gen)[: round(rate * len(y))]
+    # An offset in 1..C-1 added modulo C gives each other class with the same probability.
+    offset = torch.randint(1, data.n_classes, (len(rows),), generator=gen)
+    y[rows] = (y[rows] + offset) % data.n_classes
+    return dataclasses.replace(data, train=Split(x=data.train.x, y=y))
+
+
+@functools.lru_cache(maxsize=32)
+def _noisy_cached(
+    name: str, seed: int, val_fraction: float, test_fraction: float, rate: float
+) -> Dataset:
+    return with_label_noise(_load_cached(name, seed, val_fraction, test_fraction), rate, seed)
 
 
 @functools.lru_cache(maxsize=32)

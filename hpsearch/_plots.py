@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
-from matplotlib.colors import LogNorm, Normalize
-from matplotlib.figure import Figure
 
 from hpsearch._report import StudyPoints
 
@@ -41,6 +38,9 @@ def plot_study(points: StudyPoints, path: str | Path) -> Path:
         The path written.
     """
     path = Path(path)
+    from matplotlib.colors import LogNorm, Normalize  # imported here: ~0.5 s of start-up
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(12, 5), layout="constrained")
     ax, ax2 = fig.subplots(1, 2)
     l1n, l2n = points.loss_names
@@ -108,6 +108,9 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
         The path written.
     """
     path = Path(path)
+    import matplotlib
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(12, 6.5), layout="constrained")
     ax = fig.subplots()
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]

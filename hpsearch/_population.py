@@ -38,6 +38,7 @@ from hpsearch._train import (
     inner_loss,
     mdmm_info,
     mdmm_multiplier_step,
+    train,
 )
 
 # Configs that differ in any of these cannot share one batched model and optimizer.
@@ -79,6 +80,21 @@ def population_groups(configs: Sequence[TrainConfig]) -> list[list[int]]:
     for i, c in enumerate(configs):
         groups.setdefault(tuple(getattr(c, k) for k in GROUP_KEYS), []).append(i)
     return list(groups.values())
+
+
+def batchable(config: TrainConfig) -> bool:
+    """Whether ``config`` can train as a member of a batched population (no backstitch, no
+    per-sample flooding); other configs are trained one by one by :func:`train_population`."""
+    return config.backstitch == 0 and not (config.flood_mode == "sample" and config.flood > 0)
+
+
+def _train_one(
+    setup: Setup, data: Dataset, model: ModelSpec, config: TrainConfig
+) -> TrainResult | DivergedError:
+    try:
+        return train(setup, data, model, config)
+    except DivergedError as e:
+        return e
 
 
 def _column(configs: Sequence[TrainConfig], name: str) -> torch.Tensor:
@@ -216,6 +232,10 @@ def train_population(
         return []
     if len(population_groups(configs)) != 1:
         raise HpsearchError(f"a population must agree on {', '.join(GROUP_KEYS)}")
+    if any(not batchable(c) for c in configs):
+        # Backstitch (two steps per mini-batch) and iFlood (per-row losses) have no batched
+        # form yet: such a group trains member by member, with the same results.
+        return [_train_one(setup, data, model, c) for c in configs]
     _keep_freed_memory()
     start = time.perf_counter()
     first = configs[0]
@@ -367,6 +387,7 @@ def train_population(
             for p in params.values():
                 p[k] = 0.0
             opt.reset_member(k)
+        elapsed = time.perf_counter() - start  # the population's, shared by its members
         # One conversion per column, not one per member and field.
         columns = zip(
             lr_now.tolist(),
@@ -389,6 +410,7 @@ def train_population(
                         val_loss2=v2_k,
                         val_metric=vm_k,
                         multiplier=lam_k,
+                        seconds=elapsed,
                     )
                 )
         if (lr_decay != 1.0).any():

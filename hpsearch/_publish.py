@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-import optuna_dashboard
-import plotly.graph_objects as go
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import TrialState
-from plotly.subplots import make_subplots
 
 from hpsearch._analysis import (
     Normalization,
@@ -34,6 +31,12 @@ from hpsearch._errors import HpsearchError
 from hpsearch._plots import plot_study
 from hpsearch._report import StudyPoints, study_points
 from hpsearch._study import open_storage
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+# plotly and optuna_dashboard are imported where used: optuna_dashboard alone pulls in
+# scikit-learn's ensemble module (~1.2 s), and every `hpsearch worker` process imports this one.
 
 _ATTR = "hpsearch"
 # Per inner method, the parameter that moves a run along the trade-off: the colour of a point.
@@ -135,6 +138,8 @@ def objective_space_figure(points: StudyPoints) -> go.Figure:
             colorscale="Viridis",
             colorbar={"title": f"log10 {colour_by}" if log else colour_by},
         )
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -190,6 +195,8 @@ def hypervolume_history_figure(points: StudyPoints) -> go.Figure:
             continue
         front = norm.apply(kept[pareto_mask(kept)])
         history.append(hypervolume_2d(front))
+    import plotly.graph_objects as go
+
     fig = go.Figure(
         go.Scatter(x=points.numbers[order], y=history, mode="lines+markers", name="hypervolume")
     )
@@ -205,6 +212,9 @@ def loss_curves_figure(study: optuna.Study, points: StudyPoints) -> go.Figure:
     """Per-epoch validation L1 and L2 of the Pareto trials."""
     name1, name2 = points.loss_names
     titles = (f"validation {name1}", f"validation {name2}")
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     fig = make_subplots(rows=1, cols=2, subplot_titles=titles)
     front = set(points.numbers[points.pareto].tolist())
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -246,6 +256,8 @@ def publish_study(storage: str, study_name: str, artifact: bool = True) -> None:
         points = study_points(storage, study_name)
     except HpsearchError:  # no complete trial yet
         points = None
+    import optuna_dashboard
+
     optuna_dashboard.save_note(study, study_note(study, points))
     if points is None:
         return

@@ -121,6 +121,21 @@ class Setup(ABC):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(L1, L2)`` as scalar tensors, L1 averaged over the batch."""
 
+    def sample_losses(
+        self, module: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ℓ, L2)``: the task loss of each row (a vector whose mean is L1) and L2.
+
+        Needed only by per-sample flooding (iFlood, ``flood_mode = "sample"``); a setup that
+        does not override it cannot use that mode (see :meth:`has_sample_losses`).
+        """
+        raise HpsearchError(f"setup {self.name!r} gives no per-sample task loss")
+
+    @classmethod
+    def has_sample_losses(cls) -> bool:
+        """Whether the setup overrides :meth:`sample_losses` (so iFlood can use it)."""
+        return cls.sample_losses is not Setup.sample_losses
+
     def metrics(self, module: nn.Module, split: Split) -> dict[str, float]:
         """Task metric(s) on a whole split; must include ``metric_name`` (default: accuracy/R²)."""
         return {self.metric_name: task_metric(module(split.x), split.y)}
@@ -190,11 +205,12 @@ def get_setup(name: str) -> type[Setup]:
 # --- shared pieces -------------------------------------------------------------------------
 
 
-def task_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for integer labels, MSE for a float target (``out`` of shape n × 1)."""
+def task_loss(out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy for integer labels, MSE for a float target (``out`` of shape n × 1);
+    ``reduction="none"`` gives each row's loss."""
     if y.dtype == torch.int64:
-        return F.cross_entropy(out, y)
-    return F.mse_loss(out.squeeze(-1), y)
+        return F.cross_entropy(out, y, reduction=reduction)
+    return F.mse_loss(out.squeeze(-1), y, reduction=reduction)
 
 
 def task_metric(out: torch.Tensor, y: torch.Tensor) -> float:
@@ -301,7 +317,14 @@ class WeightDecay(Setup):
         return build_mlp(data.n_features, _n_outputs(data), spec)
 
     def losses(self, module, x, y):
-        return task_loss(module(x), y), sum(w.pow(2).sum() for w in _weights(module))
+        return task_loss(module(x), y), self.penalty(module)
+
+    def sample_losses(self, module, x, y):
+        return task_loss(module(x), y, reduction="none"), self.penalty(module)
+
+    def penalty(self, module: nn.Module) -> torch.Tensor:
+        """L2: the squared norm of the weight matrices."""
+        return sum(w.pow(2).sum() for w in _weights(module))
 
 
 @register_setup("sparsity")
@@ -310,8 +333,9 @@ class Sparsity(WeightDecay):
 
     loss_names = ("task_loss", "l1_weight_norm")
 
-    def losses(self, module, x, y):
-        return task_loss(module(x), y), sum(w.abs().sum() for w in _weights(module))
+    def penalty(self, module: nn.Module) -> torch.Tensor:
+        """L2: the L1 norm of the weight matrices."""
+        return sum(w.abs().sum() for w in _weights(module))
 
     @staticmethod
     def _penalty(w: torch.Tensor) -> torch.Tensor:

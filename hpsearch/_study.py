@@ -24,7 +24,7 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from hpsearch._config import StudyConfig, load_study_file
+from hpsearch._config import StudyConfig, grid_values, load_study_file
 from hpsearch._errors import HpsearchError
 from hpsearch._objective import FAIL_REASON, make_objective, run_population
 from hpsearch._setups import get_setup
@@ -178,7 +178,18 @@ def make_sampler(config: StudyConfig, seed: int) -> optuna.samplers.BaseSampler:
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "qmc":
             return optuna.samplers.QMCSampler(seed=seed, **opts)
+        if name == "grid":  # visits the grid in a seeded order; a rerun skips visited points
+            return _GridSampler(grid_values(config.params), seed=seed)
     raise HpsearchError(f"unknown sampler {name!r}")
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its ``study.stop()`` once the grid is covered: hpsearch
+    stops at the study's target itself (never more than the grid, see the study file check),
+    and that call raises outside ``study.optimize``, as in population mode's ask/tell."""
+
+    def after_trial(self, study, trial, state, values) -> None:  # noqa: D102
+        return None
 
 
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
@@ -592,7 +603,9 @@ def run_workers(
     done = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     failed_before = _diverged(study)
     command = [sys.executable, "-m", "hpsearch._cli", "worker", str(study_file)]
-    command += ["--storage", storage, "--n-trials", str(target), "--no-progress"]
+    # The workers leave the dashboard's note and figures to this process: one writer, and one
+    # PNG artifact for the whole run.
+    command += ["--storage", storage, "--n-trials", str(target), "--no-progress", "--no-dashboard"]
     for flag, value in (("--timeout", timeout), ("--batch", batch), ("--seed", seed)):
         if value is not None:
             command += [flag, str(value)]
@@ -603,13 +616,26 @@ def run_workers(
     # OpenMP threads spin: split the cores between the workers instead (2 workers on 2 cores
     # took 40 s for 12 demo trials with 2 threads each).
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    def refresh(artifact: bool = False) -> None:
+        if publish is None:
+            return
+        try:
+            publish(storage, config.name, artifact)
+        except Exception as e:  # the dashboard's figures must never fail a run
+            print(f"hpsearch: warning: dashboard note/figures not updated: {e}", file=sys.stderr)
+
+    refresh()
     procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env) for _ in range(workers)]
     bar = _Progress(study, target, done, progress).bar
+    refreshed = time.monotonic()
     try:
         while any(p.poll() is None for p in procs):
             time.sleep(POLL_SECONDS)
             counted = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
             bar.update(counted - bar.n)
+            if time.monotonic() - refreshed > REFRESH_SECONDS:
+                refresh()
+                refreshed = time.monotonic()
     except KeyboardInterrupt:
         for p in procs:
             if p.poll() is None:
@@ -623,11 +649,7 @@ def run_workers(
     if bad:
         shown = ", ".join(f"worker {i} exited with {code}" for i, code in bad)
         raise HpsearchError(f"{shown} (its error is printed above)")
-    if publish is not None:  # the workers published as they went; once more with all trials
-        try:
-            publish(storage, config.name, False)
-        except Exception as e:  # the dashboard's figures must never fail a run
-            print(f"hpsearch: warning: dashboard note/figures not updated: {e}", file=sys.stderr)
+    refresh(artifact=True)
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
 

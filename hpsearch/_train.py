@@ -22,6 +22,9 @@ from hpsearch._setups import Setup
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 INNER_METHODS: tuple[str, ...] = ("linear", "chebyshev", "mdmm")
+# "batch": flood the mini-batch mean task loss (Ishida et al., 2020); "sample": flood each
+# sample's loss before averaging (iFlood, Xie et al., ICLR 2022).
+FLOOD_MODES: tuple[str, ...] = ("batch", "sample")
 NORMALIZATIONS: tuple[str, ...] = ("initial", "none")
 # An MDMM run is feasible when its validation L2 is at most ε + FEASIBILITY_TOL·max(ε, 1e-3):
 # the multiplier makes L2 oscillate around the budget, so "exactly below" would be noise.
@@ -39,6 +42,13 @@ class TrainConfig:
         lr_decay: Factor applied to the learning rate after every epoch (1 = constant).
         alpha: Weight α of ``L2`` in ``flood(L1) + α·L2`` (>= 0), for ``method="linear"``.
         flood: Flood level b; when b > 0 the task loss becomes ``|L1 − b| + b`` (every method).
+        flood_mode: ``"batch"`` floods the mini-batch mean of the task loss; ``"sample"``
+            (iFlood) floods each sample's loss, ``mean_i(|ℓ_i − b| + b)``.
+        backstitch: Backstitch scale α_b (Wang, Povey et al., 2017); 0 = off. On a
+            backstitched mini-batch the optimizer first steps with learning rate ``−α_b·η``
+            (ascent), then, with the gradient recomputed on the same mini-batch, with
+            ``(1 + α_b)·η``.
+        backstitch_interval: Backstitch every n-th mini-batch (the others take a plain step).
         method: Inner scalarization, one of :data:`INNER_METHODS`.
         w: Chebyshev weight of L1, in (0, 1); L2 gets ``1 − w``.
         ideal1, ideal2: Chebyshev ideal point z (losses are >= 0, so 0 is a valid ideal).
@@ -59,6 +69,9 @@ class TrainConfig:
     lr_decay: float = 1.0
     alpha: float = 0.0
     flood: float = 0.0
+    flood_mode: str = "batch"
+    backstitch: float = 0.0
+    backstitch_interval: int = 1
     method: str = "linear"
     w: float = 0.5
     ideal1: float = 0.0
@@ -80,6 +93,10 @@ class TrainConfig:
             raise HpsearchError(
                 f"unknown method {self.method!r}; allowed: {', '.join(INNER_METHODS)}"
             )
+        if self.flood_mode not in FLOOD_MODES:
+            raise HpsearchError(
+                f"unknown flood_mode {self.flood_mode!r}; allowed: {', '.join(FLOOD_MODES)}"
+            )
         if self.normalize not in NORMALIZATIONS:
             raise HpsearchError(
                 f"unknown normalize {self.normalize!r}; allowed: {', '.join(NORMALIZATIONS)}"
@@ -94,6 +111,8 @@ class TrainConfig:
             "lr_decay": 0 < self.lr_decay <= 1,
             "alpha": self.alpha >= 0,
             "flood": self.flood >= 0,
+            "backstitch": self.backstitch >= 0,
+            "backstitch_interval": self.backstitch_interval >= 1,
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
         }
@@ -105,7 +124,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """What one epoch produced: the mean trained loss over its batches and validation figures."""
+    """What one epoch produced: the mean trained loss over its batches, validation figures, and
+    the wall time since training started (``seconds``)."""
 
     epoch: int
     lr: float
@@ -114,6 +134,7 @@ class EpochRecord:
     val_loss2: float
     val_metric: float
     multiplier: float = 0.0
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -260,6 +281,21 @@ def make_optimizer(
     raise HpsearchError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
 
 
+def _step_scaled(opt: torch.optim.Optimizer, factor: float) -> None:
+    """One optimizer step with every learning rate multiplied by ``factor`` (may be < 0)."""
+    if factor == 1.0:
+        opt.step()
+        return
+    saved = [group["lr"] for group in opt.param_groups]
+    for group in opt.param_groups:
+        group["lr"] *= factor
+    try:
+        opt.step()
+    finally:
+        for group, lr in zip(opt.param_groups, saved, strict=True):
+            group["lr"] = lr
+
+
 def divergence(where: str, values: dict[str, float]) -> DivergedError | None:
     """The error naming the non-finite ``values``, or None when all are finite."""
     bad = {k: v for k, v in values.items() if not math.isfinite(v)}
@@ -313,8 +349,34 @@ def train(
             max(float(start2) - ideal[1], 1e-8),
         )
         info.update(scale1=scale[0], scale2=scale[1])
+    per_sample = config.flood_mode == "sample" and config.flood > 0
+
+    def batch_objective(
+        module: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, multiplier: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if per_sample:  # iFlood: flood each row's loss, then average
+            sample1, l2 = setup.sample_losses(module, xb, yb)
+            l1, flood = flooded_loss(sample1, config.flood).mean(), 0.0
+        else:
+            (l1, l2), flood = setup.losses(module, xb, yb), config.flood
+        loss = inner_loss(
+            config.method,
+            l1,
+            l2,
+            alpha=config.alpha,
+            flood=flood,
+            w=config.w,
+            ideal=ideal,
+            scale=scale,
+            multiplier=multiplier,
+            epsilon=config.epsilon,
+            damping=config.damping,
+        )
+        return loss, l2
+
     multiplier = torch.zeros(())
     history: list[EpochRecord] = []
+    steps = 0  # mini-batches so far, over all epochs (the backstitch interval counts these)
     for epoch in range(config.epochs):
         module.train()
         perm = torch.randperm(n, generator=order)
@@ -322,28 +384,25 @@ def train(
         n_batches = 0
         for s in range(0, n, config.batch_size):
             idx = perm[s : s + config.batch_size]
-            l1, l2 = setup.losses(module, x[idx], y[idx])
-            loss = inner_loss(
-                config.method,
-                l1,
-                l2,
-                alpha=config.alpha,
-                flood=config.flood,
-                w=config.w,
-                ideal=ideal,
-                scale=scale,
-                multiplier=multiplier,
-                epsilon=config.epsilon,
-                damping=config.damping,
-            )
+            factor = 1.0
+            if config.backstitch > 0 and steps % config.backstitch_interval == 0:
+                # Backstitch: an ascent step of α·η on this mini-batch, then (below) a descent
+                # step of (1 + α)·η with the gradient recomputed at the moved parameters.
+                loss, _ = batch_objective(module, x[idx], y[idx], multiplier)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                _step_scaled(opt, -config.backstitch)
+                factor = 1.0 + config.backstitch
+            loss, l2 = batch_objective(module, x[idx], y[idx], multiplier)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            _step_scaled(opt, factor)
             if config.method == "mdmm":
                 multiplier = mdmm_multiplier_step(multiplier, l2, config.epsilon, config.lambda_lr)
             # Accumulated without .item(): one sync per epoch, and a NaN/inf anywhere stays.
             total += loss.detach()
             n_batches += 1
+            steps += 1
         lr = opt.param_groups[0]["lr"]
         val = setup.evaluate(module, data.val)
         record = EpochRecord(
@@ -354,6 +413,7 @@ def train(
             val_loss2=val["loss2"],
             val_metric=val["metric"],
             multiplier=float(multiplier),
+            seconds=time.perf_counter() - start,
         )
         error = divergence(
             f"at epoch {epoch + 1}",
