@@ -134,7 +134,7 @@ class EpochRecord:
     val_loss2: float
     val_metric: float
     multiplier: float = 0.0
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, compare=False)  # wall time: not part of the result
 
 
 @dataclass(frozen=True)

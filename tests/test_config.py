@@ -8,6 +8,7 @@ import hpsearch
 from hpsearch import StudyFileError, load_study_file
 from tests.conftest import REPO
 
+_HEAD = 'setup = "weight_decay"\nmode = "scalarized"\nobjective = "loss1"\nn_trials = 3\n\n[params]'
 STUDY_FILES = sorted((REPO / "studies").glob("*.toml"))
 
 VALID = """
@@ -109,7 +110,7 @@ BROKEN = [
         "n_trials = 3",
         'n_trials = 3\nsampler = "cmaes"',
         "study.sampler",
-        "unknown value 'cmaes'; allowed: tpe, nsgaii, nsgaiii, gp, random, qmc",
+        "unknown value 'cmaes'; allowed: tpe, nsgaii, nsgaiii, gp, random, grid, qmc",
     ),
     (
         "n_trials = 3",
@@ -282,6 +283,31 @@ BROKEN = [
         "importing 'no_such_module_xyz' failed: ModuleNotFoundError",
     ),
     ("n_trials = 3", 'n_trials = 3\nimports = ["missing.py"]', "study.imports[0]", "no such file"),
+    # #7: grid sampler, iFlood, label noise
+    ("n_trials = 3", 'n_trials = 3\nsampler = "grid"', "params.alpha", "needs a step"),
+    (  # the grid has 3 x 2 = 6 points: 7 trials are one too many
+        'n_trials = 3\n\n[params]\nalpha = { type = "float", low = 1e-4, high = 1.0, log = true }',
+        'n_trials = 7\nsampler = "grid"\n\n[params]\n'
+        'alpha = { type = "float", low = 0.0, high = 1.0, step = 0.5 }\n'
+        'lr = { type = "categorical", choices = [0.01, 0.1] }',
+        "study.n_trials",
+        "7 is more than the grid's 6 points; allowed: 1 to 6",
+    ),
+    (
+        _HEAD,
+        _HEAD.replace("weight_decay", "beta_vae") + '\nflood_mode = "sample"',
+        "params.flood_mode",
+        "'sample' (iFlood) needs per-sample task losses",
+    ),
+    (
+        '[study]\nname = "ok"\ndataset = "iris"',
+        '[data]\nlabel_noise = 0.2\n[study]\nname = "ok"\ndataset = "diabetes"',
+        "data.label_noise",
+        "classification dataset",
+    ),
+    ("[params]", "[data]\nlabel_noise = 1.0\n[params]", "data.label_noise", "in [0, 1)"),
+    ("[params]", '[params]\nflood_mode = "row"', "params.flood_mode", "'batch', 'sample'"),
+    ("[params]", "[params]\nbackstitch_interval = 0", "params.backstitch_interval", "[1,"),
 ]
 
 

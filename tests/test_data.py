@@ -88,3 +88,27 @@ def test_unknown_dataset_lists_the_available_ones() -> None:
 def test_bad_fractions() -> None:
     with pytest.raises(HpsearchError, match="sum to less than 1"):
         load_dataset("iris", val_fraction=0.5, test_fraction=0.5)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.2, 0.45])
+def test_label_noise_flips_exactly_that_fraction_of_training_labels_to_other_classes(
+    rate: float,
+) -> None:
+    clean, noisy = load_dataset("digits"), load_dataset("digits", label_noise=rate)
+    flipped = clean.train.y != noisy.train.y
+    assert int(flipped.sum()) == round(rate * len(clean.train))
+    # Symmetric: every class receives flipped labels; validation and test stay clean.
+    assert set(noisy.train.y[flipped].tolist()) == set(range(10))
+    assert torch.equal(clean.val.y, noisy.val.y) and torch.equal(clean.test.y, noisy.test.y)
+    assert torch.equal(clean.train.x, noisy.train.x)
+    again = load_dataset("digits", label_noise=rate)
+    other_seed = load_dataset("digits", seed=1, label_noise=rate)
+    assert torch.equal(again.train.y, noisy.train.y)
+    assert not torch.equal(other_seed.train.y, load_dataset("digits", seed=1).train.y)
+
+
+def test_label_noise_needs_classification_and_a_rate_below_one() -> None:
+    with pytest.raises(HpsearchError, match="classification"):
+        load_dataset("diabetes", label_noise=0.1)
+    with pytest.raises(HpsearchError, match=r"\[0, 1\)"):
+        load_dataset("iris", label_noise=1.0)

@@ -199,3 +199,49 @@ def test_population_mode_on_postgresql(study_file, postgres_url) -> None:
     trials = optuna.load_study(study_name="small", storage=postgres_url).trials
     assert summary.counted_after == 6 and [t.number for t in trials] == list(range(6))
     assert all(t.state == TrialState.COMPLETE and "val_loss1" in t.user_attrs for t in trials)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"backstitch": 0.3}, {"flood": 0.5, "flood_mode": "sample"}],
+    ids=["backstitch", "iflood"],
+)
+def test_backstitch_and_iflood_members_equal_the_sequential_run(kw: dict) -> None:
+    # No batched form: such members train one by one, with exactly the sequential results.
+    setup, data = hpsearch.get_setup("weight_decay")(), load_dataset("wine")
+    configs = [TrainConfig(lr=lr, epochs=4, seed=3, **kw) for lr in (0.003, 0.01)]
+    results = train_population(setup, data, SPEC, configs)
+    for config, result in zip(configs, results, strict=True):
+        _assert_same(train(setup, data, SPEC, config), result)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_a_grid_study_visits_every_point_once(study_file, storage, batch: int) -> None:
+    path = study_file(mode="scalarized", objective='objective = "metric"', n_trials=6)
+    path.write_text(
+        path.read_text()
+        .replace('sampler = "tpe"', 'sampler = "grid"')
+        .replace(
+            'alpha = { type = "float", low = 1e-4, high = 1.0, log = true }',
+            'flood = { type = "float", low = 0.0, high = 0.5, step = 0.25 }',
+        )
+        .replace(
+            'lr = { type = "float", low = 1e-3, high = 3e-2, log = true }',
+            'lr = { type = "categorical", choices = [0.01, 0.03] }',
+        )
+    )
+    config = hpsearch.load_study_file(path)
+    summary = hpsearch.run_study(config, storage, progress=False, batch=batch)
+    trials = optuna.load_study(study_name="small", storage=storage).trials
+    assert summary.counted_after == len(trials) == 6
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    points = sorted((t.params["flood"], t.params["lr"]) for t in trials)
+    assert points == [(b, lr) for b in (0.0, 0.25, 0.5) for lr in (0.01, 0.03)]
+    # The run is seeded: the same file visits the grid in the same order.
+    again = hpsearch.run_study(config, storage.replace("test.db", "again.db"), progress=False)
+    order = [(t.params["flood"], t.params["lr"]) for t in trials]
+    redo = optuna.load_study(study_name="small", storage=storage.replace("test.db", "again.db"))
+    assert (
+        again.counted_after == 6
+        and [(t.params["flood"], t.params["lr"]) for t in redo.trials] == order
+    )

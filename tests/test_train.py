@@ -194,3 +194,84 @@ def test_every_inner_method_combines_with_every_optimizer_and_flooding(method, o
     )
     assert all(math.isfinite(v) for v in result.val.values())
     assert ("feasible" in result.info) == (method == "mdmm")
+
+
+def _full_batch_by_hand(steps: list[str], b: float = 0.0, lr: float = 0.1, alpha: float = 0.3):
+    """Validation task loss after full-batch SGD steps done by hand on iris: each step is
+    "plain", "backstitch" (ascent α·lr, then descent (1 + α)·lr at the moved point) or
+    "iflood" (descent on mean_i |ℓ_i − b| + b)."""
+    setup = hpsearch.get_setup("weight_decay")()
+    data = setup.prepare(load_dataset("iris"))
+    torch.manual_seed(0)
+    module = setup.build_model(data, SPEC)
+    x, y = data.train.x, data.train.y
+
+    def sgd(scale: float, per_sample: bool = False) -> None:
+        if per_sample:
+            rows = hpsearch.task_loss(module(x), y, reduction="none")
+            loss = ((rows - b).abs() + b).mean()
+        else:
+            loss = hpsearch.task_loss(module(x), y)
+        grads = torch.autograd.grad(loss, list(module.parameters()))
+        with torch.no_grad():
+            for p, g in zip(module.parameters(), grads, strict=True):
+                p -= scale * lr * g
+
+    for step in steps:
+        if step == "backstitch":
+            sgd(-alpha)
+            sgd(1 + alpha)
+        else:
+            sgd(1.0, per_sample=step == "iflood")
+    with torch.no_grad():
+        return float(hpsearch.task_loss(module(data.val.x), data.val.y))
+
+
+@pytest.mark.parametrize(
+    "kw, steps",
+    [
+        ({"backstitch": 0.3}, ["backstitch", "backstitch", "backstitch"]),
+        ({"backstitch": 0.3, "backstitch_interval": 2}, ["backstitch", "plain", "backstitch"]),
+        ({"flood": 1.0, "flood_mode": "sample"}, ["iflood", "iflood", "iflood"]),
+        ({}, ["plain", "plain", "plain"]),
+    ],
+    ids=["backstitch", "interval-2", "iflood", "plain"],
+)
+def test_backstitch_and_iflood_steps_match_the_papers_updates(kw: dict, steps: list) -> None:
+    result = _run(optimizer="sgd", lr=0.1, epochs=3, batch_size=1000, **kw)
+    assert result.history[-1].val_loss1 == pytest.approx(
+        _full_batch_by_hand(steps, b=kw.get("flood", 0.0)), rel=1e-5
+    )
+
+
+def test_iflood_differs_from_batch_flooding_and_backstitch_from_plain() -> None:
+    # Guards the test above: a level between the rows' losses makes the two floodings differ.
+    batch = _run(optimizer="sgd", lr=0.1, epochs=3, batch_size=1000, flood=1.0)
+    sample = _run(
+        optimizer="sgd", lr=0.1, epochs=3, batch_size=1000, flood=1.0, flood_mode="sample"
+    )
+    plain = _run(optimizer="sgd", lr=0.1, epochs=3, batch_size=1000)
+    stitched = _run(optimizer="sgd", lr=0.1, epochs=3, batch_size=1000, backstitch=0.3)
+    assert abs(batch.val["loss1"] - sample.val["loss1"]) > 1e-4
+    assert abs(plain.val["loss1"] - stitched.val["loss1"]) > 1e-4
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adagrad", "rmsprop", "adam"])
+def test_backstitch_combines_with_every_optimizer_and_flooding(optimizer: str) -> None:
+    result = _run(
+        optimizer=optimizer, lr=0.01, epochs=10, dataset="wine", backstitch=0.2, flood=0.05
+    )
+    assert result.val["metric"] >= 0.85 and all(math.isfinite(r.val_loss1) for r in result.history)
+
+
+def test_iflood_needs_a_setup_with_per_sample_losses() -> None:
+    with pytest.raises(HpsearchError, match="per-sample"):
+        _run(setup="beta_vae", dataset="digits", flood=0.1, flood_mode="sample", epochs=1)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"backstitch": -0.1}, {"backstitch_interval": 0}, {"flood_mode": "row"}]
+)
+def test_bad_backstitch_or_flood_mode_is_refused(kw: dict) -> None:
+    with pytest.raises(HpsearchError, match=next(iter(kw))):
+        TrainConfig(**kw)
