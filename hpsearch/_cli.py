@@ -15,6 +15,7 @@ from hpsearch._study import (
     GRACE_INTERVALS,
     HEARTBEAT_SECONDS,
     RunSummary,
+    open_storage,
     run_study,
     run_workers,
 )
@@ -207,6 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve optuna-dashboard on the storage until Ctrl-C. "
         "It shows running studies live.",
     )
+    play = sub.add_parser(
+        "playground",
+        help="optimizer playground: tune and draw six optimizers on 2-D test functions",
+        description="For every test function and optimizer of the playground file, tune the "
+        "learning rate (and its decay, and the momentum) with Optuna for the fewest steps to "
+        "the tolerance, then draw the trajectories over contour plots and write a table.",
+    )
+    play.add_argument("playground_file", metavar="PLAYGROUND_FILE", help="TOML file")
+    _add_storage(play)
+    play.add_argument(
+        "--out",
+        default="playground",
+        metavar="DIR",
+        help="folder for the figures and the table (default: ./playground)",
+    )
+
     _add_storage(dash)
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     dash.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
@@ -351,6 +368,18 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_playground(args: argparse.Namespace) -> int:
+    import optuna
+
+    from hpsearch._playground import load_playground_file, run_playground
+
+    config = load_playground_file(args.playground_file)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is one line per study
+    run_playground(config, open_storage(args.storage), args.out)
+    print(f"wrote the figures and {config.name}.md to {args.out}/", file=sys.stderr)
+    return 0
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "worker": _cmd_worker,
@@ -359,6 +388,7 @@ _COMMANDS = {
     "show": _cmd_show,
     "compare": _cmd_compare,
     "dashboard": _cmd_dashboard,
+    "playground": _cmd_playground,
 }
 
 

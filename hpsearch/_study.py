@@ -616,6 +616,7 @@ def run_workers(
     # OpenMP threads spin: split the cores between the workers instead (2 workers on 2 cores
     # took 40 s for 12 demo trials with 2 threads each).
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
     def refresh(artifact: bool = False) -> None:
         if publish is None:
             return
