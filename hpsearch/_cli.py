@@ -224,6 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the figures and the table (default: ./playground)",
     )
 
+    mgs = sub.add_parser(
+        "mgs",
+        help="train for a non-differentiable metric: MGS vs REINFORCE vs cross-entropy",
+        description="Tune MLE-guided parameter search (sigma, alpha, lambda, n, lr), REINFORCE "
+        "and cross-entropy training with Optuna on the metric of an [mgs] study file, re-run "
+        "the best of each over several seeds, and draw the metric against wall time.",
+    )
+    mgs.add_argument("mgs_file", metavar="MGS_FILE", help="TOML file with an [mgs] table")
+    _add_storage(mgs)
+    mgs.add_argument(
+        "--out", default="mgs", metavar="DIR", help="folder for the figure and table (./mgs)"
+    )
+
     _add_storage(dash)
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     dash.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
@@ -380,6 +393,18 @@ def _cmd_playground(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mgs(args: argparse.Namespace) -> int:
+    import optuna
+
+    from hpsearch._mgs_study import load_mgs_file, run_mgs_study
+
+    config = load_mgs_file(args.mgs_file)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is one line per estimator
+    run_mgs_study(config, open_storage(args.storage), args.out)
+    print(f"wrote {config.name}.png and {config.name}.md to {args.out}/", file=sys.stderr)
+    return 0
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "worker": _cmd_worker,
@@ -389,6 +414,7 @@ _COMMANDS = {
     "compare": _cmd_compare,
     "dashboard": _cmd_dashboard,
     "playground": _cmd_playground,
+    "mgs": _cmd_mgs,
 }
 
 

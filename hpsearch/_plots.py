@@ -234,3 +234,31 @@ def plot_axis_learning_rates(function, runs: dict, path: str | Path) -> Path:
         ax.set_title(f"{title}: {len(pts) - 1} steps", fontsize=10)
     fig.savefig(path, dpi=100)
     return Path(path)
+
+
+def plot_metric_against_time(summaries, metric: str, path: str | Path) -> Path:
+    """Validation metric against wall time of each estimator's best configuration, one thin
+    line per seed (left), and the test metric of each seed (right)."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4.6), layout="constrained")
+    ax, ax_test = fig.subplots(1, 2, width_ratios=[1.6, 1])
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, summary in enumerate(summaries):
+        color = colors[i % len(colors)]
+        for j, run in enumerate(summary.runs):
+            ax.plot(run.seconds, run.val_curve, color=color, marker=".", linewidth=1,
+                    alpha=0.9 if j == 0 else 0.45,
+                    label=summary.estimator if j == 0 else None)  # fmt: skip
+        tests = [r.test for r in summary.runs]
+        ax_test.scatter([i] * len(tests), tests, color=color)
+    ax.set(xlabel="wall time (s)", ylabel=f"validation {metric}",
+           title=f"validation {metric} against wall time (one line per seed)")  # fmt: skip
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ax_test.set_xticks(range(len(summaries)), [s.estimator for s in summaries])
+    ax_test.set(ylabel=f"test {metric}", title="test metric per seed")
+    ax_test.grid(alpha=0.3)
+    fig.savefig(path, dpi=100)
+    return Path(path)

@@ -1,0 +1,236 @@
+"""Studies of the metric-training estimators: an Optuna study per estimator (MGS tunes σ, α,
+λ, n and the learning rate; REINFORCE n and the learning rate; cross-entropy the learning
+rate), then the best of each re-run over several seeds, drawn as metric against wall time.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import tomllib
+
+from hpsearch._data import DATASETS, load_dataset
+from hpsearch._errors import HpsearchError, StudyFileError
+from hpsearch._mgs import ESTIMATORS, METRICS, MGSConfig, MGSResult, train_metric
+from hpsearch._models import ModelSpec
+
+
+@dataclass(frozen=True)
+class MGSStudyConfig:
+    """A validated ``[mgs]`` file: what to train, the budget, and the seeds.
+
+    Attributes:
+        path, name: The file, and the prefix of its Optuna studies (``<name>-<estimator>``).
+        dataset, metric: A classification dataset and the metric to raise.
+        depth, width: The MLP.
+        epochs, batch_size: Budget of one training run.
+        n_trials: Trials of each estimator's study.
+        eval_seeds: Seeds the best configuration of each estimator is re-run with.
+        seed: Seed of the samplers (and of the first evaluation run).
+        estimators: Which estimators to compare.
+    """
+
+    path: str
+    name: str
+    dataset: str = "digits"
+    metric: str = "macro_f1"
+    depth: int = 1
+    width: int = 64
+    epochs: int = 15
+    batch_size: int = 64
+    n_trials: int = 20
+    eval_seeds: int = 3
+    seed: int = 0
+    estimators: tuple[str, ...] = ESTIMATORS
+
+
+_KEYS: dict[str, tuple[type, Any, Any]] = {  # key: (type, low or choices, high)
+    "name": (str, None, None),
+    "dataset": (str, tuple(d for d in DATASETS if d not in ("diabetes", "none")), None),
+    "metric": (str, METRICS, None),
+    "depth": (int, 0, 8),
+    "width": (int, 1, 1024),
+    "epochs": (int, 1, 10_000),
+    "batch_size": (int, 1, 100_000),
+    "n_trials": (int, 1, 10_000),
+    "eval_seeds": (int, 1, 100),
+    "seed": (int, 0, 2**32 - 1),
+    "estimators": (list, ESTIMATORS, None),
+}
+
+
+def load_mgs_file(path: str | Path) -> MGSStudyConfig:
+    """Read and validate an ``[mgs]`` study file.
+
+    Raises:
+        StudyFileError: Missing file, bad TOML, an unknown key or a bad value; the message
+            names the file, the key and what is allowed.
+    """
+    path = Path(path)
+
+    def fail(key: str, message: str) -> StudyFileError:
+        return StudyFileError(str(path), key, message)
+
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise fail("", "no such study file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise fail("", f"cannot be read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise fail("", f"invalid TOML: {e}") from None
+    if set(doc) != {"mgs"} or not isinstance(doc["mgs"], dict):
+        raise fail("", "needs exactly one table, [mgs]")
+    raw = doc["mgs"]
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _KEYS:
+            raise fail(f"mgs.{key}", f"unknown key; allowed: {', '.join(_KEYS)}")
+        kind, low, high = _KEYS[key]
+        if kind is str:
+            ok = isinstance(value, str) and bool(value) and (low is None or value in low)
+            allowed = f"one of {', '.join(low)}" if low else "a non-empty string"
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+            allowed = f"an integer in [{low}, {high}]"
+        else:
+            ok = (
+                isinstance(value, list)
+                and bool(value)
+                and all(v in low for v in value)
+                and len(set(value)) == len(value)
+            )
+            allowed = f"a non-empty list of distinct names from: {', '.join(low)}"
+        if not ok:
+            raise fail(f"mgs.{key}", f"{value!r} is not allowed; must be {allowed}")
+        values[key] = tuple(value) if kind is list else value
+    if "name" not in values:
+        raise fail("mgs.name", "missing (required)")
+    return MGSStudyConfig(path=str(path), **values)
+
+
+def suggest(trial: optuna.Trial, estimator: str) -> dict[str, Any]:
+    """The searched hyperparameters of an estimator."""
+    params: dict[str, Any] = {"lr": trial.suggest_float("lr", 1e-4, 1e-1, log=True)}
+    if estimator == "reinforce":
+        params["n"] = trial.suggest_int("n", 2, 32, log=True)
+    if estimator == "mgs":
+        params["n"] = trial.suggest_int("n", 2, 16, log=True)
+        params["sigma"] = trial.suggest_float("sigma", 0.05, 5.0, log=True)
+        params["alpha"] = trial.suggest_float("alpha", 1e-3, 1.0, log=True)
+        params["mix"] = trial.suggest_float("mix", 0.0, 1.0)
+    return params
+
+
+@dataclass(frozen=True)
+class EstimatorSummary:
+    """The best configuration of one estimator and its re-runs over the evaluation seeds."""
+
+    estimator: str
+    params: dict[str, Any]
+    runs: list[MGSResult]
+    study_name: str
+
+
+def run_mgs_study(
+    config: MGSStudyConfig,
+    storage: str | optuna.storages.BaseStorage,
+    out: str | Path,
+    progress: Callable[[str], None] | None = print,
+) -> list[EstimatorSummary]:
+    """Tune each estimator (or continue its stored study), re-run the best over the seeds,
+    and write ``<name>.png`` (validation metric against wall time) and ``<name>.md``."""
+    from hpsearch._plots import plot_metric_against_time
+
+    data = load_dataset(config.dataset)
+    model = ModelSpec(depth=config.depth, width=config.width)
+    base = MGSConfig(
+        metric=config.metric,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seed=config.seed,
+    )
+    summaries = []
+    for estimator in config.estimators:
+        name = f"{config.name}-{estimator}"
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction="maximize",
+            load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=8),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([f"val_{config.metric}"])
+
+        def objective(trial: optuna.Trial, estimator: str = estimator) -> float:
+            run = train_metric(
+                data, model, replace(base, estimator=estimator, **suggest(trial, estimator))
+            )
+            trial.set_user_attr("seconds", run.seconds[-1])
+            trial.set_user_attr("test", run.test)
+            if not math.isfinite(run.val):
+                raise HpsearchError(f"{estimator}: non-finite validation metric")
+            return run.val
+
+        remaining = config.n_trials - len(study.get_trials(deepcopy=False))
+        if remaining > 0:
+            study.optimize(objective, n_trials=remaining, catch=(HpsearchError,))
+        best = dict(study.best_trial.params)
+        runs = [
+            train_metric(
+                data, model, replace(base, estimator=estimator, seed=config.seed + s, **best)
+            )
+            for s in range(config.eval_seeds)
+        ]
+        summaries.append(EstimatorSummary(estimator, best, runs, name))
+        if progress is not None:
+            tests = [r.test for r in runs]
+            progress(
+                f"{estimator:<13} best val {study.best_value:.4f}; test {config.metric} "
+                f"{statistics.mean(tests):.4f} over {len(runs)} seeds, "
+                f"{statistics.mean(r.seconds[-1] for r in runs):.1f} s a run"
+            )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_metric_against_time(summaries, config.metric, out / f"{config.name}.png")
+    (out / f"{config.name}.md").write_text(mgs_table(config, summaries))
+    return summaries
+
+
+def mgs_table(config: MGSStudyConfig, summaries: list[EstimatorSummary]) -> str:
+    """Markdown: each estimator's tuned parameters, test metric (mean ± sd) and time."""
+
+    def mean_sd(values: list[float]) -> str:
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+
+    lines = [
+        f"# Training for {config.metric} on {config.dataset}: MGS vs REINFORCE vs cross-entropy",
+        "",
+        f"Made by `hpsearch mgs {config.path}`: MLP depth {config.depth}, width "
+        f"{config.width}, {config.epochs} epochs, batch {config.batch_size}; {config.n_trials} "
+        f"TPE trials per estimator on validation {config.metric}, then the best configuration "
+        f"re-run with {config.eval_seeds} seeds.",
+        "",
+        f"| estimator | test {config.metric} | val {config.metric} | s / run | tuned |",
+        "|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        shown = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.params.items()
+        )
+        lines.append(
+            f"| {s.estimator} | {mean_sd([r.test for r in s.runs])} "
+            f"| {mean_sd([r.val for r in s.runs])} "
+            f"| {statistics.mean(r.seconds[-1] for r in s.runs):.2f} | {shown} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,137 @@
+"""MLE-guided parameter search, REINFORCE and their study runner."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from sklearn.metrics import f1_score
+
+from hpsearch import ModelSpec, StudyFileError, build_mlp, load_dataset
+from hpsearch._mgs import (
+    MGSConfig,
+    candidate_costs,
+    metric_value,
+    mgs_direction,
+    mgs_weights,
+    train_metric,
+)
+from hpsearch._mgs_study import load_mgs_file
+from tests.conftest import REPO
+from tests.test_cli import run_cli
+
+SPEC = ModelSpec(depth=1, width=32)
+
+
+def test_importance_weights_are_self_normalized_and_computed_in_log_space() -> None:
+    costs = torch.tensor([0.10, 0.05, 0.20, 0.05])
+    log_q = torch.tensor([-3000.0, -3001.0, -2999.5, -3000.2])  # exp() of these underflows
+    w = mgs_weights(costs, log_q, alpha=0.05)
+    expected = np.exp(-costs.numpy() / 0.05 - log_q.numpy() - 3000.0)
+    np.testing.assert_allclose(w.numpy(), expected / expected.sum(), rtol=1e-5)
+    assert float(w.sum()) == pytest.approx(1.0)
+    # Only cost differences matter: l(θ) cancels.
+    torch.testing.assert_close(mgs_weights(costs + 7.0, log_q, 0.05), w)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_macro_f1_matches_scikit_learn_and_batches(seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 5, (40,), generator=gen)
+    preds = torch.randint(0, 5, (3, 40), generator=gen)
+    got = metric_value(preds, y, 5, "macro_f1")
+    for p, value in zip(preds, got, strict=True):
+        assert float(value) == pytest.approx(f1_score(y, p, average="macro"), rel=1e-6)
+    assert metric_value(preds, y, 5, "accuracy").tolist() == pytest.approx(
+        [float((p == y).float().mean()) for p in preds]
+    )
+
+
+def test_candidates_are_evaluated_as_one_batch_with_the_loop_s_results() -> None:
+    data = load_dataset("digits")
+    torch.manual_seed(0)
+    module = build_mlp(data.n_features, 10, SPEC)
+    params = {k: v.detach() for k, v in module.named_parameters()}
+    stacked = {k: v.unsqueeze(0) + 0.3 * torch.randn(5, *v.shape) for k, v in params.items()}
+    batched = candidate_costs(module, stacked, data.val.x, data.val.y, 10, "accuracy")
+    for i in range(5):
+        with torch.no_grad():
+            logits = torch.func.functional_call(
+                module, {k: v[i] for k, v in stacked.items()}, (data.val.x,)
+            )
+        assert float(batched[i]) == pytest.approx(
+            1 - float((logits.argmax(-1) == data.val.y).float().mean())
+        )
+
+
+@pytest.mark.parametrize("mix, expected", [(0.0, "gradient"), (1.0, "zero")])
+def test_with_little_noise_the_update_follows_its_mixture_component(mix, expected) -> None:
+    grads = {"w": torch.tensor([[1.0, -2.0], [0.5, 3.0]]), "b": torch.tensor([0.25, -1.0])}
+    params = {k: torch.zeros_like(g) for k, g in grads.items()}
+    config = MGSConfig(n=6, sigma=1e-4, alpha=0.1, mix=mix)
+    step = mgs_direction(
+        params, grads, lambda s: torch.rand(6), config, torch.Generator().manual_seed(0)
+    )
+    for k, g in grads.items():
+        target = -g if expected == "gradient" else torch.zeros_like(g)
+        torch.testing.assert_close(step[k], target, atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("estimator", ["mgs", "reinforce", "cross_entropy"])
+@pytest.mark.parametrize("metric", ["accuracy", "macro_f1"])
+def test_every_estimator_raises_the_metric_and_is_seeded(estimator: str, metric: str) -> None:
+    data = load_dataset("digits")
+    config = MGSConfig(estimator=estimator, metric=metric, lr=0.01, n=6, epochs=3, sigma=0.3)
+    result = train_metric(data, SPEC, config)
+    # From 0.1 (chance). REINFORCE learns slower from its noisier estimate (see the study).
+    assert result.val >= (0.4 if estimator == "reinforce" else 0.8), result.val_curve
+    assert len(result.val_curve) == len(result.seconds) == 3
+    assert result.seconds == sorted(result.seconds)
+    again = train_metric(data, SPEC, config)
+    assert (again.val, again.test) == (result.val, result.test)
+
+
+@pytest.mark.parametrize(
+    "text, key, fragment",
+    [
+        ('[mgs]\nname = "m"\ndataset = "diabetes"', "mgs.dataset", "one of digits"),
+        ('[mgs]\nname = "m"\nmetric = "auc"', "mgs.metric", "accuracy, macro_f1"),
+        ('[mgs]\nname = "m"\nepochs = 0', "mgs.epochs", "an integer in [1, 10000]"),
+        ('[mgs]\nname = "m"\nestimators = ["sgd"]', "mgs.estimators", "mgs, reinforce"),
+        ('[mgs]\nname = "m"\nsigma = 1.0', "mgs.sigma", "unknown key"),
+        ("[mgs]\nepochs = 2", "mgs.name", "missing"),
+    ],
+)
+def test_a_bad_mgs_file_names_the_key(tmp_path: Path, text, key, fragment) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    with pytest.raises(StudyFileError) as info:
+        load_mgs_file(path)
+    assert info.value.key == key and fragment in info.value.message
+
+
+def test_the_shipped_mgs_file_is_valid() -> None:
+    config = load_mgs_file(REPO / "studies" / "mgs-digits.toml")
+    assert (
+        set(config.estimators) == {"mgs", "reinforce", "cross_entropy"} and config.eval_seeds >= 3
+    )
+
+
+def test_hpsearch_mgs_tunes_reruns_and_writes_the_figure_and_table(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(
+        '[mgs]\nname = "m"\ndataset = "wine"\nepochs = 3\nn_trials = 3\neval_seeds = 2\n'
+        'estimators = ["cross_entropy", "mgs"]\nwidth = 16\n'
+    )
+    out = run_cli("mgs", str(path), "--out", "res", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "res" / "m.png").read_bytes().startswith(b"\x89PNG")
+    table = (tmp_path / "res" / "m.md").read_text()
+    assert "| mgs |" in table and "| cross_entropy |" in table and "sigma=" in table
+    study = optuna.load_study(study_name="m-mgs", storage=f"sqlite:///{tmp_path / 'hpsearch.db'}")
+    assert len(study.trials) == 3 and set(study.best_params) == {"lr", "n", "sigma", "alpha", "mix"}
+    assert all(math.isfinite(t.value) for t in study.trials)
