@@ -182,18 +182,28 @@ def _report(rows, regularizer_rows, args) -> str:
 
 
 def _curves(trials: list[optuna.trial.FrozenTrial], best: optuna.trial.FrozenTrial) -> dict:
-    """Seed 0's material for the figure: curves at the best trial's lr, accuracy against b."""
-    lr = best.params["lr"]
+    """Seed 0's material for the figure: loss curves at the learning rate where the unflooded
+    model overfits most (its validation loss rises most from its minimum: where flooding has
+    something to do), with b = 0, that lr's best b and two others; and accuracy against b."""
+
+    def rise(t: optuna.trial.FrozenTrial) -> float:
+        curve = t.user_attrs["history"]["val_loss1"]
+        return curve[-1] - min(curve)
+
+    unflooded = [t for t in trials if t.params["flood"] == 0.0]
+    lr = max(unflooded, key=rise).params["lr"]
     same_lr = {t.params["flood"]: t for t in trials if t.params["lr"] == lr}
-    flooded = sorted({best.params["flood"], 0.1, 0.3} - {0.0})
+    best_b = _best(list(same_lr.values())).params["flood"]
+    shown = sorted({0.0, best_b, 0.1, 0.3} & set(same_lr))
     return {
         "lr": lr,
-        "curves": {b: same_lr[b].user_attrs["history"] for b in [0.0, *flooded] if b in same_lr},
+        "curves": {b: same_lr[b].user_attrs["history"] for b in shown},
         "by_b": {
             lr_: sorted((t.params["flood"], *_acc(t)) for t in trials if t.params["lr"] == lr_)
             for lr_ in sorted({t.params["lr"] for t in trials})
         },
-        "best_b": best.params["flood"],
+        "best_b": best_b,
+        "overall_best": (best.params["flood"], best.params["lr"]),
     }
 
 
@@ -226,8 +236,10 @@ def _plot(material: dict, path: Path) -> None:
         b, val, test = zip(*points, strict=True)
         line = ax_b.plot(b, test, label=f"test, lr = {lr:g}")[0]
         ax_b.plot(b, val, linestyle=":", color=line.get_color(), alpha=0.7)
+    b_best, lr_best = material["overall_best"]
+    ax_b.axvline(b_best, color="k", linewidth=0.8, linestyle="--")
     ax_b.set(
-        title="accuracy against flood level b (dotted: validation)",
+        title=f"accuracy against b (dotted: validation; dashed: best, lr {lr_best:g})",
         xlabel="flood level b",
         ylabel="accuracy",
     )

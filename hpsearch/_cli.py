@@ -298,16 +298,42 @@ def _cmd_check(args: argparse.Namespace) -> int:
     bad = 0
     for path in args.study_files:
         try:
-            config = load_study_file(path)
+            summary = _check_one(path)
         except StudyFileError as e:
             print(f"hpsearch: error: {e}", file=sys.stderr)
             bad += 1
         else:
-            print(
-                f"{path}: ok ({config.name}: {config.mode}, {config.setup} on {config.dataset}, "
-                f"{config.n_trials} trials, sampler {config.sampler})"
-            )
+            print(f"{path}: ok ({summary})")
     return EXIT_USAGE if bad else 0
+
+
+def _check_one(path: str) -> str:
+    """Validate a study, playground or MGS file (told apart by its table) and describe it."""
+    import tomllib
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            tables = set(tomllib.loads(f.read()))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        tables = set()  # load_study_file reports it
+    if tables == {"playground"}:
+        from hpsearch._playground import load_playground_file
+
+        pg = load_playground_file(path)
+        return (
+            f"{pg.name}: playground, {len(pg.functions)} functions x {len(pg.optimizers)} "
+            f"optimizers, {pg.n_trials} trials each"
+        )
+    if tables == {"mgs"}:
+        from hpsearch._mgs_study import load_mgs_file
+
+        mg = load_mgs_file(path)
+        return f"{mg.name}: mgs, {mg.metric} on {mg.dataset}, {mg.n_trials} trials per estimator"
+    config = load_study_file(path)
+    return (
+        f"{config.name}: {config.mode}, {config.setup} on {config.dataset}, "
+        f"{config.n_trials} trials, sampler {config.sampler}"
+    )
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

@@ -7,12 +7,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 
 # Tiny models on tiny data: one thread is as fast as two and keeps the suite's timings steady.
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
+# The [study] files of studies/ (the others hold a [playground] or an [mgs] table).
+STUDY_FILES = sorted(
+    p for p in (REPO / "studies").glob("*.toml") if "study" in tomllib.loads(p.read_text())
+)
 
 SMALL_STUDY = """
 [study]

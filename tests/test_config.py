@@ -6,10 +6,9 @@ import pytest
 
 import hpsearch
 from hpsearch import StudyFileError, load_study_file
-from tests.conftest import REPO
+from tests.conftest import STUDY_FILES
 
 _HEAD = 'setup = "weight_decay"\nmode = "scalarized"\nobjective = "loss1"\nn_trials = 3\n\n[params]'
-STUDY_FILES = sorted((REPO / "studies").glob("*.toml"))
 
 VALID = """
 [study]

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hpsearch import StudyConfig, StudyFileError, load_study_file
-from tests.conftest import REPO
+from tests.conftest import STUDY_FILES
 
-SEEDS = [tomllib.loads(p.read_text()) for p in sorted((REPO / "studies").glob("*.toml"))]
+SEEDS = [tomllib.loads(p.read_text()) for p in STUDY_FILES]
 KEYS = sorted(
     {k for doc in SEEDS for table in doc.values() if isinstance(table, dict) for k in table}
     | {"type", "low", "high", "log", "step", "choices", "name", "imports", "objective_weights"}

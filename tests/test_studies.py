@@ -10,9 +10,7 @@ import optuna
 import pytest
 
 import hpsearch
-from tests.conftest import REPO
-
-STUDY_FILES = sorted((REPO / "studies").glob("*.toml"))
+from tests.conftest import REPO, STUDY_FILES
 
 
 @pytest.mark.parametrize("path", STUDY_FILES, ids=[p.stem for p in STUDY_FILES])
