@@ -186,9 +186,9 @@ def _contours(ax, function, log_levels: bool) -> None:
     z = function.f(torch.as_tensor(xs), torch.as_tensor(ys)).numpy() - function.f_min
     if log_levels:
         levels = np.logspace(-2, np.log10(max(z.max(), 1e-1)), 18)
-        ax.contour(xs, ys, np.maximum(z, 1e-3), levels=levels, cmap="Greys", linewidths=0.7)
+        ax.contour(xs, ys, np.maximum(z, 1e-3), levels=levels, colors="0.6", linewidths=0.7)
     else:
-        ax.contour(xs, ys, z, levels=18, cmap="Greys", linewidths=0.7)
+        ax.contour(xs, ys, z, levels=18, colors="0.6", linewidths=0.7)
     for mx, my in function.minima:
         ax.plot(mx, my, marker="*", color="gold", markersize=14, markeredgecolor="k", zorder=5)
     ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y")
