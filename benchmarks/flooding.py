@@ -210,7 +210,7 @@ def _curves(trials: list[optuna.trial.FrozenTrial], best: optuna.trial.FrozenTri
 def _plot(material: dict, path: Path) -> None:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(14, 4.6), layout="constrained")
+    fig = Figure(figsize=(15, 4.6), layout="constrained")
     ax_val, ax_train, ax_b = fig.subplots(1, 3)
     for b, history in material["curves"].items():
         label = (
@@ -239,7 +239,7 @@ def _plot(material: dict, path: Path) -> None:
     b_best, lr_best = material["overall_best"]
     ax_b.axvline(b_best, color="k", linewidth=0.8, linestyle="--")
     ax_b.set(
-        title=f"accuracy against b (dotted: validation; dashed: best, lr {lr_best:g})",
+        title=f"accuracy against b (dotted: val.; dashed: best b, lr {lr_best:g})",
         xlabel="flood level b",
         ylabel="accuracy",
     )

@@ -19,10 +19,12 @@ from hpsearch._analysis import (
 )
 from hpsearch._compare import Comparison, compare_points, compare_studies, write_comparison
 from hpsearch._config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
-from hpsearch._data import DATASETS, Dataset, Split, load_dataset
+from hpsearch._data import DATASETS, Dataset, Split, load_dataset, with_label_noise
 from hpsearch._errors import DivergedError, HpsearchError, StudyFileError
+from hpsearch._mgs import MGSConfig, MGSResult, mgs_direction, mgs_weights, train_metric
 from hpsearch._models import ACTIVATIONS, ModelSpec, build_mlp
 from hpsearch._objective import make_objective, suggest_params
+from hpsearch._playground import TEST_FUNCTIONS, PlaygroundFunction, Trajectory, trajectory
 from hpsearch._publish import artifact_dir, publish_study
 from hpsearch._report import (
     StudyPoints,
@@ -51,6 +53,7 @@ from hpsearch._study import (
     run_workers,
 )
 from hpsearch._train import (
+    FLOOD_MODES,
     INNER_METHODS,
     OPTIMIZERS,
     EpochRecord,
@@ -68,6 +71,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "INNER_METHODS",
+    "FLOOD_MODES",
+    "MGSConfig",
+    "MGSResult",
+    "PlaygroundFunction",
+    "TEST_FUNCTIONS",
+    "Trajectory",
+    "mgs_direction",
+    "mgs_weights",
+    "train_metric",
+    "trajectory",
+    "with_label_noise",
     "REFERENCE",
     "Comparison",
     "FrontAnalysis",

@@ -51,7 +51,15 @@ def test_seed_flag_overrides_the_file(tmp_path, study_file) -> None:
     for seed in ("5", "5", "6"):
         store = f"sqlite:///{tmp_path / f'seed{len(values)}.db'}"
         out = run_cli(
-            "run", str(path), "--seed", seed, "--storage", store, "--no-progress", cwd=tmp_path
+            "run",
+            str(path),
+            "--seed",
+            seed,
+            "--storage",
+            store,
+            "--no-progress",
+            "--no-dashboard",
+            cwd=tmp_path,
         )
         assert out.returncode == 0, out.stderr
         trials = optuna.load_study(study_name="small", storage=store).trials
@@ -110,7 +118,10 @@ def stored(tmp_path_factory) -> tuple[Path, str]:
     )
     store = f"sqlite:///{folder / 'store.db'}"
     assert (
-        run_cli("run", str(path), "--storage", store, "--no-progress", cwd=folder).returncode == 0
+        run_cli(
+            "run", str(path), "--storage", store, "--no-progress", "--no-dashboard", cwd=folder
+        ).returncode
+        == 0
     )
     return path, store
 
@@ -161,7 +172,7 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_continues(tmp_path, s
     path = study_file(n_trials=200, epochs=30, dataset="digits")
     store = tmp_path / "hpsearch.db"
     proc = subprocess.Popen(
-        [HPSEARCH, "run", str(path), "--no-progress"],
+        [HPSEARCH, "run", str(path), "--no-progress", "--no-dashboard"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -186,7 +197,10 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_continues(tmp_path, s
     states = [t.state for t in study.trials]
     finished = states.count(optuna.trial.TrialState.COMPLETE)
     assert finished >= 1 and optuna.trial.TrialState.RUNNING not in states
-    out = run_cli("run", str(path), "--n-trials", str(finished + 1), "--no-progress", cwd=tmp_path)
+    out = run_cli(
+        "run", str(path), "--n-trials", str(finished + 1), "--no-progress", "--no-dashboard",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert out.returncode == 0 and f"{finished + 1}/{finished + 1} trials (1 new" in out.stdout
 
 

@@ -120,7 +120,13 @@ def test_the_diagnosis_flags_a_concave_problem_plugged_in_from_outside(tmp_path)
         path = _write(tmp_path, "pareto", method)
         assert (
             run_cli(
-                "run", str(path), "--storage", storage, "--no-progress", cwd=tmp_path
+                "run",
+                str(path),
+                "--storage",
+                storage,
+                "--no-progress",
+                "--no-dashboard",
+                cwd=tmp_path,
             ).returncode
             == 0
         )
