@@ -489,6 +489,29 @@ def _run_imports(check: _Checker, raw: Any, base: Path) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def read_toml_file(path: str | Path, what: str = "study file") -> dict[str, Any]:
+    """The parsed TOML document of ``path``.
+
+    Raises:
+        StudyFileError: The file is missing, a directory, not UTF-8, unreadable or not TOML.
+    """
+    check = _Checker(str(path))
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise check.fail("", f"no such {what}") from None
+    except IsADirectoryError:
+        raise check.fail("", f"is a directory, not a {what}") from None
+    except UnicodeDecodeError:
+        raise check.fail("", "is not UTF-8 text") from None
+    except OSError as e:
+        raise check.fail("", f"cannot be read: {e.strerror or e}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise check.fail("", f"invalid TOML: {e}") from None
+
+
 def load_study_file(path: str | Path) -> StudyConfig:
     """Read and validate a study file.
 
@@ -504,20 +527,7 @@ def load_study_file(path: str | Path) -> StudyConfig:
     """
     path = Path(path)
     check = _Checker(str(path))
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise check.fail("", "no such study file") from None
-    except IsADirectoryError:
-        raise check.fail("", "is a directory, not a study file") from None
-    except UnicodeDecodeError:
-        raise check.fail("", "is not UTF-8 text") from None
-    except OSError as e:
-        raise check.fail("", f"cannot be read: {e.strerror or e}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise check.fail("", f"invalid TOML: {e}") from None
+    doc = read_toml_file(path)
     check.table(doc, "", _TABLES)
     if "study" not in doc:
         raise check.fail("study", "missing table [study]")

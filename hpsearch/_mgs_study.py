@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import tomllib
 
+from hpsearch._config import read_toml_file
 from hpsearch._data import DATASETS, load_dataset
 from hpsearch._errors import HpsearchError, StudyFileError
 from hpsearch._mgs import ESTIMATORS, METRICS, MGSConfig, MGSResult, train_metric
@@ -78,14 +78,7 @@ def load_mgs_file(path: str | Path) -> MGSStudyConfig:
     def fail(key: str, message: str) -> StudyFileError:
         return StudyFileError(str(path), key, message)
 
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise fail("", "no such study file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise fail("", f"cannot be read: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise fail("", f"invalid TOML: {e}") from None
+    doc = read_toml_file(path)
     if set(doc) != {"mgs"} or not isinstance(doc["mgs"], dict):
         raise fail("", "needs exactly one table, [mgs]")
     raw = doc["mgs"]

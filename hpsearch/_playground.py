@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import optuna
-import tomllib
 import torch
 
+from hpsearch._config import read_toml_file
 from hpsearch._errors import StudyFileError
 from hpsearch._train import OPTIMIZERS, make_optimizer
 
@@ -210,14 +210,7 @@ def load_playground_file(path: str | Path) -> PlaygroundConfig:
     def fail(key: str, message: str) -> StudyFileError:
         return StudyFileError(str(path), key, message)
 
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise fail("", "no such playground file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise fail("", f"cannot be read: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise fail("", f"invalid TOML: {e}") from None
+    doc = read_toml_file(path, "playground file")
     if set(doc) != {"playground"}:
         raise fail("", "needs exactly one table, [playground]")
     raw = doc["playground"]

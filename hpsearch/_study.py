@@ -534,12 +534,7 @@ def run_study(
     progress_bar = None
 
     def refresh(final: bool = False) -> None:
-        if publish is None:
-            return
-        try:
-            publish(storage, config.name, final)
-        except Exception as e:  # the dashboard's figures must never stop a run
-            print(f"hpsearch: warning: dashboard note/figures not updated: {e}", file=sys.stderr)
+        _publish_safely(publish, storage, config.name, final)
 
     try:
         study = create_or_load_study(config, open_storage(storage, heartbeat=heartbeat))
@@ -618,12 +613,7 @@ def run_workers(
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
     def refresh(artifact: bool = False) -> None:
-        if publish is None:
-            return
-        try:
-            publish(storage, config.name, artifact)
-        except Exception as e:  # the dashboard's figures must never fail a run
-            print(f"hpsearch: warning: dashboard note/figures not updated: {e}", file=sys.stderr)
+        _publish_safely(publish, storage, config.name, artifact)
 
     refresh()
     procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env) for _ in range(workers)]
@@ -653,6 +643,18 @@ def run_workers(
     refresh(artifact=True)
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
+
+
+def _publish_safely(
+    publish: Callable[[str, str, bool], None] | None, storage: str, name: str, final: bool
+) -> None:
+    """Publish the dashboard's note and figures; a failure is a warning, never a failed run."""
+    if publish is None:
+        return
+    try:
+        publish(storage, name, final)
+    except Exception as e:
+        print(f"hpsearch: warning: dashboard note/figures not updated: {e}", file=sys.stderr)
 
 
 def _diverged(study: optuna.Study) -> int:
