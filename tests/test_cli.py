@@ -66,6 +66,11 @@ def test_seed_flag_overrides_the_file(tmp_path, study_file) -> None:
         values.append([(t.params, t.value, t.user_attrs["train_seed"]) for t in trials])
     assert values[0] == values[1] != values[2]
     assert values[0][0][2] == 5
+    # --no-dashboard: no note, no figures, no artifact folder.
+    rdb = optuna.storages.RDBStorage(store)
+    attrs = rdb.get_study_system_attrs(rdb.get_study_id_from_name("small"))
+    assert not any(k.startswith("dashboard:") for k in attrs)
+    assert not list(tmp_path.glob("*-artifacts"))
 
 
 @pytest.mark.parametrize(
