@@ -414,6 +414,9 @@ class _Checker:
         )
 
 
+MAX_GRID_POINTS = 10_000
+
+
 def grid_values(params: dict[str, ParamSpec], check: _Checker | None = None) -> dict[str, list]:
     """The grid sampler's values of every searched parameter: a categorical's choices, and
     ``low, low + step, …, high`` for a number (which therefore needs a step).
@@ -433,7 +436,16 @@ def grid_values(params: dict[str, ParamSpec], check: _Checker | None = None) -> 
             if check is None:
                 raise HpsearchError(f"params.{name}: {message}")
             raise check.fail(f"params.{name}", message)
-        count = int(math.floor((p.high - p.low) / p.step + 1e-9)) + 1
+        points = (p.high - p.low) / p.step + 1
+        if not points <= MAX_GRID_POINTS:  # also catches inf and NaN from a tiny step
+            message = (
+                f"the grid sampler would need {points:.3g} values here; "
+                f"at most {MAX_GRID_POINTS} per parameter (a larger step)"
+            )
+            if check is None:
+                raise HpsearchError(f"params.{name}: {message}")
+            raise check.fail(f"params.{name}.step", message)
+        count = int(math.floor(points - 1 + 1e-9)) + 1
         if p.type == "int":
             out[name] = [int(p.low + i * p.step) for i in range(count)]
         else:  # rounded, so that 0.07 is 0.07 and not 0.07000000000000001

@@ -307,6 +307,13 @@ BROKEN = [
     ("[params]", "[data]\nlabel_noise = 1.0\n[params]", "data.label_noise", "in [0, 1)"),
     ("[params]", '[params]\nflood_mode = "row"', "params.flood_mode", "'batch', 'sample'"),
     ("[params]", "[params]\nbackstitch_interval = 0", "params.backstitch_interval", "[1,"),
+    (
+        'n_trials = 3\n\n[params]\nalpha = { type = "float", low = 1e-4, high = 1.0, log = true }',
+        'n_trials = 3\nsampler = "grid"\n\n[params]\n'
+        'alpha = { type = "float", low = 0.0, high = 1.0, step = 1e-300 }',
+        "params.alpha.step",
+        "would need 1e+300 values here; at most 10000 per parameter",
+    ),
 ]
 
 
