@@ -13,15 +13,17 @@ Adam, 100 epochs. Per seed (training, sampler, split and noise draw all take it)
 
 Writes ``benchmarks/results/flooding.md`` (tables, test accuracy mean ± sd over seeds, wall
 time) and ``benchmarks/results/flooding.png`` (validation loss with and without flooding;
-accuracy against b). Prints progress.
+accuracy against b; its data in ``flooding_curves.json``, so ``--replot`` redraws it).
+Prints progress.
 
-Usage: python benchmarks/flooding.py [--seeds 3] [--budget 30] [--quick]
+Usage: python benchmarks/flooding.py [--seeds 3] [--budget 20] [--quick] [--replot]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import sys
 import tempfile
@@ -86,8 +88,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", type=int, default=20, help="trials per regularizer")
-    parser.add_argument("--quick", action="store_true", help="10 epochs, a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="10 epochs, a smoke run: prints, writes nothing"
+    )
+    parser.add_argument(
+        "--replot", action="store_true", help="redraw the figure from flooding_curves.json"
+    )
     args = parser.parse_args()
+    if args.replot:
+        material = json.loads((RESULTS / "flooding_curves.json").read_text())
+        material["curves"] = {float(b): h for b, h in material["curves"].items()}
+        material["by_b"] = {float(lr): pts for lr, pts in material["by_b"].items()}
+        _plot(material, RESULTS / "flooding.png")
+        return 0
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     epochs = 10 if args.quick else None
@@ -112,9 +125,13 @@ def main() -> int:
                 print(f"seed {seed}: {name} ({config.n_trials} TPE trials)…", flush=True)
                 study, secs = _run(_seeded(config, seed), storage)
                 regularizer_rows.append((seed, name, _best(study.trials), secs))
-    RESULTS.mkdir(exist_ok=True)
     report = _report(rows, regularizer_rows, args)
+    if args.quick:  # a smoke run: print, never overwrite the results
+        print(report)
+        return 0
+    RESULTS.mkdir(exist_ok=True)
     (RESULTS / "flooding.md").write_text(report)
+    (RESULTS / "flooding_curves.json").write_text(json.dumps(curves))
     _plot(curves, RESULTS / "flooding.png")
     print(report)
     print(f"wrote {RESULTS / 'flooding.md'} and {RESULTS / 'flooding.png'}")
@@ -222,12 +239,13 @@ def _plot(material: dict, path: Path) -> None:
         ax_val.plot(epochs, history["val_loss1"], label=label)
         ax_train.plot(epochs, history["train_objective"], label=label)
     ax_val.set(
-        title=f"validation cross-entropy (clean labels), lr = {material['lr']:g}",
+        title="validation cross-entropy (clean labels)\n"
+        f"at lr = {material['lr']:g}, where it rises most",
         xlabel="epoch",
         ylabel="cross-entropy",
     )
     ax_train.set(
-        title="training objective (noisy labels): flooded loss",
+        title="training objective (noisy labels)\n|L − b| + b: hovers at the flood level b",
         xlabel="epoch",
         ylabel="|L − b| + b",
         yscale="log",
@@ -239,7 +257,7 @@ def _plot(material: dict, path: Path) -> None:
     b_best, lr_best = material["overall_best"]
     ax_b.axvline(b_best, color="k", linewidth=0.8, linestyle="--")
     ax_b.set(
-        title=f"accuracy against b (dotted: val.; dashed: best b, lr {lr_best:g})",
+        title=f"accuracy against b\n(dotted: validation; dashed: the best b, at lr {lr_best:g})",
         xlabel="flood level b",
         ylabel="accuracy",
     )
