@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -12,15 +14,34 @@ from pathlib import Path
 import optuna
 import pytest
 
+from hpsearch._cli import main
 from tests.conftest import REPO, SMALL_STUDY
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``hpsearch ARGS`` as a real process (exit codes, signals, one-line errors)."""
     return subprocess.run(
         [HPSEARCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
+
+
+def run_main(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``hpsearch ARGS`` in this process, through the same ``main``: for tests about what a
+    command computes, without the ~3 s start-up of a new process."""
+    out, err = io.StringIO(), io.StringIO()
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # argparse
+                code = e.code if isinstance(e.code, int) else 2
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(["hpsearch", *args], code, out.getvalue(), err.getvalue())
 
 
 def test_run_list_show_with_the_default_storage(tmp_path, study_file) -> None:
@@ -30,18 +51,18 @@ def test_run_list_show_with_the_default_storage(tmp_path, study_file) -> None:
     assert (tmp_path / "hpsearch.db").is_file()  # default: sqlite:///hpsearch.db here
     assert "study 'small': 3/3 trials (3 new, 0 diverged)" in out.stdout
     assert "val_task_loss" in out.stdout and "3/3" in out.stderr  # table and progress bar
-    listed = run_cli("list", cwd=tmp_path)
+    listed = run_main("list", cwd=tmp_path)
     assert listed.returncode == 0
     row = next(line for line in listed.stdout.splitlines() if line.startswith("small"))
     assert row.split()[:6] == ["small", "pareto", "iris", "weight_decay", "3", "0"]
-    shown = run_cli("show", "small", cwd=tmp_path)
+    shown = run_main("show", "small", cwd=tmp_path)
     assert shown.returncode == 0
     header = shown.stdout.splitlines()[0].split()
-    plotted = run_cli("show", "small", "--plot", "figs/front.png", cwd=tmp_path)
+    plotted = run_main("show", "small", "--plot", "figs/front.png", cwd=tmp_path)
     assert plotted.returncode == 0 and "wrote figs/front.png" in plotted.stderr
     assert (tmp_path / "figs" / "front.png").stat().st_size > 10_000
     assert header == ["trial", "val_task_loss", "val_sq_weight_norm", "val_accuracy", "alpha", "lr"]
-    again = run_cli("run", str(path), "--n-trials", "4", "--no-progress", cwd=tmp_path)
+    again = run_main("run", str(path), "--n-trials", "4", "--no-progress", cwd=tmp_path)
     assert "4/4 trials (1 new" in again.stdout
 
 
@@ -50,7 +71,7 @@ def test_seed_flag_overrides_the_file(tmp_path, study_file) -> None:
     values = []
     for seed in ("5", "5", "6"):
         store = f"sqlite:///{tmp_path / f'seed{len(values)}.db'}"
-        out = run_cli(
+        out = run_main(
             "run",
             str(path),
             "--seed",

@@ -13,7 +13,7 @@ from PIL import Image
 
 import hpsearch
 from tests.conftest import REPO
-from tests.test_cli import run_cli
+from tests.test_cli import run_cli, run_main
 
 # A concave front through the public setup API: L1 = t, L2 = 1 − t², t = (1 + sin u) / 2.
 USER_SETUP = """
@@ -119,7 +119,7 @@ def test_the_diagnosis_flags_a_concave_problem_plugged_in_from_outside(tmp_path)
     for method in ("linear", "chebyshev", "mdmm"):
         path = _write(tmp_path, "pareto", method)
         assert (
-            run_cli(
+            run_main(
                 "run",
                 str(path),
                 "--storage",
@@ -145,7 +145,7 @@ def test_the_diagnosis_flags_a_concave_problem_plugged_in_from_outside(tmp_path)
     )
     assert comparison.locate(len(linear.xy)) == ("qc-pareto-chebyshev", 0)
 
-    out = run_cli("compare", *names, "--storage", storage, "--out", "cmp", cwd=tmp_path)
+    out = run_main("compare", *names, "--storage", storage, "--out", "cmp", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "all studies together: front has concave stretches between" in out.stdout
     assert "linear α cannot reach" in out.stdout

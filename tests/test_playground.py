@@ -92,7 +92,7 @@ def test_hpsearch_playground_tunes_draws_and_continues(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
     path.write_text(
         '[playground]\nname = "pg"\nfunctions = ["quadratic", "saddle"]\n'
-        'optimizers = ["sgd", "momentum"]\nsteps = 150\nn_trials = 12\nseed = 3\n'
+        'optimizers = ["sgd", "momentum"]\nsteps = 150\nn_trials = 8\nseed = 3\n'
     )
     out = run_cli("playground", str(path), "--out", "figs", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -103,11 +103,11 @@ def test_hpsearch_playground_tunes_draws_and_continues(tmp_path: Path) -> None:
     table = (figs / "pg.md").read_text()
     storage = f"sqlite:///{tmp_path / 'hpsearch.db'}"
     study = optuna.load_study(study_name="pg-quadratic-momentum", storage=storage)
-    assert len(study.trials) == 12
+    assert len(study.trials) == 8
     row = next(line for line in table.splitlines() if line.startswith("| quadratic |"))
     best = study.best_value  # momentum's cell: its steps, or '—' past the 150-step budget
     assert row.split("|")[3].strip() == (str(int(best)) if best <= 150 else "—")
     # The same command again continues the stored studies: no new trials, the same table.
     again = run_cli("playground", str(path), "--out", "figs", cwd=tmp_path)
     assert again.returncode == 0 and (figs / "pg.md").read_text() == table
-    assert len(optuna.load_study(study_name="pg-quadratic-momentum", storage=storage).trials) == 12
+    assert len(optuna.load_study(study_name="pg-quadratic-momentum", storage=storage).trials) == 8
