@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(BIN)/hpsearch show demo-digits-weight-decay --plot demo-pareto.png > /dev/null
 
 test: $(STAMP)
-	$(BIN)/ruff check hpsearch tests benchmarks
-	$(BIN)/ruff format --check hpsearch tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q --durations=20
 
 check-studies: $(STAMP)

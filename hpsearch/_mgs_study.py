@@ -163,6 +163,10 @@ def run_mgs_study(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([f"val_{config.metric}"])
+        # What `hpsearch list` shows for this study.
+        study.set_user_attr("dataset", config.dataset)
+        study.set_user_attr("estimator", estimator)
+        study.set_user_attr("metric", config.metric)
 
         def objective(trial: optuna.Trial, estimator: str = estimator) -> float:
             run = train_metric(

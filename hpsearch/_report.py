@@ -22,7 +22,11 @@ class StudyRow:
 
     Attributes:
         name: Study name.
-        mode: ``"pareto"`` or ``"scalarized"`` (``"?"`` for a study not made by hpsearch).
+        mode: ``"pareto"`` or ``"scalarized"``; ``"playground"`` or ``"mgs"`` for the studies
+            of ``hpsearch playground`` and ``hpsearch mgs``; ``"?"`` for a study not made by
+            hpsearch.
+        dataset, setup: From the study file; for a playground study the test function and the
+            optimizer, for an MGS study the dataset and the estimator with its metric.
         complete, pruned, failed, running: Trial counts by state.
         best: Best value (scalarized) or None.
         pareto_size: Number of Pareto-optimal trials (pareto), or None.
@@ -51,7 +55,7 @@ def list_studies(storage: str) -> list[StudyRow]:
     for name in sorted(optuna.get_all_study_names(store)):
         study = optuna.load_study(study_name=name, storage=store)
         states = Counter(t.state for t in study.get_trials(deepcopy=False))
-        identity = study.user_attrs.get(_ATTR, {}).get("identity", {})
+        identity = _listed_identity(study.user_attrs)
         multi = len(study.directions) > 1
         has_complete = states[TrialState.COMPLETE] > 0
         rows.append(
@@ -69,6 +73,28 @@ def list_studies(storage: str) -> list[StudyRow]:
             )
         )
     return rows
+
+
+def _listed_identity(user_attrs: dict[str, Any]) -> dict[str, str]:
+    """Mode, dataset and setup of a study for ``list_studies`` (empty if not hpsearch's)."""
+    identity = user_attrs.get(_ATTR, {}).get("identity")
+    if identity:
+        return identity
+    # `hpsearch playground` and `hpsearch mgs` studies have no study file identity; they carry
+    # plain user attributes instead.
+    if "function" in user_attrs and "optimizer" in user_attrs:
+        return {
+            "mode": "playground",
+            "dataset": str(user_attrs["function"]),
+            "setup": str(user_attrs["optimizer"]),
+        }
+    if "estimator" in user_attrs and "dataset" in user_attrs:
+        return {
+            "mode": "mgs",
+            "dataset": str(user_attrs["dataset"]),
+            "setup": f"{user_attrs['estimator']} ({user_attrs.get('metric', '?')})",
+        }
+    return {}
 
 
 def load_stored_study(storage: str, study_name: str) -> optuna.Study:

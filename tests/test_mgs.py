@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from hpsearch import ModelSpec, StudyFileError, build_mlp, load_dataset
+from hpsearch import ModelSpec, StudyFileError, build_mlp, list_studies, load_dataset
 from hpsearch._mgs import (
     MGSConfig,
     candidate_costs,
@@ -136,3 +136,6 @@ def test_hpsearch_mgs_tunes_reruns_and_writes_the_figure_and_table(tmp_path: Pat
     study = optuna.load_study(study_name="m-mgs", storage=f"sqlite:///{tmp_path / 'hpsearch.db'}")
     assert len(study.trials) == 3 and set(study.best_params) == {"lr", "n", "sigma", "alpha", "mix"}
     assert all(math.isfinite(t.value) for t in study.trials)
+    listed = {r.name: r for r in list_studies(f"sqlite:///{tmp_path / 'hpsearch.db'}")}
+    assert (listed["m-mgs"].mode, listed["m-mgs"].dataset) == ("mgs", "wine")
+    assert listed["m-cross_entropy"].setup == "cross_entropy (macro_f1)"

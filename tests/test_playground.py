@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 import pytest
 
-from hpsearch import OPTIMIZERS, StudyFileError
+from hpsearch import OPTIMIZERS, StudyFileError, list_studies
 from hpsearch._playground import (
     TEST_FUNCTIONS,
     load_playground_file,
@@ -104,6 +104,11 @@ def test_hpsearch_playground_tunes_draws_and_continues(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'hpsearch.db'}"
     study = optuna.load_study(study_name="pg-quadratic-momentum", storage=storage)
     assert len(study.trials) == 8
+    listed = {r.name: r for r in list_studies(storage)}
+    assert len(listed) == 4
+    sgd = listed["pg-saddle-sgd"]
+    assert (sgd.mode, sgd.dataset, sgd.setup) == ("playground", "saddle", "sgd")
+    assert sgd.complete == 8
     row = next(line for line in table.splitlines() if line.startswith("| quadratic |"))
     best = study.best_value  # momentum's cell: its steps, or '—' past the 150-step budget
     assert row.split("|")[3].strip() == (str(int(best)) if best <= 150 else "—")
