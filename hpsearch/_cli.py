@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hpsearch._config import load_study_file
+from hpsearch._config import load_study_file, read_toml_file
 from hpsearch._errors import HpsearchError, StudyFileError
 from hpsearch._report import format_table, list_studies, study_points, study_rows
 from hpsearch._study import (
@@ -309,13 +309,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _check_one(path: str) -> str:
     """Validate a study, playground or MGS file (told apart by its table) and describe it."""
-    import tomllib
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            tables = set(tomllib.loads(f.read()))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        tables = set()  # load_study_file reports it
+    tables = set(read_toml_file(path))
     if tables == {"playground"}:
         from hpsearch._playground import load_playground_file
 

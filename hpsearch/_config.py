@@ -345,6 +345,28 @@ class _Checker:
             raise self.fail(key, f"unknown value {raw!r}; allowed: {', '.join(choices)}")
         return raw
 
+    def study_name(self, raw: Any, key: str) -> str:
+        """A name Optuna studies and output files are made from."""
+        name = self.string(raw, key)
+        if not _NAME_RE.match(name):
+            raise self.fail(
+                key, f"{name!r} is not allowed; use 1-128 letters, digits, '.', '_' or '-'"
+            )
+        return name
+
+    def names(self, raw: Any, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        """A non-empty list of distinct names from ``allowed``."""
+        if (
+            not isinstance(raw, list)
+            or not raw
+            or not all(isinstance(v, str) and v in allowed for v in raw)
+            or len(set(raw)) != len(raw)
+        ):
+            raise self.fail(
+                key, f"must be a non-empty list of distinct names from: {', '.join(allowed)}"
+            )
+        return tuple(raw)
+
     def value(self, raw: Any, key: str, option: Option) -> Any:
         if not option.contains(raw):
             raise self.fail(key, f"{_show(raw)} is not allowed; must be {option.allowed()}")
@@ -524,6 +546,25 @@ def read_toml_file(path: str | Path, what: str = "study file") -> dict[str, Any]
         raise check.fail("", f"invalid TOML: {e}") from None
 
 
+def read_table_file(
+    path: str | Path, table: str, keys: tuple[str, ...]
+) -> tuple[_Checker, dict[str, Any]]:
+    """The one table of a single-table file (``[playground]``, ``[mgs]``), its keys checked.
+
+    Returns:
+        A checker that names the file in its errors, and the table's raw values.
+
+    Raises:
+        StudyFileError: The file is unreadable or not TOML, holds any other table, or the
+            table has a key outside ``keys``.
+    """
+    check = _Checker(str(path))
+    doc = read_toml_file(path, f"{table} file")
+    if set(doc) != {table}:
+        raise check.fail("", f"needs exactly one table, [{table}]")
+    return check, check.table(doc[table], table, keys)
+
+
 def load_study_file(path: str | Path) -> StudyConfig:
     """Read and validate a study file.
 
@@ -548,11 +589,7 @@ def load_study_file(path: str | Path) -> StudyConfig:
         if required not in study:
             raise check.fail(f"study.{required}", "missing (required)")
 
-    name = check.string(study["name"], "study.name")
-    if not _NAME_RE.match(name):
-        raise check.fail(
-            "study.name", f"{name!r} is not allowed; use 1-128 letters, digits, '.', '_' or '-'"
-        )
+    name = check.study_name(study["name"], "study.name")
     description = check.string(study.get("description", ""), "study.description")
     imports = _run_imports(check, study.get("imports", []), path.parent)
     dataset = check.string(study["dataset"], "study.dataset", DATASETS)

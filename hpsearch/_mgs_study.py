@@ -15,11 +15,12 @@ from typing import Any
 
 import optuna
 
-from hpsearch._config import read_toml_file
+from hpsearch._config import read_table_file
 from hpsearch._data import DATASETS, load_dataset
-from hpsearch._errors import HpsearchError, StudyFileError
+from hpsearch._errors import HpsearchError
 from hpsearch._mgs import ESTIMATORS, METRICS, MGSConfig, MGSResult, train_metric
 from hpsearch._models import ModelSpec
+from hpsearch._setups import Option
 
 
 @dataclass(frozen=True)
@@ -51,19 +52,17 @@ class MGSStudyConfig:
     estimators: tuple[str, ...] = ESTIMATORS
 
 
-_KEYS: dict[str, tuple[type, Any, Any]] = {  # key: (type, low or choices, high)
-    "name": (str, None, None),
-    "dataset": (str, tuple(d for d in DATASETS if d not in ("diabetes", "none")), None),
-    "metric": (str, METRICS, None),
-    "depth": (int, 0, 8),
-    "width": (int, 1, 1024),
-    "epochs": (int, 1, 10_000),
-    "batch_size": (int, 1, 100_000),
-    "n_trials": (int, 1, 10_000),
-    "eval_seeds": (int, 1, 100),
-    "seed": (int, 0, 2**32 - 1),
-    "estimators": (list, ESTIMATORS, None),
+_NUMBERS = {  # the integer keys and their ranges (defaults: MGSStudyConfig's)
+    "depth": Option("int", 1, low=0, high=8),
+    "width": Option("int", 64, low=1, high=1024),
+    "epochs": Option("int", 15, low=1, high=10_000),
+    "batch_size": Option("int", 64, low=1, high=100_000),
+    "n_trials": Option("int", 20, low=1, high=10_000),
+    "eval_seeds": Option("int", 3, low=1, high=100),
+    "seed": Option("int", 0, low=0, high=2**32 - 1),
 }
+_CLASSIFICATION = tuple(d for d in DATASETS if d not in ("diabetes", "none"))
+_KEYS = ("name", "dataset", "metric", "estimators", *_NUMBERS)
 
 
 def load_mgs_file(path: str | Path) -> MGSStudyConfig:
@@ -73,39 +72,22 @@ def load_mgs_file(path: str | Path) -> MGSStudyConfig:
         StudyFileError: Missing file, bad TOML, an unknown key or a bad value; the message
             names the file, the key and what is allowed.
     """
-    path = Path(path)
-
-    def fail(key: str, message: str) -> StudyFileError:
-        return StudyFileError(str(path), key, message)
-
-    doc = read_toml_file(path)
-    if set(doc) != {"mgs"} or not isinstance(doc["mgs"], dict):
-        raise fail("", "needs exactly one table, [mgs]")
-    raw = doc["mgs"]
+    check, raw = read_table_file(path, "mgs", _KEYS)
+    if "name" not in raw:
+        raise check.fail("mgs.name", "missing (required)")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in _KEYS:
-            raise fail(f"mgs.{key}", f"unknown key; allowed: {', '.join(_KEYS)}")
-        kind, low, high = _KEYS[key]
-        if kind is str:
-            ok = isinstance(value, str) and bool(value) and (low is None or value in low)
-            allowed = f"one of {', '.join(low)}" if low else "a non-empty string"
-        elif kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-            allowed = f"an integer in [{low}, {high}]"
+        dotted = f"mgs.{key}"
+        if key == "name":
+            values[key] = check.study_name(value, dotted)
+        elif key == "dataset":
+            values[key] = check.string(value, dotted, _CLASSIFICATION)
+        elif key == "metric":
+            values[key] = check.string(value, dotted, METRICS)
+        elif key == "estimators":
+            values[key] = check.names(value, dotted, ESTIMATORS)
         else:
-            ok = (
-                isinstance(value, list)
-                and bool(value)
-                and all(v in low for v in value)
-                and len(set(value)) == len(value)
-            )
-            allowed = f"a non-empty list of distinct names from: {', '.join(low)}"
-        if not ok:
-            raise fail(f"mgs.{key}", f"{value!r} is not allowed; must be {allowed}")
-        values[key] = tuple(value) if kind is list else value
-    if "name" not in values:
-        raise fail("mgs.name", "missing (required)")
+            values[key] = check.value(value, dotted, _NUMBERS[key])
     return MGSStudyConfig(path=str(path), **values)
 
 

@@ -23,8 +23,8 @@ import numpy as np
 import optuna
 import torch
 
-from hpsearch._config import read_toml_file
-from hpsearch._errors import StudyFileError
+from hpsearch._config import read_table_file
+from hpsearch._setups import Option
 from hpsearch._train import OPTIMIZERS, make_optimizer
 
 
@@ -198,6 +198,9 @@ _PLAYGROUND_KEYS = (
 )
 
 
+_POSITIVE = Option("float", 1.0, low=0, high=1e3, low_open=True, high_open=True)
+
+
 def load_playground_file(path: str | Path) -> PlaygroundConfig:
     """Read and validate a playground file.
 
@@ -205,73 +208,35 @@ def load_playground_file(path: str | Path) -> PlaygroundConfig:
         StudyFileError: Missing file, bad TOML, an unknown key or a value out of range; the
             message names the file, the key and what is allowed.
     """
-    path = Path(path)
+    check, raw = read_table_file(path, "playground", _PLAYGROUND_KEYS)
 
-    def fail(key: str, message: str) -> StudyFileError:
-        return StudyFileError(str(path), key, message)
+    def number(key: str, option: Option) -> Any:
+        return check.value(raw.get(key, option.default), f"playground.{key}", option)
 
-    doc = read_toml_file(path, "playground file")
-    if set(doc) != {"playground"}:
-        raise fail("", "needs exactly one table, [playground]")
-    raw = doc["playground"]
-    if not isinstance(raw, dict):
-        raise fail("playground", "must be a table")
-    unknown = [k for k in raw if k not in _PLAYGROUND_KEYS]
-    if unknown:
-        raise fail(
-            f"playground.{unknown[0]}", f"unknown key; allowed: {', '.join(_PLAYGROUND_KEYS)}"
-        )
-
-    def names(key: str, allowed: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
-        value = raw.get(key, list(default))
-        if (
-            not isinstance(value, list)
-            or not value
-            or not all(isinstance(v, str) and v in allowed for v in value)
-            or len(set(value)) != len(value)
-        ):
-            raise fail(
-                f"playground.{key}",
-                f"must be a non-empty list of distinct names from: {', '.join(allowed)}",
-            )
-        return tuple(value)
-
-    def number(key: str, default: float, low: float, high: float, kind: type) -> Any:
-        value = raw.get(key, default)
-        ok = isinstance(value, kind | int) and not isinstance(value, bool)
-        if kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        if not ok or not (low <= value <= high) or not math.isfinite(value):
-            what = "an integer" if kind is int else "a number"
-            raise fail(f"playground.{key}", f"must be {what} in [{low:g}, {high:g}], got {value!r}")
-        return kind(value)
+    def names(key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        return check.names(raw.get(key, list(allowed)), f"playground.{key}", allowed)
 
     def pair(key: str, default: tuple[float, float]) -> tuple[float, float]:
         value = raw.get(key, list(default))
-        if (
-            not isinstance(value, list)
-            or len(value) != 2
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-            or not all(0 < v < 1e3 for v in value)
-        ):
-            raise fail(f"playground.{key}", f"must be two numbers in (0, 1000), got {value!r}")
-        return float(value[0]), float(value[1])
+        if not isinstance(value, list) or len(value) != 2:
+            raise check.fail(
+                f"playground.{key}", f"must be two numbers in (0, 1000), got {value!r}"
+            )
+        low, high = (check.value(v, f"playground.{key}", _POSITIVE) for v in value)
+        return low, high
 
-    name = raw.get("name", "playground")
-    if not isinstance(name, str) or not name or len(name) > 100:
-        raise fail("playground.name", "must be a non-empty string of at most 100 characters")
     lr_low, lr_high = pair("lr_range", (1e-4, 1.0))
     if lr_low >= lr_high:
-        raise fail("playground.lr_range", f"low ({lr_low:g}) must be < high ({lr_high:g})")
+        raise check.fail("playground.lr_range", f"low ({lr_low:g}) must be < high ({lr_high:g})")
     return PlaygroundConfig(
         path=str(path),
-        name=name,
-        functions=names("functions", tuple(TEST_FUNCTIONS), tuple(TEST_FUNCTIONS)),
-        optimizers=names("optimizers", OPTIMIZERS, OPTIMIZERS),
-        steps=number("steps", 300, 1, 100_000, int),
-        tolerance=number("tolerance", 1e-4, 1e-12, 1e3, float),
-        n_trials=number("n_trials", 30, 1, 10_000, int),
-        seed=number("seed", 0, 0, 2**32 - 1, int),
+        name=check.study_name(raw.get("name", "playground"), "playground.name"),
+        functions=names("functions", tuple(TEST_FUNCTIONS)),
+        optimizers=names("optimizers", OPTIMIZERS),
+        steps=number("steps", Option("int", 300, low=1, high=100_000)),
+        tolerance=number("tolerance", Option("float", 1e-4, low=1e-12, high=1e3)),
+        n_trials=number("n_trials", Option("int", 30, low=1, high=10_000)),
+        seed=number("seed", Option("int", 0, low=0, high=2**32 - 1)),
         lr_low=lr_low,
         lr_high=lr_high,
         axis_lr=pair("axis_lr", (0.9, 0.2)),

@@ -99,7 +99,12 @@ def test_every_estimator_raises_the_metric_and_is_seeded(estimator: str, metric:
 @pytest.mark.parametrize(
     "text, key, fragment",
     [
-        ('[mgs]\nname = "m"\ndataset = "diabetes"', "mgs.dataset", "one of digits"),
+        (
+            '[mgs]\nname = "m"\ndataset = "diabetes"',
+            "mgs.dataset",
+            "allowed: digits, breast_cancer",
+        ),
+        ('[mgs]\nname = "../m"', "mgs.name", "use 1-128 letters, digits"),
         ('[mgs]\nname = "m"\nmetric = "auc"', "mgs.metric", "accuracy, macro_f1"),
         ('[mgs]\nname = "m"\nepochs = 0', "mgs.epochs", "an integer in [1, 10000]"),
         ('[mgs]\nname = "m"\nestimators = ["sgd"]', "mgs.estimators", "mgs, reinforce"),

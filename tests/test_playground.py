@@ -70,6 +70,8 @@ def test_steps_objective_ranks_reached_then_near_misses_then_failures() -> None:
         ("[playground]\nsteps = 0", "playground.steps", "an integer in [1, 100000]"),
         ("[playground]\nlr_range = [1.0, 0.1]", "playground.lr_range", "must be < high"),
         ("[playground]\nspeed = 1", "playground.speed", "unknown key"),
+        ('[playground]\nname = "a/b"', "playground.name", "use 1-128 letters, digits"),
+        ("[playground]\naxis_lr = [0.5, 0]", "playground.axis_lr", "a number in (0, 1000)"),
         ("[study]\nname = 'x'", "", "exactly one table, [playground]"),
     ],
 )
