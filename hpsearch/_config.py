@@ -444,8 +444,13 @@ def grid_values(params: dict[str, ParamSpec], check: _Checker | None = None) -> 
     ``low, low + step, …, high`` for a number (which therefore needs a step).
 
     Raises:
-        StudyFileError: A searched number has no step, or a log scale (via ``check``).
+        StudyFileError: With ``check``: a searched number has no step, a log scale, or more
+            than ``MAX_GRID_POINTS`` values (an HpsearchError without ``check``).
     """
+
+    def fail(key: str, message: str) -> HpsearchError:
+        return check.fail(key, message) if check else HpsearchError(f"{key}: {message}")
+
     out: dict[str, list] = {}
     for name, p in params.items():
         if not p.searched:
@@ -454,19 +459,17 @@ def grid_values(params: dict[str, ParamSpec], check: _Checker | None = None) -> 
             out[name] = list(p.choices)
             continue
         if p.step is None or p.log:
-            message = "the grid sampler needs a step (and no log scale) on every searched number"
-            if check is None:
-                raise HpsearchError(f"params.{name}: {message}")
-            raise check.fail(f"params.{name}", message)
+            raise fail(
+                f"params.{name}",
+                "the grid sampler needs a step (and no log scale) on every searched number",
+            )
         points = (p.high - p.low) / p.step + 1
         if not points <= MAX_GRID_POINTS:  # also catches inf and NaN from a tiny step
-            message = (
+            raise fail(
+                f"params.{name}.step",
                 f"the grid sampler would need {points:.3g} values here; "
-                f"at most {MAX_GRID_POINTS} per parameter (a larger step)"
+                f"at most {MAX_GRID_POINTS} per parameter (a larger step)",
             )
-            if check is None:
-                raise HpsearchError(f"params.{name}: {message}")
-            raise check.fail(f"params.{name}.step", message)
         count = int(math.floor(points - 1 + 1e-9)) + 1
         if p.type == "int":
             out[name] = [int(p.low + i * p.step) for i in range(count)]
