@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HpsearchError(Exception):
     """A problem the user can fix: bad input, unknown name, unreachable storage."""
+
+
+def check_choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
+    """Raise HpsearchError unless ``value`` is one of ``allowed``, naming them."""
+    if value not in allowed:
+        raise HpsearchError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
+
+
+def check_fields(obj: Any, checks: dict[str, bool]) -> None:
+    """Raise HpsearchError naming every field of ``obj`` whose check is False, with its value."""
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        shown = ", ".join(f"{k}={getattr(obj, k)!r}" for k in bad)
+        raise HpsearchError(f"{type(obj).__name__}: invalid {shown}")
 
 
 class StudyFileError(HpsearchError):

@@ -28,7 +28,7 @@ from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
 from hpsearch._data import Dataset
-from hpsearch._errors import HpsearchError
+from hpsearch._errors import HpsearchError, check_choice, check_fields
 from hpsearch._models import ModelSpec, build_mlp
 
 ESTIMATORS: tuple[str, ...] = ("mgs", "reinforce", "cross_entropy")
@@ -62,25 +62,20 @@ class MGSConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.estimator not in ESTIMATORS:
-            raise HpsearchError(
-                f"unknown estimator {self.estimator!r}; allowed: {', '.join(ESTIMATORS)}"
-            )
-        if self.metric not in METRICS:
-            raise HpsearchError(f"unknown metric {self.metric!r}; allowed: {', '.join(METRICS)}")
-        checks = {
-            "lr": self.lr > 0,
-            "n": self.n >= 1,
-            "sigma": self.sigma > 0,
-            "alpha": self.alpha > 0,
-            "mix": 0 <= self.mix <= 1,
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-            raise HpsearchError(f"MGSConfig: invalid {shown}")
+        check_choice("estimator", self.estimator, ESTIMATORS)
+        check_choice("metric", self.metric, METRICS)
+        check_fields(
+            self,
+            {
+                "lr": self.lr > 0,
+                "n": self.n >= 1,
+                "sigma": self.sigma > 0,
+                "alpha": self.alpha > 0,
+                "mix": 0 <= self.mix <= 1,
+                "epochs": self.epochs >= 1,
+                "batch_size": self.batch_size >= 1,
+            },
+        )
 
 
 @dataclass(frozen=True)

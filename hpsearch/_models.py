@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from hpsearch._errors import HpsearchError
+from hpsearch._errors import HpsearchError, check_choice
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -38,12 +38,8 @@ class ModelSpec:
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise HpsearchError(f"unknown model {self.kind!r}; allowed: {', '.join(MODEL_KINDS)}")
-        if self.activation not in ACTIVATIONS:
-            raise HpsearchError(
-                f"unknown activation {self.activation!r}; allowed: {', '.join(ACTIVATIONS)}"
-            )
+        check_choice("model", self.kind, MODEL_KINDS)
+        check_choice("activation", self.activation, ACTIVATIONS)
         if self.depth < 0 or self.width < 1:
             raise HpsearchError(
                 f"depth must be >= 0 and width >= 1, got {self.depth}, {self.width}"

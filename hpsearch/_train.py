@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from hpsearch._data import Dataset
-from hpsearch._errors import DivergedError, HpsearchError
+from hpsearch._errors import DivergedError, HpsearchError, check_choice, check_fields
 from hpsearch._models import ModelSpec
 from hpsearch._setups import Setup
 
@@ -85,41 +85,28 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise HpsearchError(
-                f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}"
-            )
-        if self.method not in INNER_METHODS:
-            raise HpsearchError(
-                f"unknown method {self.method!r}; allowed: {', '.join(INNER_METHODS)}"
-            )
-        if self.flood_mode not in FLOOD_MODES:
-            raise HpsearchError(
-                f"unknown flood_mode {self.flood_mode!r}; allowed: {', '.join(FLOOD_MODES)}"
-            )
-        if self.normalize not in NORMALIZATIONS:
-            raise HpsearchError(
-                f"unknown normalize {self.normalize!r}; allowed: {', '.join(NORMALIZATIONS)}"
-            )
-        checks = {
-            "w": 0 < self.w < 1,
-            "epsilon": self.epsilon >= 0,
-            "damping": self.damping >= 0,
-            "lambda_lr": self.lambda_lr > 0,
-            "lr": self.lr > 0,
-            "momentum": 0 <= self.momentum < 1,
-            "lr_decay": 0 < self.lr_decay <= 1,
-            "alpha": self.alpha >= 0,
-            "flood": self.flood >= 0,
-            "backstitch": self.backstitch >= 0,
-            "backstitch_interval": self.backstitch_interval >= 1,
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-            raise HpsearchError(f"TrainConfig: invalid {shown}")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("method", self.method, INNER_METHODS)
+        check_choice("flood_mode", self.flood_mode, FLOOD_MODES)
+        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        check_fields(
+            self,
+            {
+                "w": 0 < self.w < 1,
+                "epsilon": self.epsilon >= 0,
+                "damping": self.damping >= 0,
+                "lambda_lr": self.lambda_lr > 0,
+                "lr": self.lr > 0,
+                "momentum": 0 <= self.momentum < 1,
+                "lr_decay": 0 < self.lr_decay <= 1,
+                "alpha": self.alpha >= 0,
+                "flood": self.flood >= 0,
+                "backstitch": self.backstitch >= 0,
+                "backstitch_interval": self.backstitch_interval >= 1,
+                "epochs": self.epochs >= 1,
+                "batch_size": self.batch_size >= 1,
+            },
+        )
 
 
 @dataclass(frozen=True)
