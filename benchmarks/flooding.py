@@ -34,6 +34,7 @@ import optuna
 import torch
 
 from hpsearch import ParamSpec, load_study_file, run_study
+from hpsearch._report import mean_sd
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -142,11 +143,6 @@ def _acc(t: optuna.trial.FrozenTrial) -> tuple[float, float]:
     return t.user_attrs["val_metric"], t.user_attrs["test_metric"]
 
 
-def _mean_sd(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
-
-
 def _report(rows, regularizer_rows, args) -> str:
     lines = [
         "# Flooding on digits with 20% noisy training labels",
@@ -174,9 +170,9 @@ def _report(rows, regularizer_rows, args) -> str:
     lines += [
         "",
         "Test accuracy over seeds (mean ± sd): "
-        f"no flooding {_mean_sd([_acc(r[1])[1] for r in rows])}, "
-        f"grid {_mean_sd([_acc(r[2])[1] for r in rows])}, "
-        f"TPE {_mean_sd([_acc(r[4])[1] for r in rows])}.",
+        f"no flooding {mean_sd([_acc(r[1])[1] for r in rows])}, "
+        f"grid {mean_sd([_acc(r[2])[1] for r in rows])}, "
+        f"TPE {mean_sd([_acc(r[4])[1] for r in rows])}.",
         "",
         f"## Regularizers on the same noisy data, {args.budget} TPE trials each",
         "",
@@ -191,8 +187,8 @@ def _report(rows, regularizer_rows, args) -> str:
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in first.items()
         )
         lines.append(
-            f"| {name} | {_mean_sd([_acc(r[2])[1] for r in mine])} "
-            f"| {_mean_sd([_acc(r[2])[0] for r in mine])} | {shown} "
+            f"| {name} | {mean_sd([_acc(r[2])[1] for r in mine])} "
+            f"| {mean_sd([_acc(r[2])[0] for r in mine])} | {shown} "
             f"| {statistics.mean(r[3] for r in mine):.0f} |"
         )
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from hpsearch._data import DATASETS, load_dataset
 from hpsearch._errors import HpsearchError
 from hpsearch._mgs import ESTIMATORS, METRICS, MGSConfig, MGSResult, train_metric
 from hpsearch._models import ModelSpec
+from hpsearch._report import mean_sd
 from hpsearch._setups import Option
 
 
@@ -187,11 +188,6 @@ def run_mgs_study(
 
 def mgs_table(config: MGSStudyConfig, summaries: list[EstimatorSummary]) -> str:
     """Markdown: each estimator's tuned parameters, test metric (mean ± sd) and time."""
-
-    def mean_sd(values: list[float]) -> str:
-        sd = statistics.stdev(values) if len(values) > 1 else 0.0
-        return f"{statistics.mean(values):.4f} ± {sd:.4f}"
-
     lines = [
         f"# Training for {config.metric} on {config.dataset}: MGS vs REINFORCE vs cross-entropy",
         "",

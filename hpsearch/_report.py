@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -252,6 +253,12 @@ def _cell(v: Any) -> str:
     if isinstance(v, float):
         return "nan" if math.isnan(v) else f"{v:.4g}"
     return str(v)
+
+
+def mean_sd(values: list[float]) -> str:
+    """``"mean ± sd"`` to 4 decimals (sample sd over seeds; 0 for a single value)."""
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
 
 def format_table(columns: list[str], rows: list[list[Any]]) -> str:
