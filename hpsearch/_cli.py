@@ -208,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve optuna-dashboard on the storage until Ctrl-C. "
         "It shows running studies live.",
     )
+    _add_storage(dash)
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    dash.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
+
     play = sub.add_parser(
         "playground",
         help="optimizer playground: tune and draw six optimizers on 2-D test functions",
@@ -236,10 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
     mgs.add_argument(
         "--out", default="mgs", metavar="DIR", help="folder for the figure and table (./mgs)"
     )
-
-    _add_storage(dash)
-    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    dash.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
     return parser
 
 
