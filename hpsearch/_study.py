@@ -100,9 +100,11 @@ def open_storage(
             break
         except Exception as e:  # SQLAlchemy/driver errors of every kind: report one line
             # Processes opening a new database at once race to create its tables; the loser
-            # sees a unique-constraint error, and finds the tables there when it tries again.
+            # sees a unique-constraint error or "table … already exists" (both checked for
+            # the table before either created it), and finds the tables there when it tries
+            # again.
             racing = isinstance(e, sqlalchemy.exc.IntegrityError) or any(
-                text in str(e) for text in ("UNIQUE constraint failed", "duplicate key value")
+                text in str(e) for text in _RACE_MESSAGES
             )
             if racing and attempt < _OPEN_ATTEMPTS - 1:
                 time.sleep(0.2 * (attempt + 1))
@@ -116,6 +118,7 @@ def open_storage(
 
 
 _OPEN_ATTEMPTS = 5
+_RACE_MESSAGES = ("UNIQUE constraint failed", "duplicate key value", "already exists")
 
 
 def _open_rdb(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:

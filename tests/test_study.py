@@ -7,7 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 import hpsearch
-from hpsearch import HpsearchError, load_study_file, run_study
+from hpsearch import HpsearchError, _study, load_study_file, run_study
 
 
 def _trials(storage: str, name: str = "small") -> list[optuna.trial.FrozenTrial]:
@@ -215,3 +215,43 @@ def test_sqlite_storage_uses_wal(study_file, tmp_path) -> None:
     run_study(load_study_file(study_file(n_trials=1)), f"sqlite:///{path}", progress=False)
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "(sqlite3.OperationalError) table studies already exists",
+        "(sqlite3.IntegrityError) UNIQUE constraint failed: version_info.version_info_id",
+        '(psycopg.errors.DuplicateTable) relation "studies" already exists',
+    ],
+)
+def test_opening_a_new_database_retries_when_another_process_creates_its_tables(
+    tmp_path, monkeypatch, error
+) -> None:
+    # Workers started together on a new database race to create its tables; the loser must
+    # try again (and find them), not exit with "cannot open storage".
+    real = _study._open_rdb
+    calls = []
+
+    def racing(url, heartbeat):
+        calls.append(url)
+        if len(calls) == 1:
+            raise RuntimeError(error)
+        return real(url, heartbeat)
+
+    monkeypatch.setattr(_study, "_open_rdb", racing)
+    storage = _study.open_storage(f"sqlite:///{tmp_path / 'new.db'}")
+    assert len(calls) == 2 and optuna.get_all_study_names(storage) == []
+
+
+def test_a_storage_error_that_is_no_race_is_not_retried(tmp_path, monkeypatch) -> None:
+    calls = []
+
+    def broken(url, heartbeat):
+        calls.append(url)
+        raise RuntimeError("(sqlite3.OperationalError) disk I/O error")
+
+    monkeypatch.setattr(_study, "_open_rdb", broken)
+    with pytest.raises(HpsearchError, match="cannot open storage .*disk I/O error"):
+        _study.open_storage(f"sqlite:///{tmp_path / 'new.db'}")
+    assert len(calls) == 1
