@@ -13,6 +13,7 @@ Usage: python benchmarks/scalarization_matrix.py [--trials 16] [--seeds 3] [--ep
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from hpsearch import load_study_file, run_study
-from hpsearch._analysis import Normalization, analyze_front, feasible_pareto_mask
+from hpsearch._analysis import Normalization
 from hpsearch._compare import compare_points, write_comparison
 from hpsearch._report import study_points
 
@@ -104,6 +105,12 @@ optimizer = "adam"
 """
 
 
+def _mean_sd(values: list[float], digits: int) -> str:
+    """Mean ± sample sd (ddof = 1, as everywhere in benchmarks/)."""
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=16)
@@ -118,9 +125,12 @@ def main() -> int:
         "",
         f"{args.trials} trials per study (TPE), {args.epochs} epochs per trial, seeds "
         f"0–{args.seeds - 1}; regenerate with `python benchmarks/scalarization_matrix.py`. "
-        "HV: hypervolume of each study's feasible Pareto front in (validation L1, validation L2), "
-        "normalized per setup over the fronts of all its studies, reference point (1.1, 1.1). "
-        "Gap: HV(front) − HV(supported part), as % of HV. Mean ± sd over seeds.",
+        "HV: hypervolume of each study's Pareto front in (validation L1, validation L2) (every "
+        "trial counts in pareto mode, the feasible ones in scalarized mode), normalized per setup "
+        "by the joint front of all its studies, reference point (1.1, 1.1). Gap: HV(front) − "
+        "HV(supported part), as % of HV. Called concave: studies whose own trials the diagnosis "
+        "calls concave. Mean ± sample sd over seeds. MDMM: the inequality form (coefficient "
+        "max(0, λ + c·(L2 − ε))).",
         "",
     ]
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,32 +152,32 @@ def main() -> int:
                             (study_points(storage, config.name), wall)
                         )
                         print(f"{config.name}: {wall:.1f} s", file=sys.stderr, flush=True)
-            fronts = []
-            for runs in cells.values():
-                for p, _ in runs:
-                    xy = p.xy
-                    fronts.append(xy[feasible_pareto_mask(xy, p.feasible)])
-            norm = Normalization.from_fronts([f for f in fronts if len(f)])
+            # One normalization per setup: the joint front of every counted trial.
+            norm = Normalization.from_fronts(
+                [p.xy[p.counted] for runs in cells.values() for p, _ in runs]
+            )
             names = cells[("pareto", "linear")][0][0].loss_names
             lines += [
                 f"## {setup} on {SETUPS[setup]['dataset']} (L1 = {names[0]}, L2 = {names[1]})",
                 "",
-                "| outer | inner | HV | gap % | Pareto size | feasible % | wall s |",
-                "| --- | --- | --- | --- | --- | --- | --- |",
+                "| outer | inner | HV | gap % | Pareto size | feasible % | called concave "
+                "| wall s |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |",
             ]
             for (outer, inner), runs in cells.items():
-                hv, gap, size, feas, wall = [], [], [], [], []
+                hv, gap, size, feas, wall, concave = [], [], [], [], [], 0
                 for p, w in runs:
-                    a = analyze_front(p.xy, p.feasible, norm)
+                    a = p.analyze(norm)
                     hv.append(a.hypervolume)
                     gap.append(100 * a.gap_fraction)
                     size.append(len(a.front))
                     feas.append(100 * p.feasible.mean())
                     wall.append(w)
+                    concave += a.concave
                 lines.append(
-                    f"| {outer} | {inner} | {np.mean(hv):.3f} ± {np.std(hv):.3f} | "
-                    f"{np.mean(gap):.1f} ± {np.std(gap):.1f} | {np.mean(size):.1f} | "
-                    f"{np.mean(feas):.0f} | {np.mean(wall):.1f} |"
+                    f"| {outer} | {inner} | {_mean_sd(hv, 3)} | {_mean_sd(gap, 1)} | "
+                    f"{np.mean(size):.1f} | {np.mean(feas):.0f} | {concave} of {len(runs)} | "
+                    f"{np.mean(wall):.1f} |"
                 )
             seed0 = [cells[("pareto", inner)][0] for inner in INNER]
             comparison = compare_points(seed0)

@@ -8,6 +8,8 @@ from hpsearch._analysis import (
     REFERENCE,
     FrontAnalysis,
     Normalization,
+    Stretch,
+    alpha_ranges,
     analyze_front,
     feasible_pareto_mask,
     hypervolume_2d,
@@ -21,6 +23,7 @@ from hpsearch._compare import Comparison, compare_points, compare_studies, write
 from hpsearch._config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
 from hpsearch._data import DATASETS, Dataset, Split, load_dataset, with_label_noise
 from hpsearch._errors import DivergedError, HpsearchError, StudyFileError
+from hpsearch._fill import FillResult, run_fill
 from hpsearch._mgs import MGSConfig, MGSResult, mgs_direction, mgs_weights, train_metric
 from hpsearch._models import ACTIVATIONS, ModelSpec, build_mlp
 from hpsearch._objective import make_objective, suggest_params
@@ -91,6 +94,10 @@ __all__ = [
     "chebyshev_scalarize",
     "compare_points",
     "compare_studies",
+    "Stretch",
+    "alpha_ranges",
+    "FillResult",
+    "run_fill",
     "feasible_pareto_mask",
     "hypervolume_2d",
     "knee_index",

@@ -1,28 +1,60 @@
 """Analysis of trials in the objective space (validation L1, validation L2), both minimized.
 
-Pareto front, hypervolume, the lower convex hull (the points some linear α can reach), the
-scalarization gap, and picking one trial from a front. Plain NumPy arrays in and out.
+Pareto front, hypervolume, the lower convex hull (the points that minimize L1 + α·L2 for some
+α), the α that gets each front point, the concave stretches that linear α skips, the
+scalarization gap and the knee. Plain NumPy arrays in and out.
 
 Normalization (so that hypervolumes of different studies are comparable): every loss is mapped
 by ``(L − ideal) / (nadir − ideal)``, where ``ideal`` and ``nadir`` are the per-loss minimum and
-maximum over the Pareto-front points of *all* studies in a comparison. The reference point is
-``(1.1, 1.1)`` in those units (:data:`REFERENCE`), so every front point counts, the extremes of
-the joint front included, and a hypervolume is at most 1.21. One normalization and one
-reference point serve every study of a comparison.
+maximum over the *joint* non-dominated front of all trials of a comparison: a dominated,
+unconverged study cannot move them. The reference point is ``(1.1, 1.1)`` in those units
+(:data:`REFERENCE`), so every front point counts, the extremes of the joint front included,
+and a hypervolume is at most 1.21; a fixed reference point in raw units may be given instead,
+and every hypervolume is also reported in raw units.
+
+Two signs of a concave stretch, i.e. of a trade-off that no α reaches:
+
+- **the jump** (a linear-α study alone): descent on L1 + α·L2 leaps across a concave stretch as
+  α crosses some value: converged runs at neighbouring α land on the two sides of a hole in the
+  front and nothing lands between. Told apart from a front merely sampled too sparsely by
+  comparing the leap with how fast the reached point moves with α on either side of it.
+- **the hull** (any study, or several together): front points above the lower convex hull are
+  not the minimizer of L1 + α·L2 for any α (descent on a non-convex model may still stop there,
+  in a local minimum).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 REFERENCE: tuple[float, float] = (1.1, 1.1)
 # A Pareto point more than this far (normalized units) above the lower convex hull of its front
-# is "unsupported": no linear weight α makes it the minimizer of L1 + α·L2.
+# is "unsupported": it is not the minimizer of L1 + α·L2 for any α.
 SUPPORT_TOL = 0.005
+# A stretch above the hull counts as concave only where some front point stands this far
+# (normalized units) above it: measured fronts are noisy, and a bump of noise is no evidence.
+CONCAVE_HEIGHT = 0.02
 # Below this fraction of the front's hypervolume, the verdict calls the gap negligible.
 NEGLIGIBLE_GAP = 0.01
+# A hole: two neighbouring front points at least this far apart (normalized units).
+HOLE_MIN = 0.15
+# A jump: the hole is this many times wider than the motion of the reached point with α on
+# either side of it predicts across the α step (see :func:`find_jumps`). From
+# UNRESOLVED_FACTOR up to JUMP_FACTOR the hole is reported as unresolved: α was sampled too
+# sparsely there to tell a jump from a fast but continuous move. Chosen on simulated linear
+# studies of convex, concave and mixed fronts (SGD and Adam, 16 seeds each): no convex front
+# reached 4, and most concave ones were far above 5 (benchmarks/concave_fronts.py).
+JUMP_FACTOR = 5.0
+UNRESOLVED_FACTOR = 2.0
+# A run has converged when its validation point moved at most this far (normalized units) over
+# the last CONVERGENCE_WINDOW of its epochs; only converged runs are evidence of a jump.
+CONVERGED_TOL = 0.01
+CONVERGENCE_WINDOW = 0.2
+# Runs on each side of a hole, nearest in α, that measure how fast the point moves with α.
+JUMP_CONTEXT = 3
 
 
 def pareto_mask(points: np.ndarray) -> np.ndarray:
@@ -89,17 +121,28 @@ class Normalization:
 
     @classmethod
     def from_fronts(cls, fronts: list[np.ndarray]) -> Normalization:
-        """Ideal and nadir over the union of the given fronts (each k × 2)."""
+        """Ideal and nadir of the joint non-dominated front of the given point sets (each k × 2).
+
+        Only the joint front matters: adding a dominated set changes nothing. Rows with a NaN
+        or an infinity are ignored.
+        """
         pts = np.concatenate([np.asarray(f, float).reshape(-1, 2) for f in fronts])
+        pts = pts[np.isfinite(pts).all(1)]
         if len(pts) == 0:
             raise ValueError("no points to normalize")
+        pts = pts[pareto_mask(pts)]
         ideal, nadir = pts.min(0), pts.max(0)
         # A degenerate loss (one value) keeps unit scale rather than dividing by zero.
         nadir = np.where(nadir > ideal, nadir, ideal + 1.0)
         return cls(ideal=ideal, nadir=nadir)
 
     def apply(self, points: np.ndarray) -> np.ndarray:
+        """Raw losses → normalized units."""
         return (np.asarray(points, float) - self.ideal) / (self.nadir - self.ideal)
+
+    def invert(self, points: np.ndarray) -> np.ndarray:
+        """Normalized units → raw losses."""
+        return np.asarray(points, float) * (self.nadir - self.ideal) + self.ideal
 
 
 def hypervolume_2d(points: np.ndarray, reference: tuple[float, float] = REFERENCE) -> float:
@@ -152,20 +195,62 @@ def height_above_hull(front: np.ndarray, hull: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Stretch:
+    """A stretch of the front that descent on L1 + α·L2 skips, and the knobs that aim into it.
+
+    Attributes:
+        start, end: Indices (into the analysed points) of its two ends: ``start`` has the
+            smaller L1 (and larger L2).
+        kind: ``"jump"``: seen in a linear-α study, the reached point leaps across a hole as α
+            crosses ``alpha``; ``"hull"``: front points stand above the convex hull between
+            ``start`` and ``end``; ``"hole"``: a hole that α was sampled too sparsely around
+            to tell a jump from a fast continuous move (not counted as concave).
+        alpha: Where the jump happens: the geometric mean of ``alpha_bracket`` (a jump), or
+            the α at which both ends tie, ``(L1_end − L1_start) / (L2_start − L2_end)`` (hull).
+        alpha_bracket: The neighbouring α of the converged runs that landed on either side
+            (a jump), or None.
+        epsilon_range: MDMM budgets that aim into the stretch: L2 strictly between its ends.
+        w_range: Chebyshev weights of L1 that aim into it, for the ideal ``w_ideal`` and
+            ``normalize = "none"``: the point P is reached by ``w = (P2 − z2) / (P1 − z1 + P2
+            − z2)``.
+        w_ideal: The ideal point z of ``w_range``: (0, 0) when no loss is negative, else the
+            front's ideal.
+        evidence: How strong the sign is: for a jump, the hole's width over the width the
+            neighbouring runs predict; for the hull, the largest height above it (normalized).
+    """
+
+    start: int
+    end: int
+    kind: str
+    alpha: float
+    alpha_bracket: tuple[float, float] | None
+    epsilon_range: tuple[float, float]
+    w_range: tuple[float, float]
+    w_ideal: tuple[float, float]
+    evidence: float
+
+
+@dataclass(frozen=True)
 class FrontAnalysis:
     """The Pareto front of a set of trials and what linear α can reach of it.
 
     Attributes:
-        front: Indices (into the analysed points) of the Pareto-optimal feasible points,
-            by increasing L1.
+        front: Indices (into the analysed points) of the Pareto-optimal counted points, by
+            increasing L1.
         supported: Boolean mask over ``front``: on the lower convex hull (within
-            :data:`SUPPORT_TOL`), i.e. reachable by some α.
+            :data:`SUPPORT_TOL`), i.e. the minimizer of L1 + α·L2 for some α.
         hull: Indices (into the points) of the hull vertices, by increasing L1.
-        hypervolume: HV of the front (normalized units, :data:`REFERENCE`).
+        hypervolume: HV of the front (normalized units, reference ``reference``).
         hypervolume_supported: HV of the supported points alone.
-        stretches: Concave stretches: pairs of hull vertices (indices into the points) with
-            unsupported front points between them.
-        knee: Index (into the points) of the knee of the front, or -1 for an empty front.
+        hypervolume_raw: HV of the front in raw units, reference ``reference_raw``.
+        reference_raw: The reference point in raw units.
+        reference: The same point in normalized units.
+        stretches: The concave stretches (:class:`Stretch`), by increasing L1.
+        knee: Index (into the points) of the knee of the front, or -1 (fewer than 3 front
+            points, or no interior point below the line through the ends).
+        alpha_ranges: Per front point, the interval ``(lo, hi)`` of α for which it minimizes
+            L1 + α·L2 over the front (raw units; ``hi`` may be inf), or None (unsupported).
+        converged: Per analysed point, whether its run converged (all True without histories).
     """
 
     front: np.ndarray
@@ -173,8 +258,13 @@ class FrontAnalysis:
     hull: np.ndarray
     hypervolume: float
     hypervolume_supported: float
-    stretches: list[tuple[int, int]] = field(default_factory=list)
+    hypervolume_raw: float = 0.0
+    reference_raw: tuple[float, float] = (math.nan, math.nan)
+    reference: tuple[float, float] = REFERENCE
+    stretches: list[Stretch] = field(default_factory=list)
     knee: int = -1
+    alpha_ranges: list[tuple[float, float] | None] = field(default_factory=list)
+    converged: np.ndarray | None = None
 
     @property
     def gap(self) -> float:
@@ -190,71 +280,262 @@ class FrontAnalysis:
     def n_unsupported(self) -> int:
         return int((~self.supported).sum())
 
+    @property
+    def concave(self) -> bool:
+        """Whether a concave stretch was found (a jump, or points well above the hull)."""
+        return any(s.kind != "hole" for s in self.stretches)
+
+
+def converged_mask(drift: np.ndarray | None, normalization: Normalization, n: int) -> np.ndarray:
+    """Which runs converged: their point moved at most :data:`CONVERGED_TOL` (normalized) over
+    the last :data:`CONVERGENCE_WINDOW` of their epochs.
+
+    Args:
+        drift: n × 2 absolute change of (val L1, val L2) over that window, raw units; None
+            (no histories) counts every run as converged.
+        normalization: Gives the units.
+        n: Number of runs.
+    """
+    if drift is None:
+        return np.ones(n, bool)
+    scaled = np.abs(np.asarray(drift, float)) / (normalization.nadir - normalization.ideal)
+    return np.nan_to_num(scaled, nan=0.0).max(1) <= CONVERGED_TOL
+
+
+def alpha_ranges(
+    raw_front: np.ndarray, hull_local: np.ndarray, supported: np.ndarray
+) -> list[tuple[float, float] | None]:
+    """For each point of a front (k × 2 raw, by increasing L1), the α for which it minimizes
+    ``L1 + α·L2`` over the front: ``(lo, hi)``, ``hi`` possibly inf; None if unsupported.
+
+    A hull vertex wins between the slopes of its two hull edges; a supported point on an edge
+    (within tolerance) ties only at that edge's α.
+    """
+    edges = [
+        _tie_alpha(raw_front[a], raw_front[b])
+        for a, b in zip(hull_local[:-1], hull_local[1:], strict=True)
+    ]
+    bounds = [0.0, *edges, math.inf]
+    out: list[tuple[float, float] | None] = []
+    for i in range(len(raw_front)):
+        if not supported[i]:
+            out.append(None)
+            continue
+        where = np.flatnonzero(hull_local == i)
+        if len(where):
+            v = int(where[0])
+            out.append((bounds[v], bounds[v + 1]))
+            continue
+        # On an edge: the one whose L1 span holds it.
+        e = int(np.searchsorted(raw_front[hull_local, 0], raw_front[i, 0])) - 1
+        e = min(max(e, 0), len(edges) - 1)
+        out.append((edges[e], edges[e]) if edges else (0.0, math.inf))
+    return out
+
+
+def _tie_alpha(a: np.ndarray, b: np.ndarray) -> float:
+    """The α at which ``a`` (smaller L1, larger L2) and ``b`` tie on L1 + α·L2."""
+    drop = float(a[1] - b[1])
+    return float(b[0] - a[0]) / drop if drop > 0 else math.inf
+
+
+def _w_range(a: np.ndarray, b: np.ndarray, ideal: np.ndarray) -> tuple[float, float]:
+    def w(p: np.ndarray) -> float:
+        d1, d2 = float(p[0] - ideal[0]), float(p[1] - ideal[1])
+        return d2 / (d1 + d2) if d1 + d2 > 0 else 0.5
+
+    return (min(w(a), w(b)), max(w(a), w(b)))
+
+
+def find_jumps(
+    z: np.ndarray, alpha: np.ndarray, usable: np.ndarray
+) -> list[tuple[int, int, tuple[float, float], float]]:
+    """The jumps of a linear-α study: holes in the front that α leaps across.
+
+    Among the usable runs (converged, α > 0), a hole is two neighbouring front points at least
+    :data:`HOLE_MIN` apart. Every run lies on one side of it (by ``s = L1 − L2``, normalized,
+    which grows along a front). As α grows the reached point moves toward lower L2, so a jump
+    is where the runs of the lower side end and those of the upper side begin in α. The jump
+    is told from mere sparse sampling by the runs nearest to it in α on each side
+    (:data:`JUMP_CONTEXT`): how far they move per unit of log α predicts how far the point
+    would move across the α step between the two sides if the front were continuous there;
+    the hole must be :data:`JUMP_FACTOR` times wider. Runs of both sides that overlap in α
+    (where α and the initialization decide the side) count as a jump too.
+
+    Args:
+        z: n × 2 normalized points.
+        alpha: α of each run.
+        usable: Which runs may serve as evidence.
+
+    Returns:
+        ``(start, end, (α below, α above), evidence)`` per hole whose evidence is at least
+        :data:`UNRESOLVED_FACTOR`, indices into ``z``.
+    """
+    ok = usable & np.isfinite(alpha) & (alpha > 0) & np.isfinite(z).all(1)
+    idx = np.flatnonzero(ok)
+    if len(idx) < 4:
+        return []
+    front = idx[pareto_mask(z[idx])]
+    front = front[np.lexsort((z[front, 1], z[front, 0]))]
+    s = z[:, 0] - z[:, 1]
+    log_a = np.log(alpha)
+    jumps = []
+    for a, b in zip(front[:-1], front[1:], strict=True):
+        if np.hypot(*(z[b] - z[a])) < HOLE_MIN:
+            continue
+        gap = float(s[b] - s[a])
+        lower = idx[s[idx] <= s[a] + 1e-12]
+        upper = idx[s[idx] >= s[b] - 1e-12]
+        if len(lower) < 2 or len(upper) < 2:
+            continue
+        low_near = lower[np.argsort(log_a[lower])[-JUMP_CONTEXT:]]  # largest α below the hole
+        up_near = upper[np.argsort(log_a[upper])[:JUMP_CONTEXT]]  # smallest α above it
+        below, above = float(log_a[low_near].max()), float(log_a[up_near].min())
+        if above > below:
+            step = above - below
+            # The faster side: a convex front's point may stand still on one side (at an end
+            # of the front) and move fast on the other.
+            rate = max(_rate(s[low_near], log_a[low_near]), _rate(s[up_near], log_a[up_near]))
+            predicted = rate * step
+            evidence = gap / predicted if predicted > 0 else math.inf
+        else:
+            evidence = math.inf  # both sides reached at overlapping α: not a function of α
+        if evidence >= UNRESOLVED_FACTOR:
+            bracket = (math.exp(min(below, above)), math.exp(max(below, above)))
+            jumps.append((int(a), int(b), bracket, evidence))
+    return jumps
+
+
+def _rate(s: np.ndarray, log_a: np.ndarray) -> float:
+    """How far the point moves per unit of log α among runs on one side (their span)."""
+    span = float(log_a.max() - log_a.min())
+    return float(s.max() - s.min()) / span if span > 0 else 0.0
+
 
 def analyze_front(
     points: np.ndarray,
-    feasible: np.ndarray | None = None,
+    counted: np.ndarray | None = None,
     normalization: Normalization | None = None,
     reference: tuple[float, float] = REFERENCE,
     tol: float = SUPPORT_TOL,
+    *,
+    alpha: np.ndarray | None = None,
+    drift: np.ndarray | None = None,
+    reference_raw: tuple[float, float] | None = None,
 ) -> FrontAnalysis:
-    """Pareto front, hypervolume, convex hull, unsupported points and scalarization gap.
+    """Pareto front, hypervolume, convex hull, α ranges, concave stretches and the gap.
 
     Args:
         points: n × 2 raw (validation L1, validation L2) values.
-        feasible: Which points count (None: all).
+        counted: Which points count on the front (None: all). In a scalarized study an MDMM
+            run that missed its budget does not; in a pareto study every run counts.
         normalization: Map to normalized units (default: from this front alone).
-        reference: Reference point in normalized units.
+        reference: Reference point in normalized units (ignored with ``reference_raw``).
         tol: Height above the hull (normalized units) beyond which a point is unsupported.
+        alpha: α of each run of a linear-α study (NaN where none): enables the jump
+            diagnosis (:func:`find_jumps`).
+        drift: n × 2 change of each run's validation losses over the last
+            :data:`CONVERGENCE_WINDOW` of its epochs (raw units), to tell converged runs.
+        reference_raw: A fixed reference point in raw units.
 
     Returns:
         A :class:`FrontAnalysis`; indices refer to rows of ``points``.
     """
     points = np.asarray(points, float).reshape(-1, 2)
-    mask = feasible_pareto_mask(points, feasible)
-    front = np.flatnonzero(mask)
+    n = len(points)
+    counted = np.ones(n, bool) if counted is None else np.asarray(counted, bool)
+    counted = counted & np.isfinite(points).all(1)
+    front = np.flatnonzero(feasible_pareto_mask(points, counted))
     if len(front) == 0:
         empty = np.zeros(0, int)
         return FrontAnalysis(empty, np.zeros(0, bool), empty, 0.0, 0.0)
     front = front[np.lexsort((points[front, 1], points[front, 0]))]
     norm = normalization or Normalization.from_fronts([points[front]])
-    z = norm.apply(points[front])
+    if reference_raw is not None:
+        reference = tuple(float(v) for v in norm.apply(np.asarray(reference_raw, float)))
+    ref_raw = tuple(float(v) for v in norm.invert(np.asarray(reference, float)))
+    z_all = norm.apply(points)
+    z = z_all[front]
     hull_local = lower_convex_hull(z)
     height = height_above_hull(z, hull_local)
     supported = height <= tol
     supported[hull_local] = True
+    raw_front = points[front]
+    w_ideal = np.where(raw_front.min(0) >= 0, 0.0, raw_front.min(0))
+    converged = converged_mask(drift, norm, n)
+
+    def stretch(a: int, b: int, kind: str, alpha_at: float, bracket, evidence: float) -> Stretch:
+        pa, pb = points[a], points[b]
+        return Stretch(
+            start=a,
+            end=b,
+            kind=kind,
+            alpha=alpha_at,
+            alpha_bracket=bracket,
+            epsilon_range=(float(pb[1]), float(pa[1])),
+            w_range=_w_range(pa, pb, w_ideal),
+            w_ideal=(float(w_ideal[0]), float(w_ideal[1])),
+            evidence=float(evidence),
+        )
+
     stretches = []
+    if alpha is not None:
+        for a, b, bracket, evidence in find_jumps(z_all, np.asarray(alpha, float), converged):
+            kind = "jump" if evidence >= JUMP_FACTOR else "hole"
+            at = math.sqrt(bracket[0] * bracket[1])
+            stretches.append(stretch(a, b, kind, at, bracket, evidence))
     for a, b in zip(hull_local[:-1], hull_local[1:], strict=True):
-        between = (z[:, 0] > z[a, 0]) & (z[:, 0] < z[b, 0]) & ~supported
-        if between.any():
-            stretches.append((int(front[a]), int(front[b])))
+        between = (z[:, 0] > z[a, 0]) & (z[:, 0] < z[b, 0])
+        top = float(height[between].max()) if between.any() else 0.0
+        fa, fb = int(front[a]), int(front[b])
+        if top < CONCAVE_HEIGHT or any(_overlaps(s, points, fa, fb) for s in stretches):
+            continue
+        stretches.append(stretch(fa, fb, "hull", _tie_alpha(points[fa], points[fb]), None, top))
+    stretches.sort(key=lambda s: points[s.start, 0])
+    knee = knee_index(z)
     return FrontAnalysis(
         front=front,
         supported=supported,
         hull=front[hull_local],
         hypervolume=hypervolume_2d(z, reference),
         hypervolume_supported=hypervolume_2d(z[supported], reference),
+        hypervolume_raw=hypervolume_2d(raw_front, ref_raw),
+        reference_raw=ref_raw,
+        reference=reference,
         stretches=stretches,
-        knee=int(front[knee_index(z)]),
+        knee=int(front[knee]) if knee >= 0 else -1,
+        alpha_ranges=alpha_ranges(raw_front, hull_local, supported),
+        converged=converged,
     )
 
 
-def knee_index(front: np.ndarray) -> int:
-    """Index of the knee of a front (k × 2, normalized, any order).
+def _overlaps(s: Stretch, points: np.ndarray, a: int, b: int) -> bool:
+    """Whether the L1 span of stretch ``s`` and that of points ``a``–``b`` overlap."""
+    lo, hi = points[s.start, 0], points[s.end, 0]
+    return bool(points[a, 0] < hi and points[b, 0] > lo)
 
-    The knee is the point farthest below the straight line through the two extreme points
-    (min L1 and min L2): the trade-off where giving up one loss buys the most of the other.
-    With fewer than three points, the point with the smallest L1 + L2.
+
+def knee_index(front: np.ndarray) -> int:
+    """Index of the knee of a front (k × 2, normalized, any order), or -1 if it has none.
+
+    The knee is the interior point farthest below the straight line through the two extreme
+    points (min L1 and min L2): the trade-off where giving up one loss buys the most of the
+    other. A front of fewer than three points has none, and so has a front whose interior
+    points all lie on, above or within :data:`SUPPORT_TOL` below that line (it bulges away
+    from the ideal: concave).
     """
     front = np.asarray(front, float).reshape(-1, 2)
     if len(front) < 3:
-        return int(np.argmin(front.sum(1)))
-    a, b = front[np.argmin(front[:, 0])], front[np.argmin(front[:, 1])]
+        return -1
+    i_a, i_b = int(np.argmin(front[:, 0])), int(np.argmin(front[:, 1]))
+    a, b = front[i_a], front[i_b]
     d = b - a
     norm = float(np.hypot(*d)) or 1.0
     # Signed distance to the line a→b; below the line (toward the ideal) is positive.
     dist = ((front[:, 0] - a[0]) * d[1] - (front[:, 1] - a[1]) * d[0]) / norm
-    return int(np.argmax(dist))
+    dist[[i_a, i_b]] = -np.inf  # the ends are never the knee
+    best = int(np.argmax(dist))
+    return best if dist[best] > SUPPORT_TOL else -1
 
 
 def preferred_index(front: np.ndarray, weight: float) -> int:
@@ -274,26 +555,54 @@ def preferred_index(front: np.ndarray, weight: float) -> int:
 
 
 def verdict(points: np.ndarray, analysis: FrontAnalysis, names: tuple[str, str]) -> str:
-    """The diagnosis in words: concave stretches, unreachable points and the HV gap."""
+    """The diagnosis in words: concave stretches with the knobs that reach them, and the gap."""
     n = len(analysis.front)
     if n == 0:
-        return "no feasible complete trial: no front to judge"
-    k = analysis.n_unsupported
+        return "no complete trial counts: no front to judge"
     gap = f"HV gap {100 * analysis.gap_fraction:.1f}%"
-    if not analysis.stretches:
-        return (
-            f"front of {n} points is convex within tolerance: linear α can reach every "
-            f"Pareto point ({gap})"
-        )
+    combo = f"{names[0]} + α·{names[1]}"
 
     def at(i: int) -> str:
         return f"({names[0]}={points[i, 0]:.4g}, {names[1]}={points[i, 1]:.4g})"
 
-    where = "; ".join(f"between {at(a)} and {at(b)}" for a, b in analysis.stretches)
-    text = (
-        f"front has concave stretches {where}; linear α cannot reach {k} of {n} Pareto "
-        f"points; {gap}"
-    )
-    if analysis.gap_fraction < NEGLIGIBLE_GAP:
-        text += " (negligible: linear α reaches practically the same hypervolume)"
-    return text
+    def aim(s: Stretch) -> str:
+        return (
+            f"to aim into it: MDMM ε in ({s.epsilon_range[0]:.4g}, {s.epsilon_range[1]:.4g}) "
+            f"or Chebyshev w in ({s.w_range[0]:.3g}, {s.w_range[1]:.3g}) (ideal "
+            f'({s.w_ideal[0]:g}, {s.w_ideal[1]:g}), normalize "none")'
+        )
+
+    concave, holes = [], []
+    for s in analysis.stretches:
+        lo, hi = s.alpha_bracket or (s.alpha, s.alpha)
+        if s.kind == "jump":
+            concave.append(
+                f"linear α jumps from {at(s.start)} to {at(s.end)} at α ≈ {s.alpha:.3g} "
+                f"(converged runs at α {lo:.3g} and {hi:.3g} land on either side, none "
+                f"between: the points between are not the minimizer of {combo} for any α); "
+                + aim(s)
+            )
+        elif s.kind == "hull":
+            concave.append(
+                f"front points between {at(s.start)} and {at(s.end)} stand above the convex "
+                f"hull: they are not the minimizer of {combo} for any α (descent may still stop "
+                f"there in a local minimum; the ends tie at α ≈ {s.alpha:.3g}); " + aim(s)
+            )
+        else:
+            holes.append(
+                f"unresolved hole between {at(s.start)} and {at(s.end)}: α was sampled too "
+                f"sparsely between {lo:.3g} and {hi:.3g} to tell a concave jump from a fast "
+                f"move; sample α densely there, or {aim(s)}"
+            )
+    if concave:
+        k = len(concave)
+        text = f"concave: {k} stretch{'es' if k > 1 else ''} that linear α skips: "
+        text += "; ".join(concave)
+    else:
+        text = (
+            f"convex within tolerance: every Pareto point on the convex hull minimizes {combo} "
+            "for some α"
+        )
+    if holes:
+        text += "; " + "; ".join(holes)
+    return text + f" ({gap} over {n} Pareto points)"

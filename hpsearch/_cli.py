@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
 
+import tomllib
+
 from hpsearch._config import load_study_file, read_toml_file
 from hpsearch._errors import HpsearchError, StudyFileError
-from hpsearch._report import format_table, list_studies, study_points, study_rows
+from hpsearch._fill import FILL_METHODS
+from hpsearch._report import (
+    format_table,
+    list_studies,
+    study_diagnosis,
+    study_points,
+    study_rows,
+)
 from hpsearch._study import (
     DEFAULT_STORAGE,
     GRACE_INTERVALS,
@@ -67,6 +77,40 @@ def _add_storage(p: argparse.ArgumentParser) -> None:
         "--storage",
         default=DEFAULT_STORAGE,
         help=f"Optuna storage URL (default: {DEFAULT_STORAGE}, a file in the working directory)",
+    )
+
+
+def _reference_point(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 2 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected two numbers L1,L2 (e.g. 1.0,25), got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def _assignment(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"] if sep and key.strip() else None
+    except tomllib.TOMLDecodeError:
+        parsed = None
+    if parsed is None:
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE with a TOML value (lambda_lr=0.5, optimizer='sgd'), got {text!r}"
+        )
+    return key.strip(), parsed
+
+
+def _add_reference(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ref",
+        type=_reference_point,
+        metavar="L1,L2",
+        help="fixed reference point of the hypervolumes, in the losses' own units (default: "
+        "1.1 x the joint front's range beyond its ideal point, per loss)",
     )
 
 
@@ -199,7 +243,58 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         default="compare",
         metavar="DIR",
-        help="folder for compare.png/.csv/.md (default: ./compare)",
+        help="folder for compare.png/.csv/.md/.json (default: ./compare)",
+    )
+    _add_reference(cmp)
+
+    fill = sub.add_parser(
+        "fill",
+        help="run a follow-up study aimed into the stretches of a front that linear alpha skips",
+        description="Diagnose STUDY's front; for each concave stretch (or unresolved hole), "
+        "queue trials of a follow-up study (same setup, data, budget and seed; its own name) "
+        "whose MDMM epsilon or Chebyshev w aims inside it, run them, and print the combined "
+        "front with the hypervolume before and after. Rerunning continues the follow-up.",
+    )
+    fill.add_argument("study", metavar="STUDY", help="the study to fill (e.g. a linear-alpha one)")
+    _add_storage(fill)
+    fill.add_argument(
+        "--method",
+        choices=FILL_METHODS,
+        default="chebyshev",
+        help="inner method of the follow-up: chebyshev (weight w, normalize none; default) or "
+        "mdmm (epsilon = a budget for L2; its multiplier must converge within the budget: see "
+        "--set lambda_lr=...)",
+    )
+    fill.add_argument(
+        "--set",
+        type=_assignment,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a parameter of the follow-up (TOML value), e.g. --set lambda_lr=0.5; repeatable",
+    )
+    fill.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        default=30,
+        metavar="N",
+        help="trials of the follow-up, spread over the stretches by their length (default: 30)",
+    )
+    fill.add_argument(
+        "--study-file",
+        metavar="FILE",
+        help="the study file of STUDY, if it is no longer where it was run from",
+    )
+    fill.add_argument(
+        "--name", metavar="NAME", help="name of the follow-up study (default: STUDY-fill-METHOD)"
+    )
+    fill.add_argument(
+        "--out", metavar="DIR", help="also write compare.png/.csv/.md/.json of both to DIR"
+    )
+    _add_reference(fill)
+    fill.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    fill.add_argument(
+        "--no-dashboard", action="store_true", help="do not publish to optuna-dashboard"
     )
 
     dash = sub.add_parser(
@@ -381,16 +476,47 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"study {args.study!r} has no complete trial yet")
         return 0
     print(format_table(columns, rows))
+    print(f"\ndiagnosis: {study_diagnosis(args.storage, args.study)}")
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from hpsearch._compare import compare_studies, format_comparison, write_comparison
 
-    comparison = compare_studies(args.storage, args.studies)
+    comparison = compare_studies(args.storage, args.studies, args.ref)
     print(format_comparison(comparison))
     paths = write_comparison(comparison, args.out)
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
+def _cmd_fill(args: argparse.Namespace) -> int:
+    from hpsearch._compare import format_comparison, write_comparison
+    from hpsearch._fill import run_fill
+
+    result = run_fill(
+        args.storage,
+        args.study,
+        method=args.method,
+        n_trials=args.n_trials,
+        study_file=args.study_file,
+        name=args.name,
+        reference_raw=args.ref,
+        overrides=dict(args.set),
+        progress=not args.no_progress,
+        publish=None if args.no_dashboard else _publish,
+    )
+    print(format_comparison(result.comparison))
+    before, after = result.before, result.after
+    print(
+        f"\nhypervolume of {args.study!r}: {before.hypervolume:.4f} before, "
+        f"{after.hypervolume:.4f} with {result.plan.config.name!r} "
+        f"({before.hypervolume_raw:.4g} -> {after.hypervolume_raw:.4g} in raw units, reference "
+        f"({after.reference_raw[0]:.4g}, {after.reference_raw[1]:.4g}))"
+    )
+    if args.out:
+        paths = write_comparison(result.comparison, args.out)
+        print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0
 
 
@@ -432,6 +558,7 @@ _COMMANDS = {
     "list": _cmd_list,
     "show": _cmd_show,
     "compare": _cmd_compare,
+    "fill": _cmd_fill,
     "dashboard": _cmd_dashboard,
     "playground": _cmd_playground,
     "mgs": _cmd_mgs,

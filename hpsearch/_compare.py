@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import csv
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hpsearch._analysis import (
-    REFERENCE,
     FrontAnalysis,
     Normalization,
     analyze_front,
-    feasible_pareto_mask,
     verdict,
 )
 from hpsearch._errors import HpsearchError
-from hpsearch._report import StudyPoints, format_table, load_stored_study, study_points
+from hpsearch._report import (
+    StudyPoints,
+    alpha_text,
+    format_table,
+    load_stored_study,
+    study_points,
+)
 
 
 @dataclass(frozen=True)
@@ -58,47 +65,75 @@ class Comparison:
     loss_names: tuple[str, str]
 
     def table(self) -> tuple[list[str], list[list[object]]]:
-        """Per study: trials, Pareto size, HV, supported HV, gap, gap %, unsupported, wall time."""
+        """Per study and for all together: trials, Pareto size, HV (normalized and raw),
+        supported HV, gap, gap %, points above the hull, concave or not, wall time."""
         columns = [
             "study",
             "trials",
             "pareto",
             "HV",
+            "HV_raw",
             "HV_supported",
             "gap",
             "gap_%",
             "unsupported",
+            "concave",
             "wall_s",
         ]
-        rows = [
-            [
-                s.points.study_name,
-                len(s.points.numbers),
-                len(s.analysis.front),
-                round(s.analysis.hypervolume, 4),
-                round(s.analysis.hypervolume_supported, 4),
-                round(s.analysis.gap, 4),
-                round(100 * s.analysis.gap_fraction, 1),
-                s.analysis.n_unsupported,
-                round(s.wall_seconds, 1),
+
+        def row(name: str, n: int, a: FrontAnalysis, wall: float | None) -> list[object]:
+            return [
+                name,
+                n,
+                len(a.front),
+                round(a.hypervolume, 4),
+                float(f"{a.hypervolume_raw:.4g}"),
+                round(a.hypervolume_supported, 4),
+                round(a.gap, 4),
+                round(100 * a.gap_fraction, 1),
+                a.n_unsupported,
+                "yes" if a.concave else "no",
+                None if wall is None else round(wall, 1),
             ]
+
+        rows = [
+            row(s.points.study_name, len(s.points.numbers), s.analysis, s.wall_seconds)
             for s in self.studies
         ]
-        u = self.union
-        rows.append(
-            [
-                "(all together)",
-                len(self.union_points),
-                len(u.front),
-                round(u.hypervolume, 4),
-                round(u.hypervolume_supported, 4),
-                round(u.gap, 4),
-                round(100 * u.gap_fraction, 1),
-                u.n_unsupported,
-                None,
-            ]
-        )
+        rows.append(row("(all together)", len(self.union_points), self.union, None))
         return columns, rows
+
+    def front_rows(self) -> tuple[list[str], list[list[object]]]:
+        """The joint front point by point: where it comes from and the α that gets it."""
+        l1, l2 = self.loss_names
+        columns = ["study", "trial", f"val_{l1}", f"val_{l2}", "alpha_range"]
+        rows = []
+        for i, alphas in zip(self.union.front, self.union.alpha_ranges, strict=True):
+            study, number = self.locate(int(i))
+            x, y = self.union_points[i]
+            rows.append([study, number, float(x), float(y), alpha_text(alphas)])
+        return columns, rows
+
+    def to_json(self) -> dict[str, Any]:
+        """The comparison as plain data (``compare.json``, see the README)."""
+        norm = self.normalization
+        studies = [
+            _analysis_json(s.points.study_name, s.xy, s.points.numbers, s.analysis)
+            for s in self.studies
+        ]
+        numbers = np.concatenate([s.points.numbers for s in self.studies])
+        joint = _analysis_json("(all together)", self.union_points, numbers, self.union)
+        for entry, i in zip(joint["front"], self.union.front, strict=True):
+            entry["study"] = self.locate(int(i))[0]
+        if joint["knee"] is not None:
+            joint["knee"]["study"] = self.locate(self.union.knee)[0]
+        return {
+            "loss_names": list(self.loss_names),
+            "reference_point": _finite(self.union.reference_raw),
+            "normalization": {"ideal": _finite(norm.ideal), "nadir": _finite(norm.nadir)},
+            "studies": studies,
+            "joint": joint,
+        }
 
     def verdicts(self) -> list[str]:
         """One line per study and one for all trials together."""
@@ -127,41 +162,61 @@ class Comparison:
         raise IndexError(index)
 
 
-def compare_points(items: list[tuple[StudyPoints, float]]) -> Comparison:
+def compare_points(
+    items: list[tuple[StudyPoints, float]], reference_raw: tuple[float, float] | None = None
+) -> Comparison:
     """Analyse studies' points under one normalization (see :mod:`hpsearch._analysis`).
+
+    Ideal and nadir come from the joint non-dominated front of every counted trial of every
+    study, so a dominated (say, unconverged) study cannot move anyone's numbers.
 
     Args:
         items: ``(points, wall seconds)`` per study.
+        reference_raw: A fixed reference point in raw units (default: (1.1, 1.1) in
+            normalized units).
 
     Returns:
         The :class:`Comparison`.
 
     Raises:
-        HpsearchError: The studies trade off different losses.
+        HpsearchError: The studies trade off different losses, or the reference point does not
+            lie beyond the joint front.
     """
     names = {p.loss_names for p, _ in items}
     if len(names) > 1:
         raise HpsearchError(f"cannot compare studies of different loss pairs: {sorted(names)}")
-    fronts = [p.xy[feasible_pareto_mask(p.xy, p.feasible)] for p, _ in items]
-    norm = Normalization.from_fronts([f for f in fronts if len(f)] or [np.zeros((1, 2))])
-    studies = [StudyComparison(p, analyze_front(p.xy, p.feasible, norm), w) for p, w in items]
+    counted = [p.xy[p.counted] for p, _ in items]
+    norm = Normalization.from_fronts(
+        [c for c in counted if np.isfinite(c).all(1).any()] or [np.zeros((1, 2))]
+    )
+    if reference_raw is not None and not (np.asarray(reference_raw) >= norm.nadir).all():
+        raise HpsearchError(
+            f"reference point {tuple(reference_raw)} must be at least the joint front's nadir "
+            f"({norm.nadir[0]:.4g}, {norm.nadir[1]:.4g}) in both losses, so that every front "
+            "point counts"
+        )
+    studies = [StudyComparison(p, p.analyze(norm, reference_raw), w) for p, w in items]
     union_xy = np.concatenate([s.xy for s in studies])
-    union_ok = np.concatenate([s.points.feasible for s in studies])
+    union_ok = np.concatenate([s.points.counted for s in studies])
     return Comparison(
         studies=studies,
         normalization=norm,
         union_points=union_xy,
-        union=analyze_front(union_xy, union_ok, norm),
+        # No jump diagnosis across studies: their α runs start from different initializations.
+        union=analyze_front(union_xy, union_ok, norm, reference_raw=reference_raw),
         loss_names=items[0][0].loss_names,
     )
 
 
-def compare_studies(storage: str, study_names: list[str]) -> Comparison:
+def compare_studies(
+    storage: str, study_names: list[str], reference_raw: tuple[float, float] | None = None
+) -> Comparison:
     """Load stored studies (of the same setup) and compare them in one objective space."""
     if not study_names:
         raise HpsearchError("name at least one study to compare")
     return compare_points(
-        [(study_points(storage, n), study_wall_seconds(storage, n)) for n in study_names]
+        [(study_points(storage, n), study_wall_seconds(storage, n)) for n in study_names],
+        reference_raw,
     )
 
 
@@ -179,38 +234,112 @@ def study_wall_seconds(storage: str, study_name: str) -> float:
     return (end - start).total_seconds()
 
 
+def _finite(values: Any) -> list[float | None]:
+    # JSON has no inf or NaN: null stands for them.
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, float).ravel()]
+
+
+def _analysis_json(
+    name: str, xy: np.ndarray, numbers: np.ndarray, a: FrontAnalysis
+) -> dict[str, Any]:
+    def point(i: int) -> list[float | None]:
+        return _finite(xy[i])
+
+    return {
+        "name": name,
+        "trials": len(xy),
+        "pareto": len(a.front),
+        "hv": a.hypervolume,
+        "hv_raw": a.hypervolume_raw,
+        "hv_supported": a.hypervolume_supported,
+        "gap": a.gap_fraction,
+        "concave": a.concave,
+        "stretches": [
+            {
+                "kind": s.kind,
+                "from": point(s.start),
+                "to": point(s.end),
+                "alpha": s.alpha if math.isfinite(s.alpha) else None,
+                "alpha_bracket": None if s.alpha_bracket is None else _finite(s.alpha_bracket),
+                "epsilon_range": _finite(s.epsilon_range),
+                "w_range": _finite(s.w_range),
+                "w_ideal": _finite(s.w_ideal),
+                "evidence": s.evidence if math.isfinite(s.evidence) else None,
+            }
+            for s in a.stretches
+        ],
+        "knee": None if a.knee < 0 else {"trial": int(numbers[a.knee]), "point": point(a.knee)},
+        "front": [
+            {
+                "trial": int(numbers[i]),
+                "point": point(int(i)),
+                "supported": bool(ok),
+                "alpha_range": None if r is None else _finite(r),
+            }
+            for i, ok, r in zip(a.front, a.supported, a.alpha_ranges, strict=True)
+        ],
+    }
+
+
 def write_comparison(comparison: Comparison, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``compare.png``, ``compare.csv`` and ``compare.md`` (table and verdicts).
+    """Write ``compare.png``, ``compare.csv``, ``compare.md`` (table, joint front with its α
+    ranges, verdicts) and ``compare.json`` (everything, machine-readable).
 
     Returns:
-        ``{"png": …, "csv": …, "md": …}``.
+        ``{"png": …, "csv": …, "md": …, "json": …}``.
     """
     from hpsearch._plots import plot_comparison
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     columns, rows = comparison.table()
-    paths = {"png": out / "compare.png", "csv": out / "compare.csv", "md": out / "compare.md"}
+    paths = {
+        "png": out / "compare.png",
+        "csv": out / "compare.csv",
+        "md": out / "compare.md",
+        "json": out / "compare.json",
+    }
     plot_comparison(comparison, paths["png"])
     with paths["csv"].open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
         writer.writerows(rows)
-    md = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    md += ["| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in rows]
-    ref = ", ".join(f"{r:g}" for r in REFERENCE)
+    md = _markdown_table(columns, rows)
+    u = comparison.union
+    ref = ", ".join(f"{r:.4g}" for r in u.reference_raw)
     md += [
         "",
-        f"Hypervolumes in normalized units (ideal → 0, nadir of the joint front → 1 per "
-        f"loss), reference point ({ref}).",
+        "HV: normalized units (ideal → 0, nadir → 1 per loss, both from the joint front of all "
+        f"studies), reference point ({u.reference[0]:.4g}, {u.reference[1]:.4g}); "
+        f"HV_raw: the same front in the losses' own units, reference point ({ref}).",
+        "",
+        "## Joint front, and the α for which each point minimizes L1 + α·L2",
+        "",
+        *_markdown_table(*comparison.front_rows()),
+        "",
+        "## Verdicts",
         "",
     ]
     md += [f"- {line}" for line in comparison.verdicts()]
     paths["md"].write_text("\n".join(md) + "\n")
+    paths["json"].write_text(json.dumps(comparison.to_json(), indent=1) + "\n")
     return paths
+
+
+def _markdown_table(columns: list[str], rows: list[list[Any]]) -> list[str]:
+    md = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    md += ["| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in rows]
+    return md
 
 
 def format_comparison(comparison: Comparison) -> str:
     """The table and the verdicts as plain text."""
     columns, rows = comparison.table()
-    return format_table(columns, rows) + "\n\n" + "\n".join(comparison.verdicts())
+    return "\n\n".join(
+        [
+            format_table(columns, rows),
+            "joint front (alpha_range: the α for which the point minimizes L1 + α·L2):",
+            format_table(*comparison.front_rows()),
+            "\n".join(comparison.verdicts()),
+        ]
+    )

@@ -61,14 +61,23 @@ def objective_values(config: StudyConfig, val: dict[str, float]) -> float | tupl
     return scalar_objective(config, val["loss1"], val["loss2"], val["metric"])
 
 
-def record_result(trial: optuna.Trial, result: TrainResult) -> None:
-    """Store both losses and the metric(s) of every split, and the history, as user attrs."""
+def record_result(trial: optuna.Trial, result: TrainResult, constrained: bool) -> None:
+    """Store both losses and the metric(s) of every split, and the history, as user attrs.
+
+    Args:
+        trial: The trial.
+        result: Its training run.
+        constrained: Whether an MDMM budget is the user's constraint (a scalarized study), so
+            that a run that missed it is recorded as infeasible for Optuna too. In a pareto
+            study ε is a training knob like α: every run's achieved point counts on the front,
+            and its feasibility is only recorded (user attribute ``feasible``).
+    """
     for split in ("train", "val", "test"):
         for key, value in getattr(result, split).items():
             trial.set_user_attr(f"{split}_{key}", value)
     for key, value in result.info.items():
         trial.set_user_attr(key, bool(value) if key == "feasible" else value)
-    if "constraint_violation" in result.info:
+    if constrained and "constraint_violation" in result.info:
         # Optuna's constraint record: feasible when <= 0, so best_trials and the samplers that
         # read constraints skip MDMM runs that missed their budget. Within the tolerance
         # counts as met (0); a miss is the (positive) excess over ε. Stored in the list format
@@ -128,7 +137,7 @@ def make_objective(
         except DivergedError as e:
             trial.set_user_attr(FAIL_REASON, str(e))
             return (math.nan, math.nan) if config.mode == "pareto" else math.nan
-        record_result(trial, result)
+        record_result(trial, result, constrained=config.mode == "scalarized")
         return objective_values(config, result.val)
 
     return objective
@@ -209,7 +218,7 @@ def run_population(
                     trial.set_user_attr(FAIL_REASON, str(result))
                     told[i] = batch.tell(trial, state=optuna.trial.TrialState.FAIL)
                 else:
-                    record_result(trial, result)
+                    record_result(trial, result, constrained=config.mode == "scalarized")
                     told[i] = batch.tell(trial, objective_values(config, result.val))
     finally:
         stored = add_finished_trials(study, [told[i] for i in sorted(told)])

@@ -102,7 +102,7 @@ def plot_study(points: StudyPoints, path: str | Path) -> Path:
 
 def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
     """Draw studies in one objective space: each study's trials and front, the convex hull of
-    the joint front (what linear α can reach) and the joint front's unsupported points.
+    the joint front (the minimizers of L1 + α·L2) and the joint front's points above it.
 
     Returns:
         The path written.
@@ -118,7 +118,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
     for i, s in enumerate(comparison.studies):
         c, m = colors[i % len(colors)], markers[i % len(markers)]
         xy = s.xy
-        ok = s.points.feasible
+        ok = s.points.counted
         ax.scatter(xy[ok, 0], xy[ok, 1], s=16, color=c, marker=m, alpha=0.35)
         if (~ok).any():
             ax.scatter(
@@ -139,7 +139,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
         "--",
         color="black",
         lw=1.2,
-        label="convex hull of the joint front (reachable by linear α)",
+        label="convex hull of the joint front (minimizers of L1 + α·L2)",
     )
     unsupported = u.front[~u.supported]
     if len(unsupported):
@@ -150,7 +150,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
             s=60,
             color="black",
             zorder=5,
-            label=f"unsupported: no α reaches them ({len(unsupported)})",
+            label=f"above the hull: not the minimizer of L1 + α·L2 for any α ({len(unsupported)})",
         )
     if u.knee >= 0:
         ax.scatter(

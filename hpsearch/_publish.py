@@ -21,7 +21,6 @@ from optuna.trial import TrialState
 
 from hpsearch._analysis import (
     Normalization,
-    analyze_front,
     hypervolume_2d,
     pareto_mask,
     verdict,
@@ -86,7 +85,7 @@ def study_note(study: optuna.Study, points: StudyPoints | None) -> str:
     if points is None:
         lines.append("No complete trial yet.")
     else:
-        analysis = analyze_front(points.xy, feasible=points.feasible)
+        analysis = points.analyze()
         n_front = len(analysis.front)
         lines += [
             f"- complete trials: {len(points.numbers)}",
@@ -94,7 +93,7 @@ def study_note(study: optuna.Study, points: StudyPoints | None) -> str:
             f"{n_front} trial{'s' if n_front != 1 else ''}, "
             f"hypervolume {analysis.hypervolume:.4f} "
             "(normalized to this front, reference (1.1, 1.1))",
-            f"- scalarization gap: {verdict(points.xy, analysis, (loss1, loss2))}",
+            f"- diagnosis (scalarization gap): {verdict(points.xy, analysis, (loss1, loss2))}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -126,7 +125,7 @@ def _param_text(spec: dict[str, Any]) -> str:
 def objective_space_figure(points: StudyPoints) -> go.Figure:
     """Every complete trial in (validation L1, validation L2), coloured by the trade-off
     parameter, with the Pareto front and the lower convex hull (what linear α can reach)."""
-    analysis = analyze_front(points.xy, feasible=points.feasible)
+    analysis = points.analyze()
     name1, name2 = points.loss_names
     colour_by = next((p for p in _TRADE_OFF_PARAMS if p in points.params), None)
     marker: dict[str, Any] = {"size": 9}
@@ -184,7 +183,7 @@ def objective_space_figure(points: StudyPoints) -> go.Figure:
 def hypervolume_history_figure(points: StudyPoints) -> go.Figure:
     """Hypervolume of the front of the first k complete trials, for every k."""
     order = np.argsort(points.numbers)
-    xy, feasible = points.xy[order], points.feasible[order]
+    xy, feasible = points.xy[order], points.counted[order]
     final = xy[feasible]
     norm = Normalization.from_fronts([final[pareto_mask(final)]]) if len(final) else None
     history = []

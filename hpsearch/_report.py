@@ -12,7 +12,13 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch._analysis import feasible_pareto_mask
+from hpsearch._analysis import (
+    CONVERGENCE_WINDOW,
+    FrontAnalysis,
+    Normalization,
+    analyze_front,
+    feasible_pareto_mask,
+)
 from hpsearch._errors import HpsearchError
 from hpsearch._study import _ATTR, best_value, open_storage
 
@@ -128,6 +134,13 @@ class StudyPoints:
         objective_name: Name of that objective.
         minimize: Whether the scalarized objective is minimized.
         feasible: Which trials met their constraint (MDMM's L2 budget); all True otherwise.
+        counted: Which trials count on the front: in a scalarized study the feasible ones (the
+            budget is the user's constraint there), in a pareto study all (ε is a training
+            knob there, like α, and every achieved point is a real trade-off).
+        alpha: α of each linear-α trial that searched it (NaN for other trials), or None when
+            no trial did: what the jump diagnosis reads.
+        drift: Change of each trial's validation (L1, L2) over the last
+            :data:`hpsearch._analysis.CONVERGENCE_WINDOW` of its epochs (0 without history).
     """
 
     study_name: str
@@ -143,11 +156,29 @@ class StudyPoints:
     objective_name: str
     minimize: bool
     feasible: np.ndarray | None = None
+    counted: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    drift: np.ndarray | None = None
 
     @property
     def xy(self) -> np.ndarray:
         """The trials as rows of (validation L1, validation L2)."""
         return np.stack([self.loss1, self.loss2], axis=1)
+
+    def analyze(
+        self,
+        normalization: Normalization | None = None,
+        reference_raw: tuple[float, float] | None = None,
+    ) -> FrontAnalysis:
+        """:func:`hpsearch._analysis.analyze_front` of these trials, jump diagnosis included."""
+        return analyze_front(
+            self.xy,
+            self.counted,
+            normalization,
+            alpha=self.alpha,
+            drift=self.drift,
+            reference_raw=reference_raw,
+        )
 
 
 def study_points(storage: str, study_name: str) -> StudyPoints:
@@ -158,7 +189,11 @@ def study_points(storage: str, study_name: str) -> StudyPoints:
     Raises:
         HpsearchError: No such study, or no complete trial yet.
     """
-    study = load_stored_study(storage, study_name)
+    return _points_of(load_stored_study(storage, study_name))
+
+
+def _points_of(study: optuna.Study) -> StudyPoints:
+    study_name = study.study_name
     attrs = study.user_attrs.get(_ATTR, {})
     trials = [
         t
@@ -176,6 +211,7 @@ def study_points(storage: str, study_name: str) -> StudyPoints:
     )
     multi = len(study.directions) > 1
     feasible = np.array([bool(t.user_attrs.get("feasible", True)) for t in trials])
+    counted = np.ones(len(trials), bool) if multi else feasible
     return StudyPoints(
         study_name=study_name,
         loss_names=tuple(attrs.get("loss_names", ("loss1", "loss2"))),
@@ -185,12 +221,38 @@ def study_points(storage: str, study_name: str) -> StudyPoints:
         loss2=loss2,
         metric=np.array([t.user_attrs["val_metric"] for t in trials], dtype=float),
         params={k: np.array([t.params[k] for t in trials], dtype=float) for k in numeric},
-        pareto=feasible_pareto_mask(np.stack([loss1, loss2], axis=1), feasible),
+        pareto=feasible_pareto_mask(np.stack([loss1, loss2], axis=1), counted),
         values=None if multi else np.array([t.value for t in trials], dtype=float),
         objective_name=", ".join(study.metric_names or ["value"]),
         minimize=multi or study.direction == optuna.study.StudyDirection.MINIMIZE,
         feasible=feasible,
+        counted=counted,
+        alpha=_linear_alpha(trials, attrs.get("identity", {}).get("params", {})),
+        drift=np.array([_drift(t.user_attrs.get("history")) for t in trials]).reshape(-1, 2),
     )
+
+
+def _linear_alpha(trials: list[FrozenTrial], params: dict[str, Any]) -> np.ndarray | None:
+    """α of the trials that trained on L1 + α·L2 with α searched; None if there are none."""
+    fixed_method = params.get("method", {}).get("value", "linear")
+    alpha = np.array(
+        [
+            float(t.params["alpha"])
+            if "alpha" in t.params and t.params.get("method", fixed_method) == "linear"
+            else math.nan
+            for t in trials
+        ]
+    )
+    return alpha if np.isfinite(alpha).any() else None
+
+
+def _drift(history: dict[str, list[float]] | None) -> tuple[float, float]:
+    """How far the validation losses moved over the last CONVERGENCE_WINDOW of the epochs."""
+    if not history or len(history.get("val_loss1", [])) < 2:
+        return (0.0, 0.0)
+    l1, l2 = history["val_loss1"], history["val_loss2"]
+    back = max(0, int(round(len(l1) * (1 - CONVERGENCE_WINDOW))) - 1)
+    return (abs(l1[-1] - l1[back]), abs(l2[-1] - l2[back]))
 
 
 def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str], list[list[Any]]]:
@@ -213,8 +275,19 @@ def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str],
     loss_names = attrs.get("loss_names", ["loss1", "loss2"])
     metric = attrs.get("metric_name", "metric")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    alpha_col: dict[int, str] = {}
     if len(study.directions) > 1:
-        chosen = sorted(study.best_trials, key=lambda t: tuple(t.values))
+        # The front as hpsearch counts it (every achieved point, whatever its ε), with the α
+        # for which each point minimizes L1 + α·L2.
+        chosen, alpha_col = [], {}
+        if any("val_loss1" in t.user_attrs for t in complete):
+            points = _points_of(study)
+            analysis = points.analyze()
+            by_number = {t.number: t for t in complete}
+            for i, alphas in zip(analysis.front, analysis.alpha_ranges, strict=True):
+                number = int(points.numbers[i])
+                chosen.append(by_number[number])
+                alpha_col[number] = alpha_text(alphas)
         value_cols: list[str] = []
     else:
         sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
@@ -229,6 +302,7 @@ def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str],
         f"val_{loss_names[0]}",
         f"val_{loss_names[1]}",
         f"val_{metric}",
+        *(["alpha_range"] if alpha_col else []),
         *param_names,
     ]
 
@@ -241,10 +315,30 @@ def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str],
             attrs_t.get("val_loss1"),
             attrs_t.get("val_loss2"),
             attrs_t.get("val_metric"),
+            *([alpha_col[t.number]] if alpha_col else []),
             *(t.params.get(p) for p in param_names),
         ]
 
     return columns, [row(t) for t in chosen]
+
+
+def alpha_text(alphas: tuple[float, float] | None) -> str:
+    """An α interval for tables: ``[lo, hi]``, one number where it is a single α, ``-`` for
+    none (the point is not the minimizer of L1 + α·L2 for any α)."""
+    if alphas is None:
+        return "-"
+    lo, hi = alphas
+    if lo == hi:
+        return f"{lo:.3g}"
+    return f"[{lo:.3g}, {'inf' if math.isinf(hi) else f'{hi:.3g}'}]"
+
+
+def study_diagnosis(storage: str, study_name: str) -> str:
+    """The one-line diagnosis of a study's front (:func:`hpsearch._analysis.verdict`)."""
+    from hpsearch._analysis import verdict
+
+    points = study_points(storage, study_name)
+    return verdict(points.xy, points.analyze(), points.loss_names)
 
 
 def _cell(v: Any) -> str:

@@ -1,7 +1,8 @@
 """Setups: the pair of losses a study trades off, the model they train, and the task metric.
 
 A setup is a subclass of :class:`Setup` registered under a name with :func:`register_setup`.
-Built in: ``weight_decay``, ``sparsity``, ``beta_vae`` and ``two_task``.
+Built in: ``weight_decay``, ``sparsity``, ``beta_vae`` and ``two_task`` on real data, and the
+synthetic ``fonseca_fleming`` and ``front_curve`` with known fronts.
 """
 
 from __future__ import annotations
@@ -531,6 +532,70 @@ class FonsecaFleming(Setup):
         c = 1.0 / math.sqrt(p.numel())
         t = p.mean().clamp(-c, c)  # nearest point of the Pareto set {x_i = t, |t| <= c}
         return {self.metric_name: -float((p - t).norm())}
+
+
+# The front shapes of ``front_curve``: L2 as a function g of L1 = t on the front, t in [0, 1].
+FRONT_SHAPES: dict[str, Callable[[Any], Any]] = {
+    "convex": lambda t: (1 - t) ** 2,
+    "convex_cubic": lambda t: (1 - t) ** 3,
+    "concave": lambda t: 1 - t**2,
+    "mixed": lambda t: _mixed(t),
+}
+
+
+def _mixed(t: Any) -> Any:
+    # Convex for t < 1/2, concave after: linear α reaches the first half, then jumps to t = 1.
+    sin = torch.sin if isinstance(t, torch.Tensor) else np.sin
+    return 1 - t - 0.1 * sin(2 * math.pi * t)
+
+
+class _CurvePoint(nn.Module):
+    """Parameters (u, v): u places the point along the front, v moves it off."""
+
+    def __init__(self, init_scale: float) -> None:
+        super().__init__()
+        # Away from the ends, where t(u) itself is stationary and no method could move.
+        self.u = nn.Parameter((0.25 + 0.5 * torch.rand(())) * math.pi)
+        self.v = nn.Parameter((torch.rand(()) * 2 - 1) * init_scale)
+
+
+@register_setup("front_curve")
+class FrontCurve(Setup):
+    """A synthetic problem whose Pareto front is the curve ``(t, g(t))``, of a chosen shape.
+
+    Over the trained point (u, v): ``t = (1 − cos u) / 2``, ``L1 = t + v²`` and
+    ``L2 = g(t) + v²``, with g from :data:`FRONT_SHAPES` (option ``shape``): ``convex``
+    ``(1 − t)²``, ``convex_cubic`` ``(1 − t)³``, ``concave`` ``1 − t²``, and ``mixed``
+    ``1 − t − 0.1·sin 2πt`` (convex, then concave). The front is ``v = 0``, ``t ∈ [0, 1]``; its
+    ends are stationary points (u = 0 and u = π), so descent on L1 + α·L2 over a concave
+    stretch stops at one of its ends, as in a real model. u starts uniform in [π/4, 3π/4], v in
+    [−init_scale, init_scale]. Use it with ``dataset = "none"`` (each epoch is one step). The
+    metric is ``−|v|``, minus the distance to the Pareto set in v.
+    """
+
+    loss_names = ("f1", "f2")
+    metric_name = "neg_distance_to_front"
+    options = {
+        "shape": Option("categorical", "concave", choices=tuple(FRONT_SHAPES), help="front shape"),
+        "init_scale": Option("float", 0.5, low=0, help="v starts uniform in [-s, s]"),
+    }
+
+    def build_model(self, data: Dataset, spec: ModelSpec) -> nn.Module:
+        return _CurvePoint(float(self.values["init_scale"]))
+
+    def losses(self, module, x, y):
+        t = (1 - torch.cos(module.u)) / 2
+        off = module.v**2
+        return t + off, FRONT_SHAPES[self.values["shape"]](t) + off
+
+    def metrics(self, module, split):
+        return {self.metric_name: -abs(float(module.v.detach()))}
+
+
+def front_curve(shape: str, n: int = 2001) -> np.ndarray:
+    """``n`` points of the true front of ``front_curve`` with that shape, by increasing f1."""
+    t = np.linspace(0.0, 1.0, n)
+    return np.stack([t, FRONT_SHAPES[shape](t)], axis=1)
 
 
 def fonseca_fleming_front(n: int = 2001, dim: int = 2) -> np.ndarray:

@@ -194,16 +194,28 @@ def mdmm_loss(
     loss1: torch.Tensor,
     loss2: torch.Tensor,
     multiplier: torch.Tensor,
-    epsilon: float,
-    damping: float,
+    epsilon: float | torch.Tensor,
+    damping: float | torch.Tensor,
 ) -> torch.Tensor:
     """The MDMM descent objective for ``min L1 s.t. L2 <= ε`` (Platt & Barr, 1988).
 
-    Its gradient is ``∇L1 + (λ + c·(L2 − ε))·∇L2``, with the damping term held constant inside
-    the gradient; the caller then moves λ by ascent (:func:`mdmm_multiplier_step`).
+    Its gradient is ``∇L1 + max(0, λ + c·(L2 − ε))·∇L2``: the augmented Lagrangian of the
+    *inequality* ``L2 − ε <= 0``, with the coefficient held constant inside the gradient; the
+    caller then moves λ by ascent (:func:`mdmm_multiplier_step`). The clamp at 0 is what makes
+    it an inequality: inside the budget (λ = 0, L2 < ε) the unclamped ``c·(L2 − ε)`` is
+    negative and would push L2 *up* to ε, turning ``L2 <= ε`` into ``L2 = ε``.
     """
-    violation = (loss2 - epsilon).detach()
-    return loss1 + (multiplier + damping * violation) * loss2
+    return loss1 + mdmm_coefficient(loss2, multiplier, epsilon, damping) * loss2
+
+
+def mdmm_coefficient(
+    loss2: torch.Tensor,
+    multiplier: torch.Tensor,
+    epsilon: float | torch.Tensor,
+    damping: float | torch.Tensor,
+) -> torch.Tensor:
+    """The weight of ``∇L2`` in an MDMM step, ``max(0, λ + c·(L2 − ε))``, as a constant."""
+    return torch.clamp(multiplier + damping * (loss2.detach() - epsilon), min=0.0).detach()
 
 
 def mdmm_multiplier_step(

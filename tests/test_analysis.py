@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import moocore
 import numpy as np
 import pytest
@@ -88,10 +90,14 @@ def test_a_concave_front_has_a_large_gap_and_only_its_ends_supported() -> None:
     assert a.supported.sum() == 2 and a.n_unsupported == 39
     assert a.hull.tolist() == [0, 40]
     assert a.gap_fraction > 0.35
-    assert a.stretches == [(0, 40)]
+    assert [(s.start, s.end, s.kind) for s in a.stretches] == [(0, 40, "hull")] and a.concave
+    stretch = a.stretches[0]
+    assert stretch.epsilon_range == (0.0, 1.0) and stretch.alpha == pytest.approx(1.0)
     text = verdict(CONCAVE, a, ("task", "norm"))
-    assert text.startswith("front has concave stretches between (task=0, norm=1) and (task=1,")
-    assert "linear α cannot reach 39 of 41 Pareto points" in text
+    assert text.startswith("concave: 1 stretch that linear α skips: front points between ")
+    assert "(task=0, norm=1) and (task=1, norm=0)" in text
+    assert "not the minimizer of task + α·norm for any α" in text
+    assert "MDMM ε in (0, 1)" in text and "41 Pareto points" in text
 
 
 def test_mixed_front_flags_only_the_concave_stretch() -> None:
@@ -102,12 +108,23 @@ def test_mixed_front_flags_only_the_concave_stretch() -> None:
     points = np.concatenate([left, right])
     a = analyze_front(points)
     assert len(a.stretches) == 1
-    start, end = a.stretches[0]
+    start, end = a.stretches[0].start, a.stretches[0].end
     # The stretch starts on the convex part (where the hull leaves the front) and ends at the
     # min-L2 end; the convex part left of it is all supported.
     assert 0.3 <= points[start, 0] <= 0.5 and points[end].tolist() == [1.0, 0.0]
     assert 9 <= a.n_unsupported <= 11
     assert a.supported[points[a.front, 0] < 0.3].all()
+    # The ε that aim into it are the L2 values strictly between its ends.
+    assert a.stretches[0].epsilon_range == (0.0, points[start, 1])
+
+
+def test_noise_above_the_hull_is_not_called_concave() -> None:
+    # A convex front with one point 0.01 (normalized) above its hull: unsupported, but a
+    # bump of that size is measurement noise, not a concave stretch.
+    points = CONVEX.copy()
+    points[20, 1] += 0.01
+    a = analyze_front(points)
+    assert a.n_unsupported >= 1 and not a.concave and a.stretches == []
 
 
 def test_lower_convex_hull_runs_from_min_l1_to_min_l2() -> None:
@@ -118,11 +135,24 @@ def test_lower_convex_hull_runs_from_min_l1_to_min_l2() -> None:
 def test_common_normalization_maps_the_joint_front_to_the_unit_square() -> None:
     norm = Normalization.from_fronts([np.array([[1.0, 10.0], [2.0, 5.0]]), np.array([[3.0, 0.0]])])
     assert norm.apply(np.array([[1.0, 10.0], [3.0, 0.0]])).tolist() == [[0, 1], [1, 0]]
+    # A dominated set (an unconverged study) and a NaN row move neither the ideal nor the nadir.
+    moved = Normalization.from_fronts(
+        [np.array([[1.0, 10.0], [2.0, 5.0]]), np.array([[3.0, 0.0]]), np.array([[9.0, 40.0]])]
+        + [np.array([[np.nan, -5.0]])]
+    )
+    assert moved.ideal.tolist() == [1.0, 0.0] and moved.nadir.tolist() == [3.0, 10.0]
+    assert moved.invert(moved.apply([[2.0, 5.0]])).tolist() == [[2.0, 5.0]]
 
 
-def test_knee_and_preference_picks() -> None:
+def test_knee_is_an_interior_point_and_preference_picks() -> None:
     front = np.array([[0.0, 1.0], [0.1, 0.1], [0.5, 0.05], [1.0, 0.0]])
     assert knee_index(front) == 1
+    # The ends are never the knee: with the middle point above the line through them, the
+    # ends are the farthest "below" it (at 0), and there is no knee.
+    assert knee_index(np.array([[0.0, 1.0], [0.5, 0.6], [1.0, 0.0]])) == -1
+    assert knee_index(front[:2]) == -1  # fewer than 3 points
+    assert knee_index(CONCAVE) == -1  # bulges away from the ideal: no knee
+    assert analyze_front(CONCAVE).knee == -1
     assert preferred_index(front, 0.5) == 1
     assert preferred_index(front, 0.99) == 0  # L1 matters most: the min-L1 end
     with pytest.raises(ValueError, match="weight must be in"):
@@ -132,4 +162,85 @@ def test_knee_and_preference_picks() -> None:
 def test_empty_front() -> None:
     a = analyze_front(np.array([[1.0, 1.0]]), np.array([False]))
     assert len(a.front) == 0 and a.hypervolume == 0.0 and a.gap_fraction == 0.0
-    assert verdict(np.zeros((1, 2)), a, ("a", "b")).startswith("no feasible")
+    assert verdict(np.zeros((1, 2)), a, ("a", "b")).startswith("no complete trial counts")
+
+
+@pytest.mark.parametrize("reference", [(1.3, 0.6), (0.6, 1.3), (2.0, 1.05)])
+def test_hypervolume_with_an_asymmetric_reference_matches_moocore(reference) -> None:
+    points = np.random.default_rng(7).random((40, 2)) * [1.0, 0.5]
+    ours = hypervolume_2d(points, reference)
+    assert ours == pytest.approx(float(moocore.hypervolume(points, ref=list(reference))))
+    swapped = hypervolume_2d(points, reference[::-1])
+    assert swapped != pytest.approx(ours)  # the data are asymmetric: a swap must show
+
+
+def test_raw_hypervolume_and_reference_point() -> None:
+    points = np.random.default_rng(3).random((30, 2)) * [2.0, 50.0]
+    front = points[pareto_mask(points)]
+    a = analyze_front(points, reference_raw=(2.5, 60.0))
+    assert a.reference_raw == pytest.approx((2.5, 60.0))
+    assert a.hypervolume_raw == pytest.approx(float(moocore.hypervolume(front, ref=[2.5, 60.0])))
+    # Without one, the reference is 1.1 of the front's range beyond its ideal, per loss.
+    b = analyze_front(points)
+    lo, hi = front.min(0), front.max(0)
+    assert b.reference_raw == pytest.approx(tuple(lo + 1.1 * (hi - lo)))
+    assert b.hypervolume_raw == pytest.approx(
+        float(moocore.hypervolume(front, ref=list(lo + 1.1 * (hi - lo))))
+    )
+
+
+def test_alpha_ranges_agree_with_brute_force_minimization() -> None:
+    rng = np.random.default_rng(5)
+    t = np.sort(rng.random(25))
+    points = np.stack([3 * t, 40 * (1 - t) ** 2 + rng.random(25) * 2], 1)  # raw units
+    a = analyze_front(points)
+    front = points[a.front]
+    for alpha in np.exp(np.linspace(np.log(1e-3), np.log(1e2), 400)):
+        winner = int(np.argmin(front[:, 0] + alpha * front[:, 1]))
+        lo, hi = a.alpha_ranges[winner]
+        assert lo <= alpha * (1 + 1e-9) and alpha <= hi * (1 + 1e-9), (alpha, lo, hi)
+    # Hand-computed on three points: (0, 4) wins for α <= 1/3, (1, 1) up to 2, (3, 0) beyond.
+    hand = analyze_front(np.array([[0.0, 4.0], [1.0, 1.0], [3.0, 0.0]]))
+    assert hand.alpha_ranges == [
+        (0.0, pytest.approx(1 / 3)),
+        (pytest.approx(1 / 3), pytest.approx(2.0)),
+        (pytest.approx(2.0), math.inf),
+    ]
+    assert analyze_front(CONCAVE).alpha_ranges[20] is None  # above the hull: no α
+
+
+def _runs(alpha: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Points on the straight front L1 + L2 = 1 at the given L1 positions."""
+    return np.stack([positions, 1 - positions], 1)
+
+
+def test_a_jump_between_neighbouring_alphas_is_found_with_its_bracket() -> None:
+    alpha = np.exp(np.linspace(-4, 4, 30))
+    # Every run below α = 1 lands near one end and every run above it near the other.
+    pos = np.where(alpha < 1, 0.02 * np.log1p(alpha), 1 - 0.02 / (1 + alpha))
+    a = analyze_front(_runs(alpha, pos), alpha=alpha)
+    assert [s.kind for s in a.stretches] == ["jump"] and a.concave
+    below, above = alpha[alpha < 1].max(), alpha[alpha > 1].min()
+    assert a.stretches[0].alpha_bracket == pytest.approx((below, above))
+    assert a.stretches[0].alpha == pytest.approx(math.sqrt(below * above))
+    text = verdict(_runs(alpha, pos), a, ("f1", "f2"))
+    assert text.startswith("concave: 1 stretch that linear α skips: linear α jumps from ")
+
+
+def test_a_continuous_move_with_sparse_alpha_is_not_a_jump() -> None:
+    # The point moves smoothly with log α (a convex front swept by α), sampled sparsely in
+    # the middle: big holes, but no faster than the runs on either side predict.
+    alpha = np.exp(np.concatenate([np.linspace(-4, -1, 8), np.linspace(1, 4, 8)]))
+    pos = 1 / (1 + np.exp(-np.log(alpha) / 2))
+    a = analyze_front(_runs(alpha, pos), alpha=alpha)
+    assert not a.concave and all(s.kind == "hole" for s in a.stretches)
+
+
+def test_only_converged_runs_are_evidence_of_a_jump() -> None:
+    alpha = np.exp(np.linspace(-4, 4, 30))
+    pos = np.where(alpha < 1, 0.0, 1.0) + np.linspace(0, 1e-3, 30)
+    points = _runs(alpha, np.clip(pos, 0, 1))
+    drift = np.zeros((30, 2))
+    assert analyze_front(points, alpha=alpha, drift=drift).concave
+    drift[:] = 0.05  # every run still moving: no evidence
+    assert not analyze_front(points, alpha=alpha, drift=drift).concave

@@ -61,7 +61,10 @@ def test_run_list_show_with_the_default_storage(tmp_path, study_file) -> None:
     plotted = run_main("show", "small", "--plot", "figs/front.png", cwd=tmp_path)
     assert plotted.returncode == 0 and "wrote figs/front.png" in plotted.stderr
     assert (tmp_path / "figs" / "front.png").stat().st_size > 10_000
-    assert header == ["trial", "val_task_loss", "val_sq_weight_norm", "val_accuracy", "alpha", "lr"]
+    assert header == [
+        "trial", "val_task_loss", "val_sq_weight_norm", "val_accuracy", "alpha_range", "alpha", "lr"
+    ]  # fmt: skip
+    assert shown.stdout.splitlines()[-1].startswith("diagnosis: ")
     again = run_main("run", str(path), "--n-trials", "4", "--no-progress", cwd=tmp_path)
     assert "4/4 trials (1 new" in again.stdout
 

@@ -245,3 +245,18 @@ def test_a_grid_study_visits_every_point_once(study_file, storage, batch: int) -
         again.counted_after == 6
         and [(t.params["flood"], t.params["lr"]) for t in redo.trials] == order
     )
+
+
+def test_mdmm_members_with_a_slack_budget_equal_the_unconstrained_run() -> None:
+    # The clamp of MDMM's coefficient lives in one helper that both paths use: a member whose
+    # budget is never reached trains exactly as linear α = 0 does, alone or in a population.
+    setup = hpsearch.get_setup("weight_decay")()
+    data = load_dataset("wine")
+    base = dict(optimizer="adam", lr=0.01, epochs=3, batch_size=32, seed=0)
+    free = train(setup, data, SPEC, TrainConfig(method="linear", alpha=0.0, **base))
+    members = train_population(
+        setup, data, SPEC, [TrainConfig(method="mdmm", epsilon=e, **base) for e in (1e6, 1e7)]
+    )
+    for member in members:
+        assert member.val["loss1"] == pytest.approx(free.val["loss1"], rel=1e-4)
+        assert member.val["loss2"] == pytest.approx(free.val["loss2"], rel=1e-4)

@@ -152,6 +152,30 @@ def test_mdmm_gradient_and_multiplier_step() -> None:
     assert float(hpsearch.mdmm_multiplier_step(lam, torch.tensor(-100.0), eps, 0.1)) == 0.0
 
 
+def test_mdmm_inside_its_budget_does_not_push_l2_up() -> None:
+    # The inequality L2 <= ε: with λ + c·(L2 − ε) < 0 the coefficient of ∇L2 is 0 (not the
+    # negative c·(L2 − ε) of an equality constraint, which would ascend on L2).
+    theta = torch.tensor([1.0, 2.0], requires_grad=True)
+    l1, l2 = (theta**2).sum(), theta.sum()  # L2 = 3, far inside ε = 10
+    hpsearch.mdmm_loss(l1, l2, torch.tensor(0.5), 10.0, 10.0).backward()
+    assert theta.grad.tolist() == [2.0, 4.0]  # ∇L1 alone
+
+
+def test_mdmm_with_a_slack_budget_ends_where_the_unconstrained_run_ends() -> None:
+    # ε far above anything L2 reaches: every step's coefficient is 0, so the run is the
+    # unconstrained one (linear with α = 0), step for step, and ends with L2 < ε.
+    free = _run(setup="weight_decay", dataset="wine", epochs=4, method="linear", alpha=0.0)
+    slack = _run(setup="weight_decay", dataset="wine", epochs=4, method="mdmm", epsilon=1e6)
+    assert slack.val["loss1"] == pytest.approx(free.val["loss1"], rel=1e-6)
+    assert slack.val["loss2"] == pytest.approx(free.val["loss2"], rel=1e-6)
+    assert slack.val["loss2"] < 1e6 and slack.info["feasible"] == 1.0
+    # On Fonseca–Fleming the unconstrained optimum is the f1 = 0 end, where f2 = 1 − e^−4;
+    # a budget ε = 0.99 above that must not drag f2 up to 0.99.
+    result = _ff("mdmm", epsilon=0.99, lambda_lr=0.5, seed=0)
+    assert result.val["loss1"] < 1e-3
+    assert result.val["loss2"] == pytest.approx(1 - math.exp(-4), abs=1e-3)
+
+
 def _ff(method: str, **kw) -> hpsearch.TrainResult:
     cfg = TrainConfig(method=method, optimizer="sgd", lr=0.05, epochs=300, normalize="none", **kw)
     return train(hpsearch.get_setup("fonseca_fleming")(), load_dataset("none"), SPEC, cfg)

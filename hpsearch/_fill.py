@@ -1,0 +1,339 @@
+"""``hpsearch fill``: a follow-up study that aims Chebyshev w or MDMM ε into the stretches of a
+front that linear α skipped, and the front before and after.
+
+The follow-up study is an ordinary hpsearch study (its own name; the original's setup, data,
+model, budget and seed, so the same initialization), in pareto mode, whose inner method is
+``chebyshev`` (w searched, ``normalize = "none"`` with the ideal point the diagnosis used) or
+``mdmm`` (ε searched). Its trials are queued with chosen knob values, in rounds: first half of
+them spread evenly inside each stretch, in proportion to the stretch's length, then the
+widest holes left in the joint front; the other searched parameters take the values of the run
+that reached the stretch's nearer end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+
+from hpsearch._analysis import FrontAnalysis, Normalization, Stretch, feasible_pareto_mask
+from hpsearch._compare import Comparison, compare_points, study_wall_seconds
+from hpsearch._config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
+from hpsearch._errors import HpsearchError, StudyFileError
+from hpsearch._report import StudyPoints, load_stored_study, study_points
+from hpsearch._setups import get_setup
+from hpsearch._study import (
+    _ATTR,
+    _describe_difference,
+    create_or_load_study,
+    open_storage,
+    run_study,
+)
+
+FILL_METHODS: tuple[str, ...] = ("mdmm", "chebyshev")
+_KNOB = {"mdmm": "epsilon", "chebyshev": "w"}
+
+
+@dataclass(frozen=True)
+class FillPlan:
+    """What a fill study runs.
+
+    Attributes:
+        config: The follow-up study's definition (its knob searched over the stretches' range).
+        stretches: The stretches aimed at, as the original study's analysis found them.
+        bases: Per stretch, the other searched parameters' values (those of the run that
+            reached the stretch's nearer end).
+        first: Parameter values of the first round's trials, evenly spread in each stretch.
+    """
+
+    config: StudyConfig
+    stretches: list[Stretch]
+    bases: list[dict[str, Any]]
+    first: list[dict[str, Any]]
+
+    @property
+    def knob(self) -> str:
+        return _KNOB[self.config.params["method"].value]
+
+
+@dataclass(frozen=True)
+class FillResult:
+    """The original study and its follow-up in one objective space.
+
+    Attributes:
+        plan: What was run.
+        comparison: Both studies under one normalization (the joint front's).
+    """
+
+    plan: FillPlan
+    comparison: Comparison
+
+    @property
+    def before(self) -> FrontAnalysis:
+        """The original study's front."""
+        return self.comparison.studies[0].analysis
+
+    @property
+    def after(self) -> FrontAnalysis:
+        """The front of both studies together."""
+        return self.comparison.union
+
+
+def original_config(
+    storage: optuna.storages.BaseStorage, study_name: str, study_file: str | None
+) -> StudyConfig:
+    """The study file of a stored study, checked against the definition stored with it.
+
+    Raises:
+        HpsearchError: The file is gone or no longer defines that study.
+    """
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    stored = study.user_attrs.get(_ATTR)
+    if stored is None:
+        raise HpsearchError(f"study {study_name!r} was not made by hpsearch: nothing to fill")
+    path = study_file or stored.get("study_file")
+    try:
+        config = load_study_file(path)
+    except StudyFileError as e:
+        raise HpsearchError(
+            f"cannot read the study file of {study_name!r} ({e}); give it with --study-file"
+        ) from None
+    diff = _describe_difference(stored["identity"], config.identity())
+    if config.name != study_name or diff:
+        raise HpsearchError(
+            f"{path} no longer defines study {study_name!r} "
+            f"({diff or f'its name is {config.name!r}'}); give the right one with --study-file"
+        )
+    return config
+
+
+def plan_fill(
+    config: StudyConfig,
+    points: StudyPoints,
+    trial_params: dict[int, dict[str, Any]],
+    method: str,
+    n_trials: int,
+    name: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> FillPlan:
+    """The follow-up study of ``config`` and its first round of trials.
+
+    The first round is half of ``n_trials``, spread over the stretches in proportion to the
+    length of their chords (normalized units), at least one each, evenly spaced strictly
+    inside each stretch's ε or w range; later rounds go where the joint front still has its
+    widest holes (:func:`next_targets`).
+
+    Args:
+        config: The original study's definition.
+        points: Its complete trials.
+        trial_params: Trial number → that trial's parameters.
+        method: One of :data:`FILL_METHODS`.
+        n_trials: Trials of the follow-up in all.
+        name: The follow-up study's name (default ``<study>-fill-<method>``).
+        overrides: Fixed values for other parameters of the follow-up (``lambda_lr``, say).
+
+    Raises:
+        HpsearchError: No stretch to fill, an unknown method, or a bad override.
+    """
+    if method not in FILL_METHODS:
+        raise HpsearchError(f"unknown fill method {method!r}; allowed: {', '.join(FILL_METHODS)}")
+    analysis = points.analyze()
+    stretches = list(analysis.stretches)
+    if not stretches:
+        raise HpsearchError(
+            f"study {config.name!r} has no concave stretch or hole to fill: its front is convex "
+            "within tolerance, and linear α reaches it"
+        )
+    if n_trials < len(stretches):
+        raise HpsearchError(
+            f"--n-trials {n_trials} is fewer than the {len(stretches)} stretches to fill"
+        )
+    knob = _KNOB[method]
+    xy = points.xy
+    span = np.maximum(xy[analysis.front].max(0) - xy[analysis.front].min(0), 1e-12)
+    lengths = np.array([np.hypot(*((xy[s.end] - xy[s.start]) / span)) for s in stretches])
+    searched = [k for k, p in config.params.items() if p.searched and k not in ("alpha", knob)]
+    bases = []
+    for stretch in stretches:
+        end_params = trial_params[int(points.numbers[stretch.start])]
+        bases.append({k: end_params[k] for k in searched if k in end_params})
+    first: list[dict[str, Any]] = []
+    ranges = [_knob_range(s, method) for s in stretches]
+    for (lo, hi), base, m in zip(
+        ranges, bases, _apportion(lengths, max(len(stretches), (n_trials + 1) // 2)), strict=True
+    ):
+        first += [{**base, knob: lo + (hi - lo) * (j + 1) / (m + 1)} for j in range(m)]
+    params = dict(config.params)
+    params["method"] = ParamSpec("method", "fixed", value=method)
+    params["alpha"] = ParamSpec("alpha", "fixed", value=0.0)
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    params[knob] = ParamSpec(knob, "float", low=low, high=high)
+    if method == "chebyshev":
+        ideal = stretches[0].w_ideal
+        params["normalize"] = ParamSpec("normalize", "fixed", value="none")
+        params["ideal1"] = ParamSpec("ideal1", "fixed", value=ideal[0])
+        params["ideal2"] = ParamSpec("ideal2", "fixed", value=ideal[1])
+    domains = {**CORE_PARAMS, **get_setup(config.setup).options}
+    for key, value in (overrides or {}).items():
+        if key not in domains or key in ("method", "alpha", knob):
+            allowed = sorted(set(domains) - {"method", "alpha", knob})
+            raise HpsearchError(f"--set {key}: not a parameter to fix here; allowed: {allowed}")
+        if not domains[key].contains(value):
+            raise HpsearchError(f"--set {key}={value!r}: allowed {domains[key].allowed()}")
+        params[key] = ParamSpec(key, "fixed", value=value)
+        for base in bases:
+            base.pop(key, None)
+        for q in first:
+            q.pop(key, None)
+    fill = dataclasses.replace(
+        config,
+        name=name or f"{config.name}-fill-{method}",
+        description=f"Follow-up of {config.name}: {method} aimed into the stretches linear "
+        "alpha skipped (hpsearch fill).",
+        mode="pareto",
+        objective=None,
+        objective_weights=None,
+        sampler="tpe",
+        sampler_options={},
+        pruner="none",
+        pruner_options={},
+        n_trials=n_trials,
+        batch=1,
+        timeout=None,
+        params=params,
+    )
+    return FillPlan(config=fill, stretches=stretches, bases=bases, first=first)
+
+
+def _knob_range(stretch: Stretch, method: str) -> tuple[float, float]:
+    return stretch.epsilon_range if method == "mdmm" else stretch.w_range
+
+
+# Where in a hole the next trial aims, as a fraction of its chord: the middle first; a hole
+# whose middle was tried already (a run that did not land there) gets a quarter, and so on.
+_AIM_FRACTIONS = (0.5, 0.25, 0.75, 0.125, 0.875, 0.375, 0.625)
+
+
+def next_targets(
+    plan: FillPlan, xy: np.ndarray, counted: np.ndarray, tried: list[float], k: int
+) -> list[dict[str, Any]]:
+    """Knob values for the ``k`` widest holes of the joint front inside the stretches.
+
+    Args:
+        plan: The fill plan.
+        xy: Every trial of the original and the follow-up, raw (L1, L2).
+        counted: Which of them count on the front.
+        tried: Knob values already queued (a hole gets a new aim, not the same again).
+        k: Trials to plan.
+
+    Returns:
+        Up to ``k`` parameter dicts, widest hole first.
+    """
+    method = plan.config.params["method"].value
+    norm = Normalization.from_fronts([xy[counted]])
+    front = np.flatnonzero(feasible_pareto_mask(xy, counted))
+    front = front[np.argsort(xy[front, 0])]
+    ranges = [_knob_range(s, method) for s in plan.stretches]
+    holes = []
+    for a, b in zip(front[:-1], front[1:], strict=True):
+        p, q = xy[a], xy[b]
+        width = float(np.hypot(*(norm.apply(p) - norm.apply(q))))
+        holes.append((width, p, q))
+    holes.sort(key=lambda h: -h[0])
+    out: list[dict[str, Any]] = []
+    tol = 1e-6 * max(abs(r[1] - r[0]) for r in ranges)
+    for _, p, q in holes:
+        for f in _AIM_FRACTIONS:
+            aim = p + f * (q - p)
+            value = aim[1] if method == "mdmm" else _chebyshev_w(aim, plan.stretches[0].w_ideal)
+            inside = [i for i, (lo, hi) in enumerate(ranges) if lo < value < hi]
+            if not inside:
+                break  # a hole outside every stretch: linear α covers it
+            if all(abs(value - t) > tol for t in tried):
+                out.append({**plan.bases[inside[0]], plan.knob: float(value)})
+                tried.append(float(value))
+                break
+        if len(out) == k:
+            break
+    return out
+
+
+def _chebyshev_w(point: np.ndarray, ideal: tuple[float, float]) -> float:
+    d1, d2 = float(point[0] - ideal[0]), float(point[1] - ideal[1])
+    return d2 / (d1 + d2) if d1 + d2 > 0 else 0.5
+
+
+def _apportion(lengths: np.ndarray, total: int) -> list[int]:
+    """Split ``total`` in proportion to ``lengths`` (largest remainders), at least 1 each."""
+    k = len(lengths)
+    extra = total - k
+    share = lengths / lengths.sum() * extra if lengths.sum() > 0 else np.full(k, extra / k)
+    counts = np.floor(share).astype(int)
+    for i in np.argsort(-(share - counts))[: extra - counts.sum()]:
+        counts[i] += 1
+    return [int(c) + 1 for c in counts]
+
+
+def run_fill(
+    storage: str,
+    study_name: str,
+    method: str = "chebyshev",
+    n_trials: int = 30,
+    study_file: str | None = None,
+    name: str | None = None,
+    reference_raw: tuple[float, float] | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    publish: Callable[[str, str, bool], None] | None = None,
+) -> FillResult:
+    """Diagnose a stored study, run the follow-up study that fills its stretches, compare.
+
+    Rounds: the first half of the trials evenly inside the stretches (:func:`plan_fill`), then
+    rounds of half the remaining ones aimed at the widest holes of the joint front
+    (:func:`next_targets`). A rerun continues the follow-up where it stopped.
+
+    Returns:
+        A :class:`FillResult`.
+
+    Raises:
+        HpsearchError: No such study, no stretch to fill, or the study file is missing.
+    """
+    store = open_storage(storage, must_exist=True)
+    original = load_stored_study(storage, study_name)  # a one-line error if there is none
+    config = original_config(store, study_name, study_file)
+    points = study_points(storage, study_name)
+    trial_params = {t.number: t.params for t in original.get_trials(deepcopy=False)}
+    plan = plan_fill(config, points, trial_params, method, n_trials, name, overrides)
+    fill_name = plan.config.name
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
+    study = create_or_load_study(plan.config, store)
+    knob = plan.knob
+    tried = [t.params[knob] for t in study.get_trials(deepcopy=False) if knob in t.params]
+    if not study.trials:
+        for params in plan.first:
+            study.enqueue_trial(params)
+        tried = [q[knob] for q in plan.first]
+    while True:
+        run_study(plan.config, storage, n_trials=len(tried), progress=progress, publish=publish)
+        if len(tried) >= n_trials:
+            break
+        fill_points = study_points(storage, fill_name)
+        xy = np.concatenate([points.xy, fill_points.xy])
+        counted = np.concatenate([points.counted, fill_points.counted])
+        targets = next_targets(plan, xy, counted, tried, max(1, (n_trials - len(tried) + 1) // 2))
+        if not targets:
+            break  # no hole left inside the stretches
+        for params in targets:
+            study.enqueue_trial(params)
+    comparison = compare_points(
+        [
+            (points, study_wall_seconds(storage, study_name)),
+            (study_points(storage, fill_name), study_wall_seconds(storage, fill_name)),
+        ],
+        reference_raw,
+    )
+    return FillResult(plan=plan, comparison=comparison)
