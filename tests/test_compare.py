@@ -306,10 +306,3 @@ def test_fill_reaches_the_stretch_a_linear_study_skips(tmp_path) -> None:
     assert hpsearch.hypervolume_2d(after, (1, 1)) >= 0.9 * true_hv
     assert "hypervolume of 'qc-pareto-linear':" in out.stdout
     assert (tmp_path / "filled" / "compare.json").exists()
-    # A convex front has nothing to fill: one line, exit 1, no follow-up study.
-    out = run_main("fill", "qc-pareto-linear-fill-chebyshev", "--storage", storage, cwd=tmp_path)
-    assert (
-        out.returncode == 1
-        and "no concave stretch or hole to fill" in out.stderr
-        or "cannot read" in out.stderr
-    )
