@@ -42,8 +42,8 @@ from hpsearch._analysis import analyze_front
 from hpsearch._config import ParamSpec
 from hpsearch._errors import HpsearchError
 from hpsearch._fill import run_fill
-from hpsearch._population import train_population
 from hpsearch._setups import fonseca_fleming_front, front_curve, get_setup
+from hpsearch._sweeps import SWEEP_OPTIMIZERS, linear_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -154,42 +154,16 @@ def _study_file_text(config, setup: str, options: dict) -> str:
 
 
 def sweeps_part(seeds: int, log) -> dict:
-    """Simulated linear studies: 40 α log-uniform in [0.01, 100], one population each."""
-    from hpsearch import ModelSpec, TrainConfig, get_setup, load_dataset
-    from hpsearch._analysis import CONVERGENCE_WINDOW
-    from hpsearch._errors import DivergedError
-
-    optimizers = {"sgd": (0.05, 300), "adam": (0.02, 400)}
+    """Simulated linear studies (:func:`hpsearch._sweeps.linear_sweep`): 40 α log-uniform in
+    [0.01, 100], one population each."""
     out: dict = {}
     for label, (setup, options, concave) in PROBLEMS.items():
-        for opt, (lr, steps) in optimizers.items():
+        for opt in SWEEP_OPTIMIZERS:
             flags = []
             for seed in range(seeds):
-                rng = np.random.default_rng(seed)
-                alpha = np.exp(rng.uniform(np.log(1e-2), np.log(1e2), 40))
-                configs = [
-                    TrainConfig(optimizer=opt, lr=lr, alpha=float(a), epochs=steps, batch_size=1,
-                                seed=seed)
-                    for a in alpha
-                ]  # fmt: skip
-                results = train_population(
-                    get_setup(setup)(**options), load_dataset("none"), ModelSpec("linear"), configs
-                )
-                kept = [i for i, r in enumerate(results) if not isinstance(r, DivergedError)]
-                back = int(round(steps * (1 - CONVERGENCE_WINDOW))) - 1
-                pts = np.array([[results[i].val["loss1"], results[i].val["loss2"]] for i in kept])
-                drift = np.array(
-                    [
-                        [
-                            results[i].history[-1].val_loss1 - results[i].history[back].val_loss1,
-                            results[i].history[-1].val_loss2 - results[i].history[back].val_loss2,
-                        ]
-                        for i in kept
-                    ]
-                )
-                a = analyze_front(pts, alpha=alpha[kept], drift=drift)
-                kinds = sorted({s.kind for s in a.stretches})
-                flags.append("concave" if a.concave else ("hole" if kinds else "convex"))
+                sweep = linear_sweep(setup, options, opt, seed)
+                a = analyze_front(sweep.points, alpha=sweep.alpha, drift=sweep.drift)
+                flags.append("concave" if a.concave else ("hole" if a.stretches else "convex"))
             out[f"{label}/{opt}"] = {"concave": concave, "verdicts": flags}
             log(f"{label}/{opt}: " + " ".join(flags))
     return out

@@ -37,8 +37,6 @@ SUPPORT_TOL = 0.005
 # A stretch above the hull counts as concave only where some front point stands this far
 # (normalized units) above it: measured fronts are noisy, and a bump of noise is no evidence.
 CONCAVE_HEIGHT = 0.02
-# Below this fraction of the front's hypervolume, the verdict calls the gap negligible.
-NEGLIGIBLE_GAP = 0.01
 # A hole: two neighbouring front points at least this far apart (normalized units).
 HOLE_MIN = 0.15
 # A jump: the hole is this many times wider than the motion of the reached point with α on
@@ -339,12 +337,25 @@ def _tie_alpha(a: np.ndarray, b: np.ndarray) -> float:
     return float(b[0] - a[0]) / drop if drop > 0 else math.inf
 
 
-def _w_range(a: np.ndarray, b: np.ndarray, ideal: np.ndarray) -> tuple[float, float]:
-    def w(p: np.ndarray) -> float:
-        d1, d2 = float(p[0] - ideal[0]), float(p[1] - ideal[1])
-        return d2 / (d1 + d2) if d1 + d2 > 0 else 0.5
+def chebyshev_weight(point: np.ndarray, ideal: tuple[float, float] | np.ndarray) -> float:
+    """The Chebyshev weight w of L1 (``normalize = "none"``, ideal ``ideal``) whose minimizer is
+    ``point``: where ``w·(P1 − z1) = (1 − w)·(P2 − z2)``; 0.5 at the ideal itself."""
+    d1, d2 = float(point[0] - ideal[0]), float(point[1] - ideal[1])
+    return d2 / (d1 + d2) if d1 + d2 > 0 else 0.5
 
-    return (min(w(a), w(b)), max(w(a), w(b)))
+
+def _w_range(a: np.ndarray, b: np.ndarray, ideal: np.ndarray) -> tuple[float, float]:
+    wa, wb = chebyshev_weight(a, ideal), chebyshev_weight(b, ideal)
+    return (min(wa, wb), max(wa, wb))
+
+
+def convergence_drift(loss1: list[float], loss2: list[float]) -> tuple[float, float]:
+    """How far a run's validation (L1, L2) moved over the last :data:`CONVERGENCE_WINDOW` of
+    its epochs (per-epoch histories; 0 with fewer than two epochs)."""
+    if len(loss1) < 2:
+        return (0.0, 0.0)
+    back = max(0, int(round(len(loss1) * (1 - CONVERGENCE_WINDOW))) - 1)
+    return (abs(loss1[-1] - loss1[back]), abs(loss2[-1] - loss2[back]))
 
 
 def find_jumps(

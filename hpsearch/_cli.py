@@ -7,6 +7,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import tomllib
 
@@ -29,6 +30,9 @@ from hpsearch._study import (
     run_study,
     run_workers,
 )
+
+if TYPE_CHECKING:
+    from hpsearch._compare import Comparison
 
 EXIT_ERROR = 1  # the storage or a study in it is not usable
 EXIT_USAGE = 2  # bad study file or arguments (argparse uses 2 as well)
@@ -467,31 +471,39 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     columns, rows = study_rows(args.storage, args.study, top=args.top)
+    # Loaded once for the figure and the diagnosis.
+    points = study_points(args.storage, args.study) if rows or args.plot else None
     if args.plot:
         from hpsearch._plots import plot_study  # matplotlib only when a figure is asked for
 
-        written = plot_study(study_points(args.storage, args.study), args.plot)
+        written = plot_study(points, args.plot)
         print(f"wrote {written}", file=sys.stderr)
     if not rows:
         print(f"study {args.study!r} has no complete trial yet")
         return 0
     print(format_table(columns, rows))
-    print(f"\ndiagnosis: {study_diagnosis(args.storage, args.study)}")
+    print(f"\ndiagnosis: {study_diagnosis(points)}")
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from hpsearch._compare import compare_studies, format_comparison, write_comparison
+    from hpsearch._compare import compare_studies, format_comparison
 
     comparison = compare_studies(args.storage, args.studies, args.ref)
     print(format_comparison(comparison))
-    paths = write_comparison(comparison, args.out)
-    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    _write_comparison(comparison, args.out)
     return 0
 
 
+def _write_comparison(comparison: Comparison, out: str) -> None:
+    from hpsearch._compare import write_comparison
+
+    paths = write_comparison(comparison, out)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+
+
 def _cmd_fill(args: argparse.Namespace) -> int:
-    from hpsearch._compare import format_comparison, write_comparison
+    from hpsearch._compare import format_comparison
     from hpsearch._fill import run_fill
 
     result = run_fill(
@@ -515,8 +527,7 @@ def _cmd_fill(args: argparse.Namespace) -> int:
         f"({after.reference_raw[0]:.4g}, {after.reference_raw[1]:.4g}))"
     )
     if args.out:
-        paths = write_comparison(result.comparison, args.out)
-        print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+        _write_comparison(result.comparison, args.out)
     return 0
 
 

@@ -20,11 +20,17 @@ from typing import Any
 import numpy as np
 import optuna
 
-from hpsearch._analysis import FrontAnalysis, Normalization, Stretch, feasible_pareto_mask
+from hpsearch._analysis import (
+    FrontAnalysis,
+    Normalization,
+    Stretch,
+    chebyshev_weight,
+    feasible_pareto_mask,
+)
 from hpsearch._compare import Comparison, compare_points, study_wall_seconds
 from hpsearch._config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
 from hpsearch._errors import HpsearchError, StudyFileError
-from hpsearch._report import StudyPoints, load_stored_study, study_points
+from hpsearch._report import StudyPoints, load_stored_study, points_of_study, study_points
 from hpsearch._setups import get_setup
 from hpsearch._study import (
     _ATTR,
@@ -83,15 +89,13 @@ class FillResult:
         return self.comparison.union
 
 
-def original_config(
-    storage: optuna.storages.BaseStorage, study_name: str, study_file: str | None
-) -> StudyConfig:
+def original_config(study: optuna.Study, study_file: str | None) -> StudyConfig:
     """The study file of a stored study, checked against the definition stored with it.
 
     Raises:
         HpsearchError: The file is gone or no longer defines that study.
     """
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    study_name = study.study_name
     stored = study.user_attrs.get(_ATTR)
     if stored is None:
         raise HpsearchError(f"study {study_name!r} was not made by hpsearch: nothing to fill")
@@ -249,7 +253,7 @@ def next_targets(
     for _, p, q in holes:
         for f in _AIM_FRACTIONS:
             aim = p + f * (q - p)
-            value = aim[1] if method == "mdmm" else _chebyshev_w(aim, plan.stretches[0].w_ideal)
+            value = aim[1] if method == "mdmm" else chebyshev_weight(aim, plan.stretches[0].w_ideal)
             inside = [i for i, (lo, hi) in enumerate(ranges) if lo < value < hi]
             if not inside:
                 break  # a hole outside every stretch: linear α covers it
@@ -260,11 +264,6 @@ def next_targets(
         if len(out) == k:
             break
     return out
-
-
-def _chebyshev_w(point: np.ndarray, ideal: tuple[float, float]) -> float:
-    d1, d2 = float(point[0] - ideal[0]), float(point[1] - ideal[1])
-    return d2 / (d1 + d2) if d1 + d2 > 0 else 0.5
 
 
 def _apportion(lengths: np.ndarray, total: int) -> list[int]:
@@ -304,8 +303,8 @@ def run_fill(
     """
     store = open_storage(storage, must_exist=True)
     original = load_stored_study(storage, study_name)  # a one-line error if there is none
-    config = original_config(store, study_name, study_file)
-    points = study_points(storage, study_name)
+    config = original_config(original, study_file)
+    points = points_of_study(original)
     trial_params = {t.number: t.params for t in original.get_trials(deepcopy=False)}
     plan = plan_fill(config, points, trial_params, method, n_trials, name, overrides)
     fill_name = plan.config.name

@@ -13,10 +13,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch._analysis import (
-    CONVERGENCE_WINDOW,
     FrontAnalysis,
     Normalization,
     analyze_front,
+    convergence_drift,
     feasible_pareto_mask,
 )
 from hpsearch._errors import HpsearchError
@@ -189,10 +189,11 @@ def study_points(storage: str, study_name: str) -> StudyPoints:
     Raises:
         HpsearchError: No such study, or no complete trial yet.
     """
-    return _points_of(load_stored_study(storage, study_name))
+    return points_of_study(load_stored_study(storage, study_name))
 
 
-def _points_of(study: optuna.Study) -> StudyPoints:
+def points_of_study(study: optuna.Study) -> StudyPoints:
+    """:func:`study_points` of a study already loaded."""
     study_name = study.study_name
     attrs = study.user_attrs.get(_ATTR, {})
     trials = [
@@ -247,12 +248,10 @@ def _linear_alpha(trials: list[FrozenTrial], params: dict[str, Any]) -> np.ndarr
 
 
 def _drift(history: dict[str, list[float]] | None) -> tuple[float, float]:
-    """How far the validation losses moved over the last CONVERGENCE_WINDOW of the epochs."""
-    if not history or len(history.get("val_loss1", [])) < 2:
+    """:func:`hpsearch._analysis.convergence_drift` of a stored history (0 without one)."""
+    if not history:
         return (0.0, 0.0)
-    l1, l2 = history["val_loss1"], history["val_loss2"]
-    back = max(0, int(round(len(l1) * (1 - CONVERGENCE_WINDOW))) - 1)
-    return (abs(l1[-1] - l1[back]), abs(l2[-1] - l2[back]))
+    return convergence_drift(history.get("val_loss1", []), history.get("val_loss2", []))
 
 
 def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str], list[list[Any]]]:
@@ -281,7 +280,7 @@ def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str],
         # for which each point minimizes L1 + α·L2.
         chosen, alpha_col = [], {}
         if any("val_loss1" in t.user_attrs for t in complete):
-            points = _points_of(study)
+            points = points_of_study(study)
             analysis = points.analyze()
             by_number = {t.number: t for t in complete}
             for i, alphas in zip(analysis.front, analysis.alpha_ranges, strict=True):
@@ -333,11 +332,10 @@ def alpha_text(alphas: tuple[float, float] | None) -> str:
     return f"[{lo:.3g}, {'inf' if math.isinf(hi) else f'{hi:.3g}'}]"
 
 
-def study_diagnosis(storage: str, study_name: str) -> str:
+def study_diagnosis(points: StudyPoints) -> str:
     """The one-line diagnosis of a study's front (:func:`hpsearch._analysis.verdict`)."""
     from hpsearch._analysis import verdict
 
-    points = study_points(storage, study_name)
     return verdict(points.xy, points.analyze(), points.loss_names)
 
 

@@ -1,8 +1,8 @@
 """The concave-stretch diagnosis from one linear-α study, on problems with a known front.
 
 Each simulated study is 40 runs at α log-uniform in [0.01, 100] from one initialization
-(:mod:`tests.linear_sweeps`), trained with SGD or Adam. Concave fronts must be called concave,
-convex ones never: a false alarm is as bad as a miss.
+(:func:`hpsearch._sweeps.linear_sweep`), trained with SGD or Adam. Concave fronts must be
+called concave, convex ones never: a false alarm is as bad as a miss.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hpsearch._analysis import HOLE_MIN, Normalization, analyze_front
-from tests.linear_sweeps import linear_sweep
+from hpsearch._sweeps import linear_sweep
 
 SEEDS = range(5)
 CONCAVE = {
