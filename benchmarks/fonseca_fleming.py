@@ -55,7 +55,8 @@ def main() -> int:
     lines = [
         "# Fonseca–Fleming: what linear α, Chebyshev and MDMM reach on a concave front",
         "",
-        "Pareto search (TPE, 60 trials) over the inner method's knob; each trial is 300 steps "
+        "Pareto search, 60 trials over the inner method's knob (TPE over α, QMC over w and ε); "
+        "each trial is 300 steps "
         "of SGD (lr 0.05) on x ∈ R² from a seeded random start. HV with reference point (1, 1) "
         f"in raw units; the true front's HV is {true_hv:.4f}. Regenerate with "
         "`python benchmarks/fonseca_fleming.py`.",

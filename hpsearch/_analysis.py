@@ -34,8 +34,8 @@ REFERENCE: tuple[float, float] = (1.1, 1.1)
 # A Pareto point more than this far (normalized units) above the lower convex hull of its front
 # is "unsupported": it is not the minimizer of L1 + α·L2 for any α.
 SUPPORT_TOL = 0.005
-# A stretch above the hull counts as concave only where some front point stands this far
-# (normalized units) above it: measured fronts are noisy, and a bump of noise is no evidence.
+# A stretch above the hull counts as concave only where the point of a converged run stands this
+# far (normalized units) above it: measured fronts are noisy, and a bump of noise is no evidence.
 CONCAVE_HEIGHT = 0.02
 # A hole: two neighbouring front points at least this far apart (normalized units).
 HOLE_MIN = 0.15
@@ -48,7 +48,8 @@ HOLE_MIN = 0.15
 JUMP_FACTOR = 5.0
 UNRESOLVED_FACTOR = 2.0
 # A run has converged when its validation point moved at most this far (normalized units) over
-# the last CONVERGENCE_WINDOW of its epochs; only converged runs are evidence of a jump.
+# the last CONVERGENCE_WINDOW of its epochs; only converged runs are evidence of a jump or of
+# points above the hull.
 CONVERGED_TOL = 0.01
 CONVERGENCE_WINDOW = 0.2
 # Runs on each side of a hole, nearest in α, that measure how fast the point moves with α.
@@ -496,7 +497,8 @@ def analyze_front(
             at = math.sqrt(bracket[0] * bracket[1])
             stretches.append(stretch(a, b, kind, at, bracket, evidence))
     for a, b in zip(hull_local[:-1], hull_local[1:], strict=True):
-        between = (z[:, 0] > z[a, 0]) & (z[:, 0] < z[b, 0])
+        # Only converged runs are evidence: a run still moving may stand anywhere.
+        between = (z[:, 0] > z[a, 0]) & (z[:, 0] < z[b, 0]) & converged[front]
         top = float(height[between].max()) if between.any() else 0.0
         fa, fb = int(front[a]), int(front[b])
         if top < CONCAVE_HEIGHT or any(_overlaps(s, points, fa, fb) for s in stretches):

@@ -118,6 +118,16 @@ def test_mixed_front_flags_only_the_concave_stretch() -> None:
     assert a.stretches[0].epsilon_range == (0.0, points[start, 1])
 
 
+def test_only_converged_runs_above_the_hull_are_evidence() -> None:
+    drift = np.zeros((len(CONCAVE), 2))
+    assert analyze_front(CONCAVE, drift=drift).concave
+    drift[1:-1] = 0.05  # every interior run still moving at the end of its budget
+    a = analyze_front(CONCAVE, drift=drift)
+    assert not a.concave and a.n_unsupported == 39  # still above the hull, but no evidence
+    drift[20] = 0.0  # one converged run in the middle is enough
+    assert [s.kind for s in analyze_front(CONCAVE, drift=drift).stretches] == ["hull"]
+
+
 def test_noise_above_the_hull_is_not_called_concave() -> None:
     # A convex front with one point 0.01 (normalized) above its hull: unsupported, but a
     # bump of that size is measurement noise, not a concave stretch.

@@ -306,3 +306,34 @@ def test_fill_reaches_the_stretch_a_linear_study_skips(tmp_path) -> None:
     assert hpsearch.hypervolume_2d(after, (1, 1)) >= 0.9 * true_hv
     assert "hypervolume of 'qc-pareto-linear':" in out.stdout
     assert (tmp_path / "filled" / "compare.json").exists()
+
+
+def test_fill_refuses_a_convex_front_in_one_line(tmp_path) -> None:
+    path = tmp_path / "convex.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            [study]
+            name = "convex-linear"
+            dataset = "none"
+            setup = "front_curve"
+            model = "linear"
+            mode = "pareto"
+            n_trials = 16
+            [budget]
+            epochs = 300
+            batch_size = 1
+            [params]
+            shape = "convex"
+            optimizer = "sgd"
+            lr = 0.05
+            alpha = { type = "float", low = 0.01, high = 100.0, log = true }
+            """
+        )
+    )
+    storage = f"sqlite:///{tmp_path / 'convex.db'}"
+    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=16)
+    out = run_main("fill", "convex-linear", "--storage", storage, "--no-dashboard", cwd=tmp_path)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    assert "no concave stretch or hole to fill" in out.stderr
+    assert optuna.get_all_study_names(storage) == ["convex-linear"]  # no follow-up created
