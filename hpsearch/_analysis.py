@@ -611,6 +611,13 @@ def verdict(points: np.ndarray, analysis: FrontAnalysis, names: tuple[str, str])
         k = len(concave)
         text = f"concave: {k} stretch{'es' if k > 1 else ''} that linear α skips: "
         text += "; ".join(concave)
+    elif holes:
+        # Not "convex": the α sampled cannot rule a concave stretch out inside the holes.
+        return (
+            "undecided: every Pareto point found is on the convex hull, but "
+            + "; ".join(holes)
+            + f" ({gap} over {n} Pareto points)"
+        )
     else:
         text = (
             f"convex within tolerance: every Pareto point on the convex hull minimizes {combo} "

@@ -6,7 +6,8 @@ model, budget and seed, so the same initialization), in pareto mode, whose inner
 ``chebyshev`` (w searched, ``normalize = "none"`` with the ideal point the diagnosis used) or
 ``mdmm`` (ε searched). Its trials are queued with chosen knob values, in rounds: first half of
 them spread evenly inside each stretch, in proportion to the stretch's length, then the
-widest holes left in the joint front; the other searched parameters take the values of the run
+holes of the joint front that lose the most hypervolume, inside a stretch
+or not; the other searched parameters take the values of the run
 that reached the stretch's nearer end.
 """
 
@@ -128,8 +129,8 @@ def plan_fill(
 
     The first round is half of ``n_trials``, spread over the stretches in proportion to the
     length of their chords (normalized units), at least one each, evenly spaced strictly
-    inside each stretch's ε or w range; later rounds go where the joint front still has its
-    widest holes (:func:`next_targets`).
+    inside each stretch's ε or w range; later rounds go where the joint front still loses the
+    most hypervolume (:func:`next_targets`).
 
     Args:
         config: The original study's definition.
@@ -174,7 +175,15 @@ def plan_fill(
     params = dict(config.params)
     params["method"] = ParamSpec("method", "fixed", value=method)
     params["alpha"] = ParamSpec("alpha", "fixed", value=0.0)
-    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    # Later rounds may aim at any hole of the joint front (one linear α skipped by chance
+    # too), so the knob spans the whole front, not only the stretches.
+    front_xy = xy[analysis.front]
+    if method == "mdmm":
+        reach = front_xy[:, 1]
+    else:
+        reach = np.array([chebyshev_weight(p, stretches[0].w_ideal) for p in front_xy])
+    low = min(min(r[0] for r in ranges), float(reach.min()))
+    high = max(max(r[1] for r in ranges), float(reach.max()))
     params[knob] = ParamSpec(knob, "float", low=low, high=high)
     if method == "chebyshev":
         ideal = stretches[0].w_ideal
@@ -225,7 +234,10 @@ _AIM_FRACTIONS = (0.5, 0.25, 0.75, 0.125, 0.875, 0.375, 0.625)
 def next_targets(
     plan: FillPlan, xy: np.ndarray, counted: np.ndarray, tried: list[float], k: int
 ) -> list[dict[str, Any]]:
-    """Knob values for the ``k`` widest holes of the joint front inside the stretches.
+    """Knob values for the ``k`` holes of the joint front that lose the most hypervolume.
+
+    A hole's loss is the area of the rectangle its two ends span (normalized units), four
+    times what a point on its chord's middle adds. Holes beyond the knob's range are skipped.
 
     Args:
         plan: The fill plan.
@@ -235,9 +247,10 @@ def next_targets(
         k: Trials to plan.
 
     Returns:
-        Up to ``k`` parameter dicts, widest hole first.
+        Up to ``k`` parameter dicts, the costliest hole first.
     """
     method = plan.config.params["method"].value
+    spec = plan.config.params[plan.knob]
     norm = Normalization.from_fronts([xy[counted]])
     front = np.flatnonzero(feasible_pareto_mask(xy, counted))
     front = front[np.argsort(xy[front, 0])]
@@ -245,8 +258,11 @@ def next_targets(
     holes = []
     for a, b in zip(front[:-1], front[1:], strict=True):
         p, q = xy[a], xy[b]
-        width = float(np.hypot(*(norm.apply(p) - norm.apply(q))))
-        holes.append((width, p, q))
+        # A point on the chord's middle adds a quarter of the rectangle the two neighbours
+        # span: the hole that loses the most hypervolume first (a long but nearly flat hole
+        # loses little).
+        gain = float(np.prod(np.abs(norm.apply(q) - norm.apply(p))))
+        holes.append((gain, p, q))
     holes.sort(key=lambda h: -h[0])
     out: list[dict[str, Any]] = []
     tol = 1e-6 * max(abs(r[1] - r[0]) for r in ranges)
@@ -254,11 +270,15 @@ def next_targets(
         for f in _AIM_FRACTIONS:
             aim = p + f * (q - p)
             value = aim[1] if method == "mdmm" else chebyshev_weight(aim, plan.stretches[0].w_ideal)
-            inside = [i for i, (lo, hi) in enumerate(ranges) if lo < value < hi]
-            if not inside:
-                break  # a hole outside every stretch: linear α covers it
+            if not spec.low < value < spec.high:
+                break  # beyond the front's ends: nothing to aim at
+            # The other parameters: those of the stretch the aim is in, else the nearest one.
+            nearest = min(
+                range(len(ranges)),
+                key=lambda i: max(ranges[i][0] - value, value - ranges[i][1], 0.0),
+            )
             if all(abs(value - t) > tol for t in tried):
-                out.append({**plan.bases[inside[0]], plan.knob: float(value)})
+                out.append({**plan.bases[nearest], plan.knob: float(value)})
                 tried.append(float(value))
                 break
         if len(out) == k:
@@ -292,8 +312,8 @@ def run_fill(
     """Diagnose a stored study, run the follow-up study that fills its stretches, compare.
 
     Rounds: the first half of the trials evenly inside the stretches (:func:`plan_fill`), then
-    rounds of half the remaining ones aimed at the widest holes of the joint front
-    (:func:`next_targets`). A rerun continues the follow-up where it stopped.
+    rounds of half the remaining ones aimed at the holes of the joint front that lose the most
+    hypervolume (:func:`next_targets`). A rerun continues the follow-up where it stopped.
 
     Returns:
         A :class:`FillResult`.

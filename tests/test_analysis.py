@@ -246,6 +246,21 @@ def test_a_continuous_move_with_sparse_alpha_is_not_a_jump() -> None:
     assert not a.concave and all(s.kind == "hole" for s in a.stretches)
 
 
+def test_a_hole_the_alphas_cannot_settle_is_neither_concave_nor_convex() -> None:
+    log_alpha = np.concatenate([np.linspace(-4, -1, 8), np.linspace(1, 4, 8)])
+    # The runs on either side move 0.05 per unit of log α, so the 2 units of the gap predict
+    # a move of 0.1; the point moves 0.3 across it: 3× (a jump needs 5×, a hole 2×).
+    pos = np.where(log_alpha < 0, 0.35 + 0.05 * (log_alpha + 1), 0.65 + 0.05 * (log_alpha - 1))
+    alpha = np.exp(log_alpha)
+    a = analyze_front(_runs(alpha, pos), alpha=alpha)
+    assert [s.kind for s in a.stretches] == ["hole"] and not a.concave
+    assert a.stretches[0].evidence == pytest.approx(3.0)
+    text = verdict(_runs(alpha, pos), a, ("f1", "f2"))
+    assert text.startswith("undecided: every Pareto point found is on the convex hull, but ")
+    assert "unresolved hole between (f1=0.35, f2=0.65) and (f1=0.65, f2=0.35)" in text
+    assert "convex within" not in text
+
+
 def test_only_converged_runs_are_evidence_of_a_jump() -> None:
     alpha = np.exp(np.linspace(-4, 4, 30))
     pos = np.where(alpha < 1, 0.0, 1.0) + np.linspace(0, 1e-3, 30)
