@@ -1,7 +1,7 @@
 """Concave and convex fronts with known truth: what each inner method reaches, whether a single
 linear-α study is diagnosed right, and what ``hpsearch fill`` adds.
 
-Problems (all synthetic, with a known front; see ``hpsearch._setups``):
+Problems (all synthetic, with a known front; see ``hpsearch.core.setups``):
 
 - ``fonseca_fleming`` (concave everywhere) and ``front_curve`` with ``shape = "concave"`` and
   ``"mixed"`` (convex, then concave): a linear study must be flagged;
@@ -38,12 +38,12 @@ import numpy as np
 import torch
 
 from hpsearch import hypervolume_2d, load_study_file, run_study, study_points
-from hpsearch._analysis import analyze_front
-from hpsearch._config import ParamSpec
-from hpsearch._errors import HpsearchError
-from hpsearch._fill import run_fill
-from hpsearch._setups import fonseca_fleming_front, front_curve, get_setup
-from hpsearch._sweeps import SWEEP_OPTIMIZERS, linear_sweep
+from hpsearch.core.setups import fonseca_fleming_front, front_curve, get_setup
+from hpsearch.errors import HpsearchError
+from hpsearch.labs.sweeps import SWEEP_OPTIMIZERS, linear_sweep
+from hpsearch.results.analysis import analyze_front
+from hpsearch.results.fill import run_fill
+from hpsearch.study.config import ParamSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -172,7 +172,7 @@ def _study_file_text(config, setup: str, options: dict) -> str:
 
 
 def sweeps_part(seeds: int, log) -> dict:
-    """Simulated linear studies (:func:`hpsearch._sweeps.linear_sweep`): 40 α log-uniform in
+    """Simulated linear studies (:func:`hpsearch.labs.sweeps.linear_sweep`): 40 α log-uniform in
     [0.01, 100], one population each."""
     out: dict = {}
     for label, (setup, options, concave) in PROBLEMS.items():

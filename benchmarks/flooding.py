@@ -34,7 +34,7 @@ import optuna
 import torch
 
 from hpsearch import ParamSpec, load_study_file, run_study
-from hpsearch._report import mean_sd
+from hpsearch.results.report import mean_sd
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

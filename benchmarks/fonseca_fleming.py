@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from hpsearch import compare_points, hypervolume_2d, load_study_file, run_study, study_points
-from hpsearch._compare import write_comparison
-from hpsearch._setups import fonseca_fleming_front
+from hpsearch.core.setups import fonseca_fleming_front
+from hpsearch.results.compare import write_comparison
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

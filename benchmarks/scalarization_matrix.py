@@ -2,7 +2,7 @@
 
 For each real setup, runs the 2 × 3 matrix {scalarized, pareto} outer search × {linear α,
 Chebyshev w, MDMM ε} inner training at a fixed trial budget and several seeds, then puts all of
-a setup's trials under one normalization (see ``hpsearch._analysis``) and writes
+a setup's trials under one normalization (see ``hpsearch.results.analysis``) and writes
 
     benchmarks/results/scalarization_matrix.md    the table (HV mean ± sd, gap, wall time)
     benchmarks/results/matrix_<setup>.png          the pareto-outer studies of seed 0 compared
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from hpsearch import load_study_file, run_study
-from hpsearch._analysis import Normalization
-from hpsearch._compare import compare_points, write_comparison
-from hpsearch._report import study_points
+from hpsearch.results.analysis import Normalization
+from hpsearch.results.compare import compare_points, write_comparison
+from hpsearch.results.report import study_points
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

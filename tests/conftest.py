@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import os
 import textwrap
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import tomllib
 import torch
 
 # Tiny models on tiny data: one thread is as fast as two and keeps the suite's timings steady.

@@ -6,7 +6,8 @@ import moocore
 import numpy as np
 import pytest
 
-from hpsearch._analysis import (
+from hpsearch.core.setups import fonseca_fleming_front
+from hpsearch.results.analysis import (
     REFERENCE,
     Normalization,
     analyze_front,
@@ -18,7 +19,6 @@ from hpsearch._analysis import (
     preferred_index,
     verdict,
 )
-from hpsearch._setups import fonseca_fleming_front
 
 T = np.linspace(0, 1, 41)
 CONVEX = np.stack([T, (1 - T) ** 2], 1)  # L2 = (1 − L1)²: convex

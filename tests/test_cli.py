@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpsearch._cli import main
+from hpsearch.cli import main
 from tests.conftest import REPO, SMALL_STUDY
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")

@@ -250,7 +250,7 @@ def test_chebyshev_pareto_study_reaches_95_percent_of_the_true_fonseca_fleming_h
     hpsearch.run_study(config, storage, progress=False)
     points = hpsearch.study_points(storage, config.name)
     xy = list(zip(points.loss1, points.loss2, strict=True))
-    from hpsearch._setups import fonseca_fleming_front
+    from hpsearch.core.setups import fonseca_fleming_front
 
     true_hv = hpsearch.hypervolume_2d(fonseca_fleming_front(20001), (1.0, 1.0))
     assert hpsearch.hypervolume_2d(xy, (1.0, 1.0)) >= 0.95 * true_hv

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpsearch._dashboard import make_dashboard_server
+from hpsearch.results.dashboard import make_dashboard_server
 from tests.test_cli import HPSEARCH, _get_json, run_cli
 
 SCREENSHOT_DIR = (

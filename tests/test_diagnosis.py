@@ -1,7 +1,7 @@
 """The concave-stretch diagnosis from one linear-α study, on problems with a known front.
 
 Each simulated study is 40 runs at α log-uniform in [0.01, 100] from one initialization
-(:func:`hpsearch._sweeps.linear_sweep`), trained with SGD or Adam. Concave fronts must be
+(:func:`hpsearch.labs.sweeps.linear_sweep`), trained with SGD or Adam. Concave fronts must be
 called concave, convex ones never: a false alarm is as bad as a miss.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hpsearch._analysis import HOLE_MIN, Normalization, analyze_front
-from hpsearch._sweeps import linear_sweep
+from hpsearch.labs.sweeps import linear_sweep
+from hpsearch.results.analysis import HOLE_MIN, Normalization, analyze_front
 
 SEEDS = range(5)
 CONCAVE = {

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import hpsearch
-from hpsearch._analysis import Stretch
-from hpsearch._config import ParamSpec
-from hpsearch._fill import FillPlan, next_targets
+from hpsearch.results.analysis import Stretch
+from hpsearch.results.fill import FillPlan, next_targets
+from hpsearch.study.config import ParamSpec
 
 REPO = Path(__file__).resolve().parents[1]
 

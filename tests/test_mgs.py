@@ -12,7 +12,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from hpsearch import ModelSpec, StudyFileError, build_mlp, list_studies, load_dataset
-from hpsearch._mgs import (
+from hpsearch.labs.mgs import (
     MGSConfig,
     candidate_costs,
     metric_value,
@@ -20,7 +20,7 @@ from hpsearch._mgs import (
     mgs_weights,
     train_metric,
 )
-from hpsearch._mgs_study import load_mgs_file
+from hpsearch.labs.mgs_study import load_mgs_file
 from tests.conftest import REPO
 from tests.test_cli import run_cli
 

@@ -9,8 +9,8 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from hpsearch._persist import add_finished_trials
-from hpsearch._study import open_storage
+from hpsearch.study.persist import add_finished_trials
+from hpsearch.study.storage import open_storage
 
 FIELDS = (
     "state",

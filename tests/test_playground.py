@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from hpsearch import OPTIMIZERS, StudyFileError, list_studies
-from hpsearch._playground import (
+from hpsearch.labs.playground import (
     TEST_FUNCTIONS,
     load_playground_file,
     steps_objective,

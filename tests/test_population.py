@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 
 import hpsearch
 from hpsearch import DivergedError, ModelSpec, TrainConfig, load_dataset, train
-from hpsearch._population import population_groups, train_population
+from hpsearch.core.population import population_groups, train_population
 
 SPEC = ModelSpec(kind="mlp", depth=2, width=16)
 
@@ -170,7 +170,7 @@ def test_an_interrupted_batch_keeps_the_groups_already_trained(
     )
     path.write_text(path.read_text().replace('optimizer = "adam"\n', ""))
     config = hpsearch.load_study_file(path)
-    real = hpsearch._objective.train_population
+    real = hpsearch.study.objective.train_population
     calls = []
 
     def interrupted_after_one_group(*args, **kwargs):
@@ -179,14 +179,14 @@ def test_an_interrupted_batch_keeps_the_groups_already_trained(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(hpsearch._objective, "train_population", interrupted_after_one_group)
+    monkeypatch.setattr(hpsearch.study.objective, "train_population", interrupted_after_one_group)
     with pytest.raises(KeyboardInterrupt):
         hpsearch.run_study(config, storage, progress=False, batch=6)
     trials = optuna.load_study(study_name="small", storage=storage).trials
     groups = {t.params["optimizer"] for t in trials}
     assert len(groups) == 1 and 0 < len(trials) < 6  # the first group, stored; the rest dropped
     assert all(t.state == TrialState.COMPLETE for t in trials)
-    monkeypatch.setattr(hpsearch._objective, "train_population", real)
+    monkeypatch.setattr(hpsearch.study.objective, "train_population", real)
     summary = hpsearch.run_study(config, storage, progress=False, batch=6)
     assert summary.counted_before == len(trials) and summary.counted_after == 6
 

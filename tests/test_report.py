@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from hpsearch import HpsearchError, load_study_file, run_study
-from hpsearch._plots import plot_study
-from hpsearch._report import format_table, study_points, study_rows
+from hpsearch.results.plots import plot_study
+from hpsearch.results.report import format_table, study_points, study_rows
 
 
 @pytest.mark.parametrize("mode", ["pareto", "scalarized"])

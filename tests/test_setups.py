@@ -6,7 +6,7 @@ from torch import nn
 
 import hpsearch
 from hpsearch import HpsearchError, ModelSpec, load_dataset
-from hpsearch._setups import TWO_TASK_AUX
+from hpsearch.core.setups import TWO_TASK_AUX
 
 SPEC = ModelSpec(kind="mlp", depth=1, width=16)
 

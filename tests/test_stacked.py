@@ -6,8 +6,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from hpsearch import ModelSpec
-from hpsearch._models import ACTIVATIONS, build_mlp
-from hpsearch._stacked import (
+from hpsearch.core.models import ACTIVATIONS, build_mlp
+from hpsearch.core.stacked import (
     stacked_backward,
     stacked_forward,
     stacked_supported,

@@ -7,7 +7,8 @@ import pytest
 from optuna.trial import TrialState
 
 import hpsearch
-from hpsearch import HpsearchError, _study, load_study_file, run_study
+from hpsearch import HpsearchError, load_study_file, run_study
+from hpsearch.study import storage as storage_module
 
 
 def _trials(storage: str, name: str = "small") -> list[optuna.trial.FrozenTrial]:
@@ -230,7 +231,7 @@ def test_opening_a_new_database_retries_when_another_process_creates_its_tables(
 ) -> None:
     # Workers started together on a new database race to create its tables; the loser must
     # try again (and find them), not exit with "cannot open storage".
-    real = _study._open_rdb
+    real = storage_module._open_rdb
     calls = []
 
     def racing(url, heartbeat):
@@ -239,8 +240,8 @@ def test_opening_a_new_database_retries_when_another_process_creates_its_tables(
             raise RuntimeError(error)
         return real(url, heartbeat)
 
-    monkeypatch.setattr(_study, "_open_rdb", racing)
-    storage = _study.open_storage(f"sqlite:///{tmp_path / 'new.db'}")
+    monkeypatch.setattr(storage_module, "_open_rdb", racing)
+    storage = storage_module.open_storage(f"sqlite:///{tmp_path / 'new.db'}")
     assert len(calls) == 2 and optuna.get_all_study_names(storage) == []
 
 
@@ -251,7 +252,7 @@ def test_a_storage_error_that_is_no_race_is_not_retried(tmp_path, monkeypatch) -
         calls.append(url)
         raise RuntimeError("(sqlite3.OperationalError) disk I/O error")
 
-    monkeypatch.setattr(_study, "_open_rdb", broken)
+    monkeypatch.setattr(storage_module, "_open_rdb", broken)
     with pytest.raises(HpsearchError, match="cannot open storage .*disk I/O error"):
-        _study.open_storage(f"sqlite:///{tmp_path / 'new.db'}")
+        storage_module.open_storage(f"sqlite:///{tmp_path / 'new.db'}")
     assert len(calls) == 1

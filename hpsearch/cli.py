@@ -6,37 +6,31 @@ import argparse
 import math
 import os
 import sys
+import tomllib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import tomllib
-
-from hpsearch._config import load_study_file, read_toml_file
-from hpsearch._errors import HpsearchError, StudyFileError
-from hpsearch._fill import FILL_METHODS
-from hpsearch._report import (
+# Only modules that do not import torch at the top: `list`, `show` and `--help` start fast.
+# The commands that train import what they need when they run.
+from hpsearch.errors import EXIT_USAGE, StudyFileError, run_reporting_errors
+from hpsearch.results.analysis import AIMING_KNOBS
+from hpsearch.results.report import (
     format_table,
     list_studies,
     study_diagnosis,
     study_points,
     study_rows,
 )
-from hpsearch._study import (
+from hpsearch.study.storage import (
     DEFAULT_STORAGE,
     GRACE_INTERVALS,
     HEARTBEAT_SECONDS,
-    RunSummary,
     open_storage,
-    run_study,
-    run_workers,
 )
 
 if TYPE_CHECKING:
-    from hpsearch._compare import Comparison
-
-EXIT_ERROR = 1  # the storage or a study in it is not usable
-EXIT_USAGE = 2  # bad study file or arguments (argparse uses 2 as well)
-EXIT_INTERRUPTED = 130
+    from hpsearch.results.compare import Comparison
+    from hpsearch.study.runner import RunSummary
 
 
 def _positive_int(text: str) -> int:
@@ -263,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(fill)
     fill.add_argument(
         "--method",
-        choices=FILL_METHODS,
+        choices=tuple(AIMING_KNOBS),
         default="chebyshev",
         help="inner method of the follow-up: chebyshev (weight w, normalize none; default) or "
         "mdmm (epsilon = a budget for L2; its multiplier must converge within the budget: see "
@@ -357,12 +351,15 @@ def _run_options(args: argparse.Namespace) -> dict:
 
 
 def _publish(storage: str, study_name: str, artifact: bool) -> None:
-    from hpsearch._publish import publish_study  # imports plotly and optuna_dashboard
+    from hpsearch.results.publish import publish_study  # imports plotly and optuna_dashboard
 
     publish_study(storage, study_name, artifact)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from hpsearch.study.config import load_study_file
+    from hpsearch.study.runner import run_study, run_workers
+
     if args.workers > 1:
         summary = run_workers(args.study_file, args.workers, **_run_options(args))
     else:
@@ -375,6 +372,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    from hpsearch.study.config import load_study_file
+    from hpsearch.study.runner import run_study
+
     summary = run_study(
         load_study_file(args.study_file),
         **_run_options(args),
@@ -408,9 +408,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _check_one(path: str) -> str:
     """Validate a study, playground or MGS file (told apart by its table) and describe it."""
+    from hpsearch.study.config import load_study_file, read_toml_file
+
     tables = set(read_toml_file(path))
     if tables == {"playground"}:
-        from hpsearch._playground import load_playground_file
+        from hpsearch.labs.playground import load_playground_file
 
         pg = load_playground_file(path)
         return (
@@ -418,7 +420,7 @@ def _check_one(path: str) -> str:
             f"optimizers, {pg.n_trials} trials each"
         )
     if tables == {"mgs"}:
-        from hpsearch._mgs_study import load_mgs_file
+        from hpsearch.labs.mgs_study import load_mgs_file
 
         mg = load_mgs_file(path)
         return f"{mg.name}: mgs, {mg.metric} on {mg.dataset}, {mg.n_trials} trials per estimator"
@@ -474,7 +476,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     # Loaded once for the figure and the diagnosis.
     points = study_points(args.storage, args.study) if rows or args.plot else None
     if args.plot:
-        from hpsearch._plots import plot_study  # matplotlib only when a figure is asked for
+        from hpsearch.results.plots import plot_study  # matplotlib only when a figure is asked for
 
         written = plot_study(points, args.plot)
         print(f"wrote {written}", file=sys.stderr)
@@ -487,7 +489,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from hpsearch._compare import compare_studies, format_comparison
+    from hpsearch.results.compare import compare_studies, format_comparison
 
     comparison = compare_studies(args.storage, args.studies, args.ref)
     print(format_comparison(comparison))
@@ -496,15 +498,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _write_comparison(comparison: Comparison, out: str) -> None:
-    from hpsearch._compare import write_comparison
+    from hpsearch.results.compare import write_comparison
 
     paths = write_comparison(comparison, out)
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
 
 
 def _cmd_fill(args: argparse.Namespace) -> int:
-    from hpsearch._compare import format_comparison
-    from hpsearch._fill import run_fill
+    from hpsearch.results.compare import format_comparison
+    from hpsearch.results.fill import run_fill
 
     result = run_fill(
         args.storage,
@@ -532,7 +534,7 @@ def _cmd_fill(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from hpsearch._dashboard import serve_dashboard  # imports the dashboard only when needed
+    from hpsearch.results.dashboard import serve_dashboard  # imports the dashboard only when needed
 
     serve_dashboard(args.storage, host=args.host, port=args.port)
     return 0
@@ -541,7 +543,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 def _cmd_playground(args: argparse.Namespace) -> int:
     import optuna
 
-    from hpsearch._playground import load_playground_file, run_playground
+    from hpsearch.labs.playground import load_playground_file, run_playground
 
     config = load_playground_file(args.playground_file)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is one line per study
@@ -553,7 +555,7 @@ def _cmd_playground(args: argparse.Namespace) -> int:
 def _cmd_mgs(args: argparse.Namespace) -> int:
     import optuna
 
-    from hpsearch._mgs_study import load_mgs_file, run_mgs_study
+    from hpsearch.labs.mgs_study import load_mgs_file, run_mgs_study
 
     config = load_mgs_file(args.mgs_file)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is one line per estimator
@@ -583,36 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments) or 1 (storage); Ctrl-C exits 130 with what was stored kept.
     """
     args = build_parser().parse_args(argv)
-    try:
-        return _COMMANDS[args.command](args)
-    except StudyFileError as e:
-        print(f"hpsearch: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except HpsearchError as e:
-        print(f"hpsearch: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except BrokenPipeError:
-        # Output piped into `head` and closed early: not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except Exception as e:
-        # Anything else (a user setup that raises, a storage that drops mid-run): one line;
-        # the trial that hit it is already stored as FAIL by Optuna.
-        if os.environ.get("HPSEARCH_DEBUG"):
-            raise
-        print(
-            f"hpsearch: error: unexpected {type(e).__name__}: {e} "
-            "(set HPSEARCH_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(
-            "hpsearch: interrupted; finished trials are stored, run the same command again "
-            "to continue",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+    return run_reporting_errors(lambda: _COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from hpsearch._errors import HpsearchError, check_choice
+from hpsearch.errors import HpsearchError, check_choice
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

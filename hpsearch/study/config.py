@@ -11,72 +11,20 @@ import importlib.util
 import math
 import re
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
-from hpsearch._data import DATASETS, Dataset, load_dataset
-from hpsearch._errors import HpsearchError, StudyFileError
-from hpsearch._models import ACTIVATIONS, MODEL_KINDS, ModelSpec
-from hpsearch._setups import Option, get_setup
-from hpsearch._train import FLOOD_MODES, INNER_METHODS, NORMALIZATIONS, OPTIMIZERS, TrainConfig
+from hpsearch.core.data import DATASETS, Dataset, load_dataset
+from hpsearch.core.models import ACTIVATIONS, MODEL_KINDS, ModelSpec
+from hpsearch.core.setups import Option, get_setup
+from hpsearch.core.train import FLOOD_MODES, INNER_METHODS, NORMALIZATIONS, OPTIMIZERS, TrainConfig
+from hpsearch.errors import HpsearchError, StudyFileError
+from hpsearch.study.samplers import PRUNERS, SAMPLERS
 
 MODES: tuple[str, ...] = ("scalarized", "pareto")
 OBJECTIVES: tuple[str, ...] = ("loss1", "loss2", "metric", "weighted")
-
-# Options each sampler/pruner accepts from a study file, with their domains.
-SAMPLERS: dict[str, dict[str, Option]] = {
-    "tpe": {
-        "n_startup_trials": Option("int", 10, low=0),
-        "multivariate": Option("categorical", False, choices=(False, True)),
-        "n_ei_candidates": Option("int", 24, low=1),
-    },
-    "nsgaii": {
-        "population_size": Option("int", 50, low=2),
-        "mutation_prob": Option("float", None, low=0, high=1),
-        "crossover_prob": Option("float", 0.9, low=0, high=1),
-        "swapping_prob": Option("float", 0.5, low=0, high=1),
-    },
-    "nsgaiii": {
-        "population_size": Option("int", 50, low=2),
-        "mutation_prob": Option("float", None, low=0, high=1),
-        "crossover_prob": Option("float", 0.9, low=0, high=1),
-        "dividing_parameter": Option("int", 3, low=1),
-    },
-    "gp": {
-        "n_startup_trials": Option("int", 10, low=0),
-        "deterministic_objective": Option("categorical", False, choices=(False, True)),
-    },
-    "random": {},
-    # Every combination of the searched parameters' values: floats and ints need a step.
-    "grid": {},
-    "qmc": {
-        "qmc_type": Option("categorical", "sobol", choices=("sobol", "halton")),
-        "scramble": Option("categorical", False, choices=(False, True)),
-    },
-}
-PRUNERS: dict[str, dict[str, Option]] = {
-    "none": {},
-    "median": {
-        "n_startup_trials": Option("int", 5, low=0),
-        "n_warmup_steps": Option("int", 0, low=0),
-    },
-    "percentile": {
-        "percentile": Option("float", 25.0, low=0, high=100),
-        "n_startup_trials": Option("int", 5, low=0),
-        "n_warmup_steps": Option("int", 0, low=0),
-    },
-    "hyperband": {
-        "min_resource": Option("int", 1, low=1),
-        "reduction_factor": Option("int", 3, low=2),
-    },
-    "successive_halving": {
-        "min_resource": Option("int", 1, low=1),
-        "reduction_factor": Option("int", 4, low=2),
-    },
-}
 
 # Hyperparameters every study has, with their domains and defaults. Setups add their own.
 CORE_PARAMS: dict[str, Option] = {
@@ -640,8 +588,12 @@ def load_study_file(path: str | Path) -> StudyConfig:
                     f"({loss_help})",
                 )
 
-    sampler, sampler_options = check.named(study.get("sampler", "tpe"), "study.sampler", SAMPLERS)
-    pruner, pruner_options = check.named(study.get("pruner", "none"), "study.pruner", PRUNERS)
+    sampler, sampler_options = check.named(
+        study.get("sampler", "tpe"), "study.sampler", {k: s.options for k, s in SAMPLERS.items()}
+    )
+    pruner, pruner_options = check.named(
+        study.get("pruner", "none"), "study.pruner", {k: p.options for k, p in PRUNERS.items()}
+    )
     if mode == "pareto" and pruner != "none":
         raise check.fail(
             "study.pruner", "pruning needs one objective: only 'none' is allowed in pareto mode"

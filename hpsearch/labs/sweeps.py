@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from hpsearch._analysis import convergence_drift
-from hpsearch._data import load_dataset
-from hpsearch._errors import DivergedError
-from hpsearch._models import ModelSpec
-from hpsearch._population import train_population
-from hpsearch._setups import get_setup
-from hpsearch._train import TrainConfig
+from hpsearch.core.data import load_dataset
+from hpsearch.core.models import ModelSpec
+from hpsearch.core.population import train_population
+from hpsearch.core.setups import get_setup
+from hpsearch.core.train import TrainConfig
+from hpsearch.errors import DivergedError
+from hpsearch.results.analysis import convergence_drift
 
 # (learning rate, steps) per optimizer that converge on the synthetic problems over most α.
 SWEEP_OPTIMIZERS: dict[str, tuple[float, int]] = {"sgd": (0.05, 300), "adam": (0.02, 400)}
@@ -29,7 +29,7 @@ SWEEP_OPTIMIZERS: dict[str, tuple[float, int]] = {"sgd": (0.05, 300), "adam": (0
 class LinearSweep:
     """The runs of one simulated linear-α study that did not diverge (a study stores those as
     FAIL): α, final validation point (L1, L2), and how far it moved over the last
-    :data:`hpsearch._analysis.CONVERGENCE_WINDOW` of the steps."""
+    :data:`hpsearch.results.analysis.CONVERGENCE_WINDOW` of the steps."""
 
     alpha: np.ndarray
     points: np.ndarray

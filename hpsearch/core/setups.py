@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hpsearch._data import Dataset, Split
-from hpsearch._errors import HpsearchError
-from hpsearch._models import ModelSpec, build_mlp
-from hpsearch._stacked import stacked_backward, stacked_forward, stacked_task_loss
+from hpsearch.core.data import Dataset, Split
+from hpsearch.core.models import ModelSpec, build_mlp
+from hpsearch.core.stacked import stacked_backward, stacked_forward, stacked_task_loss
+from hpsearch.errors import HpsearchError
 
 
 @dataclass(frozen=True)

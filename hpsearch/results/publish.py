@@ -19,17 +19,18 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import TrialState
 
-from hpsearch._analysis import (
+from hpsearch.errors import HpsearchError
+from hpsearch.results.analysis import (
     Normalization,
     hypervolume_2d,
     pareto_mask,
     verdict,
 )
-from hpsearch._config import CORE_PARAMS
-from hpsearch._errors import HpsearchError
-from hpsearch._plots import plot_study
-from hpsearch._report import StudyPoints, study_points
-from hpsearch._study import open_storage
+from hpsearch.results.plots import plot_study
+from hpsearch.results.report import StudyPoints, study_points
+from hpsearch.study import keys
+from hpsearch.study.config import CORE_PARAMS
+from hpsearch.study.storage import open_storage
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 # plotly and optuna_dashboard are imported where used: optuna_dashboard alone pulls in
 # scikit-learn's ensemble module (~1.2 s), and every `hpsearch worker` process imports this one.
 
-_ATTR = "hpsearch"
 # Per inner method, the parameter that moves a run along the trade-off: the colour of a point.
 _TRADE_OFF_PARAMS = ("alpha", "w", "epsilon", "flood")
 
@@ -54,7 +54,7 @@ def artifact_dir(storage: str) -> Path:
 
 def study_note(study: optuna.Study, points: StudyPoints | None) -> str:
     """The study's note in Markdown: its definition, and its results when there are any."""
-    attrs = study.user_attrs.get(_ATTR, {})
+    attrs = study.user_attrs.get(keys.STUDY, {})
     identity = attrs.get("identity", {})
     params = identity.get("params", {})
     method = params.get("method", {}).get("value", "linear")
@@ -217,7 +217,7 @@ def loss_curves_figure(study: optuna.Study, points: StudyPoints) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=titles)
     front = set(points.numbers[points.pareto].tolist())
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        history = trial.user_attrs.get("history")
+        history = trial.user_attrs.get(keys.HISTORY)
         if trial.number not in front or not history:
             continue
         epochs = list(range(1, len(history["val_loss1"]) + 1))

@@ -193,6 +193,11 @@ def height_above_hull(front: np.ndarray, hull: np.ndarray) -> np.ndarray:
     return (front[:, 1] - np.interp(front[:, 0], hx, hy)).clip(min=0)
 
 
+# The inner methods that can aim into a stretch, and the knob each aims with (a Stretch gives
+# its range of both): ``hpsearch fill --method`` offers these.
+AIMING_KNOBS: dict[str, str] = {"chebyshev": "w", "mdmm": "epsilon"}
+
+
 @dataclass(frozen=True)
 class Stretch:
     """A stretch of the front that descent on L1 + α·L2 skips, and the knobs that aim into it.

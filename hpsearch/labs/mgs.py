@@ -27,9 +27,9 @@ import torch
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
-from hpsearch._data import Dataset
-from hpsearch._errors import HpsearchError, check_choice, check_fields
-from hpsearch._models import ModelSpec, build_mlp
+from hpsearch.core.data import Dataset
+from hpsearch.core.models import ModelSpec, build_mlp
+from hpsearch.errors import HpsearchError, check_choice, check_fields
 
 ESTIMATORS: tuple[str, ...] = ("mgs", "reinforce", "cross_entropy")
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1")

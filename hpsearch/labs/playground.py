@@ -23,9 +23,10 @@ import numpy as np
 import optuna
 import torch
 
-from hpsearch._config import read_table_file
-from hpsearch._setups import Option
-from hpsearch._train import OPTIMIZERS, make_optimizer
+from hpsearch.core.setups import Option
+from hpsearch.core.train import OPTIMIZERS, make_optimizer
+from hpsearch.study import keys
+from hpsearch.study.config import read_table_file
 
 
 @dataclass(frozen=True)
@@ -290,14 +291,14 @@ def tune(
         load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=config.seed),
     )
-    study.set_user_attr("function", function)
-    study.set_user_attr("optimizer", optimizer)
+    study.set_user_attr(keys.LAB_FUNCTION, function)
+    study.set_user_attr(keys.LAB_OPTIMIZER, optimizer)
 
     def objective(trial: optuna.Trial) -> float:
         params = _suggest(trial, config, optimizer)
         run = trajectory(fn, optimizer, steps=config.steps, stop_at=config.tolerance, **params)
         reached = run.steps_to(config.tolerance)
-        trial.set_user_attr("reached", reached is not None)
+        trial.set_user_attr(keys.LAB_REACHED, reached is not None)
         return steps_objective(run, config.steps, config.tolerance)
 
     remaining = config.n_trials - len(study.get_trials(deepcopy=False))
@@ -334,7 +335,7 @@ def run_playground(
     Returns:
         The tuned runs, function by function.
     """
-    from hpsearch._plots import plot_axis_learning_rates, plot_trajectories
+    from hpsearch.results.plots import plot_axis_learning_rates, plot_trajectories
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hpsearch._report import StudyPoints
+from hpsearch.results.report import StudyPoints
 
 if TYPE_CHECKING:
-    from hpsearch._compare import Comparison
+    from hpsearch.results.compare import Comparison
 
 # Figures are built on matplotlib.figure.Figure directly (Agg when saved), never through pyplot:
 # importing hpsearch must not change the backend or the figures of a user's session.

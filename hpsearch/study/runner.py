@@ -19,217 +19,23 @@ from typing import Any
 
 import optuna
 import optuna.storages.journal
-import sqlalchemy
-from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from hpsearch._config import StudyConfig, grid_values, load_study_file
-from hpsearch._errors import HpsearchError
-from hpsearch._objective import FAIL_REASON, make_objective, run_population
-from hpsearch._setups import get_setup
-
-DEFAULT_STORAGE = "sqlite:///hpsearch.db"
-_ATTR = "hpsearch"  # study user attribute holding what hpsearch knows about the study
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    # SQLAlchemy prefixes "(sqlite3.OperationalError) "; keep the reason, drop the noise.
-    if text.startswith("(") and ") " in text:
-        text = text.split(") ", 1)[1]
-    return text[:200]
-
-
-# A worker's RUNNING trial is stale once its heartbeat is this many intervals old (a killed
-# worker); another worker then stores it as FAIL and retries its parameters, at most
-# MAX_RETRY times.
-GRACE_INTERVALS = 3
-MAX_RETRY = 2
-HEARTBEAT_SECONDS = 10
-JOURNAL_PREFIX = "journal:///"
-
-
-def open_storage(
-    url: str, must_exist: bool = False, heartbeat: int | None = None
-) -> optuna.storages.BaseStorage:
-    """Open an Optuna storage by URL, with a one-line error when it cannot be reached.
-
-    Args:
-        url: ``sqlite:///file.db`` (``sqlite:////abs/file.db``), any other SQLAlchemy URL
-            Optuna accepts (``postgresql://user:password@host/db``), or
-            ``journal:///file.log`` for Optuna's JournalStorage in a file.
-        must_exist: Refuse to create a new, empty SQLite or journal file (for read-only
-            commands such as ``list`` and ``show``).
-        heartbeat: Seconds between the heartbeats of running trials (RDB storages; None for
-            none). A trial whose worker stops beating for :data:`GRACE_INTERVALS` intervals is
-            stored as FAIL and retried (at most :data:`MAX_RETRY` times) by the next worker.
-
-    Returns:
-        The storage.
-
-    Raises:
-        HpsearchError: The URL is malformed, its driver is missing or it cannot be reached.
-    """
-    if not isinstance(url, str) or "://" not in url:
-        raise HpsearchError(
-            f"storage {url!r} is not a URL; use e.g. sqlite:///hpsearch.db, "
-            "postgresql://user:password@host/db or journal:///hpsearch.log"
-        )
-    for prefix, kind in (("sqlite:///", "database"), (JOURNAL_PREFIX, "journal")):
-        file = Path(url[len(prefix) :])
-        if must_exist and url.startswith(prefix) and not file.is_file():
-            raise HpsearchError(
-                f"storage {url!r}: no {kind} file at {str(file)!r}; run "
-                "`hpsearch run STUDY_FILE` first or pass --storage"
-            )
-    if url.startswith("journal:"):
-        if not url.startswith(JOURNAL_PREFIX) or url == JOURNAL_PREFIX:
-            raise HpsearchError(f"storage {url!r}: use journal:///path/to/file.log")
-        path = url[len(JOURNAL_PREFIX) :]
-        if not Path(path).parent.is_dir():
-            raise HpsearchError(f"storage {url!r}: no folder {str(Path(path).parent)!r}")
-        try:
-            backend = optuna.storages.journal.JournalFileBackend(path)
-            return optuna.storages.journal.JournalStorage(backend)
-        except Exception as e:
-            raise HpsearchError(f"cannot open storage {url!r}: {_one_line(e)}") from None
-    for attempt in range(_OPEN_ATTEMPTS):
-        try:
-            storage = _open_rdb(url, heartbeat)
-            break
-        except Exception as e:  # SQLAlchemy/driver errors of every kind: report one line
-            # Processes opening a new database at once race to create its tables; the loser
-            # sees a unique-constraint error or "table … already exists" (both checked for
-            # the table before either created it), and finds the tables there when it tries
-            # again.
-            racing = isinstance(e, sqlalchemy.exc.IntegrityError) or any(
-                text in str(e) for text in _RACE_MESSAGES
-            )
-            if racing and attempt < _OPEN_ATTEMPTS - 1:
-                time.sleep(0.2 * (attempt + 1))
-                continue
-            shown = _without_password(url)
-            message = _one_line(e).replace(url, shown)
-            raise HpsearchError(f"cannot open storage {shown!r}: {message}") from None
-    if url.startswith("sqlite:"):
-        _tune_sqlite(storage.engine)
-    return storage
-
-
-_OPEN_ATTEMPTS = 5
-_RACE_MESSAGES = ("UNIQUE constraint failed", "duplicate key value", "already exists")
-
-
-def _open_rdb(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:
-    beats: dict[str, Any] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the retry callback is "experimental"
-        if heartbeat is not None:
-            beats = {
-                "heartbeat_interval": heartbeat,
-                "grace_period": GRACE_INTERVALS * heartbeat,
-                "heartbeat_stale_trial_callback": (
-                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-                ),
-            }
-        return optuna.storages.RDBStorage(url, **beats)
-
-
-def _without_password(url: str) -> str:
-    # Error messages end up in terminals and CI logs: never with the database password.
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
-
-
-def _tune_sqlite(engine: sqlalchemy.engine.Engine) -> None:
-    """WAL journal and synchronous=NORMAL on every connection of an SQLite storage.
-
-    Each trial writes a dozen user attributes, one transaction each; with the default rollback
-    journal every commit syncs to disk (about 45 ms per trial here, 19 ms with WAL). WAL also
-    lets optuna-dashboard read while a study writes. A crash of the process loses nothing
-    committed; only a power loss can drop the last transactions.
-    """
-
-    @sqlalchemy.event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 (DB-API objects)
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    engine.dispose()  # connections opened before the listener reconnect with it
-
-
-def make_sampler(config: StudyConfig, seed: int) -> optuna.samplers.BaseSampler:
-    """The study file's sampler with its options, seeded with ``seed``."""
-    opts = dict(config.sampler_options)
-    name = config.sampler
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, **opts)
-        if name == "nsgaii":
-            return optuna.samplers.NSGAIISampler(seed=seed, **opts)
-        if name == "nsgaiii":
-            return optuna.samplers.NSGAIIISampler(seed=seed, **opts)
-        if name == "gp":
-            return optuna.samplers.GPSampler(seed=seed, **opts)
-        if name == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if name == "qmc":
-            return optuna.samplers.QMCSampler(seed=seed, **opts)
-        if name == "grid":  # visits the grid in a seeded order; a rerun skips visited points
-            return _GridSampler(grid_values(config.params), seed=seed)
-    raise HpsearchError(f"unknown sampler {name!r}")
-
-
-class _GridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid sampler without its ``study.stop()`` once the grid is covered: hpsearch
-    stops at the study's target itself (never more than the grid, see the study file check),
-    and that call raises outside ``study.optimize``, as in population mode's ask/tell."""
-
-    def after_trial(self, study, trial, state, values) -> None:  # noqa: D102
-        return None
-
-
-def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
-    """The study file's pruner; Hyperband and successive halving count epochs as resource."""
-    opts = dict(config.pruner_options)
-    name = config.pruner
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    if name == "median":
-        return optuna.pruners.MedianPruner(**opts)
-    if name == "percentile":
-        return optuna.pruners.PercentilePruner(**opts)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(max_resource=config.epochs, **opts)
-    if name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(**opts)
-    raise HpsearchError(f"unknown pruner {name!r}")
-
-
-def best_value(study: optuna.Study) -> float | None:
-    """The best value of a single-objective study among feasible trials, or None if none."""
-    try:
-        return study.best_value
-    except ValueError:  # no complete trial, or none that met its constraint
-        return None
-
-
-def counts_toward_target(trial: FrozenTrial) -> bool:
-    """Whether a trial counts toward the study's target number of trials.
-
-    COMPLETE and PRUNED trials count, and so do FAIL trials that diverged (their
-    hyperparameters are the cause: retrying them would fail again). A FAIL trial without a
-    reason (interrupted, or a crash) and a RUNNING one do not count: a rerun replaces them.
-    """
-    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    return trial.state == TrialState.FAIL and FAIL_REASON in trial.user_attrs
+from hpsearch._compat import heartbeat_enabled, study_storage
+from hpsearch.core.setups import get_setup
+from hpsearch.errors import HpsearchError
+from hpsearch.study import keys
+from hpsearch.study.config import StudyConfig, grid_values, load_study_file
+from hpsearch.study.objective import make_objective, run_population
+from hpsearch.study.samplers import make_pruner, make_sampler
+from hpsearch.study.storage import (
+    DEFAULT_STORAGE,
+    HEARTBEAT_SECONDS,
+    best_value,
+    counts_toward_target,
+    open_storage,
+)
 
 
 def _study_attrs(config: StudyConfig) -> dict[str, Any]:
@@ -285,13 +91,13 @@ def create_or_load_study(config: StudyConfig, storage: optuna.storages.BaseStora
                     study = optuna.create_study(
                         study_name=config.name, storage=storage, directions=config.directions
                     )
-                    study.set_user_attr(_ATTR, attrs)
+                    study.set_user_attr(keys.STUDY, attrs)
                     study.set_metric_names(metric_names(config, attrs))
             except optuna.exceptions.DuplicatedStudyError:
                 continue  # another worker was first
             return study
         study = optuna.load_study(study_name=config.name, storage=storage)
-        stored = study.user_attrs.get(_ATTR)
+        stored = study.user_attrs.get(keys.STUDY)
         if stored is None:
             if study.trials or attempt == _CREATE_ATTEMPTS - 1:
                 raise HpsearchError(
@@ -364,9 +170,9 @@ class _Progress:
         """Count ``trials`` (one, or a population's batch) and refresh the best value once."""
         counted = 0
         for trial in trials:
-            if trial.state == TrialState.FAIL and FAIL_REASON in trial.user_attrs:
+            if trial.state == TrialState.FAIL and keys.FAIL_REASON in trial.user_attrs:
                 self.failed += 1
-                self.bar.write(f"trial {trial.number} failed: {trial.user_attrs[FAIL_REASON]}")
+                self.bar.write(f"trial {trial.number} failed: {trial.user_attrs[keys.FAIL_REASON]}")
             counted += counts_toward_target(trial)
         if self.refresh is not None and time.monotonic() - self.refreshed > REFRESH_SECONDS:
             self.refresh()
@@ -386,7 +192,6 @@ class _Progress:
             )
 
 
-SURPLUS = "surplus"
 # How often a running study's dashboard note and figures are refreshed.
 REFRESH_SECONDS = 30.0
 POLL_SECONDS = 0.5
@@ -436,7 +241,7 @@ def _run_sequential(
     # Running trials hold a slot only where a heartbeat tells live ones from a dead worker's;
     # elsewhere (a journal file, heartbeat off) a dead worker's RUNNING trial would hold its
     # slot for ever, so running trials are not counted and concurrent workers may overshoot.
-    reserve = is_heartbeat_enabled(study._storage)
+    reserve = heartbeat_enabled(study_storage(study)[0])
 
     def holds_slot(t: FrozenTrial) -> bool:
         return counts_toward_target(t) or (reserve and t.state == TrialState.RUNNING)
@@ -449,7 +254,7 @@ def _run_sequential(
                 t.number < trial.number and holds_slot(t) for t in study.get_trials(deepcopy=False)
             )
             if ahead >= target:
-                trial.set_user_attr(SURPLUS, True)
+                trial.set_user_attr(keys.SURPLUS, True)
                 raise _Surplus
             return objective(trial)
         finally:
@@ -496,7 +301,7 @@ def run_study(
         progress: Show a progress bar on stderr.
         batch: Population size K (default: the file's ``batch``, 1 = one trial at a time):
             ask Optuna for K trials at once and train them as one batched model
-            (:func:`hpsearch._population.train_population`). No pruning in this mode.
+            (:func:`hpsearch.core.population.train_population`). No pruning in this mode.
         heartbeat: Heartbeat interval of running trials in seconds, or None (see
             :func:`open_storage`); a killed worker's trial is then retried by the others.
         sampler_seed_offset: Added to the sampler's seed, so that workers joining one study
@@ -548,8 +353,13 @@ def run_study(
             return RunSummary(config.name, target, done, done, 0)
         # Offset the seed by the trials already stored, so that a continued run does not
         # replay the first run's random draws, and a run from scratch is reproducible.
-        study.sampler = make_sampler(config, config.seed + len(trials) + sampler_seed_offset)
-        study.pruner = make_pruner(config)
+        study.sampler = make_sampler(
+            config.sampler,
+            config.sampler_options,
+            config.seed + len(trials) + sampler_seed_offset,
+            grid=lambda: grid_values(config.params),
+        )
+        study.pruner = make_pruner(config.pruner, config.pruner_options, config.epochs)
         progress_bar = _Progress(study, target, done, progress, refresh)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -569,6 +379,27 @@ def run_study(
         optuna_logger.setLevel(level)
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     return RunSummary(config.name, target, done, after, progress_bar.failed)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerAssignment:
+    """What a worker process (:mod:`hpsearch.study.worker`) runs: :func:`run_study`'s
+    arguments, sent as JSON on its stdin."""
+
+    study_file: str
+    storage: str
+    n_trials: int
+    timeout: float | None = None
+    batch: int | None = None
+    seed: int | None = None
+    heartbeat: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerAssignment:
+        return cls(**json.loads(text))
 
 
 def run_workers(
@@ -600,15 +431,17 @@ def run_workers(
     study = create_or_load_study(config, open_storage(storage))
     done = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     failed_before = _diverged(study)
-    command = [sys.executable, "-m", "hpsearch._cli", "worker", str(study_file)]
     # The workers leave the dashboard's note and figures to this process: one writer, and one
     # PNG artifact for the whole run.
-    command += ["--storage", storage, "--n-trials", str(target), "--no-progress", "--no-dashboard"]
-    for flag, value in (("--timeout", timeout), ("--batch", batch), ("--seed", seed)):
-        if value is not None:
-            command += [flag, str(value)]
-    if heartbeat is not None:
-        command += ["--heartbeat", str(heartbeat)]
+    assignment = WorkerAssignment(
+        study_file=str(study_file),
+        storage=storage,
+        n_trials=target,
+        timeout=timeout,
+        batch=batch,
+        seed=seed,
+        heartbeat=heartbeat,
+    ).to_json()
     env = dict(os.environ)
     # N workers × torch's default of one thread per core oversubscribes the cores, and idle
     # OpenMP threads spin: split the cores between the workers instead (2 workers on 2 cores
@@ -619,7 +452,7 @@ def run_workers(
         _publish_safely(publish, storage, config.name, artifact)
 
     refresh()
-    procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env) for _ in range(workers)]
+    procs = [_start_worker(assignment, env) for _ in range(workers)]
     bar = _Progress(study, target, done, progress).bar
     refreshed = time.monotonic()
     try:
@@ -648,6 +481,21 @@ def run_workers(
     return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
 
 
+def _start_worker(assignment: str, env: dict[str, str]) -> subprocess.Popen:
+    """A worker process (:mod:`hpsearch.study.worker`), its assignment written to its stdin."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpsearch.study.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(assignment)
+    proc.stdin.close()
+    return proc
+
+
 def _publish_safely(
     publish: Callable[[str, str, bool], None] | None, storage: str, name: str, final: bool
 ) -> None:
@@ -662,6 +510,6 @@ def _publish_safely(
 
 def _diverged(study: optuna.Study) -> int:
     return sum(
-        t.state == TrialState.FAIL and FAIL_REASON in t.user_attrs
+        t.state == TrialState.FAIL and keys.FAIL_REASON in t.user_attrs
         for t in study.get_trials(deepcopy=False)
     )

@@ -9,16 +9,15 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hpsearch._config import ParamSpec, StudyConfig
-from hpsearch._data import Dataset
-from hpsearch._errors import DivergedError
-from hpsearch._persist import add_finished_trials
-from hpsearch._population import GROUP_KEYS, train_population
-from hpsearch._setups import get_setup
-from hpsearch._train import EpochRecord, TrainResult, train
-
-FAIL_REASON = "fail_reason"
-CONSTRAINTS_KEY = "constraints"
+from hpsearch._compat import CONSTRAINTS_KEY, parent_cache_prefix, study_storage, trial_id
+from hpsearch.core.data import Dataset
+from hpsearch.core.population import GROUP_KEYS, train_population
+from hpsearch.core.setups import get_setup
+from hpsearch.core.train import EpochRecord, TrainResult, train
+from hpsearch.errors import DivergedError
+from hpsearch.study import keys
+from hpsearch.study.config import ParamSpec, StudyConfig
+from hpsearch.study.persist import add_finished_trials
 
 
 def suggest_params(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -74,29 +73,29 @@ def record_result(trial: optuna.Trial, result: TrainResult, constrained: bool) -
     """
     for split in ("train", "val", "test"):
         for key, value in getattr(result, split).items():
-            trial.set_user_attr(f"{split}_{key}", value)
+            trial.set_user_attr(keys.split_key(split, key), value)
     for key, value in result.info.items():
-        trial.set_user_attr(key, bool(value) if key == "feasible" else value)
-    if constrained and "constraint_violation" in result.info:
+        trial.set_user_attr(key, bool(value) if key == keys.FEASIBLE else value)
+    if constrained and keys.CONSTRAINT_VIOLATION in result.info:
         # Optuna's constraint record: feasible when <= 0, so best_trials and the samplers that
         # read constraints skip MDMM runs that missed their budget. Within the tolerance
         # counts as met (0); a miss is the (positive) excess over ε. Stored in the list format
         # (constraint "0" is the L2 budget), which Optuna 5 reads as well as its per-key one,
         # because optuna-dashboard 0.21 reads only the list and would show infeasible trials
         # as best.
-        violation = 0.0 if result.info["feasible"] else result.info["constraint_violation"]
-        trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, [violation])
-    trial.set_user_attr("epochs_run", len(result.history))
-    trial.set_user_attr("train_seconds", round(result.seconds, 4))
-    trial.set_user_attr("history", result.history_columns())
+        violation = 0.0 if result.info[keys.FEASIBLE] else result.info[keys.CONSTRAINT_VIOLATION]
+        trial.storage.set_trial_system_attr(trial_id(trial), CONSTRAINTS_KEY, [violation])
+    trial.set_user_attr(keys.EPOCHS_RUN, len(result.history))
+    trial.set_user_attr(keys.TRAIN_SECONDS, round(result.seconds, 4))
+    trial.set_user_attr(keys.HISTORY, result.history_columns())
 
 
 def _record_epoch(trial: optuna.Trial, record: EpochRecord) -> None:
     # A pruned trial still gets both validation losses and the metric, from its last epoch.
-    trial.set_user_attr("val_loss1", record.val_loss1)
-    trial.set_user_attr("val_loss2", record.val_loss2)
-    trial.set_user_attr("val_metric", record.val_metric)
-    trial.set_user_attr("epochs_run", record.epoch)
+    trial.set_user_attr(keys.VAL_LOSS1, record.val_loss1)
+    trial.set_user_attr(keys.VAL_LOSS2, record.val_loss2)
+    trial.set_user_attr(keys.VAL_METRIC, record.val_metric)
+    trial.set_user_attr(keys.EPOCHS_RUN, record.epoch)
 
 
 def make_objective(
@@ -120,7 +119,7 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         train_config, model, options = config.resolve(suggest_params(trial, config.params))
-        trial.set_user_attr("train_seed", train_config.seed)
+        trial.set_user_attr(keys.TRAIN_SEED, train_config.seed)
 
         def on_epoch_end(record: EpochRecord) -> None:
             if not prune:
@@ -135,7 +134,7 @@ def make_objective(
         try:
             result = train(setup_cls(**options), data, model, train_config, on_epoch_end)
         except DivergedError as e:
-            trial.set_user_attr(FAIL_REASON, str(e))
+            trial.set_user_attr(keys.FAIL_REASON, str(e))
             return (math.nan, math.nan) if config.mode == "pareto" else math.nan
         record_result(trial, result, constrained=config.mode == "scalarized")
         return objective_values(config, result.val)
@@ -149,8 +148,8 @@ _MISSING = object()
 def _holds_trial_ids(sampler: optuna.samplers.BaseSampler, key: str) -> bool:
     # Genetic samplers (NSGA-II/III) cache parent populations as lists of trial ids, which
     # differ between a copy and the storage; without the cache they select the parents again.
-    prefix = getattr(sampler, "_get_parent_cache_key_prefix", None)
-    return prefix is not None and key.startswith(prefix())
+    prefix = parent_cache_prefix(sampler)
+    return prefix is not None and key.startswith(prefix)
 
 
 def _in_memory_copy(study: optuna.Study) -> tuple[optuna.Study, dict[str, Any]]:
@@ -161,13 +160,15 @@ def _in_memory_copy(study: optuna.Study) -> tuple[optuna.Study, dict[str, Any]]:
     them. Trials waiting in a queue (``enqueue_trial``) are not copied, so they stay queued.
     """
     copy = optuna.create_study(directions=study.directions, sampler=study.sampler)
+    storage, study_id = study_storage(study)
     attrs = {
         key: value
-        for key, value in study._storage.get_study_system_attrs(study._study_id).items()
+        for key, value in storage.get_study_system_attrs(study_id).items()
         if not _holds_trial_ids(study.sampler, key)
     }
+    copy_storage, copy_id = study_storage(copy)
     for key, value in attrs.items():
-        copy._storage.set_study_system_attr(copy._study_id, key, value)
+        copy_storage.set_study_system_attr(copy_id, key, value)
     states = tuple(s for s in TrialState if s != TrialState.WAITING)
     copy.add_trials(study.get_trials(deepcopy=False, states=states))
     return copy, attrs
@@ -180,10 +181,10 @@ def run_population(
 
     The batch is asked and told in an in-memory copy of ``study`` that shares its sampler (see
     :func:`_in_memory_copy`), and its finished trials are then stored in ``study`` in one
-    transaction (:func:`hpsearch._persist.add_finished_trials`); study system attrs a sampler
+    transaction (:func:`hpsearch.study.persist.add_finished_trials`); study system attrs a sampler
     wrote (a QMC sequence's position, for one) are written back. Trials are grouped so that
     each group shares the architecture, setup options and
-    :data:`hpsearch._population.GROUP_KEYS`; each group is one batched model. A member that
+    :data:`hpsearch.core.population.GROUP_KEYS`; each group is one batched model. A member that
     diverges is stored as FAIL with its reason; the others are unaffected. If anything stops
     the batch (Ctrl-C, an error), the groups already trained are stored and the rest of the
     batch is dropped: nothing is left RUNNING.
@@ -212,17 +213,18 @@ def run_population(
             )
             for i, result in zip(members, results, strict=True):
                 trial = trials[i]
-                trial.set_user_attr("train_seed", resolved[i][0].seed)
-                trial.set_user_attr("population_size", len(members))
+                trial.set_user_attr(keys.TRAIN_SEED, resolved[i][0].seed)
+                trial.set_user_attr(keys.POPULATION_SIZE, len(members))
                 if isinstance(result, DivergedError):
-                    trial.set_user_attr(FAIL_REASON, str(result))
+                    trial.set_user_attr(keys.FAIL_REASON, str(result))
                     told[i] = batch.tell(trial, state=optuna.trial.TrialState.FAIL)
                 else:
                     record_result(trial, result, constrained=config.mode == "scalarized")
                     told[i] = batch.tell(trial, objective_values(config, result.val))
     finally:
         stored = add_finished_trials(study, [told[i] for i in sorted(told)])
-        for key, value in batch._storage.get_study_system_attrs(batch._study_id).items():
+        (batch_storage, batch_id), (storage, study_id) = study_storage(batch), study_storage(study)
+        for key, value in batch_storage.get_study_system_attrs(batch_id).items():
             if attrs.get(key, _MISSING) != value and not _holds_trial_ids(study.sampler, key):
-                study._storage.set_study_system_attr(study._study_id, key, value)
+                storage.set_study_system_attr(study_id, key, value)
     return stored

@@ -19,17 +19,16 @@ from typing import Any
 import optuna
 import sqlalchemy
 from optuna.distributions import distribution_to_json
-from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages._cached_storage import _CachedStorage
-from optuna.storages._rdb import models
-from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial
 
-
-def _rdb_backend(storage: BaseStorage) -> RDBStorage | None:
-    if isinstance(storage, _CachedStorage):
-        storage = storage._backend
-    return storage if isinstance(storage, RDBStorage) else None
+from hpsearch._compat import (
+    rdb_backend,
+    rdb_models,
+    rdb_session,
+    study_storage,
+    validate_trial,
+    with_number_and_id,
+)
 
 
 def add_finished_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -46,25 +45,25 @@ def add_finished_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> l
     Returns:
         The trials as stored, with their numbers in ``study``.
     """
-    storage, study_id = study._storage, study._study_id
+    storage, study_id = study_storage(study)
     for trial in trials:
-        trial._validate()
-    backend = _rdb_backend(storage)
+        validate_trial(trial)
+    backend = rdb_backend(storage)
     if backend is None or not trials:
         ids = [storage.create_new_trial(study_id, template_trial=t) for t in trials]
         return [storage.get_trial(i) for i in ids]
-    with _create_scoped_session(backend.scoped_session, True) as session:
+    with rdb_session(backend) as session:
         # Lock the study row as Optuna's own trial creation does, so that concurrent workers
         # cannot hand out the same trial numbers (a no-op on SQLite, which locks on write).
-        models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        rdb_models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
         count = (
-            session.query(sqlalchemy.func.count(models.TrialModel.trial_id))
-            .filter(models.TrialModel.study_id == study_id)
+            session.query(sqlalchemy.func.count(rdb_models.TrialModel.trial_id))
+            .filter(rdb_models.TrialModel.study_id == study_id)
             .scalar()
         )
         rows = []
         for i, trial in enumerate(trials):
-            row = models.TrialModel(study_id=study_id, number=count + i, state=trial.state)
+            row = rdb_models.TrialModel(study_id=study_id, number=count + i, state=trial.state)
             row.datetime_start = trial.datetime_start
             row.datetime_complete = trial.datetime_complete
             rows.append(row)
@@ -74,16 +73,16 @@ def add_finished_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> l
         for row, trial in zip(rows, trials, strict=True):
             tid = row.trial_id
             for objective, value in enumerate(trial.values or ()):
-                stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+                stored, kind = rdb_models.TrialValueModel.value_to_stored_repr(value)
                 children.append(
-                    models.TrialValueModel(
+                    rdb_models.TrialValueModel(
                         trial_id=tid, objective=objective, value=stored, value_type=kind
                     )
                 )
             for name, value in trial.params.items():
                 dist = trial.distributions[name]
                 children.append(
-                    models.TrialParamModel(
+                    rdb_models.TrialParamModel(
                         trial_id=tid,
                         param_name=name,
                         param_value=dist.to_internal_repr(value),
@@ -91,19 +90,19 @@ def add_finished_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> l
                     )
                 )
             for model_cls, attrs in (
-                (models.TrialUserAttributeModel, trial.user_attrs),
-                (models.TrialSystemAttributeModel, trial.system_attrs),
+                (rdb_models.TrialUserAttributeModel, trial.user_attrs),
+                (rdb_models.TrialSystemAttributeModel, trial.system_attrs),
             ):
                 children += [
                     model_cls(trial_id=tid, key=key, value_json=json.dumps(value))
                     for key, value in attrs.items()
                 ]
             for step, value in trial.intermediate_values.items():
-                stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(
-                    value
+                stored, kind = (
+                    rdb_models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
                 )
                 children.append(
-                    models.TrialIntermediateValueModel(
+                    rdb_models.TrialIntermediateValueModel(
                         trial_id=tid,
                         step=step,
                         intermediate_value=stored,
@@ -114,7 +113,5 @@ def add_finished_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> l
         keys = [(row.number, row.trial_id) for row in rows]
     stored = []
     for (number, trial_id), trial in zip(keys, trials, strict=True):
-        trial = copy.copy(trial)
-        trial.number, trial._trial_id = number, trial_id
-        stored.append(trial)
+        stored.append(with_number_and_id(copy.copy(trial), number, trial_id))
     return stored

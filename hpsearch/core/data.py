@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hpsearch._errors import HpsearchError
+from hpsearch.errors import HpsearchError
 
 # name -> (scikit-learn loader, task). Every loader reads files shipped inside scikit-learn:
 # no network. scikit-learn itself is imported on first load (it costs ~1 s of start-up).

@@ -21,28 +21,29 @@ from typing import Any
 import numpy as np
 import optuna
 
-from hpsearch._analysis import (
+from hpsearch.core.setups import get_setup
+from hpsearch.errors import HpsearchError, StudyFileError
+from hpsearch.results.analysis import (
+    AIMING_KNOBS,
     FrontAnalysis,
     Normalization,
     Stretch,
     chebyshev_weight,
     feasible_pareto_mask,
 )
-from hpsearch._compare import Comparison, compare_points, study_wall_seconds
-from hpsearch._config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
-from hpsearch._errors import HpsearchError, StudyFileError
-from hpsearch._report import StudyPoints, load_stored_study, points_of_study, study_points
-from hpsearch._setups import get_setup
-from hpsearch._study import (
-    _ATTR,
+from hpsearch.results.compare import Comparison, compare_points, study_wall_seconds
+from hpsearch.results.report import StudyPoints, load_stored_study, points_of_study, study_points
+from hpsearch.study import keys
+from hpsearch.study.config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
+from hpsearch.study.runner import (
     _describe_difference,
     create_or_load_study,
     open_storage,
     run_study,
 )
 
-FILL_METHODS: tuple[str, ...] = ("mdmm", "chebyshev")
-_KNOB = {"mdmm": "epsilon", "chebyshev": "w"}
+FILL_METHODS: tuple[str, ...] = tuple(AIMING_KNOBS)
+_KNOB = AIMING_KNOBS
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def original_config(study: optuna.Study, study_file: str | None) -> StudyConfig:
         HpsearchError: The file is gone or no longer defines that study.
     """
     study_name = study.study_name
-    stored = study.user_attrs.get(_ATTR)
+    stored = study.user_attrs.get(keys.STUDY)
     if stored is None:
         raise HpsearchError(f"study {study_name!r} was not made by hpsearch: nothing to fill")
     path = study_file or stored.get("study_file")

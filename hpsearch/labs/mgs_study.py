@@ -15,13 +15,14 @@ from typing import Any
 
 import optuna
 
-from hpsearch._config import read_table_file
-from hpsearch._data import DATASETS, load_dataset
-from hpsearch._errors import HpsearchError
-from hpsearch._mgs import ESTIMATORS, METRICS, MGSConfig, MGSResult, train_metric
-from hpsearch._models import ModelSpec
-from hpsearch._report import mean_sd
-from hpsearch._setups import Option
+from hpsearch.core.data import DATASETS, load_dataset
+from hpsearch.core.models import ModelSpec
+from hpsearch.core.setups import Option
+from hpsearch.errors import HpsearchError
+from hpsearch.labs.mgs import ESTIMATORS, METRICS, MGSConfig, MGSResult, train_metric
+from hpsearch.results.report import mean_sd
+from hpsearch.study import keys
+from hpsearch.study.config import read_table_file
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def run_mgs_study(
 ) -> list[EstimatorSummary]:
     """Tune each estimator (or continue its stored study), re-run the best over the seeds,
     and write ``<name>.png`` (validation metric against wall time) and ``<name>.md``."""
-    from hpsearch._plots import plot_metric_against_time
+    from hpsearch.results.plots import plot_metric_against_time
 
     data = load_dataset(config.dataset)
     model = ModelSpec(depth=config.depth, width=config.width)
@@ -147,16 +148,16 @@ def run_mgs_study(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([f"val_{config.metric}"])
         # What `hpsearch list` shows for this study.
-        study.set_user_attr("dataset", config.dataset)
-        study.set_user_attr("estimator", estimator)
-        study.set_user_attr("metric", config.metric)
+        study.set_user_attr(keys.LAB_DATASET, config.dataset)
+        study.set_user_attr(keys.LAB_ESTIMATOR, estimator)
+        study.set_user_attr(keys.LAB_METRIC, config.metric)
 
         def objective(trial: optuna.Trial, estimator: str = estimator) -> float:
             run = train_metric(
                 data, model, replace(base, estimator=estimator, **suggest(trial, estimator))
             )
-            trial.set_user_attr("seconds", run.seconds[-1])
-            trial.set_user_attr("test", run.test)
+            trial.set_user_attr(keys.LAB_SECONDS, run.seconds[-1])
+            trial.set_user_attr(keys.LAB_TEST, run.test)
             if not math.isfinite(run.val):
                 raise HpsearchError(f"{estimator}: non-finite validation metric")
             return run.val

@@ -12,15 +12,16 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch._analysis import (
+from hpsearch.errors import HpsearchError
+from hpsearch.results.analysis import (
     FrontAnalysis,
     Normalization,
     analyze_front,
     convergence_drift,
     feasible_pareto_mask,
 )
-from hpsearch._errors import HpsearchError
-from hpsearch._study import _ATTR, best_value, open_storage
+from hpsearch.study import keys
+from hpsearch.study.storage import best_value, open_storage
 
 
 @dataclass(frozen=True)
@@ -84,22 +85,22 @@ def list_studies(storage: str) -> list[StudyRow]:
 
 def _listed_identity(user_attrs: dict[str, Any]) -> dict[str, str]:
     """Mode, dataset and setup of a study for ``list_studies`` (empty if not hpsearch's)."""
-    identity = user_attrs.get(_ATTR, {}).get("identity")
+    identity = user_attrs.get(keys.STUDY, {}).get("identity")
     if identity:
         return identity
     # `hpsearch playground` and `hpsearch mgs` studies have no study file identity; they carry
     # plain user attributes instead.
-    if "function" in user_attrs and "optimizer" in user_attrs:
+    if keys.LAB_FUNCTION in user_attrs and keys.LAB_OPTIMIZER in user_attrs:
         return {
             "mode": "playground",
-            "dataset": str(user_attrs["function"]),
-            "setup": str(user_attrs["optimizer"]),
+            "dataset": str(user_attrs[keys.LAB_FUNCTION]),
+            "setup": str(user_attrs[keys.LAB_OPTIMIZER]),
         }
-    if "estimator" in user_attrs and "dataset" in user_attrs:
+    if keys.LAB_ESTIMATOR in user_attrs and keys.LAB_DATASET in user_attrs:
         return {
             "mode": "mgs",
-            "dataset": str(user_attrs["dataset"]),
-            "setup": f"{user_attrs['estimator']} ({user_attrs.get('metric', '?')})",
+            "dataset": str(user_attrs[keys.LAB_DATASET]),
+            "setup": f"{user_attrs[keys.LAB_ESTIMATOR]} ({user_attrs.get(keys.LAB_METRIC, '?')})",
         }
     return {}
 
@@ -140,7 +141,7 @@ class StudyPoints:
         alpha: α of each linear-α trial that searched it (NaN for other trials), or None when
             no trial did: what the jump diagnosis reads.
         drift: Change of each trial's validation (L1, L2) over the last
-            :data:`hpsearch._analysis.CONVERGENCE_WINDOW` of its epochs (0 without history).
+            :data:`hpsearch.results.analysis.CONVERGENCE_WINDOW` of its epochs (0 without history).
     """
 
     study_name: str
@@ -170,7 +171,7 @@ class StudyPoints:
         normalization: Normalization | None = None,
         reference_raw: tuple[float, float] | None = None,
     ) -> FrontAnalysis:
-        """:func:`hpsearch._analysis.analyze_front` of these trials, jump diagnosis included."""
+        """``analyze_front`` of these trials, jump diagnosis included."""
         return analyze_front(
             self.xy,
             self.counted,
@@ -195,23 +196,23 @@ def study_points(storage: str, study_name: str) -> StudyPoints:
 def points_of_study(study: optuna.Study) -> StudyPoints:
     """:func:`study_points` of a study already loaded."""
     study_name = study.study_name
-    attrs = study.user_attrs.get(_ATTR, {})
+    attrs = study.user_attrs.get(keys.STUDY, {})
     trials = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if "val_loss1" in t.user_attrs
+        if keys.VAL_LOSS1 in t.user_attrs
     ]
     if not trials:
         raise HpsearchError(f"study {study_name!r} has no complete trial yet")
-    loss1 = np.array([t.user_attrs["val_loss1"] for t in trials], dtype=float)
-    loss2 = np.array([t.user_attrs["val_loss2"] for t in trials], dtype=float)
+    loss1 = np.array([t.user_attrs[keys.VAL_LOSS1] for t in trials], dtype=float)
+    loss2 = np.array([t.user_attrs[keys.VAL_LOSS2] for t in trials], dtype=float)
     numeric = sorted(
         k
         for k in {k for t in trials for k in t.params}
         if all(isinstance(t.params.get(k), int | float) for t in trials)
     )
     multi = len(study.directions) > 1
-    feasible = np.array([bool(t.user_attrs.get("feasible", True)) for t in trials])
+    feasible = np.array([bool(t.user_attrs.get(keys.FEASIBLE, True)) for t in trials])
     counted = np.ones(len(trials), bool) if multi else feasible
     return StudyPoints(
         study_name=study_name,
@@ -220,7 +221,7 @@ def points_of_study(study: optuna.Study) -> StudyPoints:
         numbers=np.array([t.number for t in trials]),
         loss1=loss1,
         loss2=loss2,
-        metric=np.array([t.user_attrs["val_metric"] for t in trials], dtype=float),
+        metric=np.array([t.user_attrs[keys.VAL_METRIC] for t in trials], dtype=float),
         params={k: np.array([t.params[k] for t in trials], dtype=float) for k in numeric},
         pareto=feasible_pareto_mask(np.stack([loss1, loss2], axis=1), counted),
         values=None if multi else np.array([t.value for t in trials], dtype=float),
@@ -229,7 +230,7 @@ def points_of_study(study: optuna.Study) -> StudyPoints:
         feasible=feasible,
         counted=counted,
         alpha=_linear_alpha(trials, attrs.get("identity", {}).get("params", {})),
-        drift=np.array([_drift(t.user_attrs.get("history")) for t in trials]).reshape(-1, 2),
+        drift=np.array([_drift(t.user_attrs.get(keys.HISTORY)) for t in trials]).reshape(-1, 2),
     )
 
 
@@ -248,10 +249,10 @@ def _linear_alpha(trials: list[FrozenTrial], params: dict[str, Any]) -> np.ndarr
 
 
 def _drift(history: dict[str, list[float]] | None) -> tuple[float, float]:
-    """:func:`hpsearch._analysis.convergence_drift` of a stored history (0 without one)."""
+    """:func:`hpsearch.results.analysis.convergence_drift` of a stored history (0 without one)."""
     if not history:
         return (0.0, 0.0)
-    return convergence_drift(history.get("val_loss1", []), history.get("val_loss2", []))
+    return convergence_drift(history.get(keys.VAL_LOSS1, []), history.get(keys.VAL_LOSS2, []))
 
 
 def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str], list[list[Any]]]:
@@ -270,7 +271,7 @@ def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str],
         HpsearchError: No such study (the message lists the stored ones).
     """
     study = load_stored_study(storage, study_name)
-    attrs = study.user_attrs.get(_ATTR, {})
+    attrs = study.user_attrs.get(keys.STUDY, {})
     loss_names = attrs.get("loss_names", ["loss1", "loss2"])
     metric = attrs.get("metric_name", "metric")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -279,7 +280,7 @@ def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str],
         # The front as hpsearch counts it (every achieved point, whatever its ε), with the α
         # for which each point minimizes L1 + α·L2.
         chosen, alpha_col = [], {}
-        if any("val_loss1" in t.user_attrs for t in complete):
+        if any(keys.VAL_LOSS1 in t.user_attrs for t in complete):
             points = points_of_study(study)
             analysis = points.analyze()
             by_number = {t.number: t for t in complete}
@@ -291,7 +292,7 @@ def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str],
     else:
         sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
         # As Optuna's best value: trials that missed their constraint are not candidates.
-        feasible = [t for t in complete if t.user_attrs.get("feasible", True)]
+        feasible = [t for t in complete if t.user_attrs.get(keys.FEASIBLE, True)]
         chosen = sorted(feasible, key=lambda t: sign * t.value)[:top]
         value_cols = [(study.metric_names or ["value"])[0]]
     param_names = sorted({k for t in chosen for k in t.params})
@@ -311,9 +312,9 @@ def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str],
         return [
             t.number,
             *values,
-            attrs_t.get("val_loss1"),
-            attrs_t.get("val_loss2"),
-            attrs_t.get("val_metric"),
+            attrs_t.get(keys.VAL_LOSS1),
+            attrs_t.get(keys.VAL_LOSS2),
+            attrs_t.get(keys.VAL_METRIC),
             *([alpha_col[t.number]] if alpha_col else []),
             *(t.params.get(p) for p in param_names),
         ]
@@ -333,8 +334,8 @@ def alpha_text(alphas: tuple[float, float] | None) -> str:
 
 
 def study_diagnosis(points: StudyPoints) -> str:
-    """The one-line diagnosis of a study's front (:func:`hpsearch._analysis.verdict`)."""
-    from hpsearch._analysis import verdict
+    """The one-line diagnosis of a study's front (:func:`hpsearch.results.analysis.verdict`)."""
+    from hpsearch.results.analysis import verdict
 
     return verdict(points.xy, points.analyze(), points.loss_names)
 

@@ -18,11 +18,11 @@ import optuna
 import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage
-from optuna_dashboard._serializer import serialize_frozen_trial
 
-from hpsearch._errors import HpsearchError
-from hpsearch._publish import artifact_dir
-from hpsearch._study import open_storage
+from hpsearch._compat import serialize_frozen_trial
+from hpsearch.errors import HpsearchError
+from hpsearch.results.publish import artifact_dir
+from hpsearch.study.storage import open_storage
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from hpsearch._data import Dataset
-from hpsearch._errors import DivergedError, HpsearchError, check_choice, check_fields
-from hpsearch._models import ModelSpec
-from hpsearch._setups import Setup
+from hpsearch.core.data import Dataset
+from hpsearch.core.models import ModelSpec
+from hpsearch.core.setups import Setup
+from hpsearch.errors import DivergedError, HpsearchError, check_choice, check_fields
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 INNER_METHODS: tuple[str, ...] = ("linear", "chebyshev", "mdmm")

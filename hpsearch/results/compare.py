@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from hpsearch._analysis import (
+from hpsearch.errors import HpsearchError
+from hpsearch.results.analysis import (
     FrontAnalysis,
     Normalization,
     analyze_front,
     verdict,
 )
-from hpsearch._errors import HpsearchError
-from hpsearch._report import (
+from hpsearch.results.report import (
     StudyPoints,
     alpha_text,
     format_table,
@@ -165,7 +165,7 @@ class Comparison:
 def compare_points(
     items: list[tuple[StudyPoints, float]], reference_raw: tuple[float, float] | None = None
 ) -> Comparison:
-    """Analyse studies' points under one normalization (see :mod:`hpsearch._analysis`).
+    """Analyse studies' points under one normalization (see :mod:`hpsearch.results.analysis`).
 
     Ideal and nadir come from the joint non-dominated front of every counted trial of every
     study, so a dominated (say, unconverged) study cannot move anyone's numbers.
@@ -288,7 +288,7 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> dict[str, P
     Returns:
         ``{"png": …, "csv": …, "md": …, "json": …}``.
     """
-    from hpsearch._plots import plot_comparison
+    from hpsearch.results.plots import plot_comparison
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

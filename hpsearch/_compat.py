@@ -1,0 +1,121 @@
+"""Every use of a private Optuna, optuna-dashboard or torch API, in one place.
+
+Each name here is a thin wrapper with a contract test (``tests/test_compat.py``) that checks
+it against the installed release, so that a release that moves one breaks one test and one
+edit, not five modules. torch and optuna-dashboard are imported only inside the functions
+that need them: importing this module costs neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._heartbeat import is_heartbeat_enabled
+from optuna.storages._rdb import models as rdb_models
+from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+from optuna.trial import FrozenTrial
+
+if TYPE_CHECKING:
+    import sqlalchemy.orm
+    import torch
+
+__all__ = [
+    "CONSTRAINTS_KEY",
+    "fused_adam_update",
+    "heartbeat_enabled",
+    "parent_cache_prefix",
+    "rdb_backend",
+    "rdb_models",
+    "rdb_session",
+    "serialize_frozen_trial",
+    "study_storage",
+    "trial_id",
+    "validate_trial",
+    "with_number_and_id",
+]
+
+# The trial system attribute Optuna reads constraints from (feasible when every value <= 0).
+CONSTRAINTS_KEY: str = _CONSTRAINTS_KEY
+
+
+def study_storage(study: optuna.Study) -> tuple[BaseStorage, int]:
+    """The storage object a study was opened on, and the study's id in it."""
+    return study._storage, study._study_id
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """A trial's id in its storage (unique across studies, unlike its number)."""
+    return trial._trial_id
+
+
+def with_number_and_id(trial: FrozenTrial, number: int, trial_id: int) -> FrozenTrial:
+    """``trial`` (changed in place) as stored under ``number`` and ``trial_id``."""
+    trial.number, trial._trial_id = number, trial_id
+    return trial
+
+
+def validate_trial(trial: FrozenTrial) -> None:
+    """Optuna's own check of a finished trial before it is stored (raises ``ValueError``)."""
+    trial._validate()
+
+
+def heartbeat_enabled(storage: BaseStorage) -> bool:
+    """Whether RUNNING trials of this storage send heartbeats (and stale ones get failed)."""
+    return is_heartbeat_enabled(storage)
+
+
+def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
+    """The SQL storage behind ``storage`` (unwrapping Optuna's cache), or None if not SQL."""
+    if isinstance(storage, _CachedStorage):
+        storage = storage._backend
+    return storage if isinstance(storage, RDBStorage) else None
+
+
+def rdb_session(backend: RDBStorage) -> AbstractContextManager[sqlalchemy.orm.Session]:
+    """A transaction on an SQL storage, committed on exit, as Optuna's own writes use."""
+    return _create_scoped_session(backend.scoped_session, True)
+
+
+def parent_cache_prefix(sampler: optuna.samplers.BaseSampler) -> str | None:
+    """The prefix of the study system attributes in which a genetic sampler (NSGA-II/III)
+    caches its parent population as trial ids, or None for other samplers."""
+    prefix: Callable[[], str] | None = getattr(sampler, "_get_parent_cache_key_prefix", None)
+    return None if prefix is None else prefix()
+
+
+def serialize_frozen_trial(study_id: int, trial: FrozenTrial, system_attrs: dict) -> Any:
+    """A trial as optuna-dashboard's API serves it (JSON-ready dict)."""
+    from optuna_dashboard._serializer import serialize_frozen_trial as serialize
+
+    return serialize(study_id, trial, system_attrs)
+
+
+def fused_adam_update(
+    update: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: int
+) -> None:
+    """One step of Adam (β 0.9, 0.999, ε 1e-8, no weight decay) at lr 1 on ``update``, a zeroed
+    buffer, moving the moments ``m`` and ``v`` in place: torch's fused kernel, what
+    ``torch.optim.Adam(fused=True)`` runs. ``update`` then holds minus the step."""
+    import torch
+
+    torch._fused_adam_(
+        [update],
+        [grad],
+        [m],
+        [v],
+        [],
+        [torch.tensor(float(step))],
+        lr=1.0,
+        beta1=0.9,
+        beta2=0.999,
+        weight_decay=0.0,
+        eps=1e-8,
+        amsgrad=False,
+        maximize=False,
+    )

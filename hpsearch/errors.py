@@ -1,0 +1,99 @@
+"""Errors that the command line and the worker processes turn into one line and an exit code.
+
+The bottom of the package: it imports nothing of hpsearch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+class HpsearchError(Exception):
+    """A problem the user can fix: bad input, unknown name, unreachable storage."""
+
+
+def check_choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
+    """Raise HpsearchError unless ``value`` is one of ``allowed``, naming them."""
+    if value not in allowed:
+        raise HpsearchError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
+
+
+def check_fields(obj: Any, checks: dict[str, bool]) -> None:
+    """Raise HpsearchError naming every field of ``obj`` whose check is False, with its value."""
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        shown = ", ".join(f"{k}={getattr(obj, k)!r}" for k in bad)
+        raise HpsearchError(f"{type(obj).__name__}: invalid {shown}")
+
+
+class StudyFileError(HpsearchError):
+    """A study file that cannot be used, naming the file, the key and what is allowed.
+
+    Args:
+        path: The study file.
+        key: Dotted key inside the file (``"params.lr.low"``), or ``""`` for the whole file.
+        message: What is wrong and what is allowed.
+    """
+
+    def __init__(self, path: str, key: str, message: str) -> None:
+        self.path = path
+        self.key = key
+        self.message = message
+        where = f"{path}: {_printable(key)}: " if key else f"{path}: "
+        super().__init__(where + _printable(message))
+
+
+def _printable(text: str) -> str:
+    # One line whatever a study file holds: a key or value with a newline or a control
+    # character is shown escaped.
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+class DivergedError(Exception):
+    """Training produced a non-finite loss; the trial is stored as FAIL with this reason."""
+
+
+EXIT_ERROR = 1  # the storage or a study in it is not usable
+EXIT_USAGE = 2  # bad study file or arguments (argparse uses 2 as well)
+EXIT_INTERRUPTED = 130
+INTERRUPTED_MESSAGE = (
+    "interrupted; finished trials are stored, run the same command again to continue"
+)
+
+
+def run_reporting_errors(command: Callable[[], int], prog: str = "hpsearch") -> int:
+    """Run ``command``; turn what it raises into one line on stderr and an exit code.
+
+    A :class:`StudyFileError` exits :data:`EXIT_USAGE`, another :class:`HpsearchError` or an
+    unexpected exception :data:`EXIT_ERROR` (its traceback only with ``HPSEARCH_DEBUG=1``),
+    Ctrl-C :data:`EXIT_INTERRUPTED`. The command line and each worker process use it alike.
+    """
+    try:
+        return command()
+    except StudyFileError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except HpsearchError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as e:
+        # Anything else (a user setup that raises, a storage that drops mid-run): one line;
+        # the trial that hit it is already stored as FAIL by Optuna.
+        if os.environ.get("HPSEARCH_DEBUG"):
+            raise
+        print(
+            f"{prog}: error: unexpected {type(e).__name__}: {e} "
+            "(set HPSEARCH_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: {INTERRUPTED_MESSAGE}", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,41 @@
+"""Every key hpsearch writes to a study or trial in storage, defined once.
+
+Readers (tables, figures, the dashboard, ``fill``) import these instead of spelling the
+strings, so renaming one is one edit. This module imports nothing: reading a stored study
+never pulls in torch.
+"""
+
+from __future__ import annotations
+
+# Study user attribute: what hpsearch knows about the study (its definition, identity, file).
+STUDY = "hpsearch"
+
+# Trial user attributes written by the objective.
+VAL_LOSS1 = "val_loss1"
+VAL_LOSS2 = "val_loss2"
+VAL_METRIC = "val_metric"
+FEASIBLE = "feasible"  # an MDMM run met its budget ε (True for the other methods)
+CONSTRAINT_VIOLATION = "constraint_violation"
+HISTORY = "history"  # per-epoch columns of the run
+EPOCHS_RUN = "epochs_run"
+TRAIN_SECONDS = "train_seconds"
+TRAIN_SEED = "train_seed"
+POPULATION_SIZE = "population_size"  # trained as one member of a batch of this many
+FAIL_REASON = "fail_reason"  # a trial that failed by itself (diverged), not by a crash
+SURPLUS = "surplus"  # started by a worker after the study's target was met
+
+
+def split_key(split: str, name: str) -> str:
+    """The user attribute of ``name`` (``loss1``, ``metric``, ...) on ``split``."""
+    return f"{split}_{name}"
+
+
+# Study user attributes of the labs' studies (playground and MGS), shown by ``hpsearch list``.
+LAB_FUNCTION = "function"
+LAB_OPTIMIZER = "optimizer"
+LAB_ESTIMATOR = "estimator"
+LAB_DATASET = "dataset"
+LAB_METRIC = "metric"
+LAB_SECONDS = "seconds"
+LAB_TEST = "test"
+LAB_REACHED = "reached"

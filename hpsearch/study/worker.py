@@ -1,0 +1,44 @@
+"""One worker process of a multi-process study: ``python -m hpsearch.study.worker`` reads its
+assignment as JSON on stdin and runs trials until the study has its target.
+
+:func:`hpsearch.study.runner.run_workers` starts these. The assignment travels on stdin, not
+on the command line, so a storage URL with a password never shows in ``ps``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Any
+
+from hpsearch.errors import run_reporting_errors
+from hpsearch.study.config import load_study_file
+from hpsearch.study.runner import WorkerAssignment, run_study
+
+
+def _work(assignment: WorkerAssignment) -> int:
+    options: dict[str, Any] = dataclasses.asdict(assignment)
+    config = load_study_file(options.pop("study_file"))
+    summary = run_study(
+        config,
+        **options,
+        progress=False,
+        publish=None,  # the launching process owns the dashboard's note and figures
+        # Workers started together must not draw the same parameters.
+        sampler_seed_offset=int.from_bytes(os.urandom(4), "little"),
+    )
+    print(
+        f"worker {os.getpid()}: study {summary.study_name!r} has "
+        f"{summary.counted_after}/{summary.target} trials"
+    )
+    return 0
+
+
+def main() -> int:
+    assignment = WorkerAssignment.from_json(sys.stdin.read())
+    return run_reporting_errors(lambda: _work(assignment), prog="hpsearch worker")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The package's import contract: layers import only downwards, no module cycles, the fast
+read-only paths never import torch, and the public API is exactly the curated table."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hpsearch
+
+PACKAGE = Path(hpsearch.__file__).resolve().parent
+
+# Bottom to top: a module may import its own layer and those below, never one above.
+LAYERS = [
+    ("hpsearch.errors", "hpsearch._compat"),
+    ("hpsearch.core",),
+    ("hpsearch.study",),
+    ("hpsearch.results",),
+    ("hpsearch.labs",),
+    ("hpsearch.cli",),
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int:
+    for i, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return i
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def _imports(path: Path) -> set[str]:
+    """hpsearch modules imported anywhere in ``path`` (function bodies too), except under
+    ``if TYPE_CHECKING:``."""
+    tree = ast.parse(path.read_text())
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped |= {id(n) for child in node.body for n in ast.walk(child)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("hpsearch")}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hpsearch"):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                # `from hpsearch.study import keys` imports the module hpsearch.study.keys.
+                is_module = (PACKAGE.parent / (sub.replace(".", "/") + ".py")).is_file()
+                found.add(sub if is_module else node.module)
+    return found
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if p.name != "__init__.py"}
+GRAPH = {name: _imports(path) for name, path in MODULES.items()}
+
+
+def test_every_module_imports_only_its_own_layer_or_lower() -> None:
+    upward = [
+        f"{module} imports {target}"
+        for module, targets in GRAPH.items()
+        for target in targets
+        if target != "hpsearch" and _layer(target) > _layer(module)
+    ]
+    assert upward == []
+
+
+def test_no_module_imports_the_package_root() -> None:
+    # hpsearch/__init__ re-exports everything lazily: importing it from inside is a cycle.
+    assert [m for m, targets in GRAPH.items() if "hpsearch" in targets] == []
+
+
+def test_there_is_no_import_cycle() -> None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(GRAPH.get(module, ())):
+            if target not in GRAPH:
+                continue
+            if state.get(target) == 1:
+                cycles.append(" -> ".join([*path[path.index(target) :], target]))
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in GRAPH:
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_the_contract_test_sees_a_violation() -> None:
+    # The checks above are only worth something if they can fail: an upward import is seen.
+    assert _layer("hpsearch.core.train") < _layer("hpsearch.study.runner")
+    assert "hpsearch.study.keys" in GRAPH["hpsearch.results.report"]
+    assert "hpsearch.core.train" in _imports(MODULES["hpsearch.study.objective"])
+
+
+def test_the_core_knows_nothing_of_optuna() -> None:
+    for module, path in MODULES.items():
+        if module.startswith("hpsearch.core."):
+            assert "optuna" not in path.read_text(), module
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import hpsearch",
+        "import hpsearch.cli",
+        "import hpsearch; hpsearch.study_points; hpsearch.hypervolume_2d",
+        "from hpsearch.cli import main; main(['--help'])",
+        "from hpsearch.cli import main; main(['list', '--storage', 'sqlite:///nothing.db'])",
+        "from hpsearch.cli import main; main(['show', 'x', '--storage', 'sqlite:///nothing.db'])",
+    ],
+)
+def test_reading_results_and_help_do_not_import_torch(code: str, tmp_path: Path) -> None:
+    probe = (
+        f"import sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
+
+
+def test_training_does_import_torch(tmp_path: Path) -> None:
+    # The probe above can tell: a name that trains does load torch.
+    probe = "import sys, hpsearch; hpsearch.train; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.stdout.strip() == "True", out.stderr
+
+
+def test_the_public_api_is_the_curated_table() -> None:
+    listed = {name for group in hpsearch._API.values() for name in group}
+    assert sorted(listed) == hpsearch.__all__
+    for name in hpsearch.__all__:
+        assert getattr(hpsearch, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        hpsearch.nothing_here  # noqa: B018
+    # What type checkers see is the same set of names.
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    typed = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hpsearch.")
+        for alias in node.names
+    }
+    assert typed == listed
+
+
+def test_the_readme_lists_every_public_name() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text()
+    missing = [name for name in hpsearch.__all__ if f"`{name}`" not in readme]
+    assert missing == []
