@@ -86,7 +86,7 @@ def _reference_point(text: str) -> tuple[float, float]:
         values = ()
     if len(values) != 2 or not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError(f"expected two numbers L1,L2 (e.g. 1.0,25), got {text!r}")
-    return values  # type: ignore[return-value]
+    return values[0], values[1]
 
 
 def _assignment(text: str) -> tuple[str, object]:
@@ -475,7 +475,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     columns, rows = study_rows(args.storage, args.study, top=args.top)
     # Loaded once for the figure and the diagnosis.
     points = study_points(args.storage, args.study) if rows or args.plot else None
-    if args.plot:
+    if args.plot and points is not None:
         from hpsearch.results.plots import plot_study  # matplotlib only when a figure is asked for
 
         written = plot_study(points, args.plot)
@@ -484,7 +484,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"study {args.study!r} has no complete trial yet")
         return 0
     print(format_table(columns, rows))
-    print(f"\ndiagnosis: {study_diagnosis(points)}")
+    if points is not None:
+        print(f"\ndiagnosis: {study_diagnosis(points)}")
     return 0
 
 

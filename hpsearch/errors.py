@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 
@@ -15,7 +15,7 @@ class HpsearchError(Exception):
     """A problem the user can fix: bad input, unknown name, unreachable storage."""
 
 
-def check_choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
+def check_choice(what: str, value: Any, allowed: Collection[str]) -> None:
     """Raise HpsearchError unless ``value`` is one of ``allowed``, naming them."""
     if value not in allowed:
         raise HpsearchError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")

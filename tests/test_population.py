@@ -87,6 +87,22 @@ def test_the_stacked_fast_path_equals_the_sequential_run(activation: str) -> Non
         assert not any(math.isnan(r.val_metric) for r in result.history)
 
 
+def test_a_setup_declaring_the_batched_protocol_takes_the_fast_path(monkeypatch) -> None:
+    from hpsearch.core.setups import BatchedSetup, WeightDecay
+
+    assert isinstance(hpsearch.get_setup("weight_decay")(), BatchedSetup)
+    assert not isinstance(hpsearch.get_setup("beta_vae")(), BatchedSetup)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("fast path taken")
+
+    # The declared protocol, not vmap, computes the gradients of a weight_decay population.
+    monkeypatch.setattr(WeightDecay, "batched_loss_grads", refuse)
+    configs = [TrainConfig(lr=1e-2, alpha=1e-3, epochs=1)] * 2
+    with pytest.raises(RuntimeError, match="fast path taken"):
+        train_population(WeightDecay(), load_dataset("wine"), ModelSpec("mlp"), configs)
+
+
 def test_a_diverging_member_fails_alone() -> None:
     setup = hpsearch.get_setup("weight_decay")()
     data = load_dataset("diabetes")

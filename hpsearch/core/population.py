@@ -27,7 +27,7 @@ from torch.nn.utils.stateless import _reparametrize_module
 from hpsearch._compat import fused_adam_update
 from hpsearch.core.data import Dataset
 from hpsearch.core.models import ModelSpec
-from hpsearch.core.setups import Setup
+from hpsearch.core.setups import BatchedSetup, Setup
 from hpsearch.core.stacked import stacked_supported
 from hpsearch.core.train import (
     OPTIMIZERS,
@@ -260,15 +260,15 @@ def train_population(
     # Fast path: a setup that computes all K members' losses and gradients itself (stacked
     # matmuls, derivatives by hand; see ``_stacked``) skips autograd and vmap's per-op
     # overhead. Any other setup goes through vmap over its own ``losses``.
-    fast = hasattr(setup, "batched_loss_grads") and stacked_supported(base)
+    batched = setup if isinstance(setup, BatchedSetup) and stacked_supported(base) else None
     flat_grad = torch.empty_like(flat)  # the fast path writes its gradients here
     grad_views = layout.views(flat_grad)
 
     s1 = s2 = torch.ones(k_members)
     if method == "chebyshev" and first.normalize == "initial":
         with torch.no_grad():
-            if fast:
-                start1, start2 = setup.batched_losses(base, params, x, y)
+            if batched is not None:
+                start1, start2 = batched.batched_losses(base, params, x, y)
             else:
                 start1, start2 = vmap(
                     member_losses, in_dims=(0, None, None), randomness="different"
@@ -308,7 +308,8 @@ def train_population(
                 scalarized.append(loss.detach())
                 return torch.autograd.grad(loss.sum(), (l1, l2))
 
-        _, l2, _ = setup.batched_loss_grads(base, params, xb, yb, coefficients, grad_views)
+        assert batched is not None  # only called on the fast path
+        _, l2, _ = batched.batched_loss_grads(base, params, xb, yb, coefficients, grad_views)
         return flat_grad, (scalarized[0], l2)
 
     data_dims = None if shared_order else 0
@@ -335,7 +336,7 @@ def train_population(
             else:
                 idx = torch.stack([p[s : s + first.batch_size] for p in perms])
             knobs = (alpha, flood, w, z1, z2, s1, s2, multiplier, eps, damping)
-            if fast:
+            if batched is not None:
                 step_grad, (loss, l2) = fast_step(x[idx], y[idx], *knobs)
             else:
                 grads, (loss, l2) = grad_fn(params, x[idx], y[idx], *knobs)
@@ -349,8 +350,8 @@ def train_population(
         lr_now = opt.lr.clone()
         base.eval()
         with torch.no_grad():
-            if fast:
-                val_now = setup.batched_evaluate(base, params, data.val)
+            if batched is not None:
+                val_now = batched.batched_evaluate(base, params, data.val)
                 val1, val2, val_metric = val_now["loss1"], val_now["loss2"], val_now["metric"]
             else:
                 val1, val2 = eval_fn(params, data.val.x, data.val.y)
@@ -403,19 +404,20 @@ def train_population(
         if (lr_decay != 1.0).any():
             opt.set_lr(opt.lr * lr_decay)
     splits = (data.train, data.val, data.test)
-    if fast:
+    if batched is not None:
         # All members' final figures in three stacked passes instead of 3·K module calls.
         finals = [
-            {key: v.tolist() for key, v in setup.batched_evaluate(base, params, split).items()}
+            {key: v.tolist() for key, v in batched.batched_evaluate(base, params, split).items()}
             for split in splits
         ]
     seconds = time.perf_counter() - start
     results: list[TrainResult | DivergedError] = []
     for k, c in enumerate(configs):
-        if failed[k] is not None:
-            results.append(failed[k])
+        error = failed[k]
+        if error is not None:
+            results.append(error)
             continue
-        if fast:
+        if batched is not None:
             train_, val, test = ({key: v[k] for key, v in f.items()} for f in finals)
         else:
             with torch.no_grad():

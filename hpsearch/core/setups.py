@@ -12,7 +12,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
 import torch
@@ -233,6 +233,40 @@ def _n_outputs(data: Dataset) -> int:
     return data.n_classes if data.task == "classification" else 1
 
 
+@runtime_checkable
+class BatchedSetup(Protocol):
+    """What a setup declares to take population mode's fast path: its losses, gradients and
+    evaluation for K stacked members at once (derivatives by hand, no autograd or vmap).
+
+    :func:`hpsearch.core.population.train_population` checks ``isinstance(setup,
+    BatchedSetup)``; any other setup trains through ``vmap`` over its own ``losses``.
+    """
+
+    def batched_losses(
+        self, module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(L1, L2)`` of K stacked members, each a K-vector."""
+        ...
+
+    def batched_loss_grads(
+        self,
+        module: nn.Module,
+        params: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        coefficients: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+        out: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """``L1``, ``L2`` (K-vectors) and the gradients of ``c1·L1 + c2·L2`` by name."""
+        ...
+
+    def batched_evaluate(
+        self, module: nn.Module, params: dict[str, torch.Tensor], split: Split
+    ) -> dict[str, torch.Tensor]:
+        """``{"loss1", "loss2", "metric"}`` K-vectors of K stacked members on ``split``."""
+        ...
+
+
 # --- built-in setups -----------------------------------------------------------------------
 
 
@@ -276,6 +310,7 @@ class WeightDecay(Setup):
         l1, grad_out = stacked_task_loss(tape[-1], y)
         l2 = self._batched_penalty(params)
         c1, c2 = coefficients(l1, l2)
+        assert grad_out is not None  # asked for with the default with_grad=True
         grads = stacked_backward(module, params, tape, grad_out.mul_(c1.view(-1, 1, 1)), out)
         for name, w in params.items():
             if w.dim() >= 3:
@@ -298,7 +333,7 @@ class WeightDecay(Setup):
         return {"loss1": loss1, "loss2": self._batched_penalty(params), "metric": metric}
 
     def _batched_penalty(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum(self._penalty(w) for w in params.values() if w.dim() >= 3)
+        return cast(torch.Tensor, sum(self._penalty(w) for w in params.values() if w.dim() >= 3))
 
     @staticmethod
     def _penalty(w: torch.Tensor) -> torch.Tensor:
@@ -325,7 +360,7 @@ class WeightDecay(Setup):
 
     def penalty(self, module: nn.Module) -> torch.Tensor:
         """L2: the squared norm of the weight matrices."""
-        return sum(w.pow(2).sum() for w in _weights(module))
+        return cast(torch.Tensor, sum(w.pow(2).sum() for w in _weights(module)))
 
 
 @register_setup("sparsity")
@@ -336,7 +371,7 @@ class Sparsity(WeightDecay):
 
     def penalty(self, module: nn.Module) -> torch.Tensor:
         """L2: the L1 norm of the weight matrices."""
-        return sum(w.abs().sum() for w in _weights(module))
+        return cast(torch.Tensor, sum(w.abs().sum() for w in _weights(module)))
 
     @staticmethod
     def _penalty(w: torch.Tensor) -> torch.Tensor:
@@ -398,7 +433,7 @@ class _TwoHeads(nn.Module):
         trunk = build_mlp(n_in, 1, spec)
         # Everything but the last Linear is the shared trunk; a linear spec shares nothing.
         self.trunk = nn.Sequential(*list(trunk)[:-1])
-        width = trunk[-1].in_features
+        width = cast(nn.Linear, trunk[-1]).in_features
         self.head_a = nn.Linear(width, n_out_a)
         self.head_b = nn.Linear(width, n_out_b)
 

@@ -10,6 +10,8 @@ choose where the gradients are written.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -26,7 +28,7 @@ def stacked_supported(module: nn.Module) -> bool:
 
 
 def stacked_forward(
-    module: nn.Sequential, params: dict[str, torch.Tensor], x: torch.Tensor
+    module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor
 ) -> list[torch.Tensor]:
     """Run K stacked copies of ``module``.
 
@@ -43,7 +45,7 @@ def stacked_forward(
     # first layer was measured slower: its K × B × out view is strided for what follows.)
     h = x.expand(k, *x.shape) if x.dim() == 2 else x
     tape = [h]
-    for i, layer in enumerate(module):
+    for i, layer in enumerate(cast(nn.Sequential, module)):
         if isinstance(layer, nn.Linear):
             w, b = params[f"{i}.weight"], params[f"{i}.bias"]
             h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
@@ -74,7 +76,7 @@ def _activation_grad(
 
 
 def stacked_backward(
-    module: nn.Sequential,
+    module: nn.Module,
     params: dict[str, torch.Tensor],
     tape: list[torch.Tensor],
     grad_out: torch.Tensor,
@@ -97,8 +99,9 @@ def stacked_backward(
         out if out is not None else {n: torch.empty_like(p) for n, p in params.items()}
     )
     grad = grad_out
-    for i in reversed(range(len(module))):
-        layer, inp = module[i], tape[i]
+    layers = cast(nn.Sequential, module)
+    for i in reversed(range(len(layers))):
+        layer, inp = layers[i], tape[i]
         if isinstance(layer, nn.Linear):
             torch.bmm(grad.transpose(1, 2), inp, out=grads[f"{i}.weight"])
             torch.sum(grad, 1, out=grads[f"{i}.bias"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -167,7 +167,10 @@ def flooded_loss(loss: torch.Tensor, flood: float | torch.Tensor) -> torch.Tenso
 
 
 def combined_loss(
-    loss1: torch.Tensor, loss2: torch.Tensor, alpha: float, flood: float = 0.0
+    loss1: torch.Tensor,
+    loss2: torch.Tensor,
+    alpha: float | torch.Tensor,
+    flood: float | torch.Tensor = 0.0,
 ) -> torch.Tensor:
     """The linear combination a run descends on: ``flood(L1) + α·L2``."""
     return flooded_loss(loss1, flood) + alpha * loss2
@@ -176,9 +179,9 @@ def combined_loss(
 def chebyshev_scalarize(
     loss1: torch.Tensor,
     loss2: torch.Tensor,
-    w: float,
-    ideal: tuple[float, float] = (0.0, 0.0),
-    scale: tuple[float, float] = (1.0, 1.0),
+    w: float | torch.Tensor,
+    ideal: tuple[float, float] | tuple[torch.Tensor, torch.Tensor] = (0.0, 0.0),
+    scale: tuple[float, float] | tuple[torch.Tensor, torch.Tensor] = (1.0, 1.0),
 ) -> torch.Tensor:
     """Weighted Chebyshev scalarization ``max(w·(L1 − z1)/s1, (1 − w)·(L2 − z2)/s2)``.
 
@@ -219,7 +222,10 @@ def mdmm_coefficient(
 
 
 def mdmm_multiplier_step(
-    multiplier: torch.Tensor, loss2: torch.Tensor, epsilon: float, lambda_lr: float
+    multiplier: torch.Tensor,
+    loss2: torch.Tensor,
+    epsilon: float | torch.Tensor,
+    lambda_lr: float | torch.Tensor,
 ) -> torch.Tensor:
     """Gradient ascent on the multiplier, kept >= 0: ``max(0, λ + η_λ·(L2 − ε))``."""
     return torch.clamp(multiplier + lambda_lr * (loss2.detach() - epsilon), min=0.0)
@@ -262,7 +268,7 @@ def mdmm_info(val_loss2: float, epsilon: float, multiplier: float) -> dict[str, 
 
 
 def make_optimizer(
-    name: str, params: list[torch.nn.Parameter], lr: float, momentum: float
+    name: str, params: Sequence[torch.Tensor], lr: float, momentum: float
 ) -> torch.optim.Optimizer:
     """Build one of :data:`OPTIMIZERS` with torch's defaults for everything but lr/momentum."""
     if name == "sgd":

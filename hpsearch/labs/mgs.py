@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch.func import functional_call, vmap
@@ -125,7 +126,7 @@ def _gaussian_log_density(
 ) -> torch.Tensor:
     """log N(Δ; mean, diag std²) of each of the n candidates (leading axis), summed over every
     parameter element."""
-    total = 0.0
+    total = torch.zeros(())
     for name, d in delta.items():
         z = (d - mean[name]) / std[name]
         dims = tuple(range(1, d.dim()))
@@ -242,7 +243,9 @@ def train_metric(
                     step = mgs_direction(
                         detached, dict(zip(params, grads, strict=True)), cost_of, config, gen
                     )
-                    norm = torch.sqrt(sum(v.pow(2).sum() for v in step.values()))
+                    norm = torch.sqrt(
+                        cast(torch.Tensor, sum(v.pow(2).sum() for v in step.values()))
+                    )
                     scale = 1.0 / max(float(norm), 1.0)  # clipped to norm 1
                 for name, p in params.items():
                     p.grad = -step[name] * scale  # AdamW descends: the gradient is −update

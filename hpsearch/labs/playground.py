@@ -305,12 +305,12 @@ def tune(
     if remaining > 0:
         study.optimize(objective, n_trials=remaining)
     best = study.best_trial
-    params = {k: float(v) for k, v in best.params.items()}
+    params: dict[str, Any] = {k: float(v) for k, v in best.params.items()}
     run = trajectory(fn, optimizer, steps=config.steps, stop_at=config.tolerance, **params)
     return TunedRun(function, optimizer, params, run.steps_to(config.tolerance), run, name)
 
 
-def _suggest(trial: optuna.Trial, config: PlaygroundConfig, optimizer: str) -> dict[str, float]:
+def _suggest(trial: optuna.Trial, config: PlaygroundConfig, optimizer: str) -> dict[str, Any]:
     params = {
         "lr": trial.suggest_float("lr", config.lr_low, config.lr_high, log=True),
         "lr_decay": trial.suggest_float("lr_decay", 0.9, 1.0),

@@ -17,7 +17,7 @@ from hpsearch.core.data import load_dataset
 from hpsearch.core.models import ModelSpec
 from hpsearch.core.population import train_population
 from hpsearch.core.setups import get_setup
-from hpsearch.core.train import TrainConfig
+from hpsearch.core.train import TrainConfig, TrainResult
 from hpsearch.errors import DivergedError
 from hpsearch.results.analysis import convergence_drift
 
@@ -67,7 +67,7 @@ def linear_sweep(
         get_setup(setup)(**options), load_dataset("none"), ModelSpec(kind="linear"), configs
     )
     kept = [i for i, r in enumerate(results) if not isinstance(r, DivergedError)]
-    runs = [results[i] for i in kept]
+    runs = [r for r in results if isinstance(r, TrainResult)]
     points = np.array([[r.val["loss1"], r.val["loss2"]] for r in runs]).reshape(-1, 2)
     drift = np.array(
         [

@@ -76,7 +76,7 @@ def pareto_mask(points: np.ndarray) -> np.ndarray:
     le = (points[:, None, :] <= points[None, :, :]).all(-1)  # le[j, i]: j weakly dominates i
     lt = (points[:, None, :] < points[None, :, :]).any(-1)
     dominated = (le & lt).any(0)
-    return ~dominated
+    return np.asarray(~dominated)
 
 
 def _pareto_mask_2d(points: np.ndarray) -> np.ndarray:
@@ -469,8 +469,10 @@ def analyze_front(
     front = front[np.lexsort((points[front, 1], points[front, 0]))]
     norm = normalization or Normalization.from_fronts([points[front]])
     if reference_raw is not None:
-        reference = tuple(float(v) for v in norm.apply(np.asarray(reference_raw, float)))
-    ref_raw = tuple(float(v) for v in norm.invert(np.asarray(reference, float)))
+        r1, r2 = (float(v) for v in norm.apply(np.asarray(reference_raw, float)))
+        reference = (r1, r2)
+    i1, i2 = (float(v) for v in norm.invert(np.asarray(reference, float)))
+    ref_raw = (i1, i2)
     z_all = norm.apply(points)
     z = z_all[front]
     hull_local = lower_convex_hull(z)

@@ -229,8 +229,8 @@ def study_wall_seconds(storage: str, study_name: str) -> float:
     ]
     if not trials:
         return 0.0
-    start = min(t.datetime_start for t in trials)
-    end = max(t.datetime_complete for t in trials)
+    start = min(t.datetime_start for t in trials if t.datetime_start is not None)
+    end = max(t.datetime_complete for t in trials if t.datetime_complete is not None)
     return (end - start).total_seconds()
 
 

@@ -271,7 +271,7 @@ def next_targets(
         for f in _AIM_FRACTIONS:
             aim = p + f * (q - p)
             value = aim[1] if method == "mdmm" else chebyshev_weight(aim, plan.stretches[0].w_ideal)
-            if not spec.low < value < spec.high:
+            if not spec.bounds[0] < value < spec.bounds[1]:
                 break  # beyond the front's ends: nothing to aim at
             # The other parameters: those of the stretch the aim is in, else the nearest one.
             nearest = min(

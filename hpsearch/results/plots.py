@@ -46,6 +46,7 @@ def plot_study(points: StudyPoints, path: str | Path) -> Path:
     l1n, l2n = points.loss_names
     x, y = points.loss1, points.loss2
     alpha = points.params.get("alpha")
+    norm: Normalize
     if alpha is not None and np.all(alpha > 0) and alpha.max() / alpha.min() > 10:
         color, norm, label = alpha, LogNorm(alpha.min(), alpha.max()), "α (log)"
     elif alpha is not None:
@@ -154,7 +155,8 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
         )
     if u.knee >= 0:
         ax.scatter(
-            *pts[u.knee],
+            pts[u.knee, 0],
+            pts[u.knee, 1],
             marker="*",
             s=260,
             color="gold",

@@ -156,8 +156,8 @@ class StudyPoints:
     values: np.ndarray | None
     objective_name: str
     minimize: bool
-    feasible: np.ndarray | None = None
-    counted: np.ndarray | None = None
+    feasible: np.ndarray
+    counted: np.ndarray
     alpha: np.ndarray | None = None
     drift: np.ndarray | None = None
 
@@ -293,7 +293,7 @@ def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str],
         sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
         # As Optuna's best value: trials that missed their constraint are not candidates.
         feasible = [t for t in complete if t.user_attrs.get(keys.FEASIBLE, True)]
-        chosen = sorted(feasible, key=lambda t: sign * t.value)[:top]
+        chosen = sorted(feasible, key=lambda t: sign * float(t.value or 0.0))[:top]
         value_cols = [(study.metric_names or ["value"])[0]]
     param_names = sorted({k for t in chosen for k in t.params})
     columns = [

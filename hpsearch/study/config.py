@@ -14,7 +14,7 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hpsearch.core.data import DATASETS, Dataset, load_dataset
 from hpsearch.core.models import ACTIVATIONS, MODEL_KINDS, ModelSpec
@@ -115,6 +115,13 @@ class ParamSpec:
     choices: tuple[Any, ...] = ()
 
     @property
+    def bounds(self) -> tuple[float, float]:
+        """``(low, high)`` of a searched number (a study file always gives both)."""
+        if self.low is None or self.high is None:
+            raise HpsearchError(f"parameter {self.name!r} has no range")
+        return self.low, self.high
+
+    @property
     def searched(self) -> bool:
         return self.type != "fixed"
 
@@ -167,7 +174,7 @@ class StudyConfig:
     imports: tuple[str, ...] = ()
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
         """Optuna directions: both losses minimized, or the one scalar objective."""
         if self.mode == "pareto":
             return ["minimize", "minimize"]
@@ -411,7 +418,8 @@ def grid_values(params: dict[str, ParamSpec], check: _Checker | None = None) -> 
                 f"params.{name}",
                 "the grid sampler needs a step (and no log scale) on every searched number",
             )
-        points = (p.high - p.low) / p.step + 1
+        low, high = p.bounds
+        points = (high - low) / p.step + 1
         if not points <= MAX_GRID_POINTS:  # also catches inf and NaN from a tiny step
             raise fail(
                 f"params.{name}.step",
@@ -420,9 +428,9 @@ def grid_values(params: dict[str, ParamSpec], check: _Checker | None = None) -> 
             )
         count = int(math.floor(points - 1 + 1e-9)) + 1
         if p.type == "int":
-            out[name] = [int(p.low + i * p.step) for i in range(count)]
+            out[name] = [int(low + i * p.step) for i in range(count)]
         else:  # rounded, so that 0.07 is 0.07 and not 0.07000000000000001
-            out[name] = [round(p.low + i * p.step, 12) for i in range(count)]
+            out[name] = [round(low + i * p.step, 12) for i in range(count)]
     return out
 
 

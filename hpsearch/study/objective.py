@@ -33,9 +33,12 @@ def suggest_params(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[st
     values: dict[str, Any] = {}
     for name, p in params.items():
         if p.type == "float":
-            values[name] = trial.suggest_float(name, p.low, p.high, log=p.log, step=p.step)
+            low, high = p.bounds
+            values[name] = trial.suggest_float(name, low, high, log=p.log, step=p.step)
         elif p.type == "int":
-            values[name] = trial.suggest_int(name, p.low, p.high, log=p.log, step=p.step or 1)
+            low, high = p.bounds
+            step = int(p.step or 1)
+            values[name] = trial.suggest_int(name, int(low), int(high), log=p.log, step=step)
         elif p.type == "categorical":
             values[name] = trial.suggest_categorical(name, list(p.choices))
     return values
@@ -200,12 +203,12 @@ def run_population(
         resolved = [config.resolve(suggest_params(t, config.params)) for t in trials]
         groups: dict[tuple, list[int]] = {}
         for i, (train_config, model, options) in enumerate(resolved):
-            key = (
+            group = (
                 model,
                 tuple(sorted(options.items())),
                 *(getattr(train_config, k) for k in GROUP_KEYS),
             )
-            groups.setdefault(key, []).append(i)
+            groups.setdefault(group, []).append(i)
         for members in groups.values():
             _, model, options = resolved[members[0]]
             results = train_population(

@@ -98,20 +98,20 @@ def add_finished_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> l
                     for key, value in attrs.items()
                 ]
             for step, value in trial.intermediate_values.items():
-                stored, kind = (
+                stored_value, value_kind = (
                     rdb_models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
                 )
                 children.append(
                     rdb_models.TrialIntermediateValueModel(
                         trial_id=tid,
                         step=step,
-                        intermediate_value=stored,
-                        intermediate_value_type=kind,
+                        intermediate_value=stored_value,
+                        intermediate_value_type=value_kind,
                     )
                 )
         session.add_all(children)
-        keys = [(row.number, row.trial_id) for row in rows]
-    stored = []
-    for (number, trial_id), trial in zip(keys, trials, strict=True):
-        stored.append(with_number_and_id(copy.copy(trial), number, trial_id))
-    return stored
+        numbers_ids = [(int(row.number), int(row.trial_id)) for row in rows]
+    return [
+        with_number_and_id(copy.copy(trial), number, trial_id)
+        for (number, trial_id), trial in zip(numbers_ids, trials, strict=True)
+    ]

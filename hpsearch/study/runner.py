@@ -58,7 +58,8 @@ def metric_names(config: StudyConfig, attrs: dict[str, Any]) -> list[str]:
     if config.objective == "weighted":
         w1, w2 = config.objective_weights or (1.0, 0.0)
         return [f"{w1:g}*{l1} + {w2:g}*{l2}"]
-    return [{"loss1": l1, "loss2": l2, "metric": f"val_{attrs['metric_name']}"}[config.objective]]
+    names = {"loss1": l1, "loss2": l2, "metric": f"val_{attrs['metric_name']}"}
+    return [names[str(config.objective)]]
 
 
 def _describe_difference(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> str:
