@@ -103,7 +103,7 @@ def _write(
     return path
 
 
-@pytest.mark.parametrize("method", ["linear", "chebyshev", "mdmm"])
+@pytest.mark.parametrize("method", hpsearch.INNER_METHODS)
 @pytest.mark.parametrize("mode", ["scalarized", "pareto"])
 def test_outer_by_inner_matrix_runs_and_records_feasibility(tmp_path, storage, mode, method):
     path = _write(tmp_path, mode, method, n_trials=3, optimizer="adam", flood=0.05)

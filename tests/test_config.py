@@ -305,6 +305,19 @@ BROKEN = [
         "classification dataset",
     ),
     ("[params]", "[data]\nlabel_noise = 1.0\n[params]", "data.label_noise", "in [0, 1)"),
+    (
+        'dataset = "iris"',
+        'dataset = "none"',
+        "study.dataset",
+        'setup \'weight_decay\' trains on data: use a dataset, not "none" ("none" goes with '
+        "the analytic setups: fonseca_fleming, front_curve)",
+    ),
+    (
+        'dataset = "iris"\nsetup = "weight_decay"',
+        'dataset = "iris"\nsetup = "front_curve"',
+        "study.dataset",
+        "setup 'front_curve' is an analytic problem: use dataset = \"none\"",
+    ),
     ("[params]", '[params]\nflood_mode = "row"', "params.flood_mode", "'batch', 'sample'"),
     ("[params]", "[params]\nbackstitch_interval = 0", "params.backstitch_interval", "[1,"),
     (

@@ -32,8 +32,8 @@ def _assert_same(seq: hpsearch.TrainResult, pop: hpsearch.TrainResult) -> None:
         assert pop.info[key] == pytest.approx(seq.info[key], rel=1e-4, abs=1e-5)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
-@pytest.mark.parametrize("method", ["linear", "chebyshev", "mdmm"])
+@pytest.mark.parametrize("optimizer", hpsearch.OPTIMIZERS)
+@pytest.mark.parametrize("method", hpsearch.INNER_METHODS)
 def test_each_member_equals_the_sequential_run(optimizer: str, method: str) -> None:
     setup = hpsearch.get_setup("weight_decay")()
     data = load_dataset("wine")

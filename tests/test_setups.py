@@ -11,8 +11,19 @@ from hpsearch.core.setups import TWO_TASK_AUX
 SPEC = ModelSpec(kind="mlp", depth=1, width=16)
 
 
-@pytest.mark.parametrize("name", ["weight_decay", "sparsity", "beta_vae", "two_task"])
-@pytest.mark.parametrize("dataset", ["digits", "diabetes"])
+# Every registered setup (read from the registry: a new one is tested without editing this),
+# on a classification and a regression dataset, or on no data for an analytic one.
+BUILTIN_CASES = [
+    (name, dataset)
+    for name in hpsearch.available_setups()
+    if not name.startswith("test_")  # setups the tests register
+    for dataset in (
+        ("none",) if hpsearch.get_setup(name).needs_data is False else ("digits", "diabetes")
+    )
+]
+
+
+@pytest.mark.parametrize(("name", "dataset"), BUILTIN_CASES)
 def test_builtin_setups_give_two_finite_losses_and_a_metric(name: str, dataset: str) -> None:
     setup = hpsearch.get_setup(name)()
     data = setup.prepare(load_dataset(dataset))

@@ -203,8 +203,8 @@ def test_chebyshev_initial_normalization_records_its_scales() -> None:
     assert "scale1" not in _run(method="chebyshev", w=0.5, epochs=1, normalize="none").info
 
 
-@pytest.mark.parametrize("method", ["linear", "chebyshev", "mdmm"])
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
+@pytest.mark.parametrize("method", hpsearch.INNER_METHODS)
+@pytest.mark.parametrize("optimizer", hpsearch.OPTIMIZERS)
 def test_every_inner_method_combines_with_every_optimizer_and_flooding(method, optimizer) -> None:
     result = _run(
         method=method,
@@ -280,7 +280,9 @@ def test_iflood_differs_from_batch_flooding_and_backstitch_from_plain() -> None:
     assert abs(plain.val["loss1"] - stitched.val["loss1"]) > 1e-4
 
 
-@pytest.mark.parametrize("optimizer", ["momentum", "adagrad", "rmsprop", "adam"])
+@pytest.mark.parametrize(
+    "optimizer", [o for o in hpsearch.OPTIMIZERS if o not in ("sgd", "nesterov")]
+)
 def test_backstitch_combines_with_every_optimizer_and_flooding(optimizer: str) -> None:
     result = _run(
         optimizer=optimizer, lr=0.01, epochs=10, dataset="wine", backstitch=0.2, flood=0.05
@@ -299,3 +301,25 @@ def test_iflood_needs_a_setup_with_per_sample_losses() -> None:
 def test_bad_backstitch_or_flood_mode_is_refused(kw: dict) -> None:
     with pytest.raises(HpsearchError, match=next(iter(kw))):
         TrainConfig(**kw)
+
+
+def test_train_config_and_study_files_share_one_table_of_domains() -> None:
+    import dataclasses
+
+    from hpsearch.core.train import TRAIN_BUDGET, TRAIN_PARAMS
+    from hpsearch.study.config import BUDGET, CORE_PARAMS
+
+    table = {**TRAIN_PARAMS, **TRAIN_BUDGET}
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    # Every knob of a run is declared once, with the same default, and study files offer it.
+    assert set(fields) - {"seed"} == set(table)
+    assert {name: fields[name] for name in table} == {n: o.default for n, o in table.items()}
+    assert all(CORE_PARAMS[name] is option for name, option in TRAIN_PARAMS.items())
+    assert BUDGET is TRAIN_BUDGET
+    # The table is what TrainConfig checks: each bound it declares is enforced.
+    for name, bad in [("w", 1.0), ("lr", 0.0), ("momentum", 1.0), ("backstitch_interval", 0),
+                      ("epochs", 100_001), ("lambda_lr", 0.0), ("ideal1", math.inf)]:  # fmt: skip
+        with pytest.raises(HpsearchError, match=f"invalid {name}="):
+            TrainConfig(**{name: bad})
+    with pytest.raises(HpsearchError, match="unknown normalize 'z'; allowed: initial, none"):
+        TrainConfig(normalize="z")

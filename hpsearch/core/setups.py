@@ -87,9 +87,14 @@ class Setup(ABC):
         loss_names: Names of ``L1`` (the task loss, the one flooding applies to) and ``L2``.
         metric_name: Name of the task metric; higher is better.
         options: Setup-specific hyperparameters and their domains.
+        needs_data: True for a setup that trains on a dataset, False for an analytic problem
+            whose losses depend on the parameters only (trained with ``dataset = "none"``, each
+            epoch one step), None (the default) for not declared. A study file that pairs a
+            declared setup with the wrong kind of dataset is refused.
     """
 
     name: ClassVar[str] = ""
+    needs_data: ClassVar[bool | None] = None
     loss_names: ClassVar[tuple[str, str]] = ("loss1", "loss2")
     metric_name: ClassVar[str] = "metric"
     options: ClassVar[dict[str, Option]] = {}
@@ -343,6 +348,7 @@ class WeightDecay(Setup):
     def _add_penalty_grad(grad: torch.Tensor, w: torch.Tensor, scale: torch.Tensor) -> None:
         grad.addcmul_(w, 2.0 * scale)
 
+    needs_data = True
     loss_names = ("task_loss", "sq_weight_norm")
     metric_name = "score"
 
@@ -405,6 +411,7 @@ class BetaVAE(Setup):
     The metric is the R² of the reconstruction (decoding the posterior mean).
     """
 
+    needs_data = True
     loss_names = ("reconstruction", "kl")
     metric_name = "recon_r2"
     options = {
@@ -463,6 +470,7 @@ class TwoTask(Setup):
     metric is task A's accuracy/R², and ``metric_b`` is task B's accuracy.
     """
 
+    needs_data = True
     loss_names = ("task_a", "task_b")
     metric_name = "score_a"
 
@@ -545,6 +553,7 @@ class FonsecaFleming(Setup):
     ``−distance`` of x to the Pareto set (0 on the front).
     """
 
+    needs_data = False
     loss_names = ("f1", "f2")
     metric_name = "neg_distance_to_front"
     options = {
@@ -608,6 +617,7 @@ class FrontCurve(Setup):
     metric is ``−|v|``, minus the distance to the Pareto set in v.
     """
 
+    needs_data = False
     loss_names = ("f1", "f2")
     metric_name = "neg_distance_to_front"
     options = {

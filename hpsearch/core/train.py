@@ -17,7 +17,7 @@ import torch
 
 from hpsearch.core.data import Dataset
 from hpsearch.core.models import ModelSpec
-from hpsearch.core.setups import Setup
+from hpsearch.core.setups import Option, Setup
 from hpsearch.errors import DivergedError, HpsearchError, check_choice, check_fields
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -26,6 +26,40 @@ INNER_METHODS: tuple[str, ...] = ("linear", "chebyshev", "mdmm")
 # sample's loss before averaging (iFlood, Xie et al., ICLR 2022).
 FLOOD_MODES: tuple[str, ...] = ("batch", "sample")
 NORMALIZATIONS: tuple[str, ...] = ("initial", "none")
+
+# The domain of every training knob and budget field, declared once: TrainConfig validates
+# itself against it, and study files (hpsearch.study.config) offer the same table.
+TRAIN_PARAMS: dict[str, Option] = {
+    "optimizer": Option("categorical", "adam", choices=OPTIMIZERS, help="optimizer"),
+    "lr": Option("float", 1e-3, low=0, low_open=True, help="learning rate"),
+    "momentum": Option("float", 0.9, low=0, high=1, high_open=True, help="momentum/nesterov"),
+    "lr_decay": Option("float", 1.0, low=0, high=1, low_open=True, help="lr factor per epoch"),
+    "alpha": Option("float", 0.0, low=0, help="weight of L2 in flood(L1) + alpha*L2"),
+    "flood": Option("float", 0.0, low=0, help="flood level b on L1 (0 = off)"),
+    "flood_mode": Option(
+        "categorical", "batch", choices=FLOOD_MODES, help="flood the batch mean or each sample"
+    ),
+    "backstitch": Option("float", 0.0, low=0, help="backstitch scale (0 = off)"),
+    "backstitch_interval": Option(
+        "int", 1, low=1, high=100_000, help="backstitch every n mini-batches"
+    ),
+    "method": Option("categorical", "linear", choices=INNER_METHODS, help="inner scalarization"),
+    "w": Option(
+        "float", 0.5, low=0, high=1, low_open=True, high_open=True, help="Chebyshev weight of L1"
+    ),
+    "ideal1": Option("float", 0.0, help="Chebyshev ideal point, L1"),
+    "ideal2": Option("float", 0.0, help="Chebyshev ideal point, L2"),
+    "normalize": Option(
+        "categorical", "initial", choices=NORMALIZATIONS, help="Chebyshev normalization"
+    ),
+    "epsilon": Option("float", 1.0, low=0, help="MDMM budget: L2 <= epsilon"),
+    "damping": Option("float", 10.0, low=0, help="MDMM damping c"),
+    "lambda_lr": Option("float", 0.01, low=0, low_open=True, help="MDMM multiplier step size"),
+}
+TRAIN_BUDGET: dict[str, Option] = {
+    "epochs": Option("int", 20, low=1, high=100_000, help="passes over the training split"),
+    "batch_size": Option("int", 64, low=1, high=1_000_000, help="mini-batch size"),
+}
 # An MDMM run is feasible when its validation L2 is at most ε + FEASIBILITY_TOL·max(ε, 1e-3):
 # the multiplier makes L2 oscillate around the budget, so "exactly below" would be noise.
 FEASIBILITY_TOL = 0.01
@@ -85,26 +119,16 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("method", self.method, INNER_METHODS)
-        check_choice("flood_mode", self.flood_mode, FLOOD_MODES)
-        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        domains = {**TRAIN_PARAMS, **TRAIN_BUDGET}
+        for name, option in domains.items():
+            if option.type == "categorical":
+                check_choice(name, getattr(self, name), option.choices)
         check_fields(
             self,
             {
-                "w": 0 < self.w < 1,
-                "epsilon": self.epsilon >= 0,
-                "damping": self.damping >= 0,
-                "lambda_lr": self.lambda_lr > 0,
-                "lr": self.lr > 0,
-                "momentum": 0 <= self.momentum < 1,
-                "lr_decay": 0 < self.lr_decay <= 1,
-                "alpha": self.alpha >= 0,
-                "flood": self.flood >= 0,
-                "backstitch": self.backstitch >= 0,
-                "backstitch_interval": self.backstitch_interval >= 1,
-                "epochs": self.epochs >= 1,
-                "batch_size": self.batch_size >= 1,
+                name: option.contains(getattr(self, name))
+                for name, option in domains.items()
+                if option.type != "categorical"
             },
         )
 

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from hpsearch.core.data import DATASETS, Dataset, load_dataset
 from hpsearch.core.models import ACTIVATIONS, MODEL_KINDS, ModelSpec
-from hpsearch.core.setups import Option, get_setup
-from hpsearch.core.train import FLOOD_MODES, INNER_METHODS, NORMALIZATIONS, OPTIMIZERS, TrainConfig
+from hpsearch.core.setups import Option, available_setups, get_setup
+from hpsearch.core.train import TRAIN_BUDGET, TRAIN_PARAMS, TrainConfig
 from hpsearch.errors import HpsearchError, StudyFileError
 from hpsearch.study.samplers import PRUNERS, SAMPLERS
 
@@ -28,39 +28,12 @@ OBJECTIVES: tuple[str, ...] = ("loss1", "loss2", "metric", "weighted")
 
 # Hyperparameters every study has, with their domains and defaults. Setups add their own.
 CORE_PARAMS: dict[str, Option] = {
-    "optimizer": Option("categorical", "adam", choices=OPTIMIZERS, help="optimizer"),
-    "lr": Option("float", 1e-3, low=0, low_open=True, help="learning rate"),
-    "momentum": Option("float", 0.9, low=0, high=1, high_open=True, help="momentum/nesterov"),
-    "lr_decay": Option("float", 1.0, low=0, high=1, low_open=True, help="lr factor per epoch"),
-    "alpha": Option("float", 0.0, low=0, help="weight of L2 in flood(L1) + alpha*L2"),
-    "flood": Option("float", 0.0, low=0, help="flood level b on L1 (0 = off)"),
-    "flood_mode": Option(
-        "categorical", "batch", choices=FLOOD_MODES, help="flood the batch mean or each sample"
-    ),
-    "backstitch": Option("float", 0.0, low=0, help="backstitch scale (0 = off)"),
-    "backstitch_interval": Option(
-        "int", 1, low=1, high=100_000, help="backstitch every n mini-batches"
-    ),
-    "method": Option("categorical", "linear", choices=INNER_METHODS, help="inner scalarization"),
-    "w": Option(
-        "float", 0.5, low=0, high=1, low_open=True, high_open=True, help="Chebyshev weight of L1"
-    ),
-    "ideal1": Option("float", 0.0, help="Chebyshev ideal point, L1"),
-    "ideal2": Option("float", 0.0, help="Chebyshev ideal point, L2"),
-    "normalize": Option(
-        "categorical", "initial", choices=NORMALIZATIONS, help="Chebyshev normalization"
-    ),
-    "epsilon": Option("float", 1.0, low=0, help="MDMM budget: L2 <= epsilon"),
-    "damping": Option("float", 10.0, low=0, help="MDMM damping c"),
-    "lambda_lr": Option("float", 0.01, low=0, low_open=True, help="MDMM multiplier step size"),
+    **TRAIN_PARAMS,
     "depth": Option("int", 1, low=0, high=16, help="hidden layers of the MLP"),
     "width": Option("int", 64, low=1, high=4096, help="units per hidden layer"),
     "activation": Option("categorical", "relu", choices=tuple(ACTIVATIONS), help="activation"),
 }
-BUDGET: dict[str, Option] = {
-    "epochs": Option("int", 20, low=1, high=100_000),
-    "batch_size": Option("int", 64, low=1, high=1_000_000),
-}
+BUDGET: dict[str, Option] = TRAIN_BUDGET
 DATA: dict[str, Option] = {
     "val_fraction": Option("float", 0.2, low=0, high=0.9, low_open=True),
     "test_fraction": Option("float", 0.2, low=0, high=0.9, low_open=True),
@@ -557,6 +530,18 @@ def load_study_file(path: str | Path) -> StudyConfig:
         setup_cls = get_setup(setup_name)
     except HpsearchError as e:
         raise check.fail("study.setup", str(e)) from None
+    if setup_cls.needs_data is not None and setup_cls.needs_data == (dataset == "none"):
+        analytic = [n for n in available_setups() if get_setup(n).needs_data is False]
+        raise check.fail(
+            "study.dataset",
+            f"setup {setup_name!r} "
+            + (
+                'trains on data: use a dataset, not "none"'
+                if setup_cls.needs_data
+                else 'is an analytic problem: use dataset = "none"'
+            )
+            + f' ("none" goes with the analytic setups: {", ".join(analytic)})',
+        )
     model = check.string(study.get("model", "mlp"), "study.model", MODEL_KINDS)
     mode = check.string(study["mode"], "study.mode", MODES)
 
