@@ -472,9 +472,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    columns, rows = study_rows(args.storage, args.study, top=args.top)
+    store = open_storage(args.storage, must_exist=True)  # opened once for the whole command
+    columns, rows = study_rows(store, args.study, top=args.top)
     # Loaded once for the figure and the diagnosis.
-    points = study_points(args.storage, args.study) if rows or args.plot else None
+    points = study_points(store, args.study) if rows or args.plot else None
     if args.plot and points is not None:
         from hpsearch.results.plots import plot_study  # matplotlib only when a figure is asked for
 

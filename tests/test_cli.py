@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+import hpsearch
 from hpsearch.cli import main
 from tests.conftest import REPO, SMALL_STUDY
 
@@ -276,3 +277,22 @@ def _get_json(url: str, proc: subprocess.Popen | None) -> dict:
             if (proc is not None and proc.poll() is not None) or time.time() > deadline:
                 raise
             time.sleep(0.3)
+
+
+def test_show_and_compare_open_the_storage_once(tmp_path, study_file, monkeypatch) -> None:
+    from hpsearch.study import storage as storage_module
+
+    storage = f"sqlite:///{tmp_path / 'once.db'}"
+    for name in ("a", "b"):
+        hpsearch.run_study(
+            hpsearch.load_study_file(study_file(name=name, n_trials=2)), storage, progress=False
+        )
+    opened = []
+    real = storage_module._open_rdb
+    monkeypatch.setattr(storage_module, "_open_rdb", lambda *a: opened.append(a) or real(*a))
+    monkeypatch.chdir(tmp_path)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["show", "a", "--storage", storage]) == 0
+        assert len(opened) == 1
+        assert main(["compare", "a", "b", "--storage", storage, "--out", "cmp"]) == 0
+    assert len(opened) == 2  # one more for the second command, none per study

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 
 from hpsearch.errors import HpsearchError
 from hpsearch.results.analysis import (
@@ -23,8 +24,9 @@ from hpsearch.results.report import (
     alpha_text,
     format_table,
     load_stored_study,
-    study_points,
+    points_of_study,
 )
+from hpsearch.study.storage import StorageLike, open_storage
 
 
 @dataclass(frozen=True)
@@ -209,22 +211,24 @@ def compare_points(
 
 
 def compare_studies(
-    storage: str, study_names: list[str], reference_raw: tuple[float, float] | None = None
+    storage: StorageLike, study_names: list[str], reference_raw: tuple[float, float] | None = None
 ) -> Comparison:
-    """Load stored studies (of the same setup) and compare them in one objective space."""
+    """Load stored studies (of the same setup) and compare them in one objective space.
+
+    The storage is opened once, and each study read once.
+    """
     if not study_names:
         raise HpsearchError("name at least one study to compare")
-    return compare_points(
-        [(study_points(storage, n), study_wall_seconds(storage, n)) for n in study_names],
-        reference_raw,
-    )
+    store = open_storage(storage, must_exist=True)
+    studies = [load_stored_study(store, n) for n in study_names]
+    return compare_points([(points_of_study(s), wall_seconds(s)) for s in studies], reference_raw)
 
 
-def study_wall_seconds(storage: str, study_name: str) -> float:
-    """Seconds from the first trial's start to the last finished trial's end."""
+def wall_seconds(study: optuna.Study) -> float:
+    """Seconds from the study's first trial's start to its last finished trial's end."""
     trials = [
         t
-        for t in load_stored_study(storage, study_name).get_trials(deepcopy=False)
+        for t in study.get_trials(deepcopy=False)
         if t.datetime_start is not None and t.datetime_complete is not None
     ]
     if not trials:

@@ -31,8 +31,8 @@ from hpsearch.results.analysis import (
     chebyshev_weight,
     feasible_pareto_mask,
 )
-from hpsearch.results.compare import Comparison, compare_points, study_wall_seconds
-from hpsearch.results.report import StudyPoints, load_stored_study, points_of_study, study_points
+from hpsearch.results.compare import Comparison, compare_points, wall_seconds
+from hpsearch.results.report import StudyPoints, load_stored_study, points_of_study
 from hpsearch.study import keys
 from hpsearch.study.config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
 from hpsearch.study.runner import (
@@ -323,12 +323,11 @@ def run_fill(
         HpsearchError: No such study, no stretch to fill, or the study file is missing.
     """
     store = open_storage(storage, must_exist=True)
-    original = load_stored_study(storage, study_name)  # a one-line error if there is none
+    original = load_stored_study(store, study_name)  # a one-line error if there is none
     config = original_config(original, study_file)
     points = points_of_study(original)
     trial_params = {t.number: t.params for t in original.get_trials(deepcopy=False)}
     plan = plan_fill(config, points, trial_params, method, n_trials, name, overrides)
-    fill_name = plan.config.name
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
     study = create_or_load_study(plan.config, store)
     knob = plan.knob
@@ -341,7 +340,7 @@ def run_fill(
         run_study(plan.config, storage, n_trials=len(tried), progress=progress, publish=publish)
         if len(tried) >= n_trials:
             break
-        fill_points = study_points(storage, fill_name)
+        fill_points = points_of_study(study)
         xy = np.concatenate([points.xy, fill_points.xy])
         counted = np.concatenate([points.counted, fill_points.counted])
         targets = next_targets(plan, xy, counted, tried, max(1, (n_trials - len(tried) + 1) // 2))
@@ -351,8 +350,8 @@ def run_fill(
             study.enqueue_trial(params)
     comparison = compare_points(
         [
-            (points, study_wall_seconds(storage, study_name)),
-            (study_points(storage, fill_name), study_wall_seconds(storage, fill_name)),
+            (points, wall_seconds(original)),
+            (points_of_study(study), wall_seconds(study)),
         ],
         reference_raw,
     )

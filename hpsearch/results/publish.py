@@ -27,7 +27,7 @@ from hpsearch.results.analysis import (
     verdict,
 )
 from hpsearch.results.plots import plot_study
-from hpsearch.results.report import StudyPoints, study_points
+from hpsearch.results.report import StudyPoints, points_of_study
 from hpsearch.study import keys
 from hpsearch.study.config import CORE_PARAMS
 from hpsearch.study.storage import open_storage
@@ -252,7 +252,7 @@ def publish_study(storage: str, study_name: str, artifact: bool = True) -> None:
     """
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     try:
-        points = study_points(storage, study_name)
+        points = points_of_study(study)  # the study as loaded: one open per refresh
     except HpsearchError:  # no complete trial yet
         points = None
     import optuna_dashboard

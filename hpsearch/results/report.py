@@ -21,7 +21,7 @@ from hpsearch.results.analysis import (
     feasible_pareto_mask,
 )
 from hpsearch.study import keys
-from hpsearch.study.storage import best_value, open_storage
+from hpsearch.study.storage import StorageLike, best_value, describe_storage, open_storage
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class StudyRow:
     pareto_size: int | None
 
 
-def list_studies(storage: str) -> list[StudyRow]:
+def list_studies(storage: StorageLike) -> list[StudyRow]:
     """Every study in ``storage`` with its trial counts and best value or Pareto size.
 
     Raises:
@@ -105,7 +105,7 @@ def _listed_identity(user_attrs: dict[str, Any]) -> dict[str, str]:
     return {}
 
 
-def load_stored_study(storage: str, study_name: str) -> optuna.Study:
+def load_stored_study(storage: StorageLike, study_name: str) -> optuna.Study:
     """Load an existing study, or fail with one line listing the stored ones.
 
     Raises:
@@ -115,7 +115,8 @@ def load_stored_study(storage: str, study_name: str) -> optuna.Study:
     names = optuna.get_all_study_names(store)
     if study_name not in names:
         raise HpsearchError(
-            f"no study {study_name!r} in {storage}; stored: {', '.join(sorted(names)) or 'none'}"
+            f"no study {study_name!r} in {describe_storage(storage)}; "
+            f"stored: {', '.join(sorted(names)) or 'none'}"
         )
     return optuna.load_study(study_name=study_name, storage=store)
 
@@ -182,7 +183,7 @@ class StudyPoints:
         )
 
 
-def study_points(storage: str, study_name: str) -> StudyPoints:
+def study_points(storage: StorageLike, study_name: str) -> StudyPoints:
     """The complete trials of a stored study as arrays, with their Pareto front in (L1, L2).
 
     Works for both modes, since every hpsearch trial records both validation losses.
@@ -255,7 +256,9 @@ def _drift(history: dict[str, list[float]] | None) -> tuple[float, float]:
     return convergence_drift(history.get(keys.VAL_LOSS1, []), history.get(keys.VAL_LOSS2, []))
 
 
-def study_rows(storage: str, study_name: str, top: int = 10) -> tuple[list[str], list[list[Any]]]:
+def study_rows(
+    storage: StorageLike, study_name: str, top: int = 10
+) -> tuple[list[str], list[list[Any]]]:
     """The best trials (scalarized) or the Pareto front (pareto) of a study, as a table.
 
     Args:

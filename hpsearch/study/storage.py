@@ -36,15 +36,20 @@ HEARTBEAT_SECONDS = 10
 JOURNAL_PREFIX = "journal:///"
 
 
+StorageLike = str | optuna.storages.BaseStorage
+"""A storage URL, or a storage already opened (a command opens it once and passes it down)."""
+
+
 def open_storage(
-    url: str, must_exist: bool = False, heartbeat: int | None = None
+    url: StorageLike, must_exist: bool = False, heartbeat: int | None = None
 ) -> optuna.storages.BaseStorage:
     """Open an Optuna storage by URL, with a one-line error when it cannot be reached.
 
     Args:
         url: ``sqlite:///file.db`` (``sqlite:////abs/file.db``), any other SQLAlchemy URL
             Optuna accepts (``postgresql://user:password@host/db``), or
-            ``journal:///file.log`` for Optuna's JournalStorage in a file.
+            ``journal:///file.log`` for Optuna's JournalStorage in a file. A storage object
+            is returned as it is (``must_exist`` and ``heartbeat`` apply when it was opened).
         must_exist: Refuse to create a new, empty SQLite or journal file (for read-only
             commands such as ``list`` and ``show``).
         heartbeat: Seconds between the heartbeats of running trials (RDB storages; None for
@@ -57,6 +62,8 @@ def open_storage(
     Raises:
         HpsearchError: The URL is malformed, its driver is missing or it cannot be reached.
     """
+    if isinstance(url, optuna.storages.BaseStorage):
+        return url
     if not isinstance(url, str) or "://" not in url:
         raise HpsearchError(
             f"storage {url!r} is not a URL; use e.g. sqlite:///hpsearch.db, "
@@ -120,6 +127,13 @@ def _open_rdb(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:
                 ),
             }
         return optuna.storages.RDBStorage(url, **beats)
+
+
+def describe_storage(storage: StorageLike) -> str:
+    """The storage as messages show it: its URL without the password, or its kind."""
+    if isinstance(storage, str):
+        return _without_password(storage)
+    return f"the {type(storage).__name__}"
 
 
 def _without_password(url: str) -> str:
