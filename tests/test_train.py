@@ -323,3 +323,27 @@ def test_train_config_and_study_files_share_one_table_of_domains() -> None:
             TrainConfig(**{name: bad})
     with pytest.raises(HpsearchError, match="unknown normalize 'z'; allowed: initial, none"):
         TrainConfig(normalize="z")
+
+
+def test_the_knobs_record_is_exactly_what_the_inner_methods_read() -> None:
+    import torch
+
+    from hpsearch.core.train import RUN_STATE, SCALARIZATION_FIELDS, inner_loss
+
+    class Recording(dict):
+        read: set[str] = set()
+
+        def __getitem__(self, key):
+            Recording.read.add(key)
+            return super().__getitem__(key)
+
+    knobs = Recording({name: 0.5 for name in (*SCALARIZATION_FIELDS, *RUN_STATE)})
+    knobs["multiplier"] = torch.tensor(0.0)
+    for method in hpsearch.INNER_METHODS:
+        inner_loss(method, torch.tensor(1.0), torch.tensor(2.0), knobs)
+    # Nothing declared that no method reads, nothing read that is not declared.
+    assert Recording.read == {*SCALARIZATION_FIELDS, *RUN_STATE}
+    # Every scalarization field is a TrainConfig field, with a domain in the one table.
+    from hpsearch.core.train import TRAIN_PARAMS
+
+    assert set(SCALARIZATION_FIELDS) <= set(TRAIN_PARAMS)

@@ -31,6 +31,7 @@ from hpsearch.core.setups import BatchedSetup, Setup
 from hpsearch.core.stacked import stacked_supported
 from hpsearch.core.train import (
     OPTIMIZERS,
+    SCALARIZATION_FIELDS,
     EpochRecord,
     TrainConfig,
     TrainResult,
@@ -245,9 +246,8 @@ def train_population(
     orders = [torch.Generator().manual_seed(c.seed) for c in configs]
     shared_order = len({c.seed for c in configs}) == 1
 
-    alpha, flood = _column(configs, "alpha"), _column(configs, "flood")
-    w, z1, z2 = _column(configs, "w"), _column(configs, "ideal1"), _column(configs, "ideal2")
-    eps, damping = _column(configs, "epsilon"), _column(configs, "damping")
+    knob_columns = {name: _column(configs, name) for name in SCALARIZATION_FIELDS}
+    z1, z2, eps = knob_columns["ideal1"], knob_columns["ideal2"], knob_columns["epsilon"]
     lambda_lr = _column(configs, "lambda_lr")
     lr_decay = _column(configs, "lr_decay")
     multiplier = torch.zeros(k_members)
@@ -276,27 +276,15 @@ def train_population(
         s1 = torch.clamp(start1 - z1, min=1e-8)
         s2 = torch.clamp(start2 - z2, min=1e-8)
 
-    def scalarize(l1, l2, a, b, wk, zk1, zk2, sk1, sk2, lam, ek, ck):
-        return inner_loss(
-            method,
-            l1,
-            l2,
-            alpha=a,
-            flood=b,
-            w=wk,
-            ideal=(zk1, zk2),
-            scale=(sk1, sk2),
-            multiplier=lam,
-            epsilon=ek,
-            damping=ck,
-        )
+    def scalarize(l1, l2, knobs):
+        return inner_loss(method, l1, l2, knobs)
 
-    def member_objective(p, xb, yb, *knobs):
+    def member_objective(p, xb, yb, knobs):
         l1, l2 = member_losses(p, xb, yb)
-        loss = scalarize(l1, l2, *knobs)
+        loss = scalarize(l1, l2, knobs)
         return loss, (loss.detach(), l2.detach())
 
-    def fast_step(xb, yb, *knobs):
+    def fast_step(xb, yb, knobs):
         scalarized = []
 
         def coefficients(l1, l2):
@@ -304,7 +292,7 @@ def train_population(
             # every inner method and flooding keep their one definition in ``inner_loss``.
             with torch.enable_grad():
                 l1, l2 = l1.detach().requires_grad_(), l2.detach().requires_grad_()
-                loss = scalarize(l1, l2, *knobs)
+                loss = scalarize(l1, l2, knobs)
                 scalarized.append(loss.detach())
                 return torch.autograd.grad(loss.sum(), (l1, l2))
 
@@ -315,7 +303,7 @@ def train_population(
     data_dims = None if shared_order else 0
     grad_fn = vmap(
         grad(member_objective, has_aux=True),
-        in_dims=(0, data_dims, data_dims, *([0] * 10)),
+        in_dims=(0, data_dims, data_dims, 0),  # 0: every knob is a K-vector
         randomness="different",
     )
     eval_fn = vmap(member_losses, in_dims=(0, None, None), randomness="different")
@@ -335,11 +323,11 @@ def train_population(
                 idx = perms[0][s : s + first.batch_size]
             else:
                 idx = torch.stack([p[s : s + first.batch_size] for p in perms])
-            knobs = (alpha, flood, w, z1, z2, s1, s2, multiplier, eps, damping)
+            knobs = {**knob_columns, "scale1": s1, "scale2": s2, "multiplier": multiplier}
             if batched is not None:
-                step_grad, (loss, l2) = fast_step(x[idx], y[idx], *knobs)
+                step_grad, (loss, l2) = fast_step(x[idx], y[idx], knobs)
             else:
-                grads, (loss, l2) = grad_fn(params, x[idx], y[idx], *knobs)
+                grads, (loss, l2) = grad_fn(params, x[idx], y[idx], knobs)
                 step_grad = layout.flatten(grads)
             with torch.no_grad():
                 opt.step(step_grad)

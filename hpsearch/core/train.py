@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import torch
 
@@ -255,30 +256,47 @@ def mdmm_multiplier_step(
     return torch.clamp(multiplier + lambda_lr * (loss2.detach() - epsilon), min=0.0)
 
 
-def inner_loss(
-    method: str,
-    loss1: torch.Tensor,
-    loss2: torch.Tensor,
-    *,
-    alpha: float | torch.Tensor,
-    flood: float | torch.Tensor,
-    w: float | torch.Tensor,
-    ideal: tuple,
-    scale: tuple,
-    multiplier: torch.Tensor,
-    epsilon: float | torch.Tensor,
-    damping: float | torch.Tensor,
-) -> torch.Tensor:
+# The TrainConfig fields the inner scalarization reads at every step, and the state a run adds
+# to them (Chebyshev scales measured at the start, the MDMM multiplier). One record of these,
+# numbers for one run or per-member tensors for a population, is what ``inner_loss`` takes: a
+# new knob is a field of TrainConfig (with its domain in TRAIN_PARAMS), its name here, and its
+# use in ``inner_loss``; both training paths pick it up from these names.
+SCALARIZATION_FIELDS: tuple[str, ...] = (
+    "alpha",
+    "flood",
+    "w",
+    "ideal1",
+    "ideal2",
+    "epsilon",
+    "damping",
+)
+RUN_STATE: tuple[str, ...] = ("scale1", "scale2", "multiplier")
+
+Knobs = dict[str, Any]
+"""``{name: value}`` over SCALARIZATION_FIELDS + RUN_STATE: floats or K-vectors."""
+
+
+def inner_loss(method: str, loss1: torch.Tensor, loss2: torch.Tensor, knobs: Knobs) -> torch.Tensor:
     """What one step descends on for an inner method of :data:`INNER_METHODS`.
 
-    Every knob is a number (one run) or a tensor of per-member values (population training).
+    Args:
+        method: The inner method.
+        loss1, loss2: The two losses (scalars, or K-vectors in a population).
+        knobs: The step's knobs (:data:`Knobs`): numbers for one run, or tensors of per-member
+            values (population training).
     """
     if method == "linear":
-        return combined_loss(loss1, loss2, alpha, flood)
-    loss1 = flooded_loss(loss1, flood)
+        return combined_loss(loss1, loss2, knobs["alpha"], knobs["flood"])
+    loss1 = flooded_loss(loss1, knobs["flood"])
     if method == "chebyshev":
-        return chebyshev_scalarize(loss1, loss2, w, ideal, scale)
-    return mdmm_loss(loss1, loss2, multiplier, epsilon, damping)
+        return chebyshev_scalarize(
+            loss1,
+            loss2,
+            knobs["w"],
+            (knobs["ideal1"], knobs["ideal2"]),
+            (knobs["scale1"], knobs["scale2"]),
+        )
+    return mdmm_loss(loss1, loss2, knobs["multiplier"], knobs["epsilon"], knobs["damping"])
 
 
 def mdmm_info(val_loss2: float, epsilon: float, multiplier: float) -> dict[str, float]:
@@ -379,6 +397,8 @@ def train(
         )
         info.update(scale1=scale[0], scale2=scale[1])
     per_sample = config.flood_mode == "sample" and config.flood > 0
+    knobs: Knobs = {name: getattr(config, name) for name in SCALARIZATION_FIELDS}
+    knobs.update(scale1=scale[0], scale2=scale[1])
 
     def batch_objective(
         module: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, multiplier: torch.Tensor
@@ -388,19 +408,8 @@ def train(
             l1, flood = flooded_loss(sample1, config.flood).mean(), 0.0
         else:
             (l1, l2), flood = setup.losses(module, xb, yb), config.flood
-        loss = inner_loss(
-            config.method,
-            l1,
-            l2,
-            alpha=config.alpha,
-            flood=flood,
-            w=config.w,
-            ideal=ideal,
-            scale=scale,
-            multiplier=multiplier,
-            epsilon=config.epsilon,
-            damping=config.damping,
-        )
+        step = {**knobs, "flood": flood, "multiplier": multiplier}
+        loss = inner_loss(config.method, l1, l2, step)
         return loss, l2
 
     multiplier = torch.zeros(())
