@@ -296,3 +296,21 @@ def test_show_and_compare_open_the_storage_once(tmp_path, study_file, monkeypatc
         assert len(opened) == 1
         assert main(["compare", "a", "b", "--storage", storage, "--out", "cmp"]) == 0
     assert len(opened) == 2  # one more for the second command, none per study
+
+
+def test_the_dashboard_banner_never_shows_the_storage_password(monkeypatch, capsys) -> None:
+    from hpsearch.results import dashboard
+
+    class Server:
+        server_port = 1234
+
+        def serve_forever(self) -> None:
+            raise KeyboardInterrupt
+
+        def server_close(self) -> None:
+            pass
+
+    monkeypatch.setattr(dashboard, "make_dashboard_server", lambda *a: Server())
+    dashboard.serve_dashboard("postgresql://alice:s3cret@db.example/hp")
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and "postgresql://alice:***@db.example/hp" in err

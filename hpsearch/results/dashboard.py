@@ -22,7 +22,7 @@ from optuna.storages import BaseStorage
 from hpsearch._compat import serialize_frozen_trial
 from hpsearch.errors import HpsearchError
 from hpsearch.results.publish import artifact_dir
-from hpsearch.study.storage import open_storage
+from hpsearch.study.storage import describe_storage, open_storage
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -124,7 +124,8 @@ def serve_dashboard(storage: str, host: str = "127.0.0.1", port: int = 8080) -> 
     """
     server = make_dashboard_server(storage, host, port)
     print(
-        f"optuna-dashboard on {storage}: http://{host}:{server.server_port}/ (Ctrl-C to stop)",
+        f"optuna-dashboard on {describe_storage(storage)}: "
+        f"http://{host}:{server.server_port}/ (Ctrl-C to stop)",
         file=sys.stderr,
         flush=True,
     )

@@ -457,13 +457,18 @@ def run_workers(
     bar = _Progress(study, target, done, progress).bar
     refreshed = time.monotonic()
     try:
-        while any(p.poll() is None for p in procs):
-            time.sleep(POLL_SECONDS)
-            counted = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
-            bar.update(counted - bar.n)
-            if time.monotonic() - refreshed > REFRESH_SECONDS:
-                refresh()
-                refreshed = time.monotonic()
+        # Ctrl-C is held until the loop's next check: raised inside a storage read, the
+        # database driver could swallow it and the run would go on as if never interrupted.
+        with _DeferredInterrupt() as interrupt:
+            while any(p.poll() is None for p in procs):
+                time.sleep(POLL_SECONDS)
+                interrupt.check()
+                counted = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
+                bar.update(counted - bar.n)
+                if time.monotonic() - refreshed > REFRESH_SECONDS:
+                    refresh()
+                    refreshed = time.monotonic()
+            interrupt.check()  # a Ctrl-C while the last worker finished still counts
     except KeyboardInterrupt:
         for p in procs:
             if p.poll() is None:
