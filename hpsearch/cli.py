@@ -539,12 +539,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     from hpsearch.results.dashboard import serve_dashboard  # imports the dashboard only when needed
 
     serve_dashboard(args.storage, host=args.host, port=args.port)
-    # Stopped by Ctrl-C and the server closed: leave at once. Interpreter shutdown could wait on
-    # a request thread still inside the storage (seen as a hang after SIGINT in full test runs
-    # from a fresh clone); the dashboard only reads, so nothing is lost.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    return 0
 
 
 def _cmd_playground(args: argparse.Namespace) -> int:

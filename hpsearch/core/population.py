@@ -4,7 +4,7 @@ The members' parameters are stacked along a leading axis (all of them in one fla
 every step computes all K gradients in one call, then updates all members with one batched
 optimizer step whose learning rate, momentum, α, flood level, Chebyshev weight, MDMM budget and
 multiplier are per-member tensors. A setup with ``batched_loss_grads`` (weight_decay, sparsity)
-computes the gradients itself with the hand-derived stacked MLP of ``_stacked``; any other goes
+computes the gradients itself with the hand-derived stacked MLP of ``core.stacked``; any other goes
 through ``torch.func.vmap`` over its own ``losses``. Each member sees exactly
 the initialisation and batch order that :func:`hpsearch.train` gives the same config, so its
 result equals the sequential one within float tolerance (setups that sample inside the model,
@@ -258,7 +258,7 @@ def train_population(
             return setup.losses(base, xb, yb)
 
     # Fast path: a setup that computes all K members' losses and gradients itself (stacked
-    # matmuls, derivatives by hand; see ``_stacked``) skips autograd and vmap's per-op
+    # matmuls, derivatives by hand; see ``hpsearch.core.stacked``) skips autograd and vmap's per-op
     # overhead. Any other setup goes through vmap over its own ``losses``.
     batched = setup if isinstance(setup, BatchedSetup) and stacked_supported(base) else None
     flat_grad = torch.empty_like(flat)  # the fast path writes its gradients here

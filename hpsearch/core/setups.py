@@ -279,7 +279,7 @@ class BatchedSetup(Protocol):
 class WeightDecay(Setup):
     """Task loss (cross-entropy or MSE) vs the squared norm of the weight matrices."""
 
-    # Population fast path (see ``_population``): K stacked members, derivatives by hand.
+    # Population fast path (see ``core.population``): K stacked members, derivatives by hand.
 
     def batched_losses(
         self, module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor

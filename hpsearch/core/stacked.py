@@ -1,6 +1,6 @@
 """K stacked copies of an MLP: forward, hand-derived backward and the task loss's gradient.
 
-Population training (``_population``) runs K members of one ``nn.Sequential`` of ``nn.Linear``
+Population training (``core.population``) runs K members of one ``nn.Sequential`` of ``nn.Linear``
 and elementwise activations as one model whose parameters carry a leading member axis K.
 Autograd over such small stacked matmuls spends more time in its engine and in generic kernels
 than in arithmetic, and a Linear/activation chain has short, well-known derivatives, so they
