@@ -8,7 +8,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # Only modules that do not import torch at the top: `list`, `show` and `--help` start fast.
 # The commands that train import what they need when they run.
@@ -30,7 +30,7 @@ from hpsearch.study.storage import (
 
 if TYPE_CHECKING:
     from hpsearch.results.compare import Comparison
-    from hpsearch.study.runner import RunSummary
+    from hpsearch.study.runner import Publisher, RunSummary
 
 
 def _positive_int(text: str) -> int:
@@ -346,26 +346,37 @@ def _run_options(args: argparse.Namespace) -> dict:
         "batch": args.batch,
         "heartbeat": args.heartbeat,
         "progress": not args.no_progress,
-        "publish": None if args.no_dashboard else _publish,
+        "publish": None if args.no_dashboard else _publisher(args.storage),
     }
 
 
-def _publish(storage: str, study_name: str, artifact: bool) -> None:
-    from hpsearch.results.publish import publish_study  # imports plotly and optuna_dashboard
+def _publisher(storage: str) -> Publisher:
+    """Publishes a running study to the dashboard, its PNG into ``storage``'s artifacts."""
 
-    publish_study(storage, study_name, artifact)
+    def publish(study: Any, final: bool) -> None:  # an optuna.Study
+        # Imported on the first call: plotly and optuna_dashboard are slow to import.
+        from hpsearch.results.publish import artifact_dir, publish_study
+
+        publish_study(study, artifact_dir(storage) if final else None)
+
+    return publish
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from hpsearch.study.config import load_study_file
     from hpsearch.study.runner import run_study, run_workers
 
-    if args.workers > 1:
-        summary = run_workers(args.study_file, args.workers, **_run_options(args))
+    options = _run_options(args)
+    if args.workers > 1:  # the workers open the storage from its URL, each in its process
+        summary = run_workers(args.study_file, args.workers, **options)
+        store = options["storage"]
     else:
-        summary = run_study(load_study_file(args.study_file), **_run_options(args))
+        config = load_study_file(args.study_file)  # a bad file writes nothing
+        # Opened once for the run, its dashboard refreshes and the table printed after it.
+        store = open_storage(args.storage, heartbeat=args.heartbeat)
+        summary = run_study(config, **{**options, "storage": store})
     _print_summary(summary, args.storage)
-    columns, rows = study_rows(args.storage, summary.study_name, top=5)
+    columns, rows = study_rows(store, summary.study_name, top=5)
     if rows:
         print(format_table(columns, rows))
     return 0
@@ -520,7 +531,7 @@ def _cmd_fill(args: argparse.Namespace) -> int:
         reference_raw=args.ref,
         overrides=dict(args.set),
         progress=not args.no_progress,
-        publish=None if args.no_dashboard else _publish,
+        publish=None if args.no_dashboard else _publisher(args.storage),
     )
     print(format_comparison(result.comparison))
     before, after = result.before, result.after

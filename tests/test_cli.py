@@ -296,6 +296,13 @@ def test_show_and_compare_open_the_storage_once(tmp_path, study_file, monkeypatc
         assert len(opened) == 1
         assert main(["compare", "a", "b", "--storage", storage, "--out", "cmp"]) == 0
     assert len(opened) == 2  # one more for the second command, none per study
+    # A run with the dashboard's note, figures and artifact (published at start, end and as
+    # it goes): one open too.
+    run = ["run", str(study_file(name="c", n_trials=2)), "--storage", storage, "--no-progress"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(run) == 0
+    assert len(opened) == 3
+    assert (tmp_path / "once.db-artifacts").is_dir()
 
 
 def test_the_dashboard_banner_never_shows_the_storage_password(monkeypatch, capsys) -> None:

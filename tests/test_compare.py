@@ -286,15 +286,21 @@ def test_a_dominated_study_moves_nobody_s_numbers(tmp_path) -> None:
     assert out.returncode == 2 and "expected two numbers L1,L2" in out.stderr
 
 
-def test_fill_reaches_the_stretch_a_linear_study_skips(tmp_path) -> None:
+def test_fill_reaches_the_stretch_a_linear_study_skips(tmp_path, monkeypatch) -> None:
+    from hpsearch.study import storage as storage_module
+
     storage = f"sqlite:///{tmp_path / 'fill.db'}"
     path = _write(tmp_path, "pareto", "linear", n_trials=40)
     hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False)
+    opened = []
+    real = storage_module._open_rdb
+    monkeypatch.setattr(storage_module, "_open_rdb", lambda *a: opened.append(a) or real(*a))
     out = run_main(
         "fill", "qc-pareto-linear", "--storage", storage, "--n-trials", "30", "--no-progress",
         "--no-dashboard", "--ref", "1,1", "--out", "filled", cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
+    assert len(opened) == 1  # the storage opened once for the whole command, every round
     fill = optuna.load_study(study_name="qc-pareto-linear-fill-chebyshev", storage=storage)
     assert len(fill.trials) == 30 and all("w" in t.params for t in fill.trials)
     before = hpsearch.study_points(storage, "qc-pareto-linear").xy

@@ -114,6 +114,54 @@ def test_a_diverging_member_fails_alone() -> None:
         _assert_same(train(setup, data, SPEC, configs[i]), results[i])
 
 
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kw", [{}, {"backstitch": 0.3}], ids=["batched", "one-by-one"])
+def test_a_member_stopped_by_its_callback_stops_alone(kw: dict) -> None:
+    # What pruning one trial of a batch needs: the callback's exception is that member's result,
+    # raised after the epoch it saw; the other members go on, equal to their sequential runs.
+    setup, data = hpsearch.get_setup("weight_decay")(), load_dataset("wine")
+    configs = [TrainConfig(lr=lr, alpha=1e-3, epochs=4, **kw) for lr in (0.003, 0.01, 0.02)]
+    seen: list[tuple[int, int]] = []
+
+    def on_epoch_end(k: int, record: hpsearch.EpochRecord) -> None:
+        seen.append((k, record.epoch))
+        if k == 1 and record.epoch == 2:
+            raise _Stop("pruned")
+
+    results = train_population(setup, data, SPEC, configs, on_epoch_end)
+    assert isinstance(results[1], _Stop)
+    assert sorted(e for k, e in seen if k == 1) == [1, 2]
+    assert sorted(e for k, e in seen if k == 0) == [1, 2, 3, 4]
+    for i in (0, 2):
+        _assert_same(train(setup, data, SPEC, configs[i]), results[i])
+
+
+def test_a_population_whose_members_all_stop_ends_early(monkeypatch) -> None:
+    setup, data = hpsearch.get_setup("weight_decay")(), load_dataset("wine")
+    configs = [TrainConfig(lr=lr, epochs=50, batch_size=1000) for lr in (0.003, 0.01)]
+    epochs: list[int] = []
+    steps = []
+    loss_grads = type(setup).batched_loss_grads
+
+    def counted(*args, **kwargs):
+        steps.append(1)
+        return loss_grads(*args, **kwargs)
+
+    monkeypatch.setattr(type(setup), "batched_loss_grads", counted)
+
+    def stop_at_3(k: int, record: hpsearch.EpochRecord) -> None:
+        epochs.append(record.epoch)
+        if record.epoch == 3:
+            raise _Stop
+
+    results = train_population(setup, data, SPEC, configs, stop_at_3)
+    assert all(isinstance(r, _Stop) for r in results) and max(epochs) == 3
+    assert len(steps) == 3  # one full batch per epoch, no step after the last member stopped
+
+
 def test_population_groups_split_what_cannot_share_a_batch() -> None:
     configs = [
         TrainConfig(optimizer="adam"),

@@ -17,7 +17,7 @@ import ctypes
 import math
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,15 +31,14 @@ from hpsearch.core.setups import BatchedSetup, Setup
 from hpsearch.core.stacked import stacked_supported
 from hpsearch.core.train import (
     OPTIMIZERS,
-    SCALARIZATION_FIELDS,
     EpochRecord,
+    Knobs,
     TrainConfig,
     TrainResult,
-    divergence,
     inner_loss,
-    mdmm_info,
-    mdmm_multiplier_step,
+    knob_columns,
     train,
+    train_members,
 )
 from hpsearch.errors import DivergedError, HpsearchError
 
@@ -91,16 +90,20 @@ def batchable(config: TrainConfig) -> bool:
 
 
 def _train_one(
-    setup: Setup, data: Dataset, model: ModelSpec, config: TrainConfig
-) -> TrainResult | DivergedError:
+    setup: Setup,
+    data: Dataset,
+    model: ModelSpec,
+    config: TrainConfig,
+    on_epoch_end: Callable[[EpochRecord], None] | None,
+) -> TrainResult | Exception:
     try:
-        return train(setup, data, model, config)
+        return train(setup, data, model, config, on_epoch_end)
     except DivergedError as e:
         return e
-
-
-def _column(configs: Sequence[TrainConfig], name: str) -> torch.Tensor:
-    return torch.tensor([float(getattr(c, name)) for c in configs])
+    except Exception as e:  # noqa: BLE001 - raised by on_epoch_end: that member's result
+        if on_epoch_end is None:
+            raise
+        return e
 
 
 class _FlatLayout:
@@ -195,9 +198,153 @@ class _BatchedOptimizer:
                 view[k] = 0.0
 
 
+class _Population:
+    """K members of one group as one batched model: the :class:`Members` of a population."""
+
+    def __init__(
+        self, setup: Setup, data: Dataset, model: ModelSpec, configs: Sequence[TrainConfig]
+    ) -> None:
+        self.setup, self.configs = setup, configs
+        self.k = len(configs)
+        self.method = configs[0].method
+        self.batch_size = configs[0].batch_size
+        self.data = setup.prepare(data)
+        members = []
+        for c in configs:
+            torch.manual_seed(c.seed)
+            members.append(setup.build_model(self.data, model))
+        self.base = base = members[0]
+        names = [n for n, _ in base.named_parameters()]
+        stacked = {
+            n: torch.stack([dict(m.named_parameters())[n].detach() for m in members]) for n in names
+        }
+        self.layout = _FlatLayout(stacked)
+        flat = self.layout.flatten(stacked)
+        self.params = self.layout.views(flat)
+        self.orders = [torch.Generator().manual_seed(c.seed) for c in configs]
+        self.shared_order = len({c.seed for c in configs}) == 1
+        # Fast path: a setup that computes all K members' losses and gradients itself (stacked
+        # matmuls, derivatives by hand; see ``hpsearch.core.stacked``) skips autograd and vmap's
+        # per-op overhead. Any other setup goes through vmap over its own ``losses``.
+        self.batched = (
+            setup if isinstance(setup, BatchedSetup) and stacked_supported(base) else None
+        )
+        self.flat_grad = torch.empty_like(flat)  # the fast path writes its gradients here
+        self.grad_views = self.layout.views(self.flat_grad)
+        data_dims = None if self.shared_order else 0
+        self.grad_fn = vmap(
+            grad(self._member_objective, has_aux=True),
+            in_dims=(0, data_dims, data_dims, 0),  # 0: every knob is a K-vector
+            randomness="different",
+        )
+        self.eval_fn = vmap(self._member_losses, in_dims=(0, None, None), randomness="different")
+        lr, momentum = knob_columns(configs, ("lr", "momentum")).values()
+        self.opt = _BatchedOptimizer(configs[0].optimizer, self.layout, flat, lr, momentum)
+
+    def _member_losses(self, p, xb, yb):
+        with _reparametrize_module(self.base, p):
+            return self.setup.losses(self.base, xb, yb)
+
+    def _member_objective(self, p, xb, yb, knobs):
+        loss1, loss2 = self._member_losses(p, xb, yb)
+        loss = inner_loss(self.method, loss1, loss2, knobs)
+        return loss, (loss.detach(), loss2.detach())
+
+    def initial_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.data.train.x, self.data.train.y
+        with torch.no_grad():
+            if self.batched is not None:
+                return self.batched.batched_losses(self.base, self.params, x, y)
+            return self.eval_fn(self.params, x, y)
+
+    def epoch_batches(self) -> Iterator[torch.Tensor]:
+        self.base.train()
+        n, size = len(self.data.train), self.batch_size
+        perms = [torch.randperm(n, generator=g) for g in self.orders]
+        for s in range(0, n, size):
+            if self.shared_order:
+                yield perms[0][s : s + size]
+            else:
+                yield torch.stack([p[s : s + size] for p in perms])
+
+    def step(self, batch: torch.Tensor, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.data.train.x[batch], self.data.train.y[batch]
+        if self.batched is not None:
+            scalarized = []
+
+            def coefficients(loss1, loss2):
+                # d(scalarized loss)/d(L1, L2) per member, by autograd over K-vectors only, so
+                # every inner method and flooding keep their one definition in ``inner_loss``.
+                with torch.enable_grad():
+                    loss1 = loss1.detach().requires_grad_()
+                    loss2 = loss2.detach().requires_grad_()
+                    loss = inner_loss(self.method, loss1, loss2, knobs)
+                    scalarized.append(loss.detach())
+                    return torch.autograd.grad(loss.sum(), (loss1, loss2))
+
+            _, loss2, _ = self.batched.batched_loss_grads(
+                self.base, self.params, x, y, coefficients, self.grad_views
+            )
+            step_grad, loss = self.flat_grad, scalarized[0]
+        else:
+            grads, (loss, loss2) = self.grad_fn(self.params, x, y, knobs)
+            step_grad = self.layout.flatten(grads)
+        with torch.no_grad():
+            self.opt.step(step_grad)
+        return loss, loss2
+
+    def validate(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self.base.eval()
+        with torch.no_grad():
+            if self.batched is not None:
+                val = self.batched.batched_evaluate(self.base, self.params, self.data.val)
+                return val["loss1"], val["loss2"], val["metric"]
+            val1, val2 = self.eval_fn(self.params, self.data.val.x, self.data.val.y)
+        return val1, val2, torch.full((self.k,), math.nan)
+
+    def learning_rates(self) -> torch.Tensor:
+        return self.opt.lr
+
+    def set_learning_rates(self, lr: torch.Tensor) -> None:
+        self.opt.set_lr(lr.to(self.opt.lr.dtype))
+
+    def freeze(self, k: int) -> None:
+        # Finite zeros and no steps, so a stopped member costs nothing to the others.
+        self.opt.set_lr(torch.where(torch.arange(self.k) == k, 0.0, self.opt.lr))
+        for p in self.params.values():
+            p[k] = 0.0
+        self.opt.reset_member(k)
+
+    def final_figures(self, k: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+        splits = (self.data.train, self.data.val, self.data.test)
+        if self.batched is not None:
+            if not hasattr(self, "_finals"):
+                # All members' figures in three stacked passes instead of 3·K module calls.
+                self._finals = [
+                    {
+                        key: v.tolist()
+                        for key, v in self.batched.batched_evaluate(
+                            self.base, self.params, split
+                        ).items()
+                    }
+                    for split in splits
+                ]
+            train_, val, test = ({key: v[k] for key, v in f.items()} for f in self._finals)
+            return train_, val, test
+        with torch.no_grad():
+            for name, p in self.base.named_parameters():
+                p.copy_(self.params[name][k])
+        train_, val, test = (self.setup.evaluate(self.base, split) for split in splits)
+        return train_, val, test
+
+
 def train_population(
-    setup: Setup, data: Dataset, model: ModelSpec, configs: Sequence[TrainConfig]
-) -> list[TrainResult | DivergedError]:
+    setup: Setup,
+    data: Dataset,
+    model: ModelSpec,
+    configs: Sequence[TrainConfig],
+    on_epoch_end: Callable[[int, EpochRecord], None] | None = None,
+) -> list[TrainResult | Exception]:
     """Train every config of one group (see :func:`population_groups`) as one batched model.
 
     Args:
@@ -206,10 +353,13 @@ def train_population(
         data: The dataset.
         model: The architecture, shared by all members.
         configs: One config per member; they must agree on :data:`GROUP_KEYS`.
+        on_epoch_end: Called with (member index, epoch record) after each epoch of a live
+            member; an exception it raises (``TrialPruned``) stops that member alone.
 
     Returns:
-        Per member, its :class:`TrainResult` or the :class:`DivergedError` that stopped it; a
-        member that diverges is frozen and the others go on unaffected. ``history`` holds the
+        Per member, its :class:`TrainResult` or the exception that stopped it: a
+        :class:`DivergedError`, or what ``on_epoch_end`` raised. A stopped member is frozen
+        and the others go on unaffected. ``history`` holds the
         per-epoch losses, and the validation metric at every epoch on the fast path; through
         vmap the metric is NaN before the last epoch (computed once, at the end, per member).
 
@@ -223,210 +373,19 @@ def train_population(
     if any(not batchable(c) for c in configs):
         # Backstitch (two steps per mini-batch) and iFlood (per-row losses) have no batched
         # form yet: such a group trains member by member, with the same results.
-        return [_train_one(setup, data, model, c) for c in configs]
+        return [
+            _train_one(setup, data, model, c, _member_callback(on_epoch_end, k))
+            for k, c in enumerate(configs)
+        ]
     _keep_freed_memory()
     start = time.perf_counter()
-    first = configs[0]
-    k_members = len(configs)
-    data = setup.prepare(data)
-    members = []
-    for c in configs:
-        torch.manual_seed(c.seed)
-        members.append(setup.build_model(data, model))
-    base = members[0]
-    names = [n for n, _ in base.named_parameters()]
-    stacked = {
-        n: torch.stack([dict(m.named_parameters())[n].detach() for m in members]) for n in names
-    }
-    layout = _FlatLayout(stacked)
-    flat = layout.flatten(stacked)
-    params = layout.views(flat)
-    x, y = data.train.x, data.train.y
-    n = len(data.train)
-    orders = [torch.Generator().manual_seed(c.seed) for c in configs]
-    shared_order = len({c.seed for c in configs}) == 1
+    members = _Population(setup, data, model, configs)
+    return train_members(members, configs, on_epoch_end, start)
 
-    knob_columns = {name: _column(configs, name) for name in SCALARIZATION_FIELDS}
-    z1, z2, eps = knob_columns["ideal1"], knob_columns["ideal2"], knob_columns["epsilon"]
-    lambda_lr = _column(configs, "lambda_lr")
-    lr_decay = _column(configs, "lr_decay")
-    multiplier = torch.zeros(k_members)
-    method = first.method
 
-    def member_losses(p, xb, yb):
-        with _reparametrize_module(base, p):
-            return setup.losses(base, xb, yb)
-
-    # Fast path: a setup that computes all K members' losses and gradients itself (stacked
-    # matmuls, derivatives by hand; see ``hpsearch.core.stacked``) skips autograd and vmap's per-op
-    # overhead. Any other setup goes through vmap over its own ``losses``.
-    batched = setup if isinstance(setup, BatchedSetup) and stacked_supported(base) else None
-    flat_grad = torch.empty_like(flat)  # the fast path writes its gradients here
-    grad_views = layout.views(flat_grad)
-
-    s1 = s2 = torch.ones(k_members)
-    if method == "chebyshev" and first.normalize == "initial":
-        with torch.no_grad():
-            if batched is not None:
-                start1, start2 = batched.batched_losses(base, params, x, y)
-            else:
-                start1, start2 = vmap(
-                    member_losses, in_dims=(0, None, None), randomness="different"
-                )(params, x, y)
-        s1 = torch.clamp(start1 - z1, min=1e-8)
-        s2 = torch.clamp(start2 - z2, min=1e-8)
-
-    def scalarize(l1, l2, knobs):
-        return inner_loss(method, l1, l2, knobs)
-
-    def member_objective(p, xb, yb, knobs):
-        l1, l2 = member_losses(p, xb, yb)
-        loss = scalarize(l1, l2, knobs)
-        return loss, (loss.detach(), l2.detach())
-
-    def fast_step(xb, yb, knobs):
-        scalarized = []
-
-        def coefficients(l1, l2):
-            # d(scalarized loss)/d(L1, L2) per member, by autograd over K-vectors only, so
-            # every inner method and flooding keep their one definition in ``inner_loss``.
-            with torch.enable_grad():
-                l1, l2 = l1.detach().requires_grad_(), l2.detach().requires_grad_()
-                loss = scalarize(l1, l2, knobs)
-                scalarized.append(loss.detach())
-                return torch.autograd.grad(loss.sum(), (l1, l2))
-
-        assert batched is not None  # only called on the fast path
-        _, l2, _ = batched.batched_loss_grads(base, params, xb, yb, coefficients, grad_views)
-        return flat_grad, (scalarized[0], l2)
-
-    data_dims = None if shared_order else 0
-    grad_fn = vmap(
-        grad(member_objective, has_aux=True),
-        in_dims=(0, data_dims, data_dims, 0),  # 0: every knob is a K-vector
-        randomness="different",
-    )
-    eval_fn = vmap(member_losses, in_dims=(0, None, None), randomness="different")
-    opt = _BatchedOptimizer(
-        first.optimizer, layout, flat, _column(configs, "lr"), _column(configs, "momentum")
-    )
-    failed: list[DivergedError | None] = [None] * k_members
-    alive = torch.ones(k_members, dtype=torch.bool)
-    histories: list[list[EpochRecord]] = [[] for _ in configs]
-    for epoch in range(first.epochs):
-        base.train()
-        perms = [torch.randperm(n, generator=g) for g in orders]
-        total = torch.zeros(k_members)
-        n_batches = 0
-        for s in range(0, n, first.batch_size):
-            if shared_order:
-                idx = perms[0][s : s + first.batch_size]
-            else:
-                idx = torch.stack([p[s : s + first.batch_size] for p in perms])
-            knobs = {**knob_columns, "scale1": s1, "scale2": s2, "multiplier": multiplier}
-            if batched is not None:
-                step_grad, (loss, l2) = fast_step(x[idx], y[idx], knobs)
-            else:
-                grads, (loss, l2) = grad_fn(params, x[idx], y[idx], knobs)
-                step_grad = layout.flatten(grads)
-            with torch.no_grad():
-                opt.step(step_grad)
-            if method == "mdmm":
-                multiplier = mdmm_multiplier_step(multiplier, l2, eps, lambda_lr)
-            total += loss
-            n_batches += 1
-        lr_now = opt.lr.clone()
-        base.eval()
-        with torch.no_grad():
-            if batched is not None:
-                val_now = batched.batched_evaluate(base, params, data.val)
-                val1, val2, val_metric = val_now["loss1"], val_now["loss2"], val_now["metric"]
-            else:
-                val1, val2 = eval_fn(params, data.val.x, data.val.y)
-                val_metric = torch.full((k_members,), math.nan)
-        objective = total / n_batches
-        finite = torch.isfinite(objective) & torch.isfinite(val1) & torch.isfinite(val2)
-        for k in torch.nonzero(alive & ~finite).flatten().tolist():
-            failed[k] = divergence(
-                f"at epoch {epoch + 1}",
-                {
-                    "train_objective": float(objective[k]),
-                    "val_loss1": float(val1[k]),
-                    "val_loss2": float(val2[k]),
-                },
-            )
-            # Freeze the member: finite zeros and no steps, so it costs nothing to the others.
-            alive[k] = False
-            opt.set_lr(torch.where(torch.arange(k_members) == k, 0.0, opt.lr))
-            lambda_lr[k] = 0.0
-            multiplier[k] = 0.0
-            for p in params.values():
-                p[k] = 0.0
-            opt.reset_member(k)
-        elapsed = time.perf_counter() - start  # the population's, shared by its members
-        # One conversion per column, not one per member and field.
-        columns = zip(
-            lr_now.tolist(),
-            objective.tolist(),
-            val1.tolist(),
-            val2.tolist(),
-            val_metric.tolist(),
-            multiplier.tolist(),
-            alive.tolist(),
-            strict=True,
-        )
-        for k, (lr_k, obj_k, v1_k, v2_k, vm_k, lam_k, alive_k) in enumerate(columns):
-            if alive_k:
-                histories[k].append(
-                    EpochRecord(
-                        epoch=epoch + 1,
-                        lr=lr_k,
-                        train_objective=obj_k,
-                        val_loss1=v1_k,
-                        val_loss2=v2_k,
-                        val_metric=vm_k,
-                        multiplier=lam_k,
-                        seconds=elapsed,
-                    )
-                )
-        if (lr_decay != 1.0).any():
-            opt.set_lr(opt.lr * lr_decay)
-    splits = (data.train, data.val, data.test)
-    if batched is not None:
-        # All members' final figures in three stacked passes instead of 3·K module calls.
-        finals = [
-            {key: v.tolist() for key, v in batched.batched_evaluate(base, params, split).items()}
-            for split in splits
-        ]
-    seconds = time.perf_counter() - start
-    results: list[TrainResult | DivergedError] = []
-    for k, c in enumerate(configs):
-        error = failed[k]
-        if error is not None:
-            results.append(error)
-            continue
-        if batched is not None:
-            train_, val, test = ({key: v[k] for key, v in f.items()} for f in finals)
-        else:
-            with torch.no_grad():
-                for name, p in base.named_parameters():
-                    p.copy_(params[name][k])
-            train_, val, test = (setup.evaluate(base, split) for split in splits)
-        last = histories[k][-1]
-        histories[k][-1] = EpochRecord(**{**last.__dict__, "val_metric": val["metric"]})
-        info: dict[str, float] = {}
-        if method == "chebyshev" and c.normalize == "initial":
-            info.update(scale1=float(s1[k]), scale2=float(s2[k]))
-        if method == "mdmm":
-            info.update(mdmm_info(val["loss2"], c.epsilon, float(multiplier[k])))
-        results.append(
-            TrainResult(
-                train=train_,
-                val=val,
-                test=test,
-                history=histories[k],
-                seconds=seconds / k_members,
-                info=info,
-            )
-        )
-    return results
+def _member_callback(
+    on_epoch_end: Callable[[int, EpochRecord], None] | None, k: int
+) -> Callable[[EpochRecord], None] | None:
+    if on_epoch_end is None:
+        return None
+    return lambda record: on_epoch_end(k, record)

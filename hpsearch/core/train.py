@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Protocol
 
 import torch
 
@@ -352,6 +352,278 @@ def divergence(where: str, values: dict[str, float]) -> DivergedError | None:
     return DivergedError(f"diverged: non-finite {shown} {where}")
 
 
+class Members(Protocol):
+    """K models of one setup trained in lock-step by :func:`train_members`, K >= 1.
+
+    An implementation owns the models, their optimizer and batch order; the skeleton owns what
+    every training run shares: the epochs, the inner method's run state (Chebyshev scales, MDMM
+    multipliers), learning-rate decay, divergence, the history and the callbacks. Every figure
+    crosses this boundary as a K-vector, member k at index k.
+    """
+
+    def initial_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L1, L2) of the initial models on the whole training split, without gradients."""
+        ...
+
+    def epoch_batches(self) -> Iterable[Any]:
+        """The mini-batches of one epoch, in that epoch's (freshly drawn) order."""
+        ...
+
+    def step(self, batch: Any, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step of every live member on ``batch``, descending on
+        :func:`inner_loss` with ``knobs`` (K-vectors); returns the scalarized loss and L2, both
+        detached."""
+        ...
+
+    def validate(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Validation L1, L2 and metric (NaN where not computed every epoch)."""
+        ...
+
+    def learning_rates(self) -> torch.Tensor:
+        """The learning rate each member steps with now."""
+        ...
+
+    def set_learning_rates(self, lr: torch.Tensor) -> None:
+        """New per-member learning rates (decay)."""
+        ...
+
+    def freeze(self, k: int) -> None:
+        """Stop member k: it takes no more steps and its figures stay finite."""
+        ...
+
+    def final_figures(self, k: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+        """Member k's figures on train, validation and test (after the last epoch)."""
+        ...
+
+
+def knob_columns(
+    configs: Sequence[TrainConfig], names: Iterable[str], dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
+    """``{name: K-vector}`` of the configs' values of ``names``."""
+    return {
+        name: torch.tensor([float(getattr(c, name)) for c in configs], dtype=dtype)
+        for name in names
+    }
+
+
+def train_members(
+    members: Members,
+    configs: Sequence[TrainConfig],
+    on_epoch_end: Callable[[int, EpochRecord], None] | None = None,
+    start: float | None = None,
+) -> list[TrainResult | Exception]:
+    """The epoch skeleton every training run goes through, for one model or a population.
+
+    Args:
+        members: The K models, one per config.
+        configs: One config per member; they agree on the optimizer, method, normalization,
+            epochs and batch size (the members step together).
+        on_epoch_end: Called with (member index, its epoch record) after every epoch of a live
+            member; an exception it raises stops that member alone and becomes its result (the
+            Optuna objective raises ``TrialPruned`` there).
+        start: The ``time.perf_counter()`` the run's wall time counts from (default: now).
+
+    Returns:
+        Per member, its :class:`TrainResult`, or the exception that stopped it: the
+        :class:`DivergedError` naming its non-finite figures, or what ``on_epoch_end`` raised.
+    """
+    start = time.perf_counter() if start is None else start
+    first = configs[0]
+    k_members = len(configs)
+    method = first.method
+    knobs = knob_columns(configs, SCALARIZATION_FIELDS)
+    lambda_lr = knob_columns(configs, ["lambda_lr"])["lambda_lr"]
+    # In double, like a torch optimizer's learning rate, so decay does not round it to float32.
+    lr_decay = knob_columns(configs, ["lr_decay"], torch.float64)["lr_decay"]
+    scale1 = scale2 = torch.ones(k_members)
+    if method == "chebyshev" and first.normalize == "initial":
+        start1, start2 = members.initial_losses()
+        # Floor the scales: a loss already at its ideal point would otherwise divide by zero.
+        scale1 = torch.clamp(start1 - knobs["ideal1"], min=1e-8)
+        scale2 = torch.clamp(start2 - knobs["ideal2"], min=1e-8)
+    knobs.update(scale1=scale1, scale2=scale2)
+    multiplier = torch.zeros(k_members)
+    stopped: list[Exception | None] = [None] * k_members
+    alive = [True] * k_members
+    histories: list[list[EpochRecord]] = [[] for _ in configs]
+
+    def stop(k: int, error: Exception) -> None:
+        stopped[k] = error
+        alive[k] = False
+        lambda_lr[k] = 0.0  # a frozen member's multiplier stays at 0
+        multiplier[k] = 0.0
+        members.freeze(k)
+
+    for epoch in range(first.epochs):
+        # Accumulated without .item(): one sync per epoch, and a NaN/inf anywhere stays.
+        total = torch.zeros(k_members)
+        n_batches = 0
+        for batch in members.epoch_batches():
+            loss, loss2 = members.step(batch, {**knobs, "multiplier": multiplier})
+            if method == "mdmm":
+                multiplier = mdmm_multiplier_step(multiplier, loss2, knobs["epsilon"], lambda_lr)
+            total += loss
+            n_batches += 1
+        lr_now = members.learning_rates().tolist()
+        val1, val2, val_metric = members.validate()
+        objective = total.double() / n_batches
+        elapsed = time.perf_counter() - start  # a population's, shared by its members
+        # One conversion per column, not one per member and field.
+        columns = zip(
+            lr_now,
+            objective.tolist(),
+            val1.tolist(),
+            val2.tolist(),
+            val_metric.tolist(),
+            multiplier.tolist(),
+            strict=True,
+        )
+        for k, (lr_k, obj_k, v1_k, v2_k, vm_k, lam_k) in enumerate(columns):
+            if not alive[k]:
+                continue
+            error = divergence(
+                f"at epoch {epoch + 1}",
+                {"train_objective": obj_k, "val_loss1": v1_k, "val_loss2": v2_k},
+            )
+            if error is not None:
+                stop(k, error)
+                continue
+            record = EpochRecord(
+                epoch=epoch + 1,
+                lr=lr_k,
+                train_objective=obj_k,
+                val_loss1=v1_k,
+                val_loss2=v2_k,
+                val_metric=vm_k,
+                multiplier=lam_k,
+                seconds=elapsed,
+            )
+            histories[k].append(record)
+            if on_epoch_end is not None:
+                try:
+                    on_epoch_end(k, record)
+                except Exception as e:  # noqa: BLE001 - the member's result, raised by its caller
+                    stop(k, e)
+        if not any(alive):
+            break
+        if (lr_decay != 1.0).any():
+            members.set_learning_rates(members.learning_rates() * lr_decay)
+    seconds = time.perf_counter() - start
+    results: list[TrainResult | Exception] = []
+    for k, c in enumerate(configs):
+        reason = stopped[k]
+        if reason is not None:
+            results.append(reason)
+            continue
+        train_figures, val, test = members.final_figures(k)
+        last = histories[k][-1]
+        histories[k][-1] = replace(last, val_metric=val["metric"])
+        info: dict[str, float] = {}
+        if method == "chebyshev" and c.normalize == "initial":
+            info.update(scale1=float(scale1[k]), scale2=float(scale2[k]))
+        if method == "mdmm":
+            info.update(mdmm_info(val["loss2"], c.epsilon, float(multiplier[k])))
+        results.append(
+            TrainResult(
+                train=train_figures,
+                val=val,
+                test=test,
+                history=histories[k],
+                seconds=seconds / k_members,
+                info=info,
+            )
+        )
+    return results
+
+
+class _SingleModel:
+    """One module with its torch optimizer: the member of a sequential run (K = 1).
+
+    Backstitch and per-sample flooding (iFlood) live here: they need a second gradient on the
+    same mini-batch, or per-row losses, which the batched population does not compute.
+    """
+
+    def __init__(self, setup: Setup, data: Dataset, model: ModelSpec, config: TrainConfig) -> None:
+        torch.manual_seed(config.seed)
+        self.setup, self.config = setup, config
+        self.order = torch.Generator().manual_seed(config.seed)
+        self.data = setup.prepare(data)
+        self.module = setup.build_model(self.data, model)
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        self.opt = make_optimizer(config.optimizer, params, config.lr, config.momentum)
+        self.per_sample = config.flood_mode == "sample" and config.flood > 0
+        # Mini-batches so far, over all epochs: the backstitch interval counts these.
+        self.steps = 0
+        self.val: dict[str, float] = {}
+        self.fixed_knobs: Knobs | None = None
+
+    def initial_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            loss1, loss2 = self.setup.losses(self.module, self.data.train.x, self.data.train.y)
+        return loss1.reshape(1), loss2.reshape(1)
+
+    def epoch_batches(self) -> Iterator[torch.Tensor]:
+        self.module.train()
+        n, size = len(self.data.train), self.config.batch_size
+        perm = torch.randperm(n, generator=self.order)
+        return (perm[s : s + size] for s in range(0, n, size))
+
+    def _objective(self, idx: torch.Tensor, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.data.train.x[idx], self.data.train.y[idx]
+        if self.per_sample:  # iFlood: flood each row's loss, then average
+            sample1, loss2 = self.setup.sample_losses(self.module, x, y)
+            loss1 = flooded_loss(sample1, knobs["flood"]).mean()
+            knobs = {**knobs, "flood": 0.0}
+        else:
+            loss1, loss2 = self.setup.losses(self.module, x, y)
+        return inner_loss(self.config.method, loss1, loss2, knobs), loss2
+
+    def step(self, batch: torch.Tensor, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.fixed_knobs is None:  # all but the multiplier are constant over a run
+            # Plain numbers, as the config holds them: a 0-d tensor would cost flooding's
+            # tensor branch and a few autograd ops on every step.
+            self.fixed_knobs = {name: float(value[0]) for name, value in knobs.items()}
+            self.fixed_knobs.update((n, getattr(self.config, n)) for n in SCALARIZATION_FIELDS)
+        knobs = {**self.fixed_knobs, "multiplier": knobs["multiplier"][0]}
+        factor, backstitch = 1.0, self.config.backstitch
+        if backstitch > 0 and self.steps % self.config.backstitch_interval == 0:
+            # Backstitch: an ascent step of α·η on this mini-batch, then (below) a descent
+            # step of (1 + α)·η with the gradient recomputed at the moved parameters.
+            loss, _ = self._objective(batch, knobs)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            _step_scaled(self.opt, -backstitch)
+            factor = 1.0 + backstitch
+        loss, loss2 = self._objective(batch, knobs)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        _step_scaled(self.opt, factor)
+        self.steps += 1
+        return loss.detach().reshape(1), loss2.detach().reshape(1)
+
+    def validate(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self.val = self.setup.evaluate(self.module, self.data.val)
+        loss1, loss2, metric = (
+            torch.tensor([self.val[key]], dtype=torch.float64)
+            for key in ("loss1", "loss2", "metric")
+        )
+        return loss1, loss2, metric
+
+    def learning_rates(self) -> torch.Tensor:
+        return torch.tensor([self.opt.param_groups[0]["lr"]], dtype=torch.float64)
+
+    def set_learning_rates(self, lr: torch.Tensor) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = float(lr[0])
+
+    def freeze(self, k: int) -> None:
+        pass  # a sequential run ends with its only member
+
+    def final_figures(self, k: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+        train_figures = self.setup.evaluate(self.module, self.data.train)
+        return train_figures, self.val, self.setup.evaluate(self.module, self.data.test)
+
+
 def train(
     setup: Setup,
     data: Dataset,
@@ -359,7 +631,7 @@ def train(
     config: TrainConfig,
     on_epoch_end: Callable[[EpochRecord], None] | None = None,
 ) -> TrainResult:
-    """Train ``setup``'s model on ``data`` by mini-batch descent on ``flood(L1) + α·L2``.
+    """Train ``setup``'s model on ``data`` by mini-batch descent on the config's inner method.
 
     Args:
         setup: The setup (pair of losses and metric).
@@ -376,106 +648,9 @@ def train(
         DivergedError: A loss, or a validation figure, became NaN or infinite.
     """
     start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    order = torch.Generator().manual_seed(config.seed)
-    data = setup.prepare(data)
-    module = setup.build_model(data, model)
-    params = [p for p in module.parameters() if p.requires_grad]
-    opt = make_optimizer(config.optimizer, params, config.lr, config.momentum)
-    x, y = data.train.x, data.train.y
-    n = len(data.train)
-    ideal = (config.ideal1, config.ideal2)
-    scale = (1.0, 1.0)
-    info: dict[str, float] = {}
-    if config.method == "chebyshev" and config.normalize == "initial":
-        with torch.no_grad():
-            start1, start2 = setup.losses(module, x, y)
-        # Floor the scales: a loss already at its ideal point would otherwise divide by zero.
-        scale = (
-            max(float(start1) - ideal[0], 1e-8),
-            max(float(start2) - ideal[1], 1e-8),
-        )
-        info.update(scale1=scale[0], scale2=scale[1])
-    per_sample = config.flood_mode == "sample" and config.flood > 0
-    knobs: Knobs = {name: getattr(config, name) for name in SCALARIZATION_FIELDS}
-    knobs.update(scale1=scale[0], scale2=scale[1])
-
-    def batch_objective(
-        module: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, multiplier: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if per_sample:  # iFlood: flood each row's loss, then average
-            sample1, l2 = setup.sample_losses(module, xb, yb)
-            l1, flood = flooded_loss(sample1, config.flood).mean(), 0.0
-        else:
-            (l1, l2), flood = setup.losses(module, xb, yb), config.flood
-        step = {**knobs, "flood": flood, "multiplier": multiplier}
-        loss = inner_loss(config.method, l1, l2, step)
-        return loss, l2
-
-    multiplier = torch.zeros(())
-    history: list[EpochRecord] = []
-    steps = 0  # mini-batches so far, over all epochs (the backstitch interval counts these)
-    for epoch in range(config.epochs):
-        module.train()
-        perm = torch.randperm(n, generator=order)
-        total = torch.zeros(())
-        n_batches = 0
-        for s in range(0, n, config.batch_size):
-            idx = perm[s : s + config.batch_size]
-            factor = 1.0
-            if config.backstitch > 0 and steps % config.backstitch_interval == 0:
-                # Backstitch: an ascent step of α·η on this mini-batch, then (below) a descent
-                # step of (1 + α)·η with the gradient recomputed at the moved parameters.
-                loss, _ = batch_objective(module, x[idx], y[idx], multiplier)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                _step_scaled(opt, -config.backstitch)
-                factor = 1.0 + config.backstitch
-            loss, l2 = batch_objective(module, x[idx], y[idx], multiplier)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            _step_scaled(opt, factor)
-            if config.method == "mdmm":
-                multiplier = mdmm_multiplier_step(multiplier, l2, config.epsilon, config.lambda_lr)
-            # Accumulated without .item(): one sync per epoch, and a NaN/inf anywhere stays.
-            total += loss.detach()
-            n_batches += 1
-            steps += 1
-        lr = opt.param_groups[0]["lr"]
-        val = setup.evaluate(module, data.val)
-        record = EpochRecord(
-            epoch=epoch + 1,
-            lr=lr,
-            train_objective=float(total) / n_batches,
-            val_loss1=val["loss1"],
-            val_loss2=val["loss2"],
-            val_metric=val["metric"],
-            multiplier=float(multiplier),
-            seconds=time.perf_counter() - start,
-        )
-        error = divergence(
-            f"at epoch {epoch + 1}",
-            {
-                "train_objective": record.train_objective,
-                "val_loss1": val["loss1"],
-                "val_loss2": val["loss2"],
-            },
-        )
-        if error is not None:
-            raise error
-        history.append(record)
-        if on_epoch_end is not None:
-            on_epoch_end(record)
-        if config.lr_decay != 1.0:
-            for group in opt.param_groups:
-                group["lr"] *= config.lr_decay
-    if config.method == "mdmm":
-        info.update(mdmm_info(val["loss2"], config.epsilon, float(multiplier)))
-    return TrainResult(
-        train=setup.evaluate(module, data.train),
-        val=val,
-        test=setup.evaluate(module, data.test),
-        history=history,
-        seconds=time.perf_counter() - start,
-        info=info,
-    )
+    member = _SingleModel(setup, data, model, config)
+    callback = None if on_epoch_end is None else (lambda _k, record: on_epoch_end(record))
+    (result,) = train_members(member, [config], callback, start)
+    if isinstance(result, Exception):
+        raise result
+    return result

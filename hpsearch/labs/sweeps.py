@@ -18,7 +18,6 @@ from hpsearch.core.models import ModelSpec
 from hpsearch.core.population import train_population
 from hpsearch.core.setups import get_setup
 from hpsearch.core.train import TrainConfig, TrainResult
-from hpsearch.errors import DivergedError
 from hpsearch.results.analysis import convergence_drift
 
 # (learning rate, steps) per optimizer that converge on the synthetic problems over most α.
@@ -66,7 +65,7 @@ def linear_sweep(
     results = train_population(
         get_setup(setup)(**options), load_dataset("none"), ModelSpec(kind="linear"), configs
     )
-    kept = [i for i, r in enumerate(results) if not isinstance(r, DivergedError)]
+    kept = [i for i, r in enumerate(results) if isinstance(r, TrainResult)]
     runs = [r for r in results if isinstance(r, TrainResult)]
     points = np.array([[r.val["loss1"], r.val["loss2"]] for r in runs]).reshape(-1, 2)
     drift = np.array(

@@ -14,7 +14,6 @@ that reached the stretch's nearer end.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +35,12 @@ from hpsearch.results.report import StudyPoints, load_stored_study, points_of_st
 from hpsearch.study import keys
 from hpsearch.study.config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
 from hpsearch.study.runner import (
+    Publisher,
     _describe_difference,
     create_or_load_study,
-    open_storage,
     run_study,
 )
+from hpsearch.study.storage import HEARTBEAT_SECONDS, open_storage
 
 FILL_METHODS: tuple[str, ...] = tuple(AIMING_KNOBS)
 _KNOB = AIMING_KNOBS
@@ -308,7 +308,7 @@ def run_fill(
     reference_raw: tuple[float, float] | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
-    publish: Callable[[str, str, bool], None] | None = None,
+    publish: Publisher | None = None,
 ) -> FillResult:
     """Diagnose a stored study, run the follow-up study that fills its stretches, compare.
 
@@ -322,7 +322,8 @@ def run_fill(
     Raises:
         HpsearchError: No such study, no stretch to fill, or the study file is missing.
     """
-    store = open_storage(storage, must_exist=True)
+    # Opened once, with the heartbeat of the follow-up's runs (a killed run's trial is retried).
+    store = open_storage(storage, must_exist=True, heartbeat=HEARTBEAT_SECONDS)
     original = load_stored_study(store, study_name)  # a one-line error if there is none
     config = original_config(original, study_file)
     points = points_of_study(original)
@@ -337,7 +338,7 @@ def run_fill(
             study.enqueue_trial(params)
         tried = [q[knob] for q in plan.first]
     while True:
-        run_study(plan.config, storage, n_trials=len(tried), progress=progress, publish=publish)
+        run_study(plan.config, store, n_trials=len(tried), progress=progress, publish=publish)
         if len(tried) >= n_trials:
             break
         fill_points = points_of_study(study)

@@ -30,7 +30,6 @@ from hpsearch.results.plots import plot_study
 from hpsearch.results.report import StudyPoints, points_of_study
 from hpsearch.study import keys
 from hpsearch.study.config import CORE_PARAMS
-from hpsearch.study.storage import open_storage
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -239,18 +238,18 @@ def loss_curves_figure(study: optuna.Study, points: StudyPoints) -> go.Figure:
     return fig
 
 
-def publish_study(storage: str, study_name: str, artifact: bool = True) -> None:
+def publish_study(study: optuna.Study, artifacts: str | Path | None = None) -> None:
     """Write the study's note, plotly figures and PNG artifact for optuna-dashboard.
 
     Before any complete trial only the note (the study's definition) is written.
 
     Args:
-        storage: Storage URL.
-        study_name: The study.
-        artifact: Also upload the PNG (artifacts cannot be replaced, so a run uploads it once,
-            at its end, and refreshes only the note and figures while it goes on).
+        study: The study, as loaded from its storage.
+        artifacts: The folder of the storage's artifacts (:func:`artifact_dir` of its URL) to
+            upload the PNG to, or None for no PNG (artifacts cannot be replaced, so a run
+            uploads it once, at its end, and refreshes only the note and figures while it
+            goes on).
     """
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     try:
         points = points_of_study(study)  # the study as loaded: one open per refresh
     except HpsearchError:  # no complete trial yet
@@ -267,11 +266,11 @@ def publish_study(storage: str, study_name: str, artifact: bool = True) -> None:
     }
     for graph_id, figure in figures.items():
         optuna_dashboard.save_plotly_graph_object(study, figure, graph_object_id=graph_id)
-    if not artifact:
+    if artifacts is None:
         return
-    folder = artifact_dir(storage)
+    folder = Path(artifacts)
     folder.mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(str(folder))
     with tempfile.TemporaryDirectory() as tmp:
-        png = plot_study(points, Path(tmp) / f"{study_name}-front.png")
+        png = plot_study(points, Path(tmp) / f"{study.study_name}-front.png")
         upload_artifact(artifact_store=store, file_path=str(png), study_or_trial=study)

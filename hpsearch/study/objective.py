@@ -218,7 +218,7 @@ def run_population(
                 trial = trials[i]
                 trial.set_user_attr(keys.TRAIN_SEED, resolved[i][0].seed)
                 trial.set_user_attr(keys.POPULATION_SIZE, len(members))
-                if isinstance(result, DivergedError):
+                if isinstance(result, Exception):  # diverged: nothing else stops a member here
                     trial.set_user_attr(keys.FAIL_REASON, str(result))
                     told[i] = batch.tell(trial, state=optuna.trial.TrialState.FAIL)
                 else:

@@ -32,6 +32,7 @@ from hpsearch.study.samplers import make_pruner, make_sampler
 from hpsearch.study.storage import (
     DEFAULT_STORAGE,
     HEARTBEAT_SECONDS,
+    StorageLike,
     best_value,
     counts_toward_target,
     open_storage,
@@ -193,6 +194,9 @@ class _Progress:
             )
 
 
+Publisher = Callable[[optuna.Study, bool], None]
+"""Writes a running study's dashboard note and figures: ``publish(study, final)``; ``final``
+also uploads the PNG artifact (:func:`hpsearch.publish_study` does all of it)."""
 # How often a running study's dashboard note and figures are refreshed.
 REFRESH_SECONDS = 30.0
 POLL_SECONDS = 0.5
@@ -280,7 +284,7 @@ def _run_sequential(
 
 def run_study(
     config: StudyConfig,
-    storage: str = DEFAULT_STORAGE,
+    storage: StorageLike = DEFAULT_STORAGE,
     n_trials: int | None = None,
     timeout: float | None = None,
     seed: int | None = None,
@@ -288,13 +292,14 @@ def run_study(
     batch: int | None = None,
     heartbeat: int | None = HEARTBEAT_SECONDS,
     sampler_seed_offset: int = 0,
-    publish: Callable[[str, str, bool], None] | None = None,
+    publish: Publisher | None = None,
 ) -> RunSummary:
     """Run (or continue) the study of ``config`` until it has its target number of trials.
 
     Args:
         config: The validated study file.
-        storage: Optuna storage URL (default: ``sqlite:///hpsearch.db``).
+        storage: Optuna storage URL (default: ``sqlite:///hpsearch.db``), or a storage the
+            caller opened (:func:`open_storage`; ``heartbeat`` then applies as it was opened).
         n_trials: Target number of trials of the study (default: the file's ``n_trials``).
             Trials already stored count: a rerun continues, it neither restarts nor overshoots.
         timeout: Stop starting new trials after this many seconds (default: the file's).
@@ -307,7 +312,7 @@ def run_study(
             :func:`open_storage`); a killed worker's trial is then retried by the others.
         sampler_seed_offset: Added to the sampler's seed, so that workers joining one study
             at the same time do not draw the same parameters.
-        publish: Called with ``(storage, study name, final)`` when the run starts, every
+        publish: Called with ``(study, final)`` when the run starts, every
             :data:`REFRESH_SECONDS` while it goes on, and with ``final=True`` when it ends (the
             CLI passes :func:`hpsearch.publish_study`: the study's note and figures in
             optuna-dashboard).
@@ -342,11 +347,12 @@ def run_study(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     progress_bar = None
 
-    def refresh(final: bool = False) -> None:
-        _publish_safely(publish, storage, config.name, final)
-
     try:
         study = create_or_load_study(config, open_storage(storage, heartbeat=heartbeat))
+
+        def refresh(final: bool = False) -> None:
+            _publish_safely(publish, study, final)
+
         refresh()
         trials = study.get_trials(deepcopy=False)
         done = sum(counts_toward_target(t) for t in trials)
@@ -413,7 +419,7 @@ def run_workers(
     batch: int | None = None,
     heartbeat: int | None = HEARTBEAT_SECONDS,
     progress: bool = True,
-    publish: Callable[[str, str, bool], None] | None = None,
+    publish: Publisher | None = None,
 ) -> RunSummary:
     """Run the study of ``study_file`` in ``workers`` processes (``hpsearch worker``) sharing
     ``storage``, until it has its target number of trials; see :func:`run_study`.
@@ -450,7 +456,7 @@ def run_workers(
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
     def refresh(artifact: bool = False) -> None:
-        _publish_safely(publish, storage, config.name, artifact)
+        _publish_safely(publish, study, artifact)
 
     refresh()
     procs = [_start_worker(assignment, env) for _ in range(workers)]
@@ -502,14 +508,12 @@ def _start_worker(assignment: str, env: dict[str, str]) -> subprocess.Popen:
     return proc
 
 
-def _publish_safely(
-    publish: Callable[[str, str, bool], None] | None, storage: str, name: str, final: bool
-) -> None:
+def _publish_safely(publish: Publisher | None, study: optuna.Study, final: bool) -> None:
     """Publish the dashboard's note and figures; a failure is a warning, never a failed run."""
     if publish is None:
         return
     try:
-        publish(storage, name, final)
+        publish(study, final)
     except Exception as e:
         print(f"hpsearch: warning: dashboard note/figures not updated: {e}", file=sys.stderr)
 
