@@ -7,8 +7,8 @@ import math
 import os
 import sys
 import tomllib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 # Only modules that do not import torch at the top: `list`, `show` and `--help` start fast.
 # The commands that train import what they need when they run.
@@ -21,11 +21,15 @@ from hpsearch.results.report import (
     study_points,
     study_rows,
 )
+from hpsearch.study.limits import check_limit
 from hpsearch.study.storage import (
     DEFAULT_STORAGE,
     GRACE_INTERVALS,
     HEARTBEAT_SECONDS,
+    STORAGE_ENV,
+    describe_storage,
     open_storage,
+    storage_from_environment,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +57,30 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (the usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _limited_int(name: str) -> Callable[[str], int]:
+    """An argparse type for the run limit ``name``: the same caps as the study file's."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        problem = check_limit(name, value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -73,8 +101,11 @@ def _port(text: str) -> int:
 def _add_storage(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
-        default=DEFAULT_STORAGE,
-        help=f"Optuna storage URL (default: {DEFAULT_STORAGE}, a file in the working directory)",
+        default=None,
+        help=(
+            f"Optuna storage URL (default: ${STORAGE_ENV} if set, else {DEFAULT_STORAGE}, a file "
+            f"in the working directory); a URL with a password is better given in ${STORAGE_ENV}"
+        ),
     )
 
 
@@ -114,7 +145,7 @@ def _add_reference(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``hpsearch`` and its subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="hpsearch",
         description="Hyperparameter-search studies about loss trade-offs (alpha, flooding, "
         "learning rate, optimizer) with Optuna.",
@@ -140,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_storage(p)
         p.add_argument(
             "--n-trials",
-            type=_positive_int,
+            type=_limited_int("n_trials"),
             metavar="N",
             help="target number of trials of the study, stored ones and other workers' "
             "included (default: the file's n_trials)",
@@ -153,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--batch",
-            type=_positive_int,
+            type=_limited_int("batch"),
             metavar="K",
             help="population mode: ask for K trials at once and train them as one batched "
             "model (default: the file's batch, 1)",
@@ -169,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--seed",
-            type=_non_negative_int,
+            type=_limited_int("seed"),
             metavar="S",
             help="seed of the sampler and of training (default: the file's seed)",
         )
@@ -182,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     run.add_argument(
         "--workers",
-        type=_positive_int,
+        type=_limited_int("workers"),
         default=1,
         metavar="N",
         help="run the study in N worker processes sharing the storage (default: 1)",
@@ -195,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         "2 with one line per bad file otherwise.",
     )
     check.add_argument("study_files", nargs="+", metavar="STUDY_FILE")
+    check.add_argument(
+        "--imports",
+        action="store_true",
+        help="also run the code a file's study.imports lists (off by default: checking a "
+        "file runs none of its code)",
+    )
 
     lst = sub.add_parser(
         "list",
@@ -400,7 +437,7 @@ def _print_summary(summary: RunSummary, storage: str) -> None:
     print(
         f"study {summary.study_name!r}: {summary.counted_after}/{summary.target} trials "
         f"({summary.counted_after - summary.counted_before} new, {summary.failed} diverged) "
-        f"in {storage}"
+        f"in {describe_storage(storage)}"
     )
 
 
@@ -408,7 +445,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     bad = 0
     for path in args.study_files:
         try:
-            summary = _check_one(path)
+            summary = _check_one(path, args.imports)
         except StudyFileError as e:
             print(f"hpsearch: error: {e}", file=sys.stderr)
             bad += 1
@@ -417,7 +454,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_USAGE if bad else 0
 
 
-def _check_one(path: str) -> str:
+def _check_one(path: str, run_imports: bool) -> str:
     """Validate a study, playground or MGS file (told apart by its table) and describe it."""
     from hpsearch.study.config import load_study_file, read_toml_file
 
@@ -435,7 +472,7 @@ def _check_one(path: str) -> str:
 
         mg = load_mgs_file(path)
         return f"{mg.name}: mgs, {mg.metric} on {mg.dataset}, {mg.n_trials} trials per estimator"
-    config = load_study_file(path)
+    config = load_study_file(path, run_imports=run_imports)
     return (
         f"{config.name}: {config.mode}, {config.setup} on {config.dataset}, "
         f"{config.n_trials} trials, sampler {config.sampler}"
@@ -445,7 +482,7 @@ def _check_one(path: str) -> str:
 def _cmd_list(args: argparse.Namespace) -> int:
     rows = list_studies(args.storage)
     if not rows:
-        print(f"no studies in {args.storage}")
+        print(f"no studies in {describe_storage(args.storage)}")
         return 0
     columns = [
         "study",
@@ -598,6 +635,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments) or 1 (storage); Ctrl-C exits 130 with what was stored kept.
     """
     args = build_parser().parse_args(argv)
+    if getattr(args, "storage", "") is None:
+        args.storage = storage_from_environment()
     return run_reporting_errors(lambda: _COMMANDS[args.command](args))
 
 

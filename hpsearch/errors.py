@@ -6,7 +6,10 @@ The bottom of the package: it imports nothing of hpsearch.
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -56,12 +59,41 @@ class DivergedError(Exception):
     """Training produced a non-finite loss; the trial is stored as FAIL with this reason."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler, systemd): stops the run like Ctrl-C, at the same safe
+    points, and exits :data:`EXIT_TERMINATED`."""
+
+
 EXIT_ERROR = 1  # the storage or a study in it is not usable
 EXIT_USAGE = 2  # bad study file or arguments (argparse uses 2 as well)
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a process Ctrl-C stopped
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 INTERRUPTED_MESSAGE = (
     "interrupted; finished trials are stored, run the same command again to continue"
 )
+TERMINATED_MESSAGE = INTERRUPTED_MESSAGE.replace("interrupted", "terminated (SIGTERM)", 1)
+
+# user:password@ in anything that looks like a URL's authority, with or without a scheme.
+_CREDENTIALS = re.compile(r"(?P<user>[^\s:/@'\"]*):(?P<password>[^\s/'\"]+)@")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with the password of every ``user:password@host`` in it shown as ``***``.
+
+    Every message that may hold a storage URL goes through it, a malformed URL included.
+    """
+    return _CREDENTIALS.sub(lambda m: f"{m['user']}:***@", text)
+
+
+def raise_terminated(signum: int, frame: Any) -> None:
+    """The SIGTERM handler outside the run loops' own: stop like Ctrl-C does."""
+    raise Terminated
+
+
+def handle_sigterm() -> None:
+    """Make SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) in the main thread."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, raise_terminated)
 
 
 def run_reporting_errors(command: Callable[[], int], prog: str = "hpsearch") -> int:
@@ -69,15 +101,17 @@ def run_reporting_errors(command: Callable[[], int], prog: str = "hpsearch") -> 
 
     A :class:`StudyFileError` exits :data:`EXIT_USAGE`, another :class:`HpsearchError` or an
     unexpected exception :data:`EXIT_ERROR` (its traceback only with ``HPSEARCH_DEBUG=1``),
-    Ctrl-C :data:`EXIT_INTERRUPTED`. The command line and each worker process use it alike.
+    Ctrl-C :data:`EXIT_INTERRUPTED`, SIGTERM :data:`EXIT_TERMINATED`. Every message has its
+    passwords masked. The command line and each worker process use it alike.
     """
+    handle_sigterm()
     try:
         return command()
     except StudyFileError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {mask_secrets(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except HpsearchError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {mask_secrets(str(e))}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error of ours.
@@ -88,12 +122,16 @@ def run_reporting_errors(command: Callable[[], int], prog: str = "hpsearch") -> 
         # the trial that hit it is already stored as FAIL by Optuna.
         if os.environ.get("HPSEARCH_DEBUG"):
             raise
+        shown = mask_secrets(" ".join(str(e).split()))  # one line
         print(
-            f"{prog}: error: unexpected {type(e).__name__}: {e} "
+            f"{prog}: error: unexpected {type(e).__name__}: {shown} "
             "(set HPSEARCH_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
         return EXIT_ERROR
+    except Terminated:
+        print(f"{prog}: {TERMINATED_MESSAGE}", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"{prog}: {INTERRUPTED_MESSAGE}", file=sys.stderr)
         return EXIT_INTERRUPTED

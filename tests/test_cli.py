@@ -166,7 +166,7 @@ def stored(tmp_path_factory) -> tuple[Path, str]:
         ),
         (["list"], 1, "no database file at 'hpsearch.db'"),
         (["show", "nope", "--storage", "STORE"], 1, "no study 'nope' in"),
-        (["run", "STUDY", "--n-trials", "0"], 2, "must be >= 1"),
+        (["run", "STUDY", "--n-trials", "0"], 2, "must be an integer in [1, 1000000]"),
         (["run", "STUDY", "--seed", "x"], 2, "'x' is not an integer"),
         (["dashboard", "--port", "70000"], 2, "must be in [0, 65535]"),
         (["frobnicate"], 2, "invalid choice: 'frobnicate'"),

@@ -7,6 +7,7 @@ import pytest
 import hpsearch
 from hpsearch import StudyFileError, load_study_file
 from tests.conftest import STUDY_FILES
+from tests.test_cli import run_main
 
 _HEAD = 'setup = "weight_decay"\nmode = "scalarized"\nobjective = "loss1"\nn_trials = 3\n\n[params]'
 
@@ -130,7 +131,7 @@ BROKEN = [
         "study.pruner",
         "only 'none' is allowed in pareto mode",
     ),
-    ("n_trials = 3", "n_trials = 3\ntimeout = 0", "study.timeout", "a number in (0, inf)"),
+    ("n_trials = 3", "n_trials = 3\ntimeout = 0", "study.timeout", "a number in (0, 3.4e+38]"),
     ('name = "ok"', 'name = "a/b"', "study.name", "letters, digits"),
     ("[params]", "[budget]\nepochs = 0\n[params]", "budget.epochs", "an integer in [1"),
     ("[params]", "[budget]\nepoch = 3\n[params]", "budget.epoch", "allowed: epochs, batch_size"),
@@ -156,7 +157,7 @@ BROKEN = [
         'alpha = { type = "float", low = 1e-4, high = 1.0, log = true }',
         'alpha = { type = "float", low = -1.0, high = 1.0 }',
         "params.alpha.low",
-        "must be a number in [0, inf)",
+        "must be a number in [0, 3.4e+38]",
     ),
     (
         'alpha = { type = "float", low = 1e-4, high = 1.0, log = true }',
@@ -230,7 +231,7 @@ BROKEN = [
         "params.optimizer.type",
         "allowed: categorical",
     ),
-    ("[params]", "[params]\nlr = 0", "params.lr", "must be a number in (0, inf)"),
+    ("[params]", "[params]\nlr = 0", "params.lr", "must be a number in (0, 3.4e+38]"),
     ("[params]", "[params]\nmomentum = 1.0", "params.momentum", "a number in [0, 1)"),
     (
         "[params]",
@@ -384,3 +385,59 @@ def test_a_key_with_a_newline_gets_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(StudyFileError) as e:
         load_study_file(path)
     assert "\n" not in str(e.value) and "study.bad\\nkey: unknown key" in str(e.value)
+
+
+def test_check_runs_no_code_of_a_study_file_unless_asked(tmp_path: Path) -> None:
+    (tmp_path / "side_effect.py").write_text(
+        "import pathlib, hpsearch\n"
+        "pathlib.Path(__file__).with_name('ran').write_text('x')\n"
+        "@hpsearch.register_setup('test_check_imports_setup')\n"
+        "class Mine(hpsearch.get_setup('weight_decay')):\n"
+        "    pass\n"
+    )
+    path = tmp_path / "s.toml"
+    path.write_text(
+        VALID.replace('setup = "weight_decay"', 'setup = "test_check_imports_setup"').replace(
+            "n_trials = 3", 'n_trials = 3\nimports = ["side_effect.py"]'
+        )
+    )
+    out = run_main("check", str(path), cwd=tmp_path)
+    assert out.returncode == 2 and not (tmp_path / "ran").exists()
+    assert "study.setup: unknown setup" in out.stderr and "--imports" in out.stderr
+    assert out.stderr.count("\n") == 1
+    out = run_main("check", "--imports", str(path), cwd=tmp_path)
+    assert out.returncode == 0 and (tmp_path / "ran").exists(), out.stderr
+
+
+@pytest.mark.parametrize(
+    "flag, value, fragment",
+    [
+        ("--batch", "5000", "must be an integer in [1, 4096]"),
+        ("--n-trials", "99999999999", "must be an integer in [1, 1000000]"),
+        ("--workers", "100000", "must be an integer in [1, 256]"),
+        ("--seed", "-1", "must be an integer in [0, 4294967295]"),
+    ],
+)
+def test_the_command_line_has_the_study_files_caps(tmp_path, flag, value, fragment) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(VALID)
+    out = run_main("run", str(path), flag, value, cwd=tmp_path)
+    assert out.returncode == 2 and fragment in out.stderr and out.stderr.count("\n") == 1
+    assert not (tmp_path / "hpsearch.db").exists()
+
+
+@pytest.mark.parametrize("name", ["ok\n", "ok\r", "ok\x00", " ok", "ok "])
+def test_a_name_with_a_control_character_or_space_is_refused(tmp_path, name: str) -> None:
+    path = tmp_path / "s.toml"
+    escaped = name.encode("unicode_escape").decode().replace("\\x00", "\\u0000")
+    path.write_text(VALID.replace('name = "ok"', f'name = "{escaped}"'))
+    with pytest.raises(StudyFileError, match="study.name") as e:
+        load_study_file(path)
+    assert str(e.value).isprintable()
+
+
+def test_bounds_beyond_float32_are_refused_before_training(tmp_path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(VALID.replace("high = 1.0, log = true", "high = 1e39, log = true"))
+    with pytest.raises(StudyFileError, match=r"params.alpha.high: 1e\+39 .* \[0, 3.4e\+38\]"):
+        load_study_file(path)

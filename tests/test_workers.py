@@ -3,6 +3,7 @@ Ctrl-C. Real processes and real signals, on SQLite, PostgreSQL and a journal fil
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -68,6 +69,30 @@ def test_workers_reach_exactly_the_target_without_duplicates(tmp_path, study_fil
             assert t.state == TrialState.FAIL and t.user_attrs.get("surplus") is True
 
 
+@pytest.mark.parametrize("repetition", range(3))
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+def test_workers_with_population_batches_reach_exactly_the_target(
+    tmp_path, study_file, kind, repetition, request
+):
+    # 6 workers x batches of 4 for a target of 10: every batch after the first ones races the
+    # others, so a count made once per process, or a trial number taken outside the lock,
+    # shows as overshoot or duplicate numbers here.
+    storage = _url(kind, tmp_path, request)
+    path = study_file(n_trials=10, sampler='"random"', seed=repetition)
+    args = ("--workers", "6", "--batch", "4", "--storage", storage, "--no-progress")
+    out = run_cli("run", str(path), *args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    load = _journal(tmp_path / "w.log") if kind == "journal" else storage
+    trials = _trials(load)
+    assert sum(counts_toward_target(t) for t in trials) == 10
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    for t in trials:
+        if not counts_toward_target(t):
+            assert t.state == TrialState.FAIL and t.user_attrs.get("surplus") is True
+    # Optuna's own view shows every stored trial (duplicate numbers would hide some).
+    assert len(optuna.load_study(study_name="small", storage=load).get_trials()) == len(trials)
+
+
 def _journal(path: Path) -> optuna.storages.BaseStorage:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -116,19 +141,57 @@ def test_a_killed_workers_trial_is_retried_and_the_study_completes(
     assert TrialState.RUNNING not in [t.state for t in trials]
 
 
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.parametrize(
+    "signum, to_group, batch",
+    [(signal.SIGINT, False, 1), (signal.SIGTERM, True, 4)],
+    ids=["ctrl-c-to-the-parent", "sigterm-to-the-group-batch-4"],
+)
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_ctrl_c_stops_every_worker_and_the_same_command_continues(
-    tmp_path, study_file, kind, request
+def test_a_signal_stops_every_worker_and_the_same_command_continues(
+    tmp_path, study_file, kind, signum, to_group, batch, request
 ):
+    # As a terminal (Ctrl-C: the whole group) or a scheduler (SIGTERM to the group, or to the
+    # launching process alone) sends it; the URL comes from $HPSEARCH_STORAGE and no process
+    # shows its password, on its command line or in what it prints.
     storage = _url(kind, tmp_path, request)
     path = study_file(n_trials=50, epochs=40, dataset="digits")
-    cmd = [HPSEARCH, "run", str(path), "--workers", "2", "--storage", storage, "--no-progress"]
-    cmd.append("--no-dashboard")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cmd = [HPSEARCH, "run", str(path), "--workers", "2", "--batch", str(batch)]
+    cmd += ["--no-progress", "--no-dashboard"]
+    env = {**os.environ, "HPSEARCH_STORAGE": storage}
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        start_new_session=True,
+    )  # fmt: skip
     _wait_for(lambda: any(t.state == TrialState.COMPLETE for t in _trials(storage)))
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and b"Traceback" not in err, err
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    for pid in [proc.pid, *workers]:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+        assert storage not in cmdline and "hpsearch_t_" not in cmdline and "@" not in cmdline
+    if to_group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum and b"Traceback" not in err, err
+    assert err.decode().strip().count("\n") <= 2  # one line from the parent, one per worker
+    if kind == "postgresql":
+        credentials = storage.split("://", 1)[1].split("@")[0]  # user:password
+        assert credentials.encode() not in out + err
+    for pid in workers:  # every worker has ended
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
     trials = _trials(storage)
     assert TrialState.RUNNING not in [t.state for t in trials]
     done = sum(counts_toward_target(t) for t in trials)
@@ -138,6 +201,26 @@ def test_ctrl_c_stops_every_worker_and_the_same_command_continues(
         "--no-progress", "--no-dashboard", cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0 and f"{done + 2}/{done + 2} trials (2 new" in out.stdout
+    if kind == "postgresql":  # the summary's URL, masked
+        assert credentials not in out.stdout + out.stderr and ":***@" in out.stdout
+
+
+def test_a_killed_worker_is_reported_and_the_others_complete_the_study(tmp_path, study_file):
+    storage = f"sqlite:///{tmp_path / 'k.db'}"
+    path = study_file(n_trials=8, epochs=60, dataset="digits", sampler='"random"')
+    cmd = [HPSEARCH, "run", str(path), "--workers", "2", "--storage", storage, "--heartbeat", "1"]
+    cmd += ["--no-progress", "--no-dashboard"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(lambda: any(t.state == TrialState.COMPLETE for t in _trials(storage)))
+    victim = _children(proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert "was killed by SIGKILL; the other workers completed the study" in err.decode()
+    assert "printed above" not in err.decode()
+    trials = _trials(storage)
+    assert sum(counts_toward_target(t) for t in trials) == 8
+    assert TrialState.RUNNING not in [t.state for t in trials]
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

@@ -24,6 +24,9 @@ from hpsearch.core.models import ModelSpec, build_mlp
 from hpsearch.core.stacked import stacked_backward, stacked_forward, stacked_task_loss
 from hpsearch.errors import HpsearchError
 
+# The largest float a float32 tensor holds: what a float hyperparameter may be at most.
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
 
 @dataclass(frozen=True)
 class Option:
@@ -53,8 +56,14 @@ class Option:
         """Describe the allowed values in words, for error messages."""
         if self.type == "categorical":
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        lo = "(-inf" if self.low is None else ("(" if self.low_open else "[") + f"{self.low:g}"
-        hi = "inf)" if self.high is None else f"{self.high:g}" + (")" if self.high_open else "]")
+        # Floats stop at float32's range, shown rounded down ("3.4e+38") so it is allowed.
+        top = "3.4e+38" if self.type == "float" else "inf"
+        lo = f"[-{top}" if self.type == "float" else "(-inf"
+        if self.low is not None:
+            lo = ("(" if self.low_open else "[") + f"{self.low:g}"
+        hi = f"{top}]" if self.type == "float" else "inf)"
+        if self.high is not None:
+            hi = f"{self.high:g}" + (")" if self.high_open else "]")
         return f"{'an integer' if self.type == 'int' else 'a number'} in {lo}, {hi}"
 
     def contains(self, value: Any) -> bool:
@@ -65,7 +74,9 @@ class Option:
             return False
         if self.type == "int" and not isinstance(value, int):
             return False
-        if not math.isfinite(value):  # NaN and ±inf are never a usable hyperparameter
+        # NaN and ±inf are never a usable hyperparameter, nor a number that training's float32
+        # tensors would turn into inf.
+        if not math.isfinite(value) or (self.type == "float" and abs(value) > FLOAT32_MAX):
             return False
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False

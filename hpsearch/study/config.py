@@ -21,6 +21,7 @@ from hpsearch.core.models import ACTIVATIONS, MODEL_KINDS, ModelSpec
 from hpsearch.core.setups import Option, available_setups, get_setup
 from hpsearch.core.train import TRAIN_BUDGET, TRAIN_PARAMS, TrainConfig
 from hpsearch.errors import HpsearchError, StudyFileError
+from hpsearch.study.limits import RUN_LIMITS
 from hpsearch.study.samplers import PRUNERS, SAMPLERS
 
 MODES: tuple[str, ...] = ("scalarized", "pareto")
@@ -58,7 +59,7 @@ _STUDY_KEYS = (
     "imports",
 )
 _TABLES = ("study", "data", "budget", "params")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SPEC_KEYS = {
     "float": ("type", "low", "high", "log", "step"),
     "int": ("type", "low", "high", "log", "step"),
@@ -276,7 +277,7 @@ class _Checker:
     def study_name(self, raw: Any, key: str) -> str:
         """A name Optuna studies and output files are made from."""
         name = self.string(raw, key)
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):  # fullmatch: "$" would let a trailing newline in
             raise self.fail(
                 key, f"{name!r} is not allowed; use 1-128 letters, digits, '.', '_' or '-'"
             )
@@ -422,8 +423,14 @@ def _show(raw: Any) -> str:
     return text if isinstance(raw, dict | list) else f"{text} ({kind})"
 
 
-def _run_imports(check: _Checker, raw: Any, base: Path) -> tuple[str, ...]:
-    """Import modules or .py files (relative to the study file) that register setups."""
+def _limit(name: str, default: int) -> Option:
+    low, high = RUN_LIMITS[name]
+    return Option("int", default, low=low, high=high)
+
+
+def _run_imports(check: _Checker, raw: Any, base: Path, run: bool = True) -> tuple[str, ...]:
+    """Import modules or .py files (relative to the study file) that register setups; with
+    ``run=False`` only check that the list is well formed and its files exist."""
     if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
         raise check.fail(
             "study.imports", f"must be a list of module names or .py paths, got {_show(raw)}"
@@ -435,6 +442,8 @@ def _run_imports(check: _Checker, raw: Any, base: Path) -> tuple[str, ...]:
                 file = (base / item).resolve()
                 if not file.is_file():
                     raise check.fail(key, f"no such file {str(file)!r}")
+                if not run:
+                    continue
                 mod_name = f"hpsearch_user_{file.stem}_{abs(hash(str(file)))}"
                 if mod_name not in sys.modules:
                     spec = importlib.util.spec_from_file_location(mod_name, file)
@@ -446,7 +455,7 @@ def _run_imports(check: _Checker, raw: Any, base: Path) -> tuple[str, ...]:
                     except BaseException:
                         del sys.modules[mod_name]
                         raise
-            else:
+            elif run:
                 importlib.import_module(item)
         except StudyFileError:
             raise
@@ -497,11 +506,14 @@ def read_table_file(
     return check, check.table(doc[table], table, keys)
 
 
-def load_study_file(path: str | Path) -> StudyConfig:
+def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
     """Read and validate a study file.
 
     Args:
         path: Path of a TOML study file.
+        run_imports: Import what ``study.imports`` lists (user code that registers setups).
+            ``hpsearch check`` passes False unless asked: checking a file runs none of its
+            code, and a setup only those imports would register is reported as such.
 
     Returns:
         The validated :class:`StudyConfig`.
@@ -523,13 +535,18 @@ def load_study_file(path: str | Path) -> StudyConfig:
 
     name = check.study_name(study["name"], "study.name")
     description = check.string(study.get("description", ""), "study.description")
-    imports = _run_imports(check, study.get("imports", []), path.parent)
+    imports = _run_imports(check, study.get("imports", []), path.parent, run_imports)
     dataset = check.string(study["dataset"], "study.dataset", DATASETS)
     setup_name = check.string(study["setup"], "study.setup")
     try:
         setup_cls = get_setup(setup_name)
     except HpsearchError as e:
-        raise check.fail("study.setup", str(e)) from None
+        hint = ""
+        if imports and not run_imports:
+            hint = (
+                " (it may come from study.imports, which `hpsearch check` runs only with --imports)"
+            )
+        raise check.fail("study.setup", str(e) + hint) from None
     if setup_cls.needs_data is not None and setup_cls.needs_data == (dataset == "none"):
         analytic = [n for n in available_setups() if get_setup(n).needs_data is False]
         raise check.fail(
@@ -591,15 +608,15 @@ def load_study_file(path: str | Path) -> StudyConfig:
         raise check.fail(
             "study.pruner", "pruning needs one objective: only 'none' is allowed in pareto mode"
         )
-    n_trials = check.value(study["n_trials"], "study.n_trials", Option("int", 1, low=1, high=10**6))
-    seed = check.value(study.get("seed", 0), "study.seed", Option("int", 0, low=0, high=2**32 - 1))
+    n_trials = check.value(study["n_trials"], "study.n_trials", _limit("n_trials", 1))
+    seed = check.value(study.get("seed", 0), "study.seed", _limit("seed", 0))
     timeout = None
     if "timeout" in study:
         timeout = check.value(
             study["timeout"], "study.timeout", Option("float", 1, low=0, low_open=True)
         )
 
-    batch = check.value(study.get("batch", 1), "study.batch", Option("int", 1, low=1, high=4096))
+    batch = check.value(study.get("batch", 1), "study.batch", _limit("batch", 1))
     data = check.options(doc.get("data", {}), "data", DATA)
     data = {k: data.get(k, o.default) for k, o in DATA.items()}
     if data["val_fraction"] + data["test_fraction"] >= 1:

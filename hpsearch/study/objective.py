@@ -178,7 +178,7 @@ def _in_memory_copy(study: optuna.Study) -> tuple[optuna.Study, dict[str, Any]]:
 
 
 def run_population(
-    study: optuna.Study, config: StudyConfig, data: Dataset, n: int
+    study: optuna.Study, config: StudyConfig, data: Dataset, n: int, target: int | None = None
 ) -> list[optuna.trial.FrozenTrial]:
     """Ask for ``n`` trials at once, train them as populations, tell and store every result.
 
@@ -190,7 +190,8 @@ def run_population(
     :data:`hpsearch.core.population.GROUP_KEYS`; each group is one batched model. A member that
     diverges is stored as FAIL with its reason; the others are unaffected. If anything stops
     the batch (Ctrl-C, an error), the groups already trained are stored and the rest of the
-    batch is dropped: nothing is left RUNNING.
+    batch is dropped: nothing is left RUNNING. With a ``target``, trials that would count past
+    it are stored as surplus (see :func:`hpsearch.study.persist.add_finished_trials`).
 
     Returns:
         The stored trials, in the order asked.
@@ -225,7 +226,7 @@ def run_population(
                     record_result(trial, result, constrained=config.mode == "scalarized")
                     told[i] = batch.tell(trial, objective_values(config, result.val))
     finally:
-        stored = add_finished_trials(study, [told[i] for i in sorted(told)])
+        stored = add_finished_trials(study, [told[i] for i in sorted(told)], target)
         (batch_storage, batch_id), (storage, study_id) = study_storage(batch), study_storage(study)
         for key, value in batch_storage.get_study_system_attrs(batch_id).items():
             if attrs.get(key, _MISSING) != value and not _holds_trial_ids(study.sampler, key):

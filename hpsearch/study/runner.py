@@ -23,8 +23,9 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from hpsearch._compat import heartbeat_enabled, study_storage
+from hpsearch.core.data import Dataset
 from hpsearch.core.setups import get_setup
-from hpsearch.errors import HpsearchError
+from hpsearch.errors import HpsearchError, Terminated
 from hpsearch.study import keys
 from hpsearch.study.config import StudyConfig, grid_values, load_study_file
 from hpsearch.study.objective import make_objective, run_population
@@ -32,6 +33,7 @@ from hpsearch.study.samplers import make_pruner, make_sampler
 from hpsearch.study.storage import (
     DEFAULT_STORAGE,
     HEARTBEAT_SECONDS,
+    STORAGE_ENV,
     StorageLike,
     best_value,
     counts_toward_target,
@@ -207,32 +209,40 @@ class _Surplus(Exception):
 
 
 class _DeferredInterrupt:
-    """Ctrl-C raises at once inside the objective (Optuna then stores the trial as FAIL) and
-    is held until the next safe point elsewhere: a SIGINT between Optuna creating a trial and
-    calling the objective, or while it stores the result, would leave the trial RUNNING."""
+    """Ctrl-C (SIGINT) and SIGTERM raise at once inside the objective (Optuna then stores the
+    trial as FAIL) and are held until the next safe point elsewhere: a signal between Optuna
+    creating a trial and calling the objective, or while it stores the result, would leave the
+    trial RUNNING. SIGTERM raises :class:`~hpsearch.errors.Terminated`, SIGINT
+    KeyboardInterrupt."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.in_objective = False
-        self.pending = False
-        self._previous: Any = None
+        self.pending: int | None = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _DeferredInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.pending is None or signum == signal.SIGTERM:
+            self.pending = signum
         if self.in_objective:
-            raise KeyboardInterrupt
-        self.pending = True
+            self.check()
 
     def check(self) -> None:
-        """Raise the held Ctrl-C, at a safe point."""
-        if self.pending:
+        """Raise the held signal, at a safe point."""
+        if self.pending == signal.SIGTERM:
+            raise Terminated
+        if self.pending is not None:
             raise KeyboardInterrupt
 
 
@@ -279,6 +289,36 @@ def _run_sequential(
                 time.sleep(POLL_SECONDS)
                 continue
             study.optimize(within_target, n_trials=1, callbacks=[progress_bar], catch=(_Surplus,))
+        interrupt.check()
+
+
+def _run_batches(
+    study: optuna.Study,
+    config: StudyConfig,
+    data: Dataset,
+    target: int,
+    batch: int,
+    timeout: float | None,
+    progress_bar: _Progress,
+) -> None:
+    # The remaining count is read again from the storage before every batch: other processes
+    # fill the same study. A batch they complete while this one trains is caught when this
+    # one is stored (add_finished_trials stores trials past the target as surplus).
+    started = time.monotonic()
+    with _DeferredInterrupt() as interrupt:
+        while timeout is None or time.monotonic() - started < timeout:
+            interrupt.check()
+            remaining = target - sum(
+                counts_toward_target(t) for t in study.get_trials(deepcopy=False)
+            )
+            if remaining <= 0:
+                return
+            interrupt.in_objective = True  # Ctrl-C stops training; the finished groups are kept
+            try:
+                stored = run_population(study, config, data, min(batch, remaining), target)
+            finally:
+                interrupt.in_objective = False
+            progress_bar.finished(study, stored)
         interrupt.check()
 
 
@@ -371,12 +411,7 @@ def run_study(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             if batch > 1:
-                started = time.monotonic()
-                remaining = target - done
-                while remaining > 0 and (timeout is None or time.monotonic() - started < timeout):
-                    stored = run_population(study, config, data, min(batch, remaining))
-                    progress_bar.finished(study, stored)
-                    remaining -= sum(counts_toward_target(t) for t in stored)
+                _run_batches(study, config, data, target, batch, timeout, progress_bar)
             else:
                 _run_sequential(study, make_objective(config, data), target, timeout, progress_bar)
     finally:
@@ -391,10 +426,10 @@ def run_study(
 @dataclasses.dataclass(frozen=True)
 class WorkerAssignment:
     """What a worker process (:mod:`hpsearch.study.worker`) runs: :func:`run_study`'s
-    arguments, sent as JSON on its stdin."""
+    arguments, sent as JSON on its stdin; the storage URL goes in its environment
+    (:data:`STORAGE_ENV`), never on a command line."""
 
     study_file: str
-    storage: str
     n_trials: int
     timeout: float | None = None
     batch: int | None = None
@@ -435,6 +470,7 @@ def run_workers(
     if seed is not None:
         config = dataclasses.replace(config, seed=seed)
     target = config.n_trials if n_trials is None else n_trials
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
     study = create_or_load_study(config, open_storage(storage))
     done = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     failed_before = _diverged(study)
@@ -442,14 +478,13 @@ def run_workers(
     # PNG artifact for the whole run.
     assignment = WorkerAssignment(
         study_file=str(study_file),
-        storage=storage,
         n_trials=target,
         timeout=timeout,
         batch=batch,
         seed=seed,
         heartbeat=heartbeat,
     ).to_json()
-    env = dict(os.environ)
+    env = {**os.environ, STORAGE_ENV: storage}
     # N workers × torch's default of one thread per core oversubscribes the cores, and idle
     # OpenMP threads spin: split the cores between the workers instead (2 workers on 2 cores
     # took 40 s for 12 demo trials with 2 threads each).
@@ -459,13 +494,16 @@ def run_workers(
         _publish_safely(publish, study, artifact)
 
     refresh()
-    procs = [_start_worker(assignment, env) for _ in range(workers)]
-    bar = _Progress(study, target, done, progress).bar
-    refreshed = time.monotonic()
+    procs: list[subprocess.Popen] = []
+    bar = None
     try:
-        # Ctrl-C is held until the loop's next check: raised inside a storage read, the
-        # database driver could swallow it and the run would go on as if never interrupted.
+        # Ctrl-C and SIGTERM are held until the loop's next check: raised inside a storage
+        # read, the database driver could swallow them and the run would go on as if never
+        # interrupted; raised while the workers start, some would be left unsupervised.
         with _DeferredInterrupt() as interrupt:
+            procs = [_start_worker(assignment, env) for _ in range(workers)]
+            bar = _Progress(study, target, done, progress).bar
+            refreshed = time.monotonic()
             while any(p.poll() is None for p in procs):
                 time.sleep(POLL_SECONDS)
                 interrupt.check()
@@ -474,23 +512,44 @@ def run_workers(
                 if time.monotonic() - refreshed > REFRESH_SECONDS:
                     refresh()
                     refreshed = time.monotonic()
-            interrupt.check()  # a Ctrl-C while the last worker finished still counts
-    except KeyboardInterrupt:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            p.wait()
+            interrupt.check()  # a signal while the last worker finished still counts
+    except KeyboardInterrupt as stop:
+        # Pass the same signal on (a terminal or a scheduler may have sent it to this process
+        # alone), and wait for every worker to store its running trial; a second signal does
+        # not abandon them.
+        signum = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+        with _DeferredInterrupt():
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signum)
+            for p in procs:
+                p.wait()
         raise
     finally:
-        bar.close()
-    bad = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
-    if bad:
-        shown = ", ".join(f"worker {i} exited with {code}" for i, code in bad)
-        raise HpsearchError(f"{shown} (its error is printed above)")
-    refresh(artifact=True)
+        if bar is not None:
+            bar.close()
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
+    failures = [_describe_exit(i, p.returncode) for i, p in enumerate(procs) if p.returncode]
+    if failures and after < target:
+        printed = any(p.returncode > 0 for p in procs)
+        raise HpsearchError(
+            f"{', '.join(failures)} before the study reached its target ({after}/{target} "
+            "trials); run the same command again to continue"
+            + (" (a worker's error is printed above)" if printed else "")
+        )
+    if failures:  # the others completed the study: not a failed run
+        print(
+            f"hpsearch: warning: {', '.join(failures)}; the other workers completed the study",
+            file=sys.stderr,
+        )
+    refresh(artifact=True)
     return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
+
+
+def _describe_exit(index: int, code: int) -> str:
+    if code < 0:
+        return f"worker {index} was killed by {signal.Signals(-code).name}"
+    return f"worker {index} exited with {code}"
 
 
 def _start_worker(assignment: str, env: dict[str, str]) -> subprocess.Popen:

@@ -3,6 +3,7 @@ per command with a one-line error when they cannot be, and never a password in a
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from pathlib import Path
@@ -13,7 +14,7 @@ import optuna.storages.journal
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.errors import HpsearchError
+from hpsearch.errors import HpsearchError, mask_secrets
 from hpsearch.study import keys
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
@@ -32,6 +33,16 @@ def _one_line(e: BaseException) -> str:
 # MAX_RETRY times.
 GRACE_INTERVALS = 3
 MAX_RETRY = 2
+# The environment variable a storage URL can come from, so that a password never has to be
+# on a command line (``ps`` shows those to every user); worker processes get it this way.
+STORAGE_ENV = "HPSEARCH_STORAGE"
+
+
+def storage_from_environment() -> str:
+    """The storage URL of ``$HPSEARCH_STORAGE``, or :data:`DEFAULT_STORAGE` when it is unset."""
+    return os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+
+
 HEARTBEAT_SECONDS = 10
 JOURNAL_PREFIX = "journal:///"
 
@@ -64,29 +75,30 @@ def open_storage(
     """
     if isinstance(url, optuna.storages.BaseStorage):
         return url
+    shown = describe_storage(url) if isinstance(url, str) else repr(url)
     if not isinstance(url, str) or "://" not in url:
         raise HpsearchError(
-            f"storage {url!r} is not a URL; use e.g. sqlite:///hpsearch.db, "
+            f"storage {shown!r} is not a URL; use e.g. sqlite:///hpsearch.db, "
             "postgresql://user:password@host/db or journal:///hpsearch.log"
         )
     for prefix, kind in (("sqlite:///", "database"), (JOURNAL_PREFIX, "journal")):
         file = Path(url[len(prefix) :])
         if must_exist and url.startswith(prefix) and not file.is_file():
             raise HpsearchError(
-                f"storage {url!r}: no {kind} file at {str(file)!r}; run "
+                f"storage {shown!r}: no {kind} file at {str(file)!r}; run "
                 "`hpsearch run STUDY_FILE` first or pass --storage"
             )
     if url.startswith("journal:"):
         if not url.startswith(JOURNAL_PREFIX) or url == JOURNAL_PREFIX:
-            raise HpsearchError(f"storage {url!r}: use journal:///path/to/file.log")
+            raise HpsearchError(f"storage {shown!r}: use journal:///path/to/file.log")
         path = url[len(JOURNAL_PREFIX) :]
         if not Path(path).parent.is_dir():
-            raise HpsearchError(f"storage {url!r}: no folder {str(Path(path).parent)!r}")
+            raise HpsearchError(f"storage {shown!r}: no folder {str(Path(path).parent)!r}")
         try:
             backend = optuna.storages.journal.JournalFileBackend(path)
             return optuna.storages.journal.JournalStorage(backend)
         except Exception as e:
-            raise HpsearchError(f"cannot open storage {url!r}: {_one_line(e)}") from None
+            raise HpsearchError(f"cannot open storage {shown!r}: {_one_line(e)}") from None
     for attempt in range(_OPEN_ATTEMPTS):
         try:
             storage = _open_rdb(url, heartbeat)
@@ -102,8 +114,7 @@ def open_storage(
             if racing and attempt < _OPEN_ATTEMPTS - 1:
                 time.sleep(0.2 * (attempt + 1))
                 continue
-            shown = _without_password(url)
-            message = _one_line(e).replace(url, shown)
+            message = mask_secrets(_one_line(e).replace(url, shown))
             raise HpsearchError(f"cannot open storage {shown!r}: {message}") from None
     if url.startswith("sqlite:"):
         _tune_sqlite(storage.engine)
@@ -139,9 +150,9 @@ def describe_storage(storage: StorageLike) -> str:
 def _without_password(url: str) -> str:
     # Error messages end up in terminals and CI logs: never with the database password.
     try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
+        return mask_secrets(sqlalchemy.engine.make_url(url).render_as_string(hide_password=True))
+    except Exception:  # not a URL SQLAlchemy can parse: still never its password
+        return mask_secrets(url)
 
 
 def _tune_sqlite(engine: sqlalchemy.engine.Engine) -> None:

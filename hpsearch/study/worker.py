@@ -2,7 +2,8 @@
 assignment as JSON on stdin and runs trials until the study has its target.
 
 :func:`hpsearch.study.runner.run_workers` starts these. The assignment travels on stdin, not
-on the command line, so a storage URL with a password never shows in ``ps``.
+on the command line, and the storage URL in ``$HPSEARCH_STORAGE``: a password never shows in
+``ps``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from hpsearch.errors import run_reporting_errors
 from hpsearch.study.config import load_study_file
 from hpsearch.study.runner import WorkerAssignment, run_study
+from hpsearch.study.storage import storage_from_environment
 
 
 def _work(assignment: WorkerAssignment) -> int:
@@ -22,6 +24,7 @@ def _work(assignment: WorkerAssignment) -> int:
     config = load_study_file(options.pop("study_file"))
     summary = run_study(
         config,
+        storage_from_environment(),
         **options,
         progress=False,
         publish=None,  # the launching process owns the dashboard's note and figures
