@@ -520,7 +520,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    store = open_storage(args.storage, must_exist=True)  # opened once for the whole command
+    store = open_storage(args.storage, must_exist=True, read_only=True)  # once per command
     columns, rows = study_rows(store, args.study, top=args.top)
     # Loaded once for the figure and the diagnosis.
     points = study_points(store, args.study) if rows or args.plot else None

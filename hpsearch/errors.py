@@ -85,9 +85,70 @@ def mask_secrets(text: str) -> str:
     return _CREDENTIALS.sub(lambda m: f"{m['user']}:***@", text)
 
 
+# What a storage error says, and the cause a user can act on. Matched anywhere in the chain
+# of causes: Optuna often re-raises a storage failure as another error ("Should not reach.").
+_STORAGE_FAULTS: tuple[tuple[str, str], ...] = (
+    ("database or disk is full", "disk full"),
+    ("no space left on device", "disk full"),
+    ("could not extend file", "disk full"),
+    ("readonly database", "read-only"),
+    ("read-only file system", "read-only"),
+    ("disk image is malformed", "corrupt database file"),
+    ("file is not a database", "corrupt database file"),
+    ("connection refused", "database unreachable"),
+    ("could not connect", "database unreachable"),
+    ("server closed the connection", "database unreachable"),
+    ("terminating connection", "database unreachable"),
+    ("the database system is", "database unreachable"),
+    ("could not translate host name", "database unreachable"),
+    ("password authentication failed", "authentication failed"),
+    ("database is locked", "database locked by another process"),
+)
+
+
+def error_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what caused it, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def storage_fault(error: BaseException) -> str | None:
+    """The storage fault behind ``error`` in words ("disk full", "read-only", "database
+    unreachable", "corrupt database file", ...), or None when it is not one."""
+    for cause in error_chain(error):
+        text = str(cause).lower()
+        for fragment, fault in _STORAGE_FAULTS:
+            if fragment in text:
+                return fault
+    return None
+
+
+_terminating = False
+
+
+def terminated() -> Terminated:
+    """The exception that stops the process on SIGTERM. Once made, further SIGTERMs are
+    ignored: the process is already stopping (the launcher of workers passes its SIGTERM on,
+    so a worker of a process group gets two), and a second one raised inside a finalizer would
+    only print "Exception ignored"."""
+    global _terminating
+    _terminating = True
+    return Terminated()
+
+
+def is_terminating() -> bool:
+    """Whether :func:`terminated` was raised in this process: the process is stopping."""
+    return _terminating
+
+
 def raise_terminated(signum: int, frame: Any) -> None:
     """The SIGTERM handler outside the run loops' own: stop like Ctrl-C does."""
-    raise Terminated
+    if not _terminating:
+        raise terminated()
 
 
 def handle_sigterm() -> None:
@@ -122,6 +183,14 @@ def run_reporting_errors(command: Callable[[], int], prog: str = "hpsearch") -> 
         # the trial that hit it is already stored as FAIL by Optuna.
         if os.environ.get("HPSEARCH_DEBUG"):
             raise
+        fault = storage_fault(e)
+        if fault is not None:
+            print(
+                f"{prog}: error: storage: {fault}; finished trials are stored, run the same "
+                "command again once it is fixed (a trial it interrupted is retried)",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         shown = mask_secrets(" ".join(str(e).split()))  # one line
         print(
             f"{prog}: error: unexpected {type(e).__name__}: {shown} "

@@ -219,7 +219,7 @@ def compare_studies(
     """
     if not study_names:
         raise HpsearchError("name at least one study to compare")
-    store = open_storage(storage, must_exist=True)
+    store = open_storage(storage, must_exist=True, read_only=True)
     studies = [load_stored_study(store, n) for n in study_names]
     return compare_points([(points_of_study(s), wall_seconds(s)) for s in studies], reference_raw)
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -100,9 +102,16 @@ def make_dashboard_server(storage: str, host: str = "127.0.0.1", port: int = 808
     Raises:
         HpsearchError: The storage cannot be opened or the address cannot be bound.
     """
+    opened = open_storage(storage, must_exist=True, read_only=True)
     folder = artifact_dir(storage)
-    folder.mkdir(parents=True, exist_ok=True)
-    opened = open_storage(storage, must_exist=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a read-only disk: the study is served, without its PNG artifacts
+        print(
+            f"hpsearch: warning: no artifacts: cannot create {str(folder)!r} ({e.strerror})",
+            file=sys.stderr,
+        )
+        folder = Path(tempfile.mkdtemp(prefix="hpsearch-no-artifacts-"))
     app = feasible_best_trials(
         optuna_dashboard.wsgi(opened, artifact_store=FileSystemArtifactStore(str(folder))),
         opened,

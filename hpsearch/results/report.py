@@ -58,7 +58,7 @@ def list_studies(storage: StorageLike) -> list[StudyRow]:
     Raises:
         HpsearchError: The storage cannot be opened (an SQLite file must exist).
     """
-    store = open_storage(storage, must_exist=True)
+    store = open_storage(storage, must_exist=True, read_only=True)
     rows = []
     for name in sorted(optuna.get_all_study_names(store)):
         study = optuna.load_study(study_name=name, storage=store)
@@ -111,7 +111,7 @@ def load_stored_study(storage: StorageLike, study_name: str) -> optuna.Study:
     Raises:
         HpsearchError: The storage cannot be opened or has no such study.
     """
-    store = open_storage(storage, must_exist=True)
+    store = open_storage(storage, must_exist=True, read_only=True)
     names = optuna.get_all_study_names(store)
     if study_name not in names:
         raise HpsearchError(

@@ -133,8 +133,12 @@ def _add_through_api(
 
     The journal hands out numbers in the order of its (locked) appends; whether a trial counts
     is decided once it has its number, from the trials numbered before it, counting another
-    batch's trials still RUNNING there as holding their slots (they are being finished).
+    batch's trials still RUNNING there as holding their slots (they are being finished). With
+    a target, ``datetime_complete`` is the time the trial was stored.
     """
+    if target is None:  # nothing to decide: store them as they are
+        ids = [storage.create_new_trial(study_id, template_trial=t) for t in trials]
+        return [storage.get_trial(i) for i in ids]
     ids = []
     for trial in trials:
         running = copy.deepcopy(trial)

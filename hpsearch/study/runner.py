@@ -25,7 +25,7 @@ from tqdm import tqdm
 from hpsearch._compat import heartbeat_enabled, study_storage
 from hpsearch.core.data import Dataset
 from hpsearch.core.setups import get_setup
-from hpsearch.errors import HpsearchError, Terminated
+from hpsearch.errors import HpsearchError, Terminated, is_terminating, terminated
 from hpsearch.study import keys
 from hpsearch.study.config import StudyConfig, grid_values, load_study_file
 from hpsearch.study.objective import make_objective, run_population
@@ -233,6 +233,8 @@ class _DeferredInterrupt:
             signal.signal(signum, previous)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGTERM and is_terminating():
+            return  # already stopping: a forwarded second SIGTERM changes nothing
         if self.pending is None or signum == signal.SIGTERM:
             self.pending = signum
         if self.in_objective:
@@ -241,7 +243,7 @@ class _DeferredInterrupt:
     def check(self) -> None:
         """Raise the held signal, at a safe point."""
         if self.pending == signal.SIGTERM:
-            raise Terminated
+            raise terminated()
         if self.pending is not None:
             raise KeyboardInterrupt
 

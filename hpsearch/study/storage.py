@@ -3,18 +3,21 @@ per command with a one-line error when they cannot be, and never a password in a
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import optuna.storages.journal
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.errors import HpsearchError, mask_secrets
+from hpsearch.errors import HpsearchError, error_chain, mask_secrets, storage_fault
 from hpsearch.study import keys
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
@@ -52,7 +55,10 @@ StorageLike = str | optuna.storages.BaseStorage
 
 
 def open_storage(
-    url: StorageLike, must_exist: bool = False, heartbeat: int | None = None
+    url: StorageLike,
+    must_exist: bool = False,
+    heartbeat: int | None = None,
+    read_only: bool = False,
 ) -> optuna.storages.BaseStorage:
     """Open an Optuna storage by URL, with a one-line error when it cannot be reached.
 
@@ -66,6 +72,12 @@ def open_storage(
         heartbeat: Seconds between the heartbeats of running trials (RDB storages; None for
             none). A trial whose worker stops beating for :data:`GRACE_INTERVALS` intervals is
             stored as FAIL and retried (at most :data:`MAX_RETRY` times) by the next worker.
+        read_only: The command only reads (``list``, ``show``, ``compare``, ``dashboard``): an
+            SQLite file on a read-only disk, or that this user cannot write, is opened as
+            immutable instead of failing.
+
+    A database server's transient faults (a restart, a dropped connection, a lock timeout)
+    are retried with backoff for :func:`retry_seconds` before an operation gives up.
 
     Returns:
         The storage.
@@ -99,9 +111,20 @@ def open_storage(
             return optuna.storages.journal.JournalStorage(backend)
         except Exception as e:
             raise HpsearchError(f"cannot open storage {shown!r}: {_one_line(e)}") from None
+    sqlite_file = Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
+    rdb_url = url
+    if read_only and sqlite_file is not None and not _writable(sqlite_file):
+        # A WAL database needs its -shm file even to be read; on a read-only disk SQLite can
+        # open it only as immutable (nothing else can change it there either).
+        rdb_url = f"sqlite:///file:{sqlite_file.resolve()}?immutable=1&uri=true"
+    elif sqlite_file is not None and sqlite_file.exists() and not _writable(sqlite_file):
+        raise HpsearchError(
+            f"cannot open storage {shown!r}: read-only (the file or its folder cannot be "
+            "written); list, show, compare and dashboard can still read it"
+        )
     for attempt in range(_OPEN_ATTEMPTS):
         try:
-            storage = _open_rdb(url, heartbeat)
+            storage = with_retries(_open_rdb, on_retry=_waiting(shown))(rdb_url, heartbeat)
             break
         except Exception as e:  # SQLAlchemy/driver errors of every kind: report one line
             # Processes opening a new database at once race to create its tables; the loser
@@ -115,10 +138,120 @@ def open_storage(
                 time.sleep(0.2 * (attempt + 1))
                 continue
             message = mask_secrets(_one_line(e).replace(url, shown))
-            raise HpsearchError(f"cannot open storage {shown!r}: {message}") from None
-    if url.startswith("sqlite:"):
+            fault = storage_fault(e)
+            cause = f"{fault} ({message})" if fault else message
+            raise HpsearchError(f"cannot open storage {shown!r}: {cause}") from None
+    if rdb_url.startswith("sqlite:") and rdb_url == url:
         _tune_sqlite(storage.engine)
+    _retry_transient_faults(storage)
     return storage
+
+
+def _waiting(shown: str) -> Callable[[BaseException, float], None]:
+    def notice(error: BaseException, budget: float) -> None:
+        if budget >= 5:  # a wait a person would notice: say what it waits for
+            print(
+                f"hpsearch: storage {shown!r}: {storage_fault(error) or 'busy'}; "
+                f"retrying for up to {budget:g} s ({RETRY_ENV})",
+                file=sys.stderr,
+            )
+
+    return notice
+
+
+def _writable(file: Path) -> bool:
+    # os.access reports a read-only file system (EROFS) even to root.
+    folder = file.resolve().parent
+    return os.access(folder, os.W_OK) and (not file.exists() or os.access(file, os.W_OK))
+
+
+T = TypeVar("T")
+RETRY_ENV = "HPSEARCH_STORAGE_RETRY_SECONDS"
+DEFAULT_RETRY_SECONDS = 60.0
+
+
+def retry_seconds() -> float:
+    """How long a transient storage fault is retried: ``$HPSEARCH_STORAGE_RETRY_SECONDS``,
+    default :data:`DEFAULT_RETRY_SECONDS` (0 = no retry)."""
+    try:
+        return max(0.0, float(os.environ.get(RETRY_ENV, DEFAULT_RETRY_SECONDS)))
+    except ValueError:
+        raise HpsearchError(f"{RETRY_ENV} must be a number of seconds") from None
+
+
+# Faults that pass: the server restarts, a connection drops, a lock is held a while.
+_TRANSIENT = (
+    "could not connect",
+    "connection refused",
+    "server closed the connection",
+    "terminating connection",
+    "connection to server",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "ssl connection has been closed",
+    "connection already closed",
+    "consuming input failed",
+    "could not receive data",
+    "lock timeout",
+    "deadlock detected",
+    "database is locked",
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is a storage fault that retrying may get past."""
+    return any(
+        isinstance(e, sqlalchemy.exc.DBAPIError | optuna.exceptions.StorageInternalError)
+        and any(text in str(e).lower() for text in _TRANSIENT)
+        for e in error_chain(error)
+    )
+
+
+def with_retries(
+    operation: Callable[..., T],
+    budget: float | None = None,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+) -> Callable[..., T]:
+    """``operation``, retried with exponential backoff while it fails with a transient fault,
+    for at most ``budget`` seconds (default :func:`retry_seconds`); then its error is raised.
+    ``on_retry(error, budget)`` is called before the first retry."""
+
+    @functools.wraps(operation)
+    def retried(*args: Any, **kwargs: Any) -> T:
+        limit = retry_seconds() if budget is None else budget
+        started, delay = time.monotonic(), 0.2
+        while True:
+            try:
+                return operation(*args, **kwargs)
+            except Exception as e:
+                if not is_transient(e) or time.monotonic() - started + delay > limit:
+                    raise
+                if on_retry is not None and delay == 0.2:
+                    on_retry(e, limit)
+                time.sleep(delay)
+                delay = min(2 * delay, 5.0)
+
+    return retried
+
+
+def _retry_transient_faults(storage: optuna.storages.BaseStorage) -> None:
+    """Make every storage operation of an SQL storage retry transient faults.
+
+    The methods are wrapped on the instance, so Optuna's cache, its heartbeat thread and our
+    own calls all go through the retries; a write is retried only when it failed as a whole
+    (each is one transaction). Pooled connections are checked before use, so the first
+    operation after a server restart gets a fresh one instead of a dead one.
+    """
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return
+    for name in dir(optuna.storages.BaseStorage):
+        if name.startswith("__") or not callable(getattr(storage, name, None)):
+            continue
+        setattr(storage, name, with_retries(getattr(storage, name)))
+    for name in ("_get_trials", "record_heartbeat", "_get_stale_trial_ids"):
+        if callable(getattr(storage, name, None)):
+            setattr(storage, name, with_retries(getattr(storage, name)))
 
 
 _OPEN_ATTEMPTS = 5
@@ -127,6 +260,8 @@ _RACE_MESSAGES = ("UNIQUE constraint failed", "duplicate key value", "already ex
 
 def _open_rdb(url: str, heartbeat: int | None) -> optuna.storages.RDBStorage:
     beats: dict[str, Any] = {}
+    if not url.startswith("sqlite"):
+        beats["engine_kwargs"] = {"pool_pre_ping": True}  # a restarted server: reconnect
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the retry callback is "experimental"
         if heartbeat is not None:

@@ -1,0 +1,194 @@
+"""Storage faults named plainly: transient ones retried, the rest one line and exit 1, with
+nothing left that a rerun cannot recover. Real mounts and a real PostgreSQL restart."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from hpsearch import counts_toward_target
+from hpsearch.errors import storage_fault
+from hpsearch.study.storage import is_transient, with_retries
+from tests.test_cli import HPSEARCH, run_cli
+
+
+def _operational(message: str) -> sqlalchemy.exc.OperationalError:
+    return sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(message))
+
+
+def test_transient_faults_are_retried_and_others_are_not() -> None:
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise _operational("connection to server at 127.0.0.1 failed: Connection refused")
+        return "ok"
+
+    assert with_retries(flaky, budget=10)() == "ok" and len(calls) == 3
+
+    def full() -> None:
+        calls.append(1)
+        raise _operational("database or disk is full")
+
+    calls.clear()
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        with_retries(full, budget=10)()
+    assert len(calls) == 1  # not transient: no retry
+
+    calls.clear()
+    started = time.monotonic()
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        with_retries(lambda: calls.append(1) or flaky_forever(), budget=1.0)()
+    assert 0.5 < time.monotonic() - started < 3 and len(calls) >= 2  # bounded
+
+
+def flaky_forever() -> None:
+    raise _operational("server closed the connection unexpectedly")
+
+
+@pytest.mark.parametrize(
+    "message, fault",
+    [
+        ("database or disk is full", "disk full"),
+        ("attempt to write a readonly database", "read-only"),
+        ("database disk image is malformed", "corrupt database file"),
+        ("file is not a database", "corrupt database file"),
+        (
+            'connection to server at "127.0.0.1", port 5432 failed: Connection refused',
+            "database unreachable",
+        ),
+        ("division by zero", None),
+    ],
+)
+def test_storage_faults_are_named_from_anywhere_in_the_chain(message, fault) -> None:
+    try:
+        try:
+            raise _operational(message)
+        except Exception:
+            raise AssertionError("Should not reach.")  # noqa: B904 - how Optuna re-raises
+    except AssertionError as e:
+        assert storage_fault(e) == fault
+    assert is_transient(_operational(message)) == (fault == "database unreachable")
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str) -> Iterator[Path]:
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _remount(path: Path, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
+
+
+STUDY = """
+[study]
+name = "small"
+dataset = "iris"
+setup = "weight_decay"
+mode = "pareto"
+n_trials = {n}
+sampler = "random"
+[budget]
+epochs = 1
+[params]
+alpha = {{ type = "float", low = 1e-4, high = 1.0, log = true }}
+"""
+
+
+def test_a_read_only_disk_is_read_and_named_when_written(tmp_path) -> None:
+    study = tmp_path / "s.toml"
+    study.write_text(STUDY.format(n=3))
+    with _tmpfs(tmp_path / "ro", "4m") as disk:
+        storage = f"sqlite:///{disk / 'a.db'}"
+        args = ("--storage", storage)
+        out = run_cli("run", str(study), *args, "--no-progress", "--no-dashboard", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        _remount(disk, "ro")
+        for command in (["list"], ["show", "small"]):
+            out = run_cli(*command, *args, cwd=tmp_path)
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.strip() and not out.stderr
+        out = run_cli("run", str(study), *args, "--n-trials", "5", "--no-progress", cwd=tmp_path)
+        assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+        assert "read-only" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_full_disk_is_named_and_the_same_command_continues_once_there_is_room(
+    tmp_path,
+) -> None:
+    study = tmp_path / "s.toml"
+    study.write_text(STUDY.format(n=300))
+    with _tmpfs(tmp_path / "full", "700k") as disk:
+        storage = f"sqlite:///{disk / 'a.db'}"
+        cmd = ("run", str(study), "--storage", storage, "--no-progress", "--no-dashboard")
+        out = run_cli(*cmd, cwd=tmp_path)
+        assert out.returncode == 1, out.stderr
+        assert out.stderr.count("\n") == 1 and "disk full" in out.stderr, out.stderr
+        _remount(disk, "size=64m")
+        trials = optuna.load_study(study_name="small", storage=storage).trials
+        before = sum(counts_toward_target(t) for t in trials)
+        assert 0 < before < 300
+        out = run_cli(*cmd, "--n-trials", str(before + 3), cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        trials = optuna.load_study(study_name="small", storage=storage).trials
+        assert sum(counts_toward_target(t) for t in trials) == before + 3
+        assert TrialState.RUNNING not in [t.state for t in trials]
+
+
+def _pg_cluster() -> tuple[str, str]:
+    if os.geteuid() != 0 or shutil.which("pg_lsclusters") is None:
+        pytest.skip("restarting PostgreSQL needs root and pg_ctlcluster (CI has both)")
+    version, cluster = subprocess.run(
+        ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True
+    ).stdout.split()[:2]
+    return version, cluster
+
+
+def test_workers_ride_out_a_postgresql_restart_and_reach_the_exact_target(
+    tmp_path, study_file, postgres_url
+) -> None:
+    version, cluster = _pg_cluster()
+    path = study_file(n_trials=24, epochs=30, dataset="digits", sampler='"random"')
+    cmd = [HPSEARCH, "run", str(path), "--workers", "2", "--no-progress", "--no-dashboard"]
+    env = {**os.environ, "HPSEARCH_STORAGE": postgres_url, "HPSEARCH_STORAGE_RETRY_SECONDS": "60"}
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        with contextlib.suppress(KeyError, optuna.exceptions.StorageInternalError):
+            trials = optuna.load_study(study_name="small", storage=postgres_url).trials
+            if any(t.state == TrialState.COMPLETE for t in trials):
+                break
+        time.sleep(0.3)
+    done_at_restart = sum(counts_toward_target(t) for t in trials)
+    subprocess.run(["pg_ctlcluster", version, cluster, "stop", "-m", "fast"], check=True)
+    time.sleep(5)  # down long enough for every worker to hit it
+    subprocess.run(["pg_ctlcluster", version, cluster, "start"], check=True)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    assert done_at_restart < 24  # the restart happened mid-run
+    trials = optuna.load_study(study_name="small", storage=postgres_url).trials
+    assert sum(counts_toward_target(t) for t in trials) == 24
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert TrialState.RUNNING not in [t.state for t in trials]
