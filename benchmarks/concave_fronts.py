@@ -19,7 +19,7 @@ per shape) to measure the detection and false-alarm rates of the jump test.
 Writes ``concave_fronts.md`` and ``concave_fronts.json`` to --out (default: a temporary
 folder, printed); ``--write-results`` writes them to benchmarks/results/ instead.
 
-Usage: python benchmarks/concave_fronts.py [--seeds 5] [--quick] [--write-results]
+Usage: python benchmarks/concave_fronts.py [--seeds 5] [--quick] [--out DIR | --write-results]
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import Run, add_output_arguments, parse_args
 
 from hpsearch import hypervolume_2d, load_study_file, run_study, study_points
 from hpsearch.core.setups import fonseca_fleming_front, front_curve, get_setup
@@ -46,7 +46,6 @@ from hpsearch.results.fill import run_fill
 from hpsearch.study.config import ParamSpec
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 PROBLEMS = {
     "fonseca_fleming": ("fonseca_fleming", {}, True),
     "concave": ("front_curve", {"shape": "concave"}, True),
@@ -55,6 +54,7 @@ PROBLEMS = {
     "convex_cubic": ("front_curve", {"shape": "convex_cubic"}, False),
 }
 METHODS = ("linear", "chebyshev", "mdmm")
+QUICK_EPOCHS = 300  # --quick: steps of each run (the study files': 1000)
 
 
 def true_front(setup: str, options: dict) -> np.ndarray:
@@ -63,9 +63,14 @@ def true_front(setup: str, options: dict) -> np.ndarray:
     return front_curve(options["shape"], 20001)
 
 
-def study_config(method: str, setup: str, options: dict, seed: int, n_trials: int):
-    """The shipped Fonseca–Fleming study file of ``method``, on another problem if asked."""
+def study_config(
+    method: str, setup: str, options: dict, seed: int, n_trials: int, epochs: int | None = None
+):
+    """The shipped Fonseca–Fleming study file of ``method``, on another problem if asked (and
+    with ``epochs`` steps instead of the file's, if given)."""
     config = load_study_file(ROOT / "studies" / f"fonseca_fleming-{method}-pareto.toml")
+    if epochs is not None:
+        config = dataclasses.replace(config, epochs=epochs)
     own = get_setup(setup).options
     old = get_setup(config.setup).options
     params = {k: p for k, p in config.params.items() if k not in old}
@@ -95,7 +100,9 @@ def hv_percent(storage: str, name: str, truth_hv: float) -> float:
     return 100 * hypervolume_2d(points.xy, (1.0, 1.0)) / truth_hv
 
 
-def studies_part(seeds: int, n_trials: int, fill_base: int, fill_trials: int, log) -> dict:
+def studies_part(
+    seeds: int, n_trials: int, fill_base: int, fill_trials: int, log, epochs: int | None = None
+) -> dict:
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for label, (setup, options, concave) in PROBLEMS.items():
@@ -105,7 +112,7 @@ def studies_part(seeds: int, n_trials: int, fill_base: int, fill_trials: int, lo
                 storage = f"sqlite:///{Path(tmp) / f'{label}-{seed}.db'}"
                 row: dict = {"seed": seed}
                 for method in METHODS:
-                    config = study_config(method, setup, options, seed, n_trials)
+                    config = study_config(method, setup, options, seed, n_trials, epochs)
                     start = time.perf_counter()
                     run_study(config, storage, progress=False, batch=n_trials)
                     row[f"{method}_wall_s"] = time.perf_counter() - start
@@ -117,7 +124,7 @@ def studies_part(seeds: int, n_trials: int, fill_base: int, fill_trials: int, lo
                         # Neither: a hole the α sampled cannot settle ("undecided").
                         row["linear_undecided"] = not analysis.concave and bool(analysis.stretches)
                 if concave:
-                    base = study_config("linear", setup, options, seed, fill_base)
+                    base = study_config("linear", setup, options, seed, fill_base, epochs)
                     base = dataclasses.replace(base, name=base.name + "-base")
                     path = Path(tmp) / f"{base.name}.toml"
                     path.write_text(_study_file_text(base, setup, options))
@@ -205,8 +212,9 @@ def report(studies: dict, sweeps: dict, meta: dict) -> str:
     lines = [
         "# Concave and convex fronts with a known truth",
         "",
-        "Regenerate with `python benchmarks/concave_fronts.py --write-results` "
-        f"({meta['wall_s']:.0f} s here: {meta['machine']}). HV: reference point (1, 1) in raw "
+        f"Made by `{meta['command']}` ({meta['wall_s']:.0f} s here: {meta['machine']}); "
+        "regenerate with `python benchmarks/concave_fronts.py --write-results`. HV: reference "
+        "point (1, 1) in raw "
         "units, as % of the true front's; mean ± 95% t-interval over seeds (sample sd). "
         "Pareto studies of "
         f"{meta['n_trials']} trials in population mode (the shipped Fonseca–Fleming study files: "
@@ -275,37 +283,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the studies (default 5)")
     parser.add_argument("--sweep-seeds", type=int, default=16, help="simulated studies per case")
-    parser.add_argument("--quick", action="store_true", help="2 seeds, fewer trials (~1 min)")
-    parser.add_argument("--out", help="folder for the results (default: a temporary one)")
-    parser.add_argument("--write-results", action="store_true", help="write benchmarks/results/")
-    args = parser.parse_args()
+    add_output_arguments(
+        parser, f"2 seeds, fewer trials of {QUICK_EPOCHS} steps, 2 simulated studies per case"
+    )
+    args = parse_args(parser)
     torch.set_num_threads(1)
     if args.quick:
-        args.seeds, args.sweep_seeds = 2, 3
+        args.seeds, args.sweep_seeds = 2, 2
     n_trials, fill_base, fill_trials = (30, 30, 16) if args.quick else (60, 45, 30)
-    out = RESULTS if args.write_results else Path(args.out or tempfile.mkdtemp(prefix="concave-"))
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    file_epochs = load_study_file(ROOT / "studies" / "fonseca_fleming-linear-pareto.toml").epochs
+    epochs = QUICK_EPOCHS if args.quick else file_epochs
+    run = Run(args, "concave_fronts")
 
     def log(text: str) -> None:
-        print(f"[{time.perf_counter() - start:6.0f} s] {text}", file=sys.stderr, flush=True)
+        print(f"[{run.seconds():6.0f} s] {text}", file=sys.stderr, flush=True)
 
-    studies = studies_part(args.seeds, n_trials, fill_base, fill_trials, log)
+    studies = studies_part(args.seeds, n_trials, fill_base, fill_trials, log, epochs)
     sweeps = sweeps_part(args.sweep_seeds, log)
     meta = {
-        "wall_s": time.perf_counter() - start,
-        "machine": f"{os.cpu_count()} cores, torch threads 1, load average "
-        + " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        **run.facts(),
+        "machine": run.machine_line(),
         "n_trials": n_trials,
         "fill_base": fill_base,
         "fill_trials": fill_trials,
-        "epochs": load_study_file(ROOT / "studies" / "fonseca_fleming-linear-pareto.toml").epochs,
+        "epochs": epochs,
     }
-    (out / "concave_fronts.md").write_text(report(studies, sweeps, meta))
-    (out / "concave_fronts.json").write_text(
-        json.dumps({"meta": meta, "studies": studies, "sweeps": sweeps}, indent=1) + "\n"
+    run.write("concave_fronts.md", report(studies, sweeps, meta))
+    run.write(
+        "concave_fronts.json",
+        json.dumps({"meta": meta, "studies": studies, "sweeps": sweeps}, indent=1) + "\n",
     )
-    print(f"wrote {out / 'concave_fronts.md'}", file=sys.stderr)
+    run.finish()
     return 0
 
 

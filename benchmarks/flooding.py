@@ -11,12 +11,14 @@ Adam, 100 epochs. Per seed (training, sampler, split and noise draw all take it)
    (b, lr), iFlood (per-sample b, lr), backstitch (scale, interval, lr;
    ``studies/backstitch-digits-noisy.toml``).
 
-Writes ``benchmarks/results/flooding.md`` (tables, test accuracy mean ± sd over seeds, wall
-time) and ``benchmarks/results/flooding.png`` (validation loss with and without flooding;
-accuracy against b; its data in ``flooding_curves.json``, so ``--replot`` redraws it).
+Writes ``flooding.md`` (tables, test accuracy mean ± sd over seeds, wall time) and
+``flooding.png`` (validation loss with and without flooding; accuracy against b; its data in
+``flooding_curves.json``, so ``--replot`` redraws it from the committed one) to --out (default:
+a temporary folder, printed); ``--write-results`` writes them to benchmarks/results/ instead.
 Prints progress.
 
 Usage: python benchmarks/flooding.py [--seeds 3] [--budget 20] [--quick] [--replot]
+       [--out DIR | --write-results]
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ from pathlib import Path
 
 import optuna
 import torch
+from _common import RESULTS, Run, add_output_arguments, parse_args
 
 from hpsearch import ParamSpec, load_study_file, run_study
 from hpsearch.results.report import mean_sd
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 STUDIES = REPO / "studies"
+# --quick: 1 seed, 10 epochs, b on {0, 0.1, …, 0.5} × the 3 learning rates (18 trials), 18 TPE
+# trials, 4 per regularizer.
+QUICK_EPOCHS, QUICK_TRIALS, QUICK_BUDGET = 10, 18, 4
 
 
 def _run(config, storage: str) -> tuple[optuna.Study, float]:
@@ -90,25 +95,37 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", type=int, default=20, help="trials per regularizer")
     parser.add_argument(
-        "--quick", action="store_true", help="10 epochs, a smoke run: prints, writes nothing"
+        "--replot",
+        action="store_true",
+        help="only redraw flooding.png from the committed benchmarks/results/flooding_curves.json",
     )
-    parser.add_argument(
-        "--replot", action="store_true", help="redraw the figure from flooding_curves.json"
+    add_output_arguments(
+        parser,
+        f"1 seed, {QUICK_EPOCHS} epochs, b on a 6-point grid, {QUICK_TRIALS} trials per "
+        f"grid or TPE study and {QUICK_BUDGET} per regularizer",
     )
-    args = parser.parse_args()
+    args = parse_args(parser)
+    torch.set_num_threads(1)
+    run = Run(args, "flooding")
     if args.replot:
         material = json.loads((RESULTS / "flooding_curves.json").read_text())
         material["curves"] = {float(b): h for b, h in material["curves"].items()}
         material["by_b"] = {float(lr): pts for lr, pts in material["by_b"].items()}
-        _plot(material, RESULTS / "flooding.png")
+        _plot(material, run.path("flooding.png"))
+        run.finish()
         return 0
-    torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    epochs = 10 if args.quick else None
+    epochs = QUICK_EPOCHS if args.quick else None
     grid = load_study_file(STUDIES / "flooding-digits-noisy-grid.toml")
     tpe = load_study_file(STUDIES / "flooding-digits-noisy-tpe.toml")
-    if epochs:
-        grid, tpe = (dataclasses.replace(c, epochs=epochs) for c in (grid, tpe))
+    if args.quick:
+        args.seeds, args.budget = 1, QUICK_BUDGET
+        coarse = ParamSpec("flood", "float", low=0.0, high=0.5, step=0.1)
+        grid = dataclasses.replace(
+            grid, params={**grid.params, "flood": coarse}, n_trials=QUICK_TRIALS,
+            batch=QUICK_TRIALS, epochs=QUICK_EPOCHS,
+        )  # fmt: skip
+        tpe = dataclasses.replace(tpe, n_trials=QUICK_TRIALS, batch=9, epochs=QUICK_EPOCHS)
     rows, regularizer_rows, curves = [], [], None
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
@@ -126,16 +143,13 @@ def main() -> int:
                 print(f"seed {seed}: {name} ({config.n_trials} TPE trials)…", flush=True)
                 study, secs = _run(_seeded(config, seed), storage)
                 regularizer_rows.append((seed, name, _best(study.trials), secs))
-    report = _report(rows, regularizer_rows, args)
-    if args.quick:  # a smoke run: print, never overwrite the results
-        print(report)
-        return 0
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "flooding.md").write_text(report)
-    (RESULTS / "flooding_curves.json").write_text(json.dumps(curves))
-    _plot(curves, RESULTS / "flooding.png")
+    report = _report(rows, regularizer_rows, args, run, grid.n_trials)
+    assert curves is not None, "seed 0 draws the figure: --seeds must be >= 1"
+    run.write("flooding.md", report)
+    run.write("flooding_curves.json", json.dumps({**curves, "meta": run.facts()}))
+    _plot(curves, run.path("flooding.png"))
     print(report)
-    print(f"wrote {RESULTS / 'flooding.md'} and {RESULTS / 'flooding.png'}")
+    run.finish()
     return 0
 
 
@@ -143,17 +157,16 @@ def _acc(t: optuna.trial.FrozenTrial) -> tuple[float, float]:
     return t.user_attrs["val_metric"], t.user_attrs["test_metric"]
 
 
-def _report(rows, regularizer_rows, args) -> str:
+def _report(rows, regularizer_rows, args, run: Run, n_grid: int) -> str:
     lines = [
         "# Flooding on digits with 20% noisy training labels",
         "",
-        "Made by `python benchmarks/flooding.py"
-        + (" --quick" if args.quick else "")
-        + f" --seeds {args.seeds} --budget {args.budget}`; MLP 64-128-128-10, Adam, "
-        "batch 64, validation and test labels clean. Best trial of each study on validation "
-        "accuracy; its test accuracy.",
+        f"Made by `{run.command}` ({run.seconds():.0f} s on {run.machine_line()}): "
+        f"seeds 0–{args.seeds - 1}, {args.budget} trials per regularizer; MLP 64-128-128-10, "
+        "Adam, batch 64, validation and test labels clean. Best trial of each study on "
+        "validation accuracy; its test accuracy.",
         "",
-        "## Grid over b (paper's protocol) vs TPE over b, same budget (153 trials)",
+        f"## Grid over b (paper's protocol) vs TPE over b, same budget ({n_grid} trials)",
         "",
         "| seed | no flooding: lr, val, test | grid: b, lr, val, test | grid s "
         "| TPE: b, lr, val, test | TPE s |",

@@ -2,41 +2,52 @@
 
 Runs the three pareto studies in ``studies/fonseca_fleming-*-pareto.toml``, compares them in one
 objective space and reports each study's hypervolume against the true front's (reference point
-(1, 1), raw units, as in DESIGN.md). Writes
+(1, 1), raw units, as in DESIGN.md). Writes to --out (default: a temporary folder, printed;
+``--write-results``: benchmarks/results/)
 
-    benchmarks/results/fonseca_fleming.png   the three studies, the hull, unsupported points
-    benchmarks/results/fonseca_fleming.md    HV table and the verdicts
+    fonseca_fleming.png   the three studies, the hull, unsupported points
+    fonseca_fleming.md    HV table and the verdicts
 
-Usage: python benchmarks/fonseca_fleming.py
+Usage: python benchmarks/fonseca_fleming.py [--quick] [--out DIR | --write-results]
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _common import Run, add_output_arguments, parse_args
 
 from hpsearch import compare_points, hypervolume_2d, load_study_file, run_study, study_points
 from hpsearch.core.setups import fonseca_fleming_front
 from hpsearch.results.compare import write_comparison
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("linear", "chebyshev", "mdmm")
+QUICK_TRIALS, QUICK_EPOCHS = 20, 300  # --quick: per study, one population of 20
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_output_arguments(parser, f"{QUICK_TRIALS} trials of {QUICK_EPOCHS} steps per study")
+    args = parse_args(parser)
     torch.set_num_threads(1)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    run = Run(args, "fonseca_fleming")
     true_hv = hypervolume_2d(fonseca_fleming_front(20001), (1.0, 1.0))
     rows, items = [], []
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{Path(tmp) / 'ff.db'}"
         for method in METHODS:
             config = load_study_file(ROOT / "studies" / f"fonseca_fleming-{method}-pareto.toml")
+            if args.quick:
+                config = dataclasses.replace(
+                    config, n_trials=QUICK_TRIALS, batch=QUICK_TRIALS, epochs=QUICK_EPOCHS
+                )
             start = time.perf_counter()
             run_study(config, storage, progress=False)
             wall = time.perf_counter() - start
@@ -52,15 +63,16 @@ def main() -> int:
             )
         comparison = compare_points(items)
         paths = write_comparison(comparison, Path(tmp) / "cmp")
-        (RESULTS / "fonseca_fleming.png").write_bytes(paths["png"].read_bytes())
+        run.write("fonseca_fleming.png", paths["png"].read_bytes())
     lines = [
         "# Fonseca–Fleming: what linear α, Chebyshev and MDMM reach on a concave front",
         "",
-        "Pareto search, 60 trials over the inner method's knob (TPE over α, QMC over w and ε); "
-        f"each trial is {epochs} steps "
+        f"Pareto search, {config.n_trials} trials over the inner method's knob (TPE over α, QMC "
+        f"over w and ε); each trial is {epochs} steps "
         "of SGD (lr 0.05) on x ∈ R² from a seeded random start. HV with reference point (1, 1) "
-        f"in raw units; the true front's HV is {true_hv:.4f}. Regenerate with "
-        "`python benchmarks/fonseca_fleming.py`.",
+        f"in raw units; the true front's HV is {true_hv:.4f}. Made by `{run.command}` "
+        f"({run.seconds():.0f} s on {run.machine_line()}); regenerate with "
+        "`python benchmarks/fonseca_fleming.py --write-results`.",
         "",
         "| inner method | trials | feasible | HV | % of true front | wall s |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -71,8 +83,8 @@ def main() -> int:
     ]
     lines += ["", "![Fonseca–Fleming](fonseca_fleming.png)", ""]
     lines += [f"- {v}" for v in comparison.verdicts()]
-    (RESULTS / "fonseca_fleming.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / 'fonseca_fleming.md'}", file=sys.stderr)
+    run.write("fonseca_fleming.md", "\n".join(lines) + "\n")
+    run.finish()
     return 0
 
 

@@ -11,7 +11,10 @@ batch 64, Adam, tuning lr and the weight-decay α. Each measurement runs in its 
 
 Prints trials/s, each ratio to (a), achieved GFLOP/s beside a measured float32 matmul peak,
 peak memory, and the hypervolume reached per wall-second on one pareto study, population vs
-sequential. Usage: python benchmarks/population.py [--quick]
+sequential; writes the same as ``population.md`` and ``population.json`` to --out (default: a
+temporary folder, printed; ``--write-results``: benchmarks/results/).
+
+Usage: python benchmarks/population.py [--quick] [--out DIR | --write-results]
 """
 
 from __future__ import annotations
@@ -27,10 +30,18 @@ import textwrap
 import time
 from pathlib import Path
 
+from _common import Run, add_output_arguments, parse_args
+
 EPOCHS, BATCH, HIDDEN = 50, 64, 64
+QUICK_EPOCHS = 5  # --quick: also 3 sequential trials, K in 8 and 32, a 32-trial pareto study
 N_TRAIN = 1077  # digits train split (60% of 1,797 rows)
-# Multiply-adds of one sample through 64-64-64-10, ×2 for FLOPs, ×3 for forward + backward.
-FLOPS_PER_TRIAL = 3 * 2 * (64 * HIDDEN + HIDDEN * HIDDEN + HIDDEN * 10) * N_TRAIN * EPOCHS
+
+
+def flops_per_trial(epochs: int) -> int:
+    """Multiply-adds of one sample through 64-64-64-10, ×2 for FLOPs, ×3 for forward +
+    backward, over the train split and ``epochs``."""
+    return 3 * 2 * (64 * HIDDEN + HIDDEN * HIDDEN + HIDDEN * 10) * N_TRAIN * epochs
+
 
 STUDY = """
 [study]
@@ -56,7 +67,7 @@ width = {hidden}
 """
 
 
-def _study_file(folder: Path, mode: str, tag: str, n: int, sampler: str = '"tpe"') -> Path:
+def _study_file(folder: Path, mode: str, tag: str, n: int, sampler: str, epochs: int) -> Path:
     objective = 'objective = "loss1"' if mode == "scalarized" else ""
     path = folder / f"{mode}-{tag}.toml"
     path.write_text(
@@ -67,7 +78,7 @@ def _study_file(folder: Path, mode: str, tag: str, n: int, sampler: str = '"tpe"
                 objective=objective,
                 sampler=sampler,
                 n=n,
-                epochs=EPOCHS,
+                epochs=epochs,
                 batch=BATCH,
                 hidden=HIDDEN,
             )
@@ -76,7 +87,7 @@ def _study_file(folder: Path, mode: str, tag: str, n: int, sampler: str = '"tpe"
     return path
 
 
-def phase_plain(n: int, storage: str) -> float:
+def phase_plain(n: int, storage: str, epochs: int) -> float:
     """(a) The ordinary way: an objective that builds, trains and evaluates one model."""
     import optuna
     import torch
@@ -108,7 +119,7 @@ def phase_plain(n: int, storage: str) -> float:
             torch.nn.Linear(HIDDEN, 10),
         )
         opt = torch.optim.Adam(model.parameters(), lr=lr)
-        for _ in range(EPOCHS):
+        for _ in range(epochs):
             perm = torch.randperm(len(x_tr))
             for s in range(0, len(x_tr), BATCH):
                 idx = perm[s : s + BATCH]
@@ -126,13 +137,13 @@ def phase_plain(n: int, storage: str) -> float:
     return time.perf_counter() - start
 
 
-def phase_hpsearch(n: int, storage: str, batch: int, mode: str, folder: Path) -> float:
+def phase_hpsearch(n: int, storage: str, batch: int, mode: str, folder: Path, epochs: int) -> float:
     """(b)/(c) hpsearch's own run loop."""
     import hpsearch
 
     # Pareto runs, sequential and population alike, use NSGA-II with generations of 32.
     sampler = '"tpe"' if mode == "scalarized" else '{ name = "nsgaii", population_size = 32 }'
-    path = _study_file(folder, mode, f"b{batch}", n, sampler)
+    path = _study_file(folder, mode, f"b{batch}", n, sampler, epochs)
     config = hpsearch.load_study_file(path)
     start = time.perf_counter()
     hpsearch.run_study(config, storage, progress=False, batch=batch)
@@ -173,10 +184,10 @@ def child(argv: list[str]) -> None:
         if kind == "peak":
             result["gflops"] = phase_peak()
         elif kind == "plain":
-            result["seconds"] = phase_plain(int(argv[1]), storage)
+            result["seconds"] = phase_plain(int(argv[1]), storage, int(argv[2]))
         else:
-            n, batch, mode = int(argv[1]), int(argv[2]), argv[3]
-            result["seconds"] = phase_hpsearch(n, storage, batch, mode, Path(tmp))
+            n, batch, mode, epochs = int(argv[1]), int(argv[2]), argv[3], int(argv[4])
+            result["seconds"] = phase_hpsearch(n, storage, batch, mode, Path(tmp), epochs)
             if mode == "pareto":
                 import hpsearch
 
@@ -190,42 +201,56 @@ def child(argv: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer trials (a smoke run)")
+    add_output_arguments(
+        parser, f"{QUICK_EPOCHS} epochs, 3 sequential trials, K in 8 and 32, 32 pareto trials"
+    )
     parser.add_argument("--phase", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser)
     if args.phase:
         child(args.phase)
         return 0
     import torch
 
+    run = Run(args, "population")
+    epochs = QUICK_EPOCHS if args.quick else EPOCHS
+    flops = flops_per_trial(epochs)
     n_seq = 3 if args.quick else 8
     sizes = (8, 32) if args.quick else (8, 32, 64, 128)
-    print(
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    say(
         f"machine: {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; digits MLP 64-{HIDDEN}-{HIDDEN}-10, {EPOCHS} "
-        f"epochs, batch {BATCH}; {FLOPS_PER_TRIAL / 1e9:.2f} GFLOP per trial (fwd+bwd)"
+        f"{torch.get_num_threads()} threads; digits MLP 64-{HIDDEN}-{HIDDEN}-10, {epochs} "
+        f"epochs, batch {BATCH}; {flops / 1e9:.2f} GFLOP per trial (fwd+bwd)"
     )
     peak = run_phase(["peak"])["gflops"]
-    print(f"float32 matmul peak (1024², {torch.get_num_threads()} threads): {peak:.1f} GFLOP/s")
+    say(f"float32 matmul peak (1024², {torch.get_num_threads()} threads): {peak:.1f} GFLOP/s")
     rows = []
-    plain = run_phase(["plain", str(n_seq)])
+    plain = run_phase(["plain", str(n_seq), str(epochs)])
     plain_rate = n_seq / plain["seconds"]
     rows.append(("(a) plain Optuna loop", n_seq, plain))
     rows.append(
-        ("(b) hpsearch sequential", n_seq, run_phase(["hp", str(n_seq), "1", "scalarized"]))
+        (
+            "(b) hpsearch sequential",
+            n_seq,
+            run_phase(["hp", str(n_seq), "1", "scalarized", str(epochs)]),
+        )
     )
     for k in sizes:
-        rows.append(
-            (f"(c) hpsearch population K={k}", k, run_phase(["hp", str(k), str(k), "scalarized"]))
-        )
-    print(
+        result = run_phase(["hp", str(k), str(k), "scalarized", str(epochs)])
+        rows.append((f"(c) hpsearch population K={k}", k, result))
+    say(
         f"\n{'run':<32}{'trials':>7}{'wall s':>9}{'trials/s':>10}{'vs (a)':>8}"
         f"{'GFLOP/s':>9}{'% peak':>8}{'peak MB':>9}"
     )
     for name, n, r in rows:
         rate = n / r["seconds"]
-        gflops = FLOPS_PER_TRIAL * n / r["seconds"] / 1e9
-        print(
+        gflops = flops * n / r["seconds"] / 1e9
+        say(
             f"{name:<32}{n:>7}{r['seconds']:>9.1f}{rate:>10.3f}{rate / plain_rate:>7.1f}x"
             f"{gflops:>9.1f}{100 * gflops / peak:>7.1f}%{r['max_rss_mb']:>9.0f}"
         )
@@ -236,17 +261,38 @@ def main() -> int:
 
     k = 32
     n_pareto = 32 if args.quick else 64
-    seq = run_phase(["hp", str(n_pareto), "1", "pareto"])
-    pop = run_phase(["hp", str(n_pareto), str(k), "pareto"])
+    seq = run_phase(["hp", str(n_pareto), "1", "pareto", str(epochs)])
+    pop = run_phase(["hp", str(n_pareto), str(k), "pareto", str(epochs)])
     fronts = [np.array(r["points"]) for r in (seq, pop)]
     norm = Normalization.from_fronts(fronts)
-    print(f"\npareto study, {n_pareto} trials, NSGA-II (population {k}):")
+    say(f"\npareto study, {n_pareto} trials, NSGA-II (population {k}):")
+    pareto = {}
     for name, r, pts in (("sequential", seq, fronts[0]), (f"population K={k}", pop, fronts[1])):
         hv = analyze_front(pts, normalization=norm).hypervolume
-        print(
+        pareto[name] = {"trials": n_pareto, "seconds": r["seconds"], "hv": hv}
+        say(
             f"  {name:<18} HV {hv:.3f} in {r['seconds']:.1f} s = {hv / r['seconds']:.4f} "
             "HV per wall-second"
         )
+    report = [
+        "# Trials per second: plain Optuna loop, hpsearch sequential, population mode",
+        "",
+        f"Made by `{run.command}` ({run.seconds():.0f} s on {run.machine_line()}).",
+        "",
+        "```",
+        *lines,
+        "```",
+    ]
+    run.write("population.md", "\n".join(report) + "\n")
+    measured = [{"run": name, "trials": n, **r} for name, n, r in rows]
+    for item in (seq, pop):
+        item.pop("points", None)
+    facts = {"meta": run.facts(), "epochs": epochs, "peak_gflops": peak}
+    run.write(
+        "population.json",
+        json.dumps({**facts, "runs": measured, "pareto": pareto}, indent=1) + "\n",
+    )
+    run.finish()
     return 0
 
 

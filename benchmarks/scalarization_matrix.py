@@ -2,12 +2,14 @@
 
 For each real setup, runs the 2 × 3 matrix {scalarized, pareto} outer search × {linear α,
 Chebyshev w, MDMM ε} inner training at a fixed trial budget and several seeds, then puts all of
-a setup's trials under one normalization (see ``hpsearch.results.analysis``) and writes
+a setup's trials under one normalization (see ``hpsearch.results.analysis``) and writes to
+--out (default: a temporary folder, printed; ``--write-results``: benchmarks/results/)
 
-    benchmarks/results/scalarization_matrix.md    the table (HV mean ± sd, gap, wall time)
-    benchmarks/results/matrix_<setup>.png          the pareto-outer studies of seed 0 compared
+    scalarization_matrix.md    the table (HV mean ± sd, gap, wall time)
+    matrix_<setup>.png          the pareto-outer studies of seed 0 compared
 
 Usage: python benchmarks/scalarization_matrix.py [--trials 16] [--seeds 3] [--epochs 10]
+       [--quick] [--out DIR | --write-results]
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import Run, add_output_arguments, parse_args
 
 from hpsearch import load_study_file, run_study
 from hpsearch.results.analysis import Normalization
 from hpsearch.results.compare import compare_points, write_comparison
 from hpsearch.results.report import study_points
 
-RESULTS = Path(__file__).resolve().parent / "results"
+QUICK = {"trials": 4, "seeds": 1, "epochs": 3}  # --quick
 
 # Per setup: dataset, model params, the inner knobs' ranges, and the scalarized objective (a
 # fixed trade-off written down: w1*L1 + w2*L2 with both terms of similar size).
@@ -117,14 +120,19 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
-    args = parser.parse_args()
+    add_output_arguments(parser, ", ".join(f"{v} {k}" for k, v in QUICK.items()))
+    args = parse_args(parser)
     torch.set_num_threads(1)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        vars(args).update(QUICK)
+    run = Run(args, "scalarization_matrix")
+    table = run.path("scalarization_matrix.md")  # rewritten after each setup
     lines = [
         "# Outer search × inner scalarization on real data",
         "",
         f"{args.trials} trials per study (TPE), {args.epochs} epochs per trial, seeds "
-        f"0–{args.seeds - 1}; regenerate with `python benchmarks/scalarization_matrix.py`. "
+        f"0–{args.seeds - 1}; made by `{run.command}` on {run.machine_line(end=False)}; "
+        "regenerate with `python benchmarks/scalarization_matrix.py --write-results`. "
         "HV: hypervolume of each study's Pareto front in (validation L1, validation L2) (every "
         "trial counts in pareto mode, the feasible ones in scalarized mode), normalized per setup "
         "by the joint front of all its studies, reference point (1.1, 1.1). Gap: HV(front) − "
@@ -182,16 +190,17 @@ def main() -> int:
             seed0 = [cells[("pareto", inner)][0] for inner in INNER]
             comparison = compare_points(seed0)
             paths = write_comparison(comparison, Path(tmp) / setup)
-            png = RESULTS / f"matrix_{setup}.png"
-            png.write_bytes(paths["png"].read_bytes())
+            png = run.write(f"matrix_{setup}.png", paths["png"].read_bytes())
             lines += [
                 "",
                 f"Seed 0, pareto outer, all three inner methods: ![{setup}]({png.name})",
                 "",
             ]
             lines += [f"- {v}" for v in comparison.verdicts()] + [""]
-            (RESULTS / "scalarization_matrix.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / 'scalarization_matrix.md'}", file=sys.stderr)
+            table.write_text("\n".join(lines) + "\n")
+    lines.append(f"Wall {run.seconds():.0f} s; {run.machine_line()}.")
+    table.write_text("\n".join(lines) + "\n")
+    run.finish()
     return 0
 
 

@@ -63,7 +63,7 @@ _API: dict[str, dict[str, str]] = {
     },
     "Training core (no Optuna)": {
         "train": "hpsearch.core.train",
-        "TrainConfig": "hpsearch.core.train",
+        "TrainConfig": "hpsearch.core.knobs",
         "TrainResult": "hpsearch.core.train",
         "EpochRecord": "hpsearch.core.train",
         "combined_loss": "hpsearch.core.train",
@@ -71,13 +71,13 @@ _API: dict[str, dict[str, str]] = {
         "chebyshev_scalarize": "hpsearch.core.train",
         "mdmm_loss": "hpsearch.core.train",
         "mdmm_multiplier_step": "hpsearch.core.train",
-        "OPTIMIZERS": "hpsearch.core.train",
-        "INNER_METHODS": "hpsearch.core.train",
-        "FLOOD_MODES": "hpsearch.core.train",
+        "OPTIMIZERS": "hpsearch.core.knobs",
+        "INNER_METHODS": "hpsearch.core.knobs",
+        "FLOOD_MODES": "hpsearch.core.knobs",
     },
     "Setups, models and data": {
         "Setup": "hpsearch.core.setups",
-        "Option": "hpsearch.core.setups",
+        "Option": "hpsearch.core.options",
         "register_setup": "hpsearch.core.setups",
         "get_setup": "hpsearch.core.setups",
         "available_setups": "hpsearch.core.setups",
@@ -129,9 +129,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
     from hpsearch.core.data import DATASETS, Dataset, Split, load_dataset, with_label_noise
+    from hpsearch.core.knobs import FLOOD_MODES, INNER_METHODS, OPTIMIZERS, TrainConfig
     from hpsearch.core.models import ACTIVATIONS, ModelSpec, build_mlp
+    from hpsearch.core.options import Option
     from hpsearch.core.setups import (
-        Option,
         Setup,
         available_setups,
         get_setup,
@@ -140,11 +141,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         task_metric,
     )
     from hpsearch.core.train import (
-        FLOOD_MODES,
-        INNER_METHODS,
-        OPTIMIZERS,
         EpochRecord,
-        TrainConfig,
         TrainResult,
         chebyshev_scalarize,
         combined_loss,

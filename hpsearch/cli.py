@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 # Only modules that do not import torch at the top: `list`, `show` and `--help` start fast.
 # The commands that train import what they need when they run.
-from hpsearch.errors import EXIT_USAGE, StudyFileError, run_reporting_errors
+from hpsearch.errors import EXIT_USAGE, StudyFileError, did_you_mean, run_reporting_errors
 from hpsearch.results.analysis import AIMING_KNOBS
 from hpsearch.results.report import (
     format_table,
@@ -33,6 +33,7 @@ from hpsearch.study.storage import (
 )
 
 if TYPE_CHECKING:
+    from hpsearch.core.threads import ThreadPlan
     from hpsearch.results.compare import Comparison
     from hpsearch.study.runner import Publisher, RunSummary
 
@@ -62,6 +63,14 @@ class _OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # An invalid choice (a command, --method) also names the choice meant, if one is close.
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as e:
+            hint = did_you_mean(value, action.choices or ())
+            raise argparse.ArgumentError(action, e.message + hint) from None
 
 
 def _limited_int(name: str) -> Callable[[str], int]:
@@ -143,6 +152,34 @@ def _add_reference(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=_limited_int("threads"),
+        metavar="N",
+        help="torch threads per training process (default: the study file's threads, else "
+        "$OMP_NUM_THREADS, else the usable cores divided by the workers)",
+    )
+
+
+def _choose_threads(
+    args: argparse.Namespace, workers: int = 1, in_file: int | None = None
+) -> ThreadPlan:
+    """Choose the torch threads of each training process and apply them to this one (a
+    launcher of workers passes them on instead). Called before torch is imported, so that
+    OpenMP starts with them; the caller prints ``plan.describe()`` once the inputs are valid
+    (a command that fails prints its one error line, nothing before it)."""
+    from hpsearch.core.threads import apply_threads, plan_threads
+
+    if args.threads is not None:
+        plan = plan_threads(workers, args.threads)
+    else:
+        plan = plan_threads(workers, in_file, "the study file's threads")
+    if workers == 1:
+        apply_threads(plan.threads)
+    return plan
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``hpsearch`` and its subcommands."""
     parser = _OneLineErrorParser(
@@ -211,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="do not write the optuna-dashboard note, figures and PNG artifact (saves "
             "about 2 s of start-up per process)",
         )
+        _add_threads(p)
     run.add_argument(
         "--workers",
         type=_limited_int("workers"),
@@ -328,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_reference(fill)
     fill.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_threads(fill)
     fill.add_argument(
         "--no-dashboard", action="store_true", help="do not publish to optuna-dashboard"
     )
@@ -357,6 +396,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder for the figures and the table (default: ./playground)",
     )
+    play.add_argument(
+        "--n-trials",
+        type=_limited_int("n_trials"),
+        metavar="N",
+        help="target number of trials of each function x optimizer study, stored ones "
+        "included (default: the file's n_trials)",
+    )
+    play.add_argument(
+        "--steps",
+        type=_limited_int("steps"),
+        metavar="S",
+        help="step budget of one run, the playground's epochs (default: the file's steps; a "
+        "stored study continues only at the budget it was tuned with)",
+    )
+    _add_threads(play)
 
     mgs = sub.add_parser(
         "mgs",
@@ -370,6 +424,21 @@ def build_parser() -> argparse.ArgumentParser:
     mgs.add_argument(
         "--out", default="mgs", metavar="DIR", help="folder for the figure and table (./mgs)"
     )
+    mgs.add_argument(
+        "--n-trials",
+        type=_limited_int("n_trials"),
+        metavar="N",
+        help="target number of trials of each estimator's study, stored ones included "
+        "(default: the file's n_trials)",
+    )
+    mgs.add_argument(
+        "--epochs",
+        type=_limited_int("epochs"),
+        metavar="E",
+        help="epochs of every training run, tuning and re-runs (default: the file's epochs; a "
+        "stored study continues only at the budget it was tuned with)",
+    )
+    _add_threads(mgs)
     return parser
 
 
@@ -401,17 +470,24 @@ def _publisher(storage: str) -> Publisher:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from hpsearch.study.config import load_study_file
-    from hpsearch.study.runner import run_study, run_workers
 
     options = _run_options(args)
-    if args.workers > 1:  # the workers open the storage from its URL, each in its process
-        summary = run_workers(args.study_file, args.workers, **options)
-        store = options["storage"]
+    config = load_study_file(args.study_file)  # a bad file writes nothing
+    plan = _choose_threads(args, args.workers, config.threads)
+    # Opened once for the run, its dashboard refreshes and the table printed after it (the
+    # workers open it from its URL, each in its process).
+    store = open_storage(args.storage, heartbeat=args.heartbeat)
+    from hpsearch.study.runner import run_study, run_workers  # starts torch
+
+    def announce() -> None:
+        print(plan.describe(), file=sys.stderr)
+
+    if args.workers > 1:
+        summary = run_workers(
+            args.study_file, args.workers, **options, threads=plan.threads, on_start=announce
+        )
     else:
-        config = load_study_file(args.study_file)  # a bad file writes nothing
-        # Opened once for the run, its dashboard refreshes and the table printed after it.
-        store = open_storage(args.storage, heartbeat=args.heartbeat)
-        summary = run_study(config, **{**options, "storage": store})
+        summary = run_study(config, **{**options, "storage": store}, on_start=announce)
     _print_summary(summary, args.storage)
     columns, rows = study_rows(store, summary.study_name, top=5)
     if rows:
@@ -421,11 +497,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from hpsearch.study.config import load_study_file
-    from hpsearch.study.runner import run_study
+
+    config = load_study_file(args.study_file)
+    plan = _choose_threads(args, in_file=config.threads)
+    store = open_storage(args.storage, heartbeat=args.heartbeat)
+    from hpsearch.study.runner import run_study  # starts torch
 
     summary = run_study(
-        load_study_file(args.study_file),
-        **_run_options(args),
+        config,
+        **{**_run_options(args), "storage": store},
+        on_start=lambda: print(plan.describe(), file=sys.stderr),
         # Workers started together must not draw the same parameters.
         sampler_seed_offset=int.from_bytes(os.urandom(4), "little"),
     )
@@ -555,8 +636,9 @@ def _write_comparison(comparison: Comparison, out: str) -> None:
 
 
 def _cmd_fill(args: argparse.Namespace) -> int:
+    plan = _choose_threads(args)
     from hpsearch.results.compare import format_comparison
-    from hpsearch.results.fill import run_fill
+    from hpsearch.results.fill import run_fill  # starts torch
 
     result = run_fill(
         args.storage,
@@ -569,6 +651,7 @@ def _cmd_fill(args: argparse.Namespace) -> int:
         overrides=dict(args.set),
         progress=not args.no_progress,
         publish=None if args.no_dashboard else _publisher(args.storage),
+        on_start=lambda: print(plan.describe(), file=sys.stderr),
     )
     print(format_comparison(result.comparison))
     before, after = result.before, result.after
@@ -591,25 +674,42 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_playground(args: argparse.Namespace) -> int:
+    import dataclasses
+
     import optuna
 
     from hpsearch.labs.playground import load_playground_file, run_playground
 
-    config = load_playground_file(args.playground_file)
+    flags = {"n_trials": args.n_trials, "steps": args.steps}  # None: the file's value
+    config = dataclasses.replace(
+        load_playground_file(args.playground_file),
+        **{k: v for k, v in flags.items() if v is not None},
+    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is one line per study
-    run_playground(config, open_storage(args.storage), args.out)
+    plan = _choose_threads(args)
+    store = open_storage(args.storage)
+    print(plan.describe(), file=sys.stderr)
+    run_playground(config, store, args.out)
     print(f"wrote the figures and {config.name}.md to {args.out}/", file=sys.stderr)
     return 0
 
 
 def _cmd_mgs(args: argparse.Namespace) -> int:
+    import dataclasses
+
     import optuna
 
     from hpsearch.labs.mgs_study import load_mgs_file, run_mgs_study
 
-    config = load_mgs_file(args.mgs_file)
+    flags = {"n_trials": args.n_trials, "epochs": args.epochs}  # None: the file's value
+    config = dataclasses.replace(
+        load_mgs_file(args.mgs_file), **{k: v for k, v in flags.items() if v is not None}
+    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is one line per estimator
-    run_mgs_study(config, open_storage(args.storage), args.out)
+    plan = _choose_threads(args)
+    store = open_storage(args.storage)
+    print(plan.describe(), file=sys.stderr)
+    run_mgs_study(config, store, args.out)
     print(f"wrote {config.name}.png and {config.name}.md to {args.out}/", file=sys.stderr)
     return 0
 

@@ -5,12 +5,13 @@ The bottom of the package: it imports nothing of hpsearch.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 
@@ -18,10 +19,41 @@ class HpsearchError(Exception):
     """A problem the user can fix: bad input, unknown name, unreachable storage."""
 
 
+# How alike (difflib's ratio, 0 to 1) a name must be to an allowed one to be suggested:
+# difflib's own default, which catches a dropped, doubled or swapped letter even in a
+# three-letter name ("sdg", "rnu") and suggests nothing for another word ("mnist", "asha").
+SUGGEST_CUTOFF = 0.6
+
+
+def did_you_mean(value: Any, allowed: Iterable[Any]) -> str:
+    """``"; did you mean 'x'?"`` naming the allowed name closest to ``value`` (both, when two
+    are as close: ``'loss1' or 'loss2'``), or ``""`` when none is close or ``value`` is not a
+    string. Case is ignored. Every message that refuses a name from a fixed set ends with it.
+    """
+    if not isinstance(value, str):
+        return ""
+    names = {a.lower(): a for a in allowed if isinstance(a, str)}
+    word = value.lower()
+    close = difflib.get_close_matches(word, names, n=3, cutoff=SUGGEST_CUTOFF)
+    if not close:
+        return ""
+    best = difflib.SequenceMatcher(None, close[0], word).ratio()
+    tied = [  # in the order of ``allowed``
+        name
+        for low, name in names.items()
+        if low in close and difflib.SequenceMatcher(None, low, word).ratio() == best
+    ]
+    return f"; did you mean {' or '.join(repr(t) for t in tied)}?"
+
+
 def check_choice(what: str, value: Any, allowed: Collection[str]) -> None:
-    """Raise HpsearchError unless ``value`` is one of ``allowed``, naming them."""
+    """Raise HpsearchError unless ``value`` is one of ``allowed``, naming them (and the one
+    meant, when ``value`` is close to one)."""
     if value not in allowed:
-        raise HpsearchError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
+        raise HpsearchError(
+            f"unknown {what} {value!r}; allowed: {', '.join(allowed)}"
+            + did_you_mean(value, allowed)
+        )
 
 
 def check_fields(obj: Any, checks: dict[str, bool]) -> None:

@@ -17,6 +17,28 @@ os.environ.setdefault("HPSEARCH_STORAGE_RETRY_SECONDS", "1")
 # Tiny models on tiny data: one thread is as fast as two and keeps the suite's timings steady.
 torch.set_num_threads(1)
 
+
+@pytest.fixture(autouse=True)
+def _thread_environment_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A command run in-process (cli.main) sets OMP_NUM_THREADS for itself and its children:
+    # undone after each test, or every later subprocess would inherit it as a user's setting.
+    from hpsearch.core import threads
+
+    for name in threads.thread_environment(1):
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.setenv(name, "")
+            monkeypatch.delenv(name)
+    monkeypatch.setattr(threads, "_applied", None)
+    monkeypatch.setattr(threads, "_before_apply", None)
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The lines of ``stderr`` but the one a training command starts with (its threads)."""
+    return [line for line in stderr.splitlines() if not line.startswith("hpsearch: torch uses")]
+
+
 REPO = Path(__file__).resolve().parents[1]
 # The [study] files of studies/ (the others hold a [playground] or an [mgs] table).
 STUDY_FILES = sorted(

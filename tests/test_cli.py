@@ -162,7 +162,7 @@ def stored(tmp_path_factory) -> tuple[Path, str]:
         (
             ["run", "STUDY", "--storage", "sqlite:////no/such/dir/x.db"],
             1,
-            "cannot open storage 'sqlite:////no/such/dir/x.db': unable to open database file",
+            "storage 'sqlite:////no/such/dir/x.db': no folder '/no/such/dir'",
         ),
         (["list"], 1, "no database file at 'hpsearch.db'"),
         (["show", "nope", "--storage", "STORE"], 1, "no study 'nope' in"),

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from hpsearch import StudyConfig, StudyFileError, load_study_file
 from hpsearch.core.data import DATASETS
-from hpsearch.core.setups import FLOAT32_MAX
+from hpsearch.core.options import FLOAT32_MAX
 from hpsearch.study.limits import RUN_LIMITS
 from tests.conftest import STUDY_FILES
 

@@ -177,3 +177,34 @@ def test_the_dashboard_follows_a_running_study(tmp_path, study_file) -> None:
         if server is not None:
             server.shutdown()
             server.server_close()
+
+
+def test_figures_interrupted_while_publishing_are_made_by_the_next_run(
+    tmp_path, study_file, monkeypatch
+) -> None:
+    # Ctrl-C while the finished run uploads its PNG: nothing is left to run, yet the rerun
+    # must still publish (before, it returned at once and the figure never came).
+    from hpsearch.cli import main
+    from hpsearch.results import publish
+
+    path = study_file(n_trials=2, epochs=1)
+    storage = f"sqlite:///{tmp_path / 'p.db'}"
+    args = ["run", str(path), "--storage", storage, "--no-progress"]
+    artifacts = tmp_path / "p.db-artifacts"
+
+    def interrupted(**kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(publish, "upload_artifact", interrupted)
+        assert main(args) == 130
+    study = optuna.load_study(study_name="small", storage=storage)
+    assert len(study.trials) == 2 and "published_trials" not in study.user_attrs
+    assert not artifacts.exists() or not any(artifacts.iterdir())
+    assert main(args) == 0
+    assert len(list(artifacts.iterdir())) == 1
+    assert (
+        optuna.load_study(study_name="small", storage=storage).user_attrs["published_trials"] == 2
+    )
+    assert main(args) == 0  # up to date: no second PNG
+    assert len(list(artifacts.iterdir())) == 1

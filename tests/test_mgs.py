@@ -22,7 +22,7 @@ from hpsearch.labs.mgs import (
 )
 from hpsearch.labs.mgs_study import load_mgs_file
 from tests.conftest import REPO
-from tests.test_cli import run_cli
+from tests.test_cli import run_cli, run_main
 
 SPEC = ModelSpec(depth=1, width=32)
 
@@ -106,7 +106,7 @@ def test_every_estimator_raises_the_metric_and_is_seeded(estimator: str, metric:
         ),
         ('[mgs]\nname = "../m"', "mgs.name", "use 1-128 letters, digits"),
         ('[mgs]\nname = "m"\nmetric = "auc"', "mgs.metric", "accuracy, macro_f1"),
-        ('[mgs]\nname = "m"\nepochs = 0', "mgs.epochs", "an integer in [1, 10000]"),
+        ('[mgs]\nname = "m"\nepochs = 0', "mgs.epochs", "an integer in [1, 100000]"),
         ('[mgs]\nname = "m"\nestimators = ["sgd"]', "mgs.estimators", "mgs, reinforce"),
         ('[mgs]\nname = "m"\nsigma = 1.0', "mgs.sigma", "unknown key"),
         ("[mgs]\nepochs = 2", "mgs.name", "missing"),
@@ -144,3 +144,50 @@ def test_hpsearch_mgs_tunes_reruns_and_writes_the_figure_and_table(tmp_path: Pat
     listed = {r.name: r for r in list_studies(f"sqlite:///{tmp_path / 'hpsearch.db'}")}
     assert (listed["m-mgs"].mode, listed["m-mgs"].dataset) == ("mgs", "wine")
     assert listed["m-cross_entropy"].setup == "cross_entropy (macro_f1)"
+
+
+def test_n_trials_and_epochs_override_the_file_and_a_rerun_tops_up(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(
+        '[mgs]\nname = "m"\ndataset = "wine"\nepochs = 50\nn_trials = 20\neval_seeds = 1\n'
+        'estimators = ["cross_entropy"]\nwidth = 8\n'
+    )
+    storage = f"sqlite:///{tmp_path / 'hpsearch.db'}"
+
+    def mgs(*flags: str):
+        return run_main("mgs", str(path), "--out", "res", *flags, cwd=tmp_path)
+
+    def trials() -> list[optuna.trial.FrozenTrial]:
+        return optuna.load_study(study_name="m-cross_entropy", storage=storage).trials
+
+    out = mgs("--n-trials", "2", "--epochs", "2")
+    assert out.returncode == 0, out.stderr
+    assert len(trials()) == 2  # not the file's 20
+    assert (
+        "2 epochs, batch 64; 2 TPE trials per estimator" in (tmp_path / "res" / "m.md").read_text()
+    )
+    # As with `run`, N is the study's total: 3 adds one trial, 2 adds none.
+    assert mgs("--n-trials", "3", "--epochs", "2").returncode == 0 and len(trials()) == 3
+    assert mgs("--n-trials", "2", "--epochs", "2").returncode == 0 and len(trials()) == 3
+    # Trials of another epoch budget are not mixed in: refused in one line, nothing run.
+    other = mgs("--n-trials", "4", "--epochs", "3")
+    assert other.returncode == 1 and len(trials()) == 3
+    assert "tuned with epochs=2, not epochs=3; continue it with --epochs 2" in other.stderr
+    bad = mgs("--n-trials", "0")
+    assert bad.returncode == 2 and "must be an integer in [1, 1000000]" in bad.stderr
+
+
+def test_a_budget_refused_for_any_estimator_trains_none_of_them(tmp_path: Path) -> None:
+    # The second estimator's stored study was tuned at 2 epochs: the first must not train.
+    path = tmp_path / "m.toml"
+    path.write_text(
+        '[mgs]\nname = "m"\ndataset = "wine"\nepochs = 2\nn_trials = 1\neval_seeds = 1\n'
+        'estimators = ["mgs"]\nwidth = 8\n'
+    )
+    assert run_main("mgs", str(path), "--out", "res", cwd=tmp_path).returncode == 0
+    path.write_text(path.read_text().replace('["mgs"]', '["cross_entropy", "mgs"]'))
+    out = run_main("mgs", str(path), "--out", "res", "--epochs", "3", cwd=tmp_path)
+    assert out.returncode == 1 and "tuned with epochs=2, not epochs=3" in out.stderr
+    storage = f"sqlite:///{tmp_path / 'hpsearch.db'}"
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    assert names == {"m-mgs"}  # cross_entropy's study was never made

@@ -18,7 +18,7 @@ def test_linear_model_is_one_affine_map() -> None:
 def test_mlp_depth_width_activation(depth: int, activation: str) -> None:
     model = build_mlp(7, 2, ModelSpec(kind="mlp", depth=depth, width=11, activation=activation))
     linears = [m for m in model if isinstance(m, nn.Linear)]
-    acts = [m for m in model if isinstance(m, ACTIVATIONS[activation])]
+    acts = [m for m in model if isinstance(m, getattr(torch.nn, ACTIVATIONS[activation]))]
     assert len(linears) == depth + 1 and len(acts) == depth
     assert all(lin.out_features == 11 for lin in linears[:-1])
     assert model(torch.randn(4, 7)).shape == (4, 2)

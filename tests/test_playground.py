@@ -17,7 +17,7 @@ from hpsearch.labs.playground import (
     trajectory,
 )
 from tests.conftest import REPO
-from tests.test_cli import run_cli
+from tests.test_cli import run_cli, run_main
 
 
 def test_sgd_with_a_learning_rate_per_axis_follows_the_closed_form() -> None:
@@ -118,3 +118,40 @@ def test_hpsearch_playground_tunes_draws_and_continues(tmp_path: Path) -> None:
     again = run_cli("playground", str(path), "--out", "figs", cwd=tmp_path)
     assert again.returncode == 0 and (figs / "pg.md").read_text() == table
     assert len(optuna.load_study(study_name="pg-quadratic-momentum", storage=storage).trials) == 8
+
+
+def test_n_trials_and_steps_override_the_file_and_a_rerun_tops_up(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[playground]\nname = "pg"\nfunctions = ["quadratic"]\noptimizers = ["sgd"]\n'
+        "steps = 500\nn_trials = 30\n"
+    )
+    storage = f"sqlite:///{tmp_path / 'hpsearch.db'}"
+
+    def play(*flags: str):
+        return run_main("playground", str(path), "--out", "figs", *flags, cwd=tmp_path)
+
+    def trials() -> list[optuna.trial.FrozenTrial]:
+        return optuna.load_study(study_name="pg-quadratic-sgd", storage=storage).trials
+
+    out = play("--n-trials", "2", "--steps", "20")
+    assert out.returncode == 0, out.stderr
+    assert len(trials()) == 2  # not the file's 30
+    assert (
+        "2 TPE trials per function and optimizer, at most 20 steps"
+        in (tmp_path / "figs" / "pg.md").read_text()
+    )
+    study = optuna.load_study(study_name="pg-quadratic-sgd", storage=storage)
+    assert study.user_attrs["budget"] == {"steps": 20}
+    # As with `run`, N is the study's total: 3 adds one trial, 2 adds none.
+    assert play("--n-trials", "3", "--steps", "20").returncode == 0 and len(trials()) == 3
+    assert play("--n-trials", "2", "--steps", "20").returncode == 0 and len(trials()) == 3
+    # Trials of another step budget are not mixed in: refused in one line, nothing run.
+    other = play("--n-trials", "4")  # the file's 500 steps
+    assert other.returncode == 1 and len(trials()) == 3
+    assert (
+        "hpsearch: error: study 'pg-quadratic-sgd' in the storage was tuned with steps=20, not "
+        "steps=500; continue it with --steps 20, or use another --storage\n" in other.stderr
+    )
+    bad = play("--steps", "0")
+    assert bad.returncode == 2 and "must be an integer in [1, 100000]" in bad.stderr

@@ -125,3 +125,22 @@ def test_register_a_setup_from_python() -> None:
     assert result.val["metric"] > 0.6
     with pytest.raises(TypeError, match="subclass of hpsearch.Setup"):
         hpsearch.register_setup("bad")(object)
+
+
+def test_the_mixed_front_shape_takes_numbers_arrays_and_tensors() -> None:
+    import math
+
+    import numpy as np
+    import torch
+
+    from hpsearch.core.setups import FRONT_SHAPES
+
+    expected = 1 - 0.3 - 0.1 * math.sin(2 * math.pi * 0.3)
+    mixed = FRONT_SHAPES["mixed"]
+    assert float(mixed(0.3)) == pytest.approx(expected)
+    assert float(mixed(np.float32(0.3))) == pytest.approx(expected, rel=1e-6)
+    assert mixed(np.array([0.3]))[0] == pytest.approx(expected)
+    t = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    value = mixed(t)
+    value.backward()  # a tensor keeps its graph
+    assert float(value.detach()) == pytest.approx(expected) and t.grad is not None

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from hpsearch import counts_toward_target
 from hpsearch.errors import storage_fault
 from hpsearch.study.storage import is_transient, with_retries
+from tests.conftest import error_lines
 from tests.test_cli import HPSEARCH, run_cli
 
 
@@ -143,7 +144,7 @@ def test_a_full_disk_is_named_and_the_same_command_continues_once_there_is_room(
         cmd = ("run", str(study), "--storage", storage, "--no-progress", "--no-dashboard")
         out = run_cli(*cmd, cwd=tmp_path)
         assert out.returncode == 1, out.stderr
-        assert out.stderr.count("\n") == 1 and "disk full" in out.stderr, out.stderr
+        assert len(error_lines(out.stderr)) == 1 and "disk full" in out.stderr, out.stderr
         _remount(disk, "size=64m")
         trials = optuna.load_study(study_name="small", storage=storage).trials
         before = sum(counts_toward_target(t) for t in trials)

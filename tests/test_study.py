@@ -175,7 +175,7 @@ def test_a_study_not_made_by_hpsearch_is_refused(study_file, storage) -> None:
 @pytest.mark.parametrize(
     "url, fragment",
     [
-        ("sqlite:////no/such/dir/x.db", "unable to open database file"),
+        ("sqlite:////no/such/dir/x.db", "no folder '/no/such/dir'"),
         ("hpsearch.db", "is not a URL"),
         ("nosuchdb://host/x", "cannot open storage 'nosuchdb://host/x'"),
         # The password is not shown.

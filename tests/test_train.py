@@ -306,7 +306,7 @@ def test_bad_backstitch_or_flood_mode_is_refused(kw: dict) -> None:
 def test_train_config_and_study_files_share_one_table_of_domains() -> None:
     import dataclasses
 
-    from hpsearch.core.train import TRAIN_BUDGET, TRAIN_PARAMS
+    from hpsearch.core.knobs import TRAIN_BUDGET, TRAIN_PARAMS
     from hpsearch.study.config import BUDGET, CORE_PARAMS
 
     table = {**TRAIN_PARAMS, **TRAIN_BUDGET}
@@ -344,6 +344,6 @@ def test_the_knobs_record_is_exactly_what_the_inner_methods_read() -> None:
     # Nothing declared that no method reads, nothing read that is not declared.
     assert Recording.read == {*SCALARIZATION_FIELDS, *RUN_STATE}
     # Every scalarization field is a TrainConfig field, with a domain in the one table.
-    from hpsearch.core.train import TRAIN_PARAMS
+    from hpsearch.core.knobs import TRAIN_PARAMS
 
     assert set(SCALARIZATION_FIELDS) <= set(TRAIN_PARAMS)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from hpsearch.errors import HpsearchError
+from hpsearch._lazy import lazy_import
+from hpsearch.errors import HpsearchError, did_you_mean
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch starts when data is loaded, not when a study file is checked
+    torch = lazy_import("torch", globals())
 
 # name -> (scikit-learn loader, task). Every loader reads files shipped inside scikit-learn:
 # no network. scikit-learn itself is imported on first load (it costs ~1 s of start-up).
@@ -78,6 +84,48 @@ def _stratify_labels(y: np.ndarray, task: str, n_bins: int = 5) -> np.ndarray:
     return np.digitize(y, edges)
 
 
+def _check_arguments(
+    name: str, val_fraction: float, test_fraction: float, label_noise: float
+) -> None:
+    if name not in DATASETS:
+        raise HpsearchError(
+            f"unknown dataset {name!r}; available: {', '.join(DATASETS)}"
+            + did_you_mean(name, DATASETS)
+        )
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise HpsearchError(
+            f"val_fraction={val_fraction} and test_fraction={test_fraction} must each be in "
+            "(0, 1) and sum to less than 1"
+        )
+    if not 0 <= label_noise < 1:
+        raise HpsearchError(f"label_noise={label_noise} must be in [0, 1)")
+
+
+def dataset_task(name: str) -> str:
+    """``"classification"``, ``"regression"`` or ``"none"``: what dataset ``name`` is."""
+    return _LOADERS[name][1] if name in _LOADERS else "none"
+
+
+def check_dataset(
+    name: str,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    label_noise: float = 0.0,
+) -> None:
+    """Raise the error :func:`load_dataset` would raise for these arguments, without building
+    tensors: the split itself is made (scikit-learn, no torch), so a fraction too small to
+    hold every class is found."""
+    _check_arguments(name, val_fraction, test_fraction, label_noise)
+    if label_noise > 0 and dataset_task(name) != "classification":
+        raise HpsearchError(_NOISE_NEEDS_CLASSES.format(name=name, task=dataset_task(name)))
+    if name != "none":
+        _split_rows(name, int(seed), float(val_fraction), float(test_fraction))
+
+
+_NOISE_NEEDS_CLASSES = "label_noise needs a classification dataset; {name} is {task}"
+
+
 def load_dataset(
     name: str,
     seed: int = 0,
@@ -103,15 +151,7 @@ def load_dataset(
     Raises:
         HpsearchError: Unknown name or fractions that leave no training data.
     """
-    if name not in DATASETS:
-        raise HpsearchError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise HpsearchError(
-            f"val_fraction={val_fraction} and test_fraction={test_fraction} must each be in "
-            "(0, 1) and sum to less than 1"
-        )
-    if not 0 <= label_noise < 1:
-        raise HpsearchError(f"label_noise={label_noise} must be in [0, 1)")
+    _check_arguments(name, val_fraction, test_fraction, label_noise)
     # Cached per arguments: every trial of a study shares one copy, so treat it as read-only.
     if label_noise > 0:
         return _noisy_cached(
@@ -132,9 +172,7 @@ def with_label_noise(data: Dataset, rate: float, seed: int = 0) -> Dataset:
         HpsearchError: The dataset is not a classification task, or ``rate`` is not in [0, 1).
     """
     if data.task != "classification":
-        raise HpsearchError(
-            f"label_noise needs a classification dataset; {data.name} is {data.task}"
-        )
+        raise HpsearchError(_NOISE_NEEDS_CLASSES.format(name=data.name, task=data.task))
     if not 0 <= rate < 1:
         raise HpsearchError(f"label_noise={rate} must be in [0, 1)")
     gen = torch.Generator().manual_seed(seed + 7919)  # its own stream, apart from the split's
@@ -154,20 +192,11 @@ def _noisy_cached(
 
 
 @functools.lru_cache(maxsize=32)
-def _load_cached(name: str, seed: int, val_fraction: float, test_fraction: float) -> Dataset:
-    if name == "none":
-        dummy = Split(x=torch.zeros(1, 1), y=torch.zeros(1))
-        return Dataset(
-            name="none",
-            task="none",
-            n_classes=0,
-            feature_names=("dummy",),
-            train=dummy,
-            val=dummy,
-            test=dummy,
-            feature_mean=torch.zeros(1),
-            feature_scale=torch.ones(1),
-        )
+def _split_rows(
+    name: str, seed: int, val_fraction: float, test_fraction: float
+) -> tuple[np.ndarray, np.ndarray, Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The raw features and targets of ``name``, its feature names, and the row indices of the
+    train, validation and test splits (stratified, seeded)."""
     from sklearn import datasets as sk_datasets
     from sklearn.model_selection import train_test_split
 
@@ -192,6 +221,28 @@ def _load_cached(name: str, seed: int, val_fraction: float, test_fraction: float
             f"cannot split {name} ({len(x)} rows) into val_fraction={val_fraction}, "
             f"test_fraction={test_fraction} with every class in each split: {e}"
         ) from None
+    return x, y, getattr(bunch, "feature_names", None), (idx_train, idx_val, idx_test)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(name: str, seed: int, val_fraction: float, test_fraction: float) -> Dataset:
+    if name == "none":
+        dummy = Split(x=torch.zeros(1, 1), y=torch.zeros(1))
+        return Dataset(
+            name="none",
+            task="none",
+            n_classes=0,
+            feature_names=("dummy",),
+            train=dummy,
+            val=dummy,
+            test=dummy,
+            feature_mean=torch.zeros(1),
+            feature_scale=torch.ones(1),
+        )
+    x, y, names, (idx_train, idx_val, idx_test) = _split_rows(
+        name, seed, val_fraction, test_fraction
+    )
+    task = dataset_task(name)
     mean = x[idx_train].mean(axis=0)
     scale = x[idx_train].std(axis=0)
     scale[scale == 0] = 1.0  # constant pixels in digits: leave them at 0 after centering
@@ -211,7 +262,6 @@ def _load_cached(name: str, seed: int, val_fraction: float, test_fraction: float
         r = torch.as_tensor(np.sort(rows))
         return Split(x=xt[r].clone(), y=yt[r].clone())
 
-    names = getattr(bunch, "feature_names", None)
     feature_names = (
         tuple(str(n) for n in names)
         if names is not None

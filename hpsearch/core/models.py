@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
-
+from hpsearch._lazy import lazy_import
 from hpsearch.errors import HpsearchError, check_choice
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-    "sigmoid": nn.Sigmoid,
+if TYPE_CHECKING:
+    from torch import nn
+else:  # torch starts when a model is built, not when a study file is checked
+    nn = lazy_import("torch.nn", globals(), "nn")
+
+# Activation name in a study file -> the torch.nn module class of that name.
+ACTIVATIONS: dict[str, str] = {
+    "relu": "ReLU",
+    "tanh": "Tanh",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "elu": "ELU",
+    "leaky_relu": "LeakyReLU",
+    "sigmoid": "Sigmoid",
 }
 
 MODEL_KINDS: tuple[str, ...] = ("linear", "mlp")
@@ -65,7 +71,7 @@ def build_mlp(n_in: int, n_out: int, spec: ModelSpec) -> nn.Sequential:
     layers: list[nn.Module] = []
     width_in = n_in
     for _ in range(spec.depth):
-        layers += [nn.Linear(width_in, spec.width), ACTIVATIONS[spec.activation]()]
+        layers += [nn.Linear(width_in, spec.width), getattr(nn, ACTIVATIONS[spec.activation])()]
         width_in = spec.width
     layers.append(nn.Linear(width_in, n_out))
     return nn.Sequential(*layers)

@@ -26,14 +26,13 @@ from torch.nn.utils.stateless import _reparametrize_module
 
 from hpsearch._compat import fused_adam_update
 from hpsearch.core.data import Dataset
+from hpsearch.core.knobs import OPTIMIZERS, TrainConfig
 from hpsearch.core.models import ModelSpec
 from hpsearch.core.setups import BatchedSetup, Setup
 from hpsearch.core.stacked import stacked_supported
 from hpsearch.core.train import (
-    OPTIMIZERS,
     EpochRecord,
     Knobs,
-    TrainConfig,
     TrainResult,
     inner_loss,
     knob_columns,

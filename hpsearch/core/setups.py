@@ -11,78 +11,27 @@ import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
 
+from hpsearch._lazy import lazy_import
 from hpsearch.core.data import Dataset, Split
 from hpsearch.core.models import ModelSpec, build_mlp
-from hpsearch.core.stacked import stacked_backward, stacked_forward, stacked_task_loss
-from hpsearch.errors import HpsearchError
+from hpsearch.core.options import Option
+from hpsearch.errors import HpsearchError, did_you_mean
 
-# The largest float a float32 tensor holds: what a float hyperparameter may be at most.
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
 
-
-@dataclass(frozen=True)
-class Option:
-    """The domain of one hyperparameter: its type and the values it may take.
-
-    Attributes:
-        type: ``"float"``, ``"int"`` or ``"categorical"``.
-        default: Value used when a study file does not set it.
-        low: Smallest allowed value (numbers only), or None for no bound.
-        high: Largest allowed value, or None for no bound.
-        low_open: True when ``low`` itself is not allowed (``lr > 0``).
-        high_open: True when ``high`` itself is not allowed (``momentum < 1``).
-        choices: The allowed values of a categorical option.
-        help: One line for documentation and error messages.
-    """
-
-    type: str
-    default: Any
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    choices: tuple[Any, ...] = ()
-    help: str = ""
-
-    def allowed(self) -> str:
-        """Describe the allowed values in words, for error messages."""
-        if self.type == "categorical":
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        # Floats stop at float32's range, shown rounded down ("3.4e+38") so it is allowed.
-        top = "3.4e+38" if self.type == "float" else "inf"
-        lo = f"[-{top}" if self.type == "float" else "(-inf"
-        if self.low is not None:
-            lo = ("(" if self.low_open else "[") + f"{self.low:g}"
-        hi = f"{top}]" if self.type == "float" else "inf)"
-        if self.high is not None:
-            hi = f"{self.high:g}" + (")" if self.high_open else "]")
-        return f"{'an integer' if self.type == 'int' else 'a number'} in {lo}, {hi}"
-
-    def contains(self, value: Any) -> bool:
-        """Whether ``value`` is allowed (type and range)."""
-        if self.type == "categorical":
-            return value in self.choices and type(value) is type(self.choices[0])
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        if self.type == "int" and not isinstance(value, int):
-            return False
-        # NaN and ±inf are never a usable hyperparameter, nor a number that training's float32
-        # tensors would turn into inf.
-        if not math.isfinite(value) or (self.type == "float" and abs(value) > FLOAT32_MAX):
-            return False
-        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
-            return False
-        return not (
-            self.high is not None and (value > self.high or (self.high_open and value == self.high))
-        )
+    from hpsearch.core import stacked
+else:  # torch starts on first use: declaring, listing and checking setups needs none of it
+    torch = lazy_import("torch", globals())
+    nn = lazy_import("torch.nn", globals(), "nn")
+    F = lazy_import("torch.nn.functional", globals(), "F")
+    stacked = lazy_import("hpsearch.core.stacked", globals(), "stacked")
 
 
 class Setup(ABC):
@@ -116,9 +65,16 @@ class Setup(ABC):
             raise HpsearchError(
                 f"setup {self.name!r} has no option(s) {sorted(unknown)}; "
                 f"allowed: {sorted(self.options) or 'none'}"
+                + did_you_mean(min(unknown), self.options)
             )
         self.values: dict[str, Any] = {k: o.default for k, o in self.options.items()}
         self.values.update(options)
+
+    @classmethod
+    def check_dataset(cls, name: str) -> None:
+        """Raise :class:`HpsearchError` when the setup cannot train on dataset ``name``
+        (checked with the study file, before any data is loaded; default: any dataset)."""
+        return None
 
     def prepare(self, data: Dataset) -> Dataset:
         """Return the dataset this setup trains on (default: unchanged)."""
@@ -157,9 +113,8 @@ class Setup(ABC):
         """Task metric(s) on a whole split; must include ``metric_name`` (default: accuracy/R²)."""
         return {self.metric_name: task_metric(module(split.x), split.y)}
 
-    @torch.no_grad()
     def evaluate(self, module: nn.Module, split: Split) -> dict[str, float]:
-        """Both losses and the metric(s) on a whole split, in eval mode.
+        """Both losses and the metric(s) on a whole split, in eval mode, without gradients.
 
         Returns:
             ``{"loss1": …, "loss2": …, "metric": …}`` plus any extra metrics by name.
@@ -167,8 +122,9 @@ class Setup(ABC):
         was_training = module.training
         module.eval()
         try:
-            l1, l2 = self.losses(module, split.x, split.y)
-            found = self.metrics(module, split)
+            with torch.no_grad():
+                l1, l2 = self.losses(module, split.x, split.y)
+                found = self.metrics(module, split)
         finally:
             module.train(was_training)
         out = {"loss1": float(l1), "loss2": float(l2), "metric": float(found[self.metric_name])}
@@ -216,6 +172,7 @@ def get_setup(name: str) -> type[Setup]:
     except KeyError:
         raise HpsearchError(
             f"unknown setup {name!r}; available: {', '.join(available_setups())}"
+            + did_you_mean(name, available_setups())
         ) from None
 
 
@@ -296,8 +253,8 @@ class WeightDecay(Setup):
         self, module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(L1, L2)`` of K stacked members, each a K-vector."""
-        out = stacked_forward(module, params, x)[-1]
-        return stacked_task_loss(out, y, with_grad=False)[0], self._batched_penalty(params)
+        out = stacked.stacked_forward(module, params, x)[-1]
+        return stacked.stacked_task_loss(out, y, with_grad=False)[0], self._batched_penalty(params)
 
     def batched_loss_grads(
         self,
@@ -322,31 +279,32 @@ class WeightDecay(Setup):
         Returns:
             ``L1``, ``L2`` and ``{name: gradient}``.
         """
-        tape = stacked_forward(module, params, x)
-        l1, grad_out = stacked_task_loss(tape[-1], y)
+        tape = stacked.stacked_forward(module, params, x)
+        l1, grad_out = stacked.stacked_task_loss(tape[-1], y)
         l2 = self._batched_penalty(params)
         c1, c2 = coefficients(l1, l2)
         assert grad_out is not None  # asked for with the default with_grad=True
-        grads = stacked_backward(module, params, tape, grad_out.mul_(c1.view(-1, 1, 1)), out)
+        grad_out.mul_(c1.view(-1, 1, 1))
+        grads = stacked.stacked_backward(module, params, tape, grad_out, out)
         for name, w in params.items():
             if w.dim() >= 3:
                 self._add_penalty_grad(grads[name], w, c2.view(-1, 1, 1))
         return l1, l2, grads
 
-    @torch.no_grad()
     def batched_evaluate(
         self, module: nn.Module, params: dict[str, torch.Tensor], split: Split
     ) -> dict[str, torch.Tensor]:
         """:meth:`evaluate` of K stacked members: ``{"loss1", "loss2", "metric"}`` K-vectors."""
-        out = stacked_forward(module, params, split.x)[-1]
-        loss1 = stacked_task_loss(out, split.y, with_grad=False)[0]
-        if split.y.dtype == torch.int64:
-            metric = (out.argmax(-1) == split.y).float().mean(1)
-        else:
-            ss_res = (out.squeeze(-1) - split.y).pow(2).sum(1)
-            ss_tot = float((split.y - split.y.mean()).pow(2).sum())
-            metric = 1.0 - ss_res / ss_tot if ss_tot > 0 else torch.zeros_like(ss_res)
-        return {"loss1": loss1, "loss2": self._batched_penalty(params), "metric": metric}
+        with torch.no_grad():
+            out = stacked.stacked_forward(module, params, split.x)[-1]
+            loss1 = stacked.stacked_task_loss(out, split.y, with_grad=False)[0]
+            if split.y.dtype == torch.int64:
+                metric = (out.argmax(-1) == split.y).float().mean(1)
+            else:
+                ss_res = (out.squeeze(-1) - split.y).pow(2).sum(1)
+                ss_tot = float((split.y - split.y.mean()).pow(2).sum())
+                metric = 1.0 - ss_res / ss_tot if ss_tot > 0 else torch.zeros_like(ss_res)
+            return {"loss1": loss1, "loss2": self._batched_penalty(params), "metric": metric}
 
     def _batched_penalty(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         return cast(torch.Tensor, sum(self._penalty(w) for w in params.values() if w.dim() >= 3))
@@ -399,20 +357,6 @@ class Sparsity(WeightDecay):
         grad.addcmul_(w.sign(), scale)  # autograd's subgradient of |w|: 0 at 0
 
 
-class _VAE(nn.Module):
-    def __init__(self, n_in: int, latent: int, spec: ModelSpec) -> None:
-        super().__init__()
-        self.latent = latent
-        self.encoder = build_mlp(n_in, 2 * latent, spec)
-        self.decoder = build_mlp(latent, n_in, spec)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=-1)
-        # Sampling only while training: evaluation decodes the mean, so it is deterministic.
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
-        return self.decoder(z), mu, logvar
-
-
 @register_setup("beta_vae")
 class BetaVAE(Setup):
     """Reconstruction vs KL of a small VAE (β-VAE: α is β).
@@ -430,7 +374,9 @@ class BetaVAE(Setup):
     }
 
     def build_model(self, data: Dataset, spec: ModelSpec) -> nn.Module:
-        return _VAE(data.n_features, int(self.values["latent_dim"]), spec)
+        from hpsearch.core.setup_modules import VAE
+
+        return VAE(data.n_features, int(self.values["latent_dim"]), spec)
 
     def losses(self, module, x, y):
         recon, mu, logvar = module(x)
@@ -443,21 +389,6 @@ class BetaVAE(Setup):
         ss_res = float((split.x - recon).pow(2).sum())
         ss_tot = float((split.x - split.x.mean(0)).pow(2).sum())
         return {self.metric_name: 1.0 - ss_res / ss_tot}
-
-
-class _TwoHeads(nn.Module):
-    def __init__(self, n_in: int, n_out_a: int, n_out_b: int, spec: ModelSpec) -> None:
-        super().__init__()
-        trunk = build_mlp(n_in, 1, spec)
-        # Everything but the last Linear is the shared trunk; a linear spec shares nothing.
-        self.trunk = nn.Sequential(*list(trunk)[:-1])
-        width = cast(nn.Linear, trunk[-1]).in_features
-        self.head_a = nn.Linear(width, n_out_a)
-        self.head_b = nn.Linear(width, n_out_b)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.trunk(x)
-        return self.head_a(h), self.head_b(h)
 
 
 # Second label of two_task: for digits the ink (sum of raw pixel values) of the image; for the
@@ -488,13 +419,17 @@ class TwoTask(Setup):
     def metric_label(self, data: Dataset) -> str:
         return "accuracy_a" if data.task == "classification" else "r2_a"
 
-    def prepare(self, data: Dataset) -> Dataset:
-        aux = TWO_TASK_AUX.get(data.name)
-        if aux is None:
+    @classmethod
+    def check_dataset(cls, name: str) -> None:
+        if name not in TWO_TASK_AUX:
             raise HpsearchError(
-                f"two_task has no second label for dataset {data.name!r}; "
+                f"two_task has no second label for dataset {name!r}; "
                 f"available: {', '.join(TWO_TASK_AUX)}"
             )
+
+    def prepare(self, data: Dataset) -> Dataset:
+        self.check_dataset(data.name)
+        aux = TWO_TASK_AUX[data.name]
         raw = {
             s: getattr(data, s).x * data.feature_scale + data.feature_mean
             for s in ("train", "val", "test")
@@ -524,7 +459,9 @@ class TwoTask(Setup):
         )
 
     def build_model(self, data: Dataset, spec: ModelSpec) -> nn.Module:
-        return _TwoHeads(data.n_features, _n_outputs(data), 3, spec)
+        from hpsearch.core.setup_modules import TwoHeads
+
+        return TwoHeads(data.n_features, _n_outputs(data), 3, spec)
 
     @staticmethod
     def _targets(y: torch.Tensor, classification: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -543,14 +480,6 @@ class TwoTask(Setup):
 
 
 # --- synthetic problems with a known front -------------------------------------------------
-
-
-class _Point(nn.Module):
-    """The trained parameters are a point x in R^d; the data is ignored."""
-
-    def __init__(self, dim: int, init_scale: float) -> None:
-        super().__init__()
-        self.x = nn.Parameter((torch.rand(dim) * 2 - 1) * init_scale)
 
 
 @register_setup("fonseca_fleming")
@@ -573,7 +502,9 @@ class FonsecaFleming(Setup):
     }
 
     def build_model(self, data: Dataset, spec: ModelSpec) -> nn.Module:
-        return _Point(int(self.values["dim"]), float(self.values["init_scale"]))
+        from hpsearch.core.setup_modules import Point
+
+        return Point(int(self.values["dim"]), float(self.values["init_scale"]))
 
     def losses(self, module, x, y):
         p = module.x
@@ -600,18 +531,10 @@ FRONT_SHAPES: dict[str, Callable[[Any], Any]] = {
 
 def _mixed(t: Any) -> Any:
     # Convex for t < 1/2, concave after: linear α reaches the first half, then jumps to t = 1.
-    sin = torch.sin if isinstance(t, torch.Tensor) else np.sin
-    return 1 - t - 0.1 * sin(2 * math.pi * t)
-
-
-class _CurvePoint(nn.Module):
-    """Parameters (u, v): u places the point along the front, v moves it off."""
-
-    def __init__(self, init_scale: float) -> None:
-        super().__init__()
-        # Away from the ends, where t(u) itself is stationary and no method could move.
-        self.u = nn.Parameter((0.25 + 0.5 * torch.rand(())) * math.pi)
-        self.v = nn.Parameter((torch.rand(()) * 2 - 1) * init_scale)
+    # A tensor has its own sin (and keeps its graph); anything else goes through numpy.
+    angle = 2 * math.pi * t
+    sin = angle.sin() if hasattr(angle, "sin") else np.sin(angle)
+    return 1 - t - 0.1 * sin
 
 
 @register_setup("front_curve")
@@ -637,7 +560,9 @@ class FrontCurve(Setup):
     }
 
     def build_model(self, data: Dataset, spec: ModelSpec) -> nn.Module:
-        return _CurvePoint(float(self.values["init_scale"]))
+        from hpsearch.core.setup_modules import CurvePoint
+
+        return CurvePoint(float(self.values["init_scale"]))
 
     def losses(self, module, x, y):
         t = (1 - torch.cos(module.u)) / 2

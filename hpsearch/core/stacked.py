@@ -15,8 +15,11 @@ from typing import cast
 import torch
 from torch import nn
 
+from hpsearch.core.models import ACTIVATIONS
+
 _aten = torch.ops.aten
-_ACTIVATIONS = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.LeakyReLU)
+# Every activation a study file may name has its backward written below.
+_ACTIVATIONS = tuple(getattr(nn, name) for name in ACTIVATIONS.values())
 
 
 def stacked_supported(module: nn.Module) -> bool:

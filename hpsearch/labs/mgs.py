@@ -22,15 +22,20 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import torch
-from torch.func import functional_call, vmap
-from torch.nn import functional as F
-
+from hpsearch._lazy import lazy_import
 from hpsearch.core.data import Dataset
 from hpsearch.core.models import ModelSpec, build_mlp
 from hpsearch.errors import HpsearchError, check_choice, check_fields
+
+if TYPE_CHECKING:
+    import torch
+    import torch.func
+    from torch.nn import functional as F
+else:  # torch starts with training, not when an MGS file is checked
+    torch = lazy_import("torch", globals())
+    F = lazy_import("torch.nn.functional", globals(), "F")
 
 ESTIMATORS: tuple[str, ...] = ("mgs", "reinforce", "cross_entropy")
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1")
@@ -275,9 +280,9 @@ def candidate_costs(
     evaluated as one batched model."""
 
     def logits_of(candidate: dict[str, torch.Tensor]) -> torch.Tensor:
-        return functional_call(module, candidate, (x,))
+        return torch.func.functional_call(module, candidate, (x,))
 
-    logits = vmap(logits_of)(stacked)
+    logits = torch.func.vmap(logits_of)(stacked)
     return 1.0 - metric_value(logits.argmax(-1), y, n_classes, metric)
 
 

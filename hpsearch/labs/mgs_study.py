@@ -17,12 +17,14 @@ import optuna
 
 from hpsearch.core.data import DATASETS, load_dataset
 from hpsearch.core.models import ModelSpec
-from hpsearch.core.setups import Option
+from hpsearch.core.options import Option
 from hpsearch.errors import HpsearchError
+from hpsearch.labs.budget import check_budget, check_stored_budgets, trials_to_run
 from hpsearch.labs.mgs import ESTIMATORS, METRICS, MGSConfig, MGSResult, train_metric
 from hpsearch.results.report import mean_sd
 from hpsearch.study import keys
 from hpsearch.study.config import read_table_file
+from hpsearch.study.limits import RUN_LIMITS
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,9 @@ class MGSStudyConfig:
 _NUMBERS = {  # the integer keys and their ranges (defaults: MGSStudyConfig's)
     "depth": Option("int", 1, low=0, high=8),
     "width": Option("int", 64, low=1, high=1024),
-    "epochs": Option("int", 15, low=1, high=10_000),
+    "epochs": Option("int", 15, *RUN_LIMITS["epochs"]),
     "batch_size": Option("int", 64, low=1, high=100_000),
-    "n_trials": Option("int", 20, low=1, high=10_000),
+    "n_trials": Option("int", 20, *RUN_LIMITS["n_trials"]),
     "eval_seeds": Option("int", 3, low=1, high=100),
     "seed": Option("int", 0, low=0, high=2**32 - 1),
 }
@@ -126,6 +128,8 @@ def run_mgs_study(
     and write ``<name>.png`` (validation metric against wall time) and ``<name>.md``."""
     from hpsearch.results.plots import plot_metric_against_time
 
+    names = [f"{config.name}-{estimator}" for estimator in config.estimators]
+    check_stored_budgets(storage, names, {"epochs": config.epochs})
     data = load_dataset(config.dataset)
     model = ModelSpec(depth=config.depth, width=config.width)
     base = MGSConfig(
@@ -151,6 +155,7 @@ def run_mgs_study(
         study.set_user_attr(keys.LAB_DATASET, config.dataset)
         study.set_user_attr(keys.LAB_ESTIMATOR, estimator)
         study.set_user_attr(keys.LAB_METRIC, config.metric)
+        check_budget(study, {"epochs": config.epochs})
 
         def objective(trial: optuna.Trial, estimator: str = estimator) -> float:
             run = train_metric(
@@ -158,11 +163,12 @@ def run_mgs_study(
             )
             trial.set_user_attr(keys.LAB_SECONDS, run.seconds[-1])
             trial.set_user_attr(keys.LAB_TEST, run.test)
-            if not math.isfinite(run.val):
+            if not math.isfinite(run.val):  # failed by itself: counts, as a diverged run
+                trial.set_user_attr(keys.FAIL_REASON, "non-finite validation metric")
                 raise HpsearchError(f"{estimator}: non-finite validation metric")
             return run.val
 
-        remaining = config.n_trials - len(study.get_trials(deepcopy=False))
+        remaining = trials_to_run(study, config.n_trials)  # the target counts the stored ones
         if remaining > 0:
             study.optimize(objective, n_trials=remaining, catch=(HpsearchError,))
         best = dict(study.best_trial.params)

@@ -17,16 +17,26 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-import torch
 
-from hpsearch.core.setups import Option
-from hpsearch.core.train import OPTIMIZERS, make_optimizer
+from hpsearch._lazy import lazy_import
+from hpsearch.core.knobs import OPTIMIZERS
+from hpsearch.core.options import Option
+from hpsearch.labs.budget import check_budget, check_stored_budgets, trials_to_run
 from hpsearch.study import keys
 from hpsearch.study.config import read_table_file
+from hpsearch.study.limits import RUN_LIMITS
+
+if TYPE_CHECKING:
+    import torch
+
+    from hpsearch.core import train
+else:  # torch starts with the first trajectory, not when a playground file is checked
+    torch = lazy_import("torch", globals())
+    train = lazy_import("hpsearch.core.train", globals(), "train")
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,7 @@ def trajectory(
     x0, y0 = function.start if start is None else start
     x = torch.tensor([x0], dtype=torch.float64, requires_grad=True)
     y = torch.tensor([y0], dtype=torch.float64, requires_grad=True)
-    opt = make_optimizer(optimizer, [x], lr_x, momentum)
+    opt = train.make_optimizer(optimizer, [x], lr_x, momentum)
     # The y coordinate as a second parameter group: its own learning rate, same optimizer.
     opt.add_param_group({"params": [y], "lr": lr_y})
     points = np.full((steps + 1, 2), np.nan)
@@ -234,9 +244,9 @@ def load_playground_file(path: str | Path) -> PlaygroundConfig:
         name=check.study_name(raw.get("name", "playground"), "playground.name"),
         functions=names("functions", tuple(TEST_FUNCTIONS)),
         optimizers=names("optimizers", OPTIMIZERS),
-        steps=number("steps", Option("int", 300, low=1, high=100_000)),
+        steps=number("steps", Option("int", 300, *RUN_LIMITS["steps"])),
         tolerance=number("tolerance", Option("float", 1e-4, low=1e-12, high=1e3)),
-        n_trials=number("n_trials", Option("int", 30, low=1, high=10_000)),
+        n_trials=number("n_trials", Option("int", 30, *RUN_LIMITS["n_trials"])),
         seed=number("seed", Option("int", 0, low=0, high=2**32 - 1)),
         lr_low=lr_low,
         lr_high=lr_high,
@@ -293,6 +303,7 @@ def tune(
     )
     study.set_user_attr(keys.LAB_FUNCTION, function)
     study.set_user_attr(keys.LAB_OPTIMIZER, optimizer)
+    check_budget(study, {"steps": config.steps})
 
     def objective(trial: optuna.Trial) -> float:
         params = _suggest(trial, config, optimizer)
@@ -301,7 +312,7 @@ def tune(
         trial.set_user_attr(keys.LAB_REACHED, reached is not None)
         return steps_objective(run, config.steps, config.tolerance)
 
-    remaining = config.n_trials - len(study.get_trials(deepcopy=False))
+    remaining = trials_to_run(study, config.n_trials)  # the target counts the stored trials
     if remaining > 0:
         study.optimize(objective, n_trials=remaining)
     best = study.best_trial
@@ -337,6 +348,8 @@ def run_playground(
     """
     from hpsearch.results.plots import plot_axis_learning_rates, plot_trajectories
 
+    names = [f"{config.name}-{f}-{o}" for f in config.functions for o in config.optimizers]
+    check_stored_budgets(storage, names, {"steps": config.steps})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs: list[TunedRun] = []

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from hpsearch.core.data import load_dataset
+from hpsearch.core.knobs import TrainConfig
 from hpsearch.core.models import ModelSpec
 from hpsearch.core.population import train_population
 from hpsearch.core.setups import get_setup
-from hpsearch.core.train import TrainConfig, TrainResult
+from hpsearch.core.train import TrainResult
 from hpsearch.results.analysis import convergence_drift
 
 # (learning rate, steps) per optimizer that converge on the synthetic problems over most α.

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.types import WSGIApplication
 
 import optuna
@@ -103,27 +103,32 @@ def make_dashboard_server(storage: str, host: str = "127.0.0.1", port: int = 808
         HpsearchError: The storage cannot be opened or the address cannot be bound.
     """
     opened = open_storage(storage, must_exist=True, read_only=True)
-    folder = artifact_dir(storage)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # a read-only disk: the study is served, without its PNG artifacts
-        print(
-            f"hpsearch: warning: no artifacts: cannot create {str(folder)!r} ({e.strerror})",
-            file=sys.stderr,
-        )
-        folder = Path(tempfile.mkdtemp(prefix="hpsearch-no-artifacts-"))
-    app = feasible_best_trials(
-        optuna_dashboard.wsgi(opened, artifact_store=FileSystemArtifactStore(str(folder))),
-        opened,
-    )
-    try:
-        return make_server(
-            host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
-        )
+    try:  # bound before the artifacts folder is made: a port in use leaves nothing behind
+        server = _ThreadingServer((host, port), _QuietHandler)
     except OSError as e:
         raise HpsearchError(
             f"cannot serve the dashboard on {host}:{port}: {e.strerror or e}"
         ) from None
+    try:
+        folder = artifact_dir(storage)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a read-only disk: the study is served, without its PNG artifacts
+            print(
+                f"hpsearch: warning: no artifacts: cannot create {str(folder)!r} ({e.strerror})",
+                file=sys.stderr,
+            )
+            folder = Path(tempfile.mkdtemp(prefix="hpsearch-no-artifacts-"))
+        server.set_app(
+            feasible_best_trials(
+                optuna_dashboard.wsgi(opened, artifact_store=FileSystemArtifactStore(str(folder))),
+                opened,
+            )
+        )
+    except BaseException:
+        server.server_close()
+        raise
+    return server
 
 
 def serve_dashboard(storage: str, host: str = "127.0.0.1", port: int = 8080) -> None:

@@ -14,6 +14,7 @@ that reached the stretch's nearer end.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import optuna
 
 from hpsearch.core.setups import get_setup
-from hpsearch.errors import HpsearchError, StudyFileError
+from hpsearch.errors import HpsearchError, StudyFileError, did_you_mean
 from hpsearch.results.analysis import (
     AIMING_KNOBS,
     FrontAnalysis,
@@ -146,7 +147,10 @@ def plan_fill(
         HpsearchError: No stretch to fill, an unknown method, or a bad override.
     """
     if method not in FILL_METHODS:
-        raise HpsearchError(f"unknown fill method {method!r}; allowed: {', '.join(FILL_METHODS)}")
+        raise HpsearchError(
+            f"unknown fill method {method!r}; allowed: {', '.join(FILL_METHODS)}"
+            + did_you_mean(method, FILL_METHODS)
+        )
     analysis = points.analyze()
     stretches = list(analysis.stretches)
     if not stretches:
@@ -195,7 +199,10 @@ def plan_fill(
     for key, value in (overrides or {}).items():
         if key not in domains or key in ("method", "alpha", knob):
             allowed = sorted(set(domains) - {"method", "alpha", knob})
-            raise HpsearchError(f"--set {key}: not a parameter to fix here; allowed: {allowed}")
+            raise HpsearchError(
+                f"--set {key}: not a parameter to fix here; allowed: {allowed}"
+                + did_you_mean(key, allowed)
+            )
         if not domains[key].contains(value):
             raise HpsearchError(f"--set {key}={value!r}: allowed {domains[key].allowed()}")
         params[key] = ParamSpec(key, "fixed", value=value)
@@ -309,12 +316,16 @@ def run_fill(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     publish: Publisher | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> FillResult:
     """Diagnose a stored study, run the follow-up study that fills its stretches, compare.
 
     Rounds: the first half of the trials evenly inside the stretches (:func:`plan_fill`), then
     rounds of half the remaining ones aimed at the holes of the joint front that lose the most
     hypervolume (:func:`next_targets`). A rerun continues the follow-up where it stopped.
+
+    ``on_start()`` is called once the follow-up is planned, before it trains (the CLI says
+    there which threads it uses: nothing is printed before a refusal's one line).
 
     Returns:
         A :class:`FillResult`.
@@ -329,6 +340,8 @@ def run_fill(
     points = points_of_study(original)
     trial_params = {t.number: t.params for t in original.get_trials(deepcopy=False)}
     plan = plan_fill(config, points, trial_params, method, n_trials, name, overrides)
+    if on_start is not None:
+        on_start()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
     study = create_or_load_study(plan.config, store)
     knob = plan.knob

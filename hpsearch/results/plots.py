@@ -1,7 +1,15 @@
-"""Matplotlib figures of a study: the objective space and how the search went."""
+"""Matplotlib figures of a study: the objective space and how the search went.
+
+The first part is the data layer the figures share with the dashboard's plotly figures
+(:mod:`hpsearch.results.publish`): which part of the objective space the axes show
+(:func:`objective_limits`, computed once, drawn by both) and which front trials a loss-curve
+figure shows (:func:`representative_front`). Plain NumPy: importing them draws nothing.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,25 +18,290 @@ import numpy as np
 from hpsearch.results.report import StudyPoints
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from hpsearch.results.compare import Comparison
 
 # Figures are built on matplotlib.figure.Figure directly (Agg when saved), never through pyplot:
 # importing hpsearch must not change the backend or the figures of a user's session.
 
+# --- What the axes show --------------------------------------------------------------------
+#
+# The outlier rule, per loss: the axis spans (1) every value within Tukey's fences around the
+# quartiles of all trials' values, Q1 − k·IQR to Q3 + k·IQR, and (2) the whole Pareto front,
+# always. Quartiles are not moved by the outliers themselves (min/max or mean ± sd are: one
+# diverged run at L2 ≈ 500 stretched the axis tenfold and squashed the front flat); since the
+# front is always kept, no trade-off the study found is ever hidden, only dominated runs far
+# from the bulk are cut. Points beyond the limits are drawn at the axis edge as triangles
+# pointing outwards and counted in the legend (and the largest value named).
+#
+# Scale: when every value is positive, the fences are first taken on log10 of the values, with
+# k = LOG_FENCE; if the values they keep span more than LOG_SPREAD×, the axis is logarithmic
+# (penalties span orders of magnitude across α: a linear axis would squash most of the front
+# against zero). Otherwise the axis is linear, fenced on the values with k = FENCE (Tukey's
+# "far out" 3). On a log axis the inner 1.5 is enough: the IQR of log10 values is already wide
+# there (often a decade), so 1.5·IQR reaches tens of times beyond the upper quartile, and a run
+# further out than that is in another regime (diverged), not a point of the trade-off.
+#
+# And only where it pays: when the points beyond the fences would stretch the axis less than
+# STRETCH times, nothing is cut (a point drawn in place beats a triangle when it squashes
+# nothing).
+FENCE = 3.0
+LOG_FENCE = 1.5
+LOG_SPREAD = 100.0
+STRETCH = 2.0
+# Quartiles of fewer points say nothing: below this, nothing is cut.
+MIN_POINTS_TO_CLIP = 5
+# Margin beyond the kept values, as a fraction of their span; the edge markers sit in it.
+PAD = 0.06
+# Most loss curves a figure draws: more are unreadable (60 Pareto trials were).
+MAX_CURVES = 7
 
-def _log_if_wide(ax, axis: str, values: np.ndarray) -> None:
-    # Penalties span orders of magnitude across α; a linear axis would squash the front.
-    if len(values) and values.min() > 0 and values.max() / values.min() > 100:
-        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+
+@dataclass(frozen=True)
+class AxisRange:
+    """What one axis shows.
+
+    Attributes:
+        lo, hi: The kept values' extremes (data units); points beyond them are clipped.
+        log: Whether the axis is on a log scale.
+    """
+
+    lo: float
+    hi: float
+    log: bool
+
+    def _to(self, v: float) -> float:
+        return math.log10(v) if self.log else v
+
+    def _from(self, v: float) -> float:
+        return 10.0**v if self.log else v
+
+    @property
+    def _span(self) -> float:
+        span = self._to(self.hi) - self._to(self.lo)
+        return span if span > 0 else (0.5 if self.log else max(abs(self.hi) * 0.1, 1.0))
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        """The axis limits, margin included (data units)."""
+        pad = PAD * self._span
+        return self._from(self._to(self.lo) - pad), self._from(self._to(self.hi) + pad)
+
+    @property
+    def plotly_range(self) -> list[float]:
+        """The limits as plotly wants them (log10 units on a log axis)."""
+        return [self._to(v) for v in self.limits]
+
+    def edge(self, side: int) -> float:
+        """Where a point beyond the limits is drawn: in the margin on that side (±1)."""
+        pad = 0.6 * PAD * self._span
+        return self._from(self._to(self.hi) + pad if side > 0 else self._to(self.lo) - pad)
+
+    def side(self, values: np.ndarray) -> np.ndarray:
+        """-1 below the kept range, +1 above it, 0 within (NaN: 0, it is not drawn)."""
+        v = np.asarray(values, float)
+        with np.errstate(invalid="ignore"):
+            return np.where(v > self.hi, 1, np.where(v < self.lo, -1, 0))
+
+
+def _within_fences(values: np.ndarray, k: float) -> np.ndarray:
+    """Which values lie within Q1 − k·IQR .. Q3 + k·IQR (all, for too few or no spread)."""
+    if len(values) < MIN_POINTS_TO_CLIP:
+        return np.ones(len(values), bool)
+    q1, q3 = np.percentile(values, [25, 75])
+    iqr = q3 - q1
+    if iqr <= 0:  # no spread in the bulk: the fences say nothing
+        return np.ones(len(values), bool)
+    return np.asarray((values >= q1 - k * iqr) & (values <= q3 + k * iqr))
+
+
+def robust_range(values: np.ndarray, keep: np.ndarray, allow_log: bool = True) -> AxisRange:
+    """The range one axis shows (see the outlier rule above).
+
+    Args:
+        values: Every point's value on this axis.
+        keep: Points the axis must show whatever their value (the Pareto front).
+        allow_log: Whether a log scale may be chosen (not where straight lines must stay
+            straight, as a convex hull's edges).
+    """
+    v = np.asarray(values, float)
+    finite = np.isfinite(v)
+    if not finite.any():
+        return AxisRange(0.0, 1.0, False)
+    vals, must = v[finite], np.asarray(keep, bool)[finite]
+    if allow_log and (vals > 0).all():
+        logs = np.log10(vals)
+        shown = vals[_worth_clipping(logs, _within_fences(logs, LOG_FENCE) | must)]
+        if shown.max() / shown.min() > LOG_SPREAD:
+            return AxisRange(float(shown.min()), float(shown.max()), True)
+    shown = vals[_worth_clipping(vals, _within_fences(vals, FENCE) | must)]
+    return AxisRange(float(shown.min()), float(shown.max()), False)
+
+
+def _worth_clipping(values: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """``kept`` if cutting the other values narrows the axis more than STRETCH times, else
+    all: a point drawn where it is beats a triangle at the edge when it squashes nothing."""
+    return kept if np.ptp(values) > STRETCH * np.ptp(values[kept]) else np.ones_like(kept)
+
+
+@dataclass(frozen=True)
+class ObjectiveLimits:
+    """What an objective-space figure shows: its two axes and the points beyond them.
+
+    Attributes:
+        x, y: The axes (L1, L2).
+        sides: n × 2: per point and axis, -1 below the limits, +1 above, 0 within.
+        xy: The points (n × 2, raw).
+    """
+
+    x: AxisRange
+    y: AxisRange
+    sides: np.ndarray
+    xy: np.ndarray
+
+    @property
+    def beyond(self) -> np.ndarray:
+        """Which points lie beyond the limits (drawn at the edge)."""
+        return np.asarray((self.sides != 0).any(1))
+
+    @property
+    def n_beyond(self) -> int:
+        return int(self.beyond.sum())
+
+    def pinned(self) -> np.ndarray:
+        """The points where they are drawn: those beyond the limits moved to the edge."""
+        out = self.xy.astype(float, copy=True)
+        for axis, rng in ((0, self.x), (1, self.y)):
+            for side in (-1, 1):
+                out[self.sides[:, axis] == side, axis] = rng.edge(side)
+        return out
+
+    def directions(self) -> list[str]:
+        """Per point, where it lies beyond the limits: ``"up"``, ``"down"``, ``"right"``,
+        ``"left"``, or ``""`` (within). Beyond both axes, L2's side is named."""
+        names = {(0, 1): "up", (0, -1): "down", (1, 0): "right", (-1, 0): "left"}
+        out = []
+        for sx, sy in self.sides.tolist():
+            out.append("" if sx == sy == 0 else names[(0, sy)] if sy else names[(sx, 0)])
+        return out
+
+    def note(self, names: tuple[str, str] = ("L1", "L2")) -> str:
+        """``"N points beyond the axis limits …"``, or ``""`` when there are none."""
+        n = self.n_beyond
+        if n == 0:
+            return ""
+        worst = []
+        for axis, name in enumerate(names):
+            up = self.sides[:, axis] == 1
+            if up.any():
+                worst.append(f"{name} up to {np.max(self.xy[up, axis]):.4g}")
+            down = self.sides[:, axis] == -1
+            if down.any():
+                worst.append(f"{name} down to {np.min(self.xy[down, axis]):.4g}")
+        s = "" if n == 1 else "s"
+        return f"{n} point{s} beyond the axis limits, drawn at the edge ({', '.join(worst)})"
+
+
+def objective_limits(xy: np.ndarray, keep: np.ndarray, allow_log: bool = True) -> ObjectiveLimits:
+    """The axes of an objective-space figure: per loss, :func:`robust_range` of the points,
+    the front (``keep``) always inside, and which points fall beyond them.
+
+    Args:
+        xy: n × 2 (validation L1, validation L2).
+        keep: Boolean mask of the points that must be shown (the Pareto front).
+        allow_log: Whether a log scale may be chosen.
+    """
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    keep = np.asarray(keep, bool)
+    x = robust_range(xy[:, 0], keep, allow_log)
+    y = robust_range(xy[:, 1], keep, allow_log)
+    sides = np.stack([x.side(xy[:, 0]), y.side(xy[:, 1])], axis=1)
+    return ObjectiveLimits(x=x, y=y, sides=sides.reshape(-1, 2), xy=xy)
+
+
+def representative_front(
+    xy: np.ndarray, front: np.ndarray, knee: int = -1, k: int = MAX_CURVES
+) -> list[tuple[int, str]]:
+    """At most ``k`` front trials that show the front: its two ends, its knee, and the rest
+    evenly spaced along it (by arc length, each loss scaled to the front's range).
+
+    Args:
+        xy: n × 2 points.
+        front: Indices (into ``xy``) of the front, by increasing L1 (``FrontAnalysis.front``).
+        knee: Index (into ``xy``) of the knee, or -1.
+        k: The most trials to return.
+
+    Returns:
+        ``(index, role)`` by increasing L1; role is ``"min L1"``, ``"min L2"``,
+        ``"knee"`` or ``""``.
+    """
+    front = np.asarray(front, int)
+    if len(front) == 0 or k < 1:
+        return []
+    roles: dict[int, str] = {int(front[0]): "min L1"}
+    if len(front) > 1 and k >= 2:
+        roles[int(front[-1])] = "min L2"
+    if knee >= 0 and knee in set(front.tolist()) and len(roles) < k:
+        roles[int(knee)] = "knee"
+    pts = np.asarray(xy, float)[front]
+    span = np.ptp(pts, axis=0)
+    z = (pts - pts.min(0)) / np.where(span > 0, span, 1.0)
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(z, axis=0).T))])
+    free = k - len(roles)
+    if free > 0 and len(front) > len(roles):
+        for target in np.linspace(0, arc[-1], free + 2)[1:-1]:
+            order = np.argsort(np.abs(arc - target), kind="stable")
+            pick = next((int(front[i]) for i in order if int(front[i]) not in roles), None)
+            if pick is not None:
+                roles[pick] = ""
+    position = {int(i): p for p, i in enumerate(front)}
+    return sorted(roles.items(), key=lambda item: position[item[0]])
+
+
+# Marker of a point beyond the limits, pointing outwards.
+_MPL_TRIANGLES = {"up": "^", "down": "v", "right": ">", "left": "<"}
+
+
+def _apply_limits(ax, lim: ObjectiveLimits) -> None:
+    for rng, set_scale, set_lim in (
+        (lim.x, ax.set_xscale, ax.set_xlim),
+        (lim.y, ax.set_yscale, ax.set_ylim),
+    ):
+        if rng.log:
+            set_scale("log")
+        set_lim(*rng.limits)
+
+
+def _draw_beyond(ax, lim: ObjectiveLimits, label: str | None = None, **style) -> None:
+    """The points beyond the limits, at the edge, as triangles pointing outwards. ``style``
+    entries that are arrays (``c``) are per point."""
+    pinned, directions = lim.pinned(), np.array(lim.directions())
+    first = True
+    for direction, marker in _MPL_TRIANGLES.items():
+        sel = directions == direction
+        if not sel.any():
+            continue
+        kw = {k: (v[sel] if isinstance(v, np.ndarray) else v) for k, v in style.items()}
+        ax.scatter(
+            pinned[sel, 0],
+            pinned[sel, 1],
+            marker=marker,
+            clip_on=False,
+            label=label if first else None,
+            **kw,
+        )
+        first = False
+
+
+def _integer_ticks(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_study(points: StudyPoints, path: str | Path) -> Path:
-    """Draw a study's trials in the objective space, and the course of the search, to a PNG.
-
-    Left: every complete trial at (validation L1, validation L2), coloured by α when α is
-    searched, the Pareto front of these points joined by a line. Right: a pareto study's
-    validation metric against α (or trial number); a scalarized study's objective per trial
-    with the best so far.
+    """Draw :func:`study_figure` to a PNG.
 
     Args:
         points: The study's trials (:func:`hpsearch.study_points`).
@@ -38,13 +311,26 @@ def plot_study(points: StudyPoints, path: str | Path) -> Path:
         The path written.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    study_figure(points).savefig(path, dpi=110)
+    return path
+
+
+def study_figure(points: StudyPoints) -> Figure:
+    """A study's trials in the objective space, and the course of the search.
+
+    Left: every complete trial at (validation L1, validation L2), coloured by α when α is
+    searched, the Pareto front of these points joined by a line; the axes show the front and
+    the trials near it (:func:`objective_limits`), the others are drawn at the edge as
+    triangles. Right: a pareto study's validation metric against α (or trial number); a
+    scalarized study's objective per trial with the best so far. The legend is below both.
+    """
     from matplotlib.colors import LogNorm, Normalize  # imported here: ~0.5 s of start-up
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(12, 5), layout="constrained")
+    fig = Figure(figsize=(12, 5.6), layout="constrained")
     ax, ax2 = fig.subplots(1, 2)
     l1n, l2n = points.loss_names
-    x, y = points.loss1, points.loss2
     alpha = points.params.get("alpha")
     norm: Normalize
     if alpha is not None and np.all(alpha > 0) and alpha.max() / alpha.min() > 10:
@@ -53,13 +339,37 @@ def plot_study(points: StudyPoints, path: str | Path) -> Path:
         color, norm, label = alpha, Normalize(alpha.min(), alpha.max()), "α"
     else:
         color, norm, label = points.numbers, Normalize(0, max(1, points.numbers.max())), "trial"
-    sc = ax.scatter(x, y, c=color, norm=norm, cmap="viridis", s=28, alpha=0.85, zorder=2)
-    fig.colorbar(sc, ax=ax, label=label)
     front = points.pareto
-    order = np.argsort(x[front])
+    lim = objective_limits(points.xy, front)
+    inside = ~lim.beyond
+    style = {"cmap": "viridis", "norm": norm, "alpha": 0.85}
+    sc = ax.scatter(
+        points.loss1[inside],
+        points.loss2[inside],
+        c=color[inside],
+        s=28,
+        zorder=2,
+        label="trial",
+        **style,
+    )
+    _draw_beyond(
+        ax,
+        lim,
+        lim.note(points.loss_names),
+        c=color,
+        s=70,
+        edgecolors="black",
+        linewidths=0.8,
+        zorder=4,
+        **style,
+    )
+    bar = fig.colorbar(sc, ax=ax, label=label)
+    if label == "trial":
+        _integer_ticks(bar.ax.yaxis)
+    order = np.argsort(points.loss1[front])
     ax.plot(
-        x[front][order],
-        y[front][order],
+        points.loss1[front][order],
+        points.loss2[front][order],
         "-o",
         color="crimson",
         mfc="none",
@@ -68,93 +378,199 @@ def plot_study(points: StudyPoints, path: str | Path) -> Path:
         zorder=3,
         label=f"Pareto front ({int(front.sum())} trials)",
     )
-    _log_if_wide(ax, "x", x)
-    _log_if_wide(ax, "y", y)
+    _apply_limits(ax, lim)
     ax.set_xlabel(f"validation {l1n} (L1)")
     ax.set_ylabel(f"validation {l2n} (L2)")
-    ax.set_title(f"{points.study_name}: {len(x)} complete trials")
-    ax.legend(loc="upper right")
+    ax.set_title(f"{points.study_name}: {len(points.numbers)} complete trials", fontsize=10)
     ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
 
     if points.values is not None:  # scalarized: the objective per trial and the best so far
         v = points.values
         best = np.minimum.accumulate(v) if points.minimize else np.maximum.accumulate(v)
-        ax2.scatter(points.numbers, v, s=18, color="tab:blue", label="trial")
-        ax2.step(points.numbers, best, where="post", color="crimson", label="best so far")
+        order = np.argsort(points.numbers)
+        records = np.zeros(len(v), bool)
+        records[order] = v[order] == best  # the best so far is always shown
+        rng = robust_range(v[order], records[order])
+        side = rng.side(v[order])
+        within = side == 0
+        ax2.scatter(
+            points.numbers[order][within],
+            v[order][within],
+            s=18,
+            color="tab:blue",
+            label="objective of each trial (right)",
+        )
+        for s, marker in ((1, "^"), (-1, "v")):
+            sel = side == s
+            if sel.any():
+                ax2.scatter(
+                    points.numbers[order][sel],
+                    np.full(sel.sum(), rng.edge(s)),
+                    marker=marker,
+                    s=60,
+                    color="tab:blue",
+                    edgecolors="black",
+                    clip_on=False,
+                    zorder=4,
+                    label=f"objective beyond the axis limits ({int(sel.sum())})",
+                )
+        ax2.step(
+            points.numbers[order],
+            best[order],
+            where="post",
+            color="crimson",
+            label="best so far (right)",
+        )
         ax2.set_xlabel("trial")
+        _integer_ticks(ax2.xaxis)
         ax2.set_ylabel(points.objective_name)
-        _log_if_wide(ax2, "y", v)
-        ax2.set_title("scalarized search: " + ("minimize" if points.minimize else "maximize"))
+        if rng.log:
+            ax2.set_yscale("log")
+        ax2.set_ylim(*rng.limits)
+        ax2.set_title(
+            "scalarized search: " + ("minimize" if points.minimize else "maximize"), fontsize=10
+        )
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
     else:
         xs = alpha if alpha is not None else points.numbers
         ax2.scatter(xs, points.metric, c=np.where(front, "crimson", "tab:blue"), s=22)
         ax2.set_xlabel("α" if alpha is not None else "trial")
         if alpha is not None and np.all(alpha > 0) and alpha.max() / alpha.min() > 10:
             ax2.set_xscale("log")
+        if alpha is None:
+            _integer_ticks(ax2.xaxis)
         ax2.set_ylabel(f"validation {points.metric_name}")
-        ax2.set_title("metric of each trial (red: on the Pareto front)")
+        ax2.set_title("metric of each trial (red: on the Pareto front)", fontsize=10)
     ax2.grid(alpha=0.3)
-    if ax2.get_legend_handles_labels()[0]:
-        ax2.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    # Outside the data: below both panels.
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(4, len(handles)),
+        fontsize=9,
+        frameon=False,
+    )
+    return fig
 
 
 def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
-    """Draw studies in one objective space: each study's trials and front, the convex hull of
-    the joint front (the minimizers of L1 + α·L2) and the joint front's points above it.
+    """Draw :func:`comparison_figure` to a PNG.
 
     Returns:
         The path written.
     """
     path = Path(path)
-    import matplotlib
+    path.parent.mkdir(parents=True, exist_ok=True)
+    comparison_figure(comparison).savefig(path, dpi=110)
+    return path
+
+
+def comparison_figure(comparison: Comparison) -> Figure:
+    """Studies in one objective space: each study's trials and front, the convex hull of the
+    joint front (the minimizers of L1 + α·L2) and the joint front's points above it.
+
+    Every study has its own colour and marker; its front is drawn above the (thin, dashed,
+    semi-transparent) hull line, and a joint-front point above the hull is ringed in black in
+    the marker of the study that found it. Axes: linear, the fronts always inside, far-out
+    trials drawn at the edge (:func:`objective_limits`).
+    """
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     fig = Figure(figsize=(12, 6.5), layout="constrained")
     ax = fig.subplots()
-    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
-    markers = "os^Dv<>P*X"
+    markers = study_markers(len(comparison.studies))
+    colors = study_colors(len(comparison.studies))
+    # Linear axes on purpose: on log axes a convex hull is no longer the straight-edged set
+    # that linear α can reach, and the picture would lie.
+    keep = np.concatenate(
+        [_front_mask(s.points.numbers, s.analysis.front) for s in comparison.studies]
+    )
+    pts = comparison.union_points
+    lim = objective_limits(pts, keep, allow_log=False)
+    offset = 0
     for i, s in enumerate(comparison.studies):
-        c, m = colors[i % len(colors)], markers[i % len(markers)]
+        c, m = colors[i], markers[i]
+        n = len(s.points.numbers)
         xy = s.xy
         ok = s.points.counted
-        ax.scatter(xy[ok, 0], xy[ok, 1], s=16, color=c, marker=m, alpha=0.35)
-        if (~ok).any():
+        inside = ~lim.beyond[offset : offset + n]
+        sel = ok & inside
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=16, color=c, marker=m, alpha=0.35, zorder=2)
+        sel = ~ok & inside
+        if sel.any():
             ax.scatter(
-                xy[~ok, 0], xy[~ok, 1], s=16, facecolors="none", edgecolors=c, marker=m, alpha=0.5
+                xy[sel, 0],
+                xy[sel, 1],
+                s=16,
+                facecolors="none",
+                edgecolors=c,
+                marker=m,
+                alpha=0.5,
+                zorder=2,
             )
         f = xy[s.analysis.front]
         label = (
             f"{s.points.study_name}: HV {s.analysis.hypervolume:.3f}, "
             f"gap {100 * s.analysis.gap_fraction:.0f}%"
         )
-        ax.plot(f[:, 0], f[:, 1], "-", marker=m, color=c, ms=6, lw=1.4, label=label)
+        ax.plot(
+            f[:, 0], f[:, 1], "-", marker=m, color=c, ms=6, lw=1.6, zorder=3 + i * 0.1, label=label
+        )
+        offset += n
+    study_of = np.concatenate(
+        [np.full(len(s.points.numbers), i) for i, s in enumerate(comparison.studies)]
+    )
+    if lim.n_beyond:
+        _draw_beyond(
+            ax,
+            lim,
+            lim.note(("L1", "L2")),
+            c=np.array(colors, object)[study_of],
+            s=60,
+            edgecolors="black",
+            linewidths=0.6,
+            zorder=4,
+        )
     u = comparison.union
-    pts = comparison.union_points
     hull = pts[u.hull]
     ax.plot(
         hull[:, 0],
         hull[:, 1],
         "--",
         color="black",
-        lw=1.2,
+        lw=0.9,
+        alpha=0.55,
+        zorder=1,
         label="convex hull of the joint front (minimizers of L1 + α·L2)",
     )
     unsupported = u.front[~u.supported]
-    if len(unsupported):
+    for i in np.unique(study_of[unsupported]):
+        sel = unsupported[study_of[unsupported] == i]
         ax.scatter(
-            pts[unsupported, 0],
-            pts[unsupported, 1],
-            marker="x",
-            s=60,
-            color="black",
+            pts[sel, 0],
+            pts[sel, 1],
+            marker=markers[i],
+            s=85,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1.2,
             zorder=5,
-            label=f"above the hull: not the minimizer of L1 + α·L2 for any α ({len(unsupported)})",
+        )
+    handles, labels = ax.get_legend_handles_labels()
+    if len(unsupported):
+        handles.append(
+            Line2D([], [], ls="none", marker="o", ms=9, mfc="none", mec="black", mew=1.2)
+        )
+        labels.append(
+            f"above the hull: not the minimizer of L1 + α·L2 for any α ({len(unsupported)});\n"
+            "ringed in black, in the marker of the study that found it"
         )
     if u.knee >= 0:
-        ax.scatter(
+        knee = ax.scatter(
             pts[u.knee, 0],
             pts[u.knee, 1],
             marker="*",
@@ -162,11 +578,13 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
             color="gold",
             edgecolors="black",
             zorder=6,
-            label="knee of the joint front",
         )
+        handles.append(knee)
+        labels.append(
+            f"knee of the joint front ({comparison.studies[study_of[u.knee]].points.study_name})"
+        )
+    _apply_limits(ax, lim)
     l1n, l2n = comparison.loss_names
-    # Linear axes on purpose: on log axes a convex hull is no longer the straight-edged set
-    # that linear α can reach, and the picture would lie.
     ax.set_xlabel(f"validation {l1n} (L1)")
     ax.set_ylabel(f"validation {l2n} (L2)")
     ax.set_title(
@@ -174,10 +592,31 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
         f"{100 * u.gap_fraction:.1f}%"
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def study_markers(n: int) -> list[str]:
+    """One distinct matplotlib marker per study of a comparison (cycling past ten)."""
+    return [_STUDY_MARKERS[i % len(_STUDY_MARKERS)] for i in range(n)]
+
+
+def study_colors(n: int) -> list[str]:
+    """One distinct colour per study of a comparison (tab10, cycling past ten)."""
+    return [_STUDY_COLORS[i % len(_STUDY_COLORS)] for i in range(n)]
+
+
+_STUDY_MARKERS = "osD^vP*X<>"
+_STUDY_COLORS = [
+    f"tab:{c}"
+    for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan")
+]
+
+
+def _front_mask(numbers: np.ndarray, front: np.ndarray) -> np.ndarray:
+    mask = np.zeros(len(numbers), bool)
+    mask[np.asarray(front, int)] = True
+    return mask
 
 
 def _contours(ax, function, log_levels: bool) -> None:

@@ -26,10 +26,17 @@ from hpsearch.results.analysis import (
     pareto_mask,
     verdict,
 )
-from hpsearch.results.plots import plot_study
+from hpsearch.results.plots import (
+    LOG_SPREAD,
+    AxisRange,
+    objective_limits,
+    plot_study,
+    representative_front,
+)
 from hpsearch.results.report import StudyPoints, points_of_study
 from hpsearch.study import keys
 from hpsearch.study.config import CORE_PARAMS
+from hpsearch.study.storage import complete_trials
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -74,7 +81,7 @@ def study_note(study: optuna.Study, points: StudyPoints | None) -> str:
         f"- **inner method**: `{method}`",
         f"- **mode**: `{identity.get('mode')}`{objective}",
         f"- **budget**: {budget.get('epochs')} epochs, batch {budget.get('batch_size')}",
-        f"- **study file**: `{attrs.get('study_file')}`",
+        f"- **study file**: `{_shown_path(attrs.get('study_file'))}`",
         "",
         "## Search space",
         "",
@@ -95,6 +102,17 @@ def study_note(study: optuna.Study, points: StudyPoints | None) -> str:
             f"- diagnosis (scalarization gap): {verdict(points.xy, analysis, (loss1, loss2))}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _shown_path(path: str | None) -> str | None:
+    """A study file as the note shows it: as given when relative, relative to the working
+    directory when under it, else its name alone (no temporary or home folders in a note)."""
+    if not path or not Path(path).is_absolute():
+        return path
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return Path(path).name
 
 
 def _model_text(kind: str | None, params: dict[str, Any]) -> str:
@@ -123,33 +141,61 @@ def _param_text(spec: dict[str, Any]) -> str:
 
 def objective_space_figure(points: StudyPoints) -> go.Figure:
     """Every complete trial in (validation L1, validation L2), coloured by the trade-off
-    parameter, with the Pareto front and the lower convex hull (what linear α can reach)."""
+    parameter, with the Pareto front and the lower convex hull (what linear α can reach).
+
+    The axes are those of ``hpsearch show --plot`` (:func:`objective_limits`): the front and
+    the trials near it; the others are drawn at the edge as triangles pointing outwards.
+    """
     analysis = points.analyze()
     name1, name2 = points.loss_names
+    front = analysis.front
+    keep = np.zeros(len(points.numbers), bool)
+    keep[front] = True
+    lim = objective_limits(points.xy, keep)
+    pinned, directions = lim.pinned(), np.array(lim.directions())
+    inside = ~lim.beyond
     colour_by = next((p for p in _TRADE_OFF_PARAMS if p in points.params), None)
-    marker: dict[str, Any] = {"size": 9}
+    colour: dict[str, Any] = {}  # the colour scale of the trials inside and beyond the limits
+    colours: np.ndarray | None = None
+    bar: dict[str, Any] = {}
     if colour_by is not None:
         values = points.params[colour_by]
         log = bool(np.all(values > 0) and values.max() / max(values.min(), 1e-300) > 20)
-        marker.update(
-            color=np.log10(values) if log else values,
-            colorscale="Viridis",
-            colorbar={"title": f"log10 {colour_by}" if log else colour_by},
-        )
+        colours = np.log10(values) if log else values
+        colour = {"colorscale": "Viridis", "cmin": colours.min(), "cmax": colours.max()}
+        title = f"log10 {colour_by}" if log else colour_by
+        bar = {"showscale": True, "colorbar": {"title": {"text": title}}}
+    hover = [
+        f"trial {n}<br>{name1} {x:.4g}<br>{name2} {y:.4g}"
+        for n, x, y in zip(points.numbers, points.loss1, points.loss2, strict=True)
+    ]
     import plotly.graph_objects as go
 
+    def trials(sel: np.ndarray, **marker: Any) -> dict[str, Any]:
+        if colours is not None:
+            marker |= colour | {"color": colours[sel]}
+        # Where they are drawn: those beyond the limits at the edge (the hover tells where).
+        return {
+            "x": pinned[sel, 0],
+            "y": pinned[sel, 1],
+            "mode": "markers",
+            "marker": marker,
+            "text": [hover[i] for i in np.flatnonzero(sel)],
+            "hoverinfo": "text",
+        }
+
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=points.loss1,
-            y=points.loss2,
-            mode="markers",
-            marker=marker,
-            name="trials",
-            text=[f"trial {n}" for n in points.numbers],
+    fig.add_trace(go.Scatter(name="trials", **trials(inside, size=9, **bar)))
+    if lim.n_beyond:
+        symbols = [f"triangle-{d}" for d in directions[lim.beyond]]
+        line = {"color": "black", "width": 1}
+        fig.add_trace(
+            go.Scatter(
+                name=f"beyond the axis limits ({lim.n_beyond}), at the edge",
+                cliponaxis=False,
+                **trials(lim.beyond, size=13, symbol=symbols, line=line),
+            )
         )
-    )
-    front = analysis.front
     fig.add_trace(
         go.Scatter(
             x=points.loss1[front],
@@ -157,26 +203,59 @@ def objective_space_figure(points: StudyPoints) -> go.Figure:
             mode="lines+markers",
             line={"color": "crimson"},
             marker={"symbol": "circle-open", "size": 13, "color": "crimson"},
-            name="Pareto front",
+            name=f"Pareto front ({len(front)} trials)",
+            hoverinfo="skip",
         )
     )
-    hull = analysis.hull
+    hx, hy = _hull_line(points.xy[analysis.hull], lim.x.log or lim.y.log)
     fig.add_trace(
         go.Scatter(
-            x=points.loss1[hull],
-            y=points.loss2[hull],
+            x=hx,
+            y=hy,
             mode="lines",
-            line={"color": "grey", "dash": "dash"},
+            line={"color": "grey", "dash": "dash", "width": 1},
+            opacity=0.7,
             name="convex hull (reachable by linear α)",
+            hoverinfo="skip",
         )
     )
+    note = lim.note((name1, name2))
     fig.update_layout(
-        legend={"orientation": "h", "y": -0.2},
-        title=f"{points.study_name}: objective space",
-        xaxis_title=f"validation {name1}",
-        yaxis_title=f"validation {name2}",
+        title={"text": "objective space" + (f"<br><sup>{note}</sup>" if note else "")},
+        margin={"t": 90},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
+        xaxis=_plotly_axis(lim.x, f"validation {name1} (L1)"),
+        yaxis=_plotly_axis(lim.y, f"validation {name2} (L2)"),
     )
     return fig
+
+
+def _plotly_axis(rng: AxisRange, title: str) -> dict[str, Any]:
+    return {
+        "title": {"text": title},
+        "type": "log" if rng.log else "linear",
+        "range": rng.plotly_range,
+    }
+
+
+def _hull_line(hull: np.ndarray, dense: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The hull's vertices joined by straight segments; on a log axis a straight segment is a
+    curve, so each is drawn through points along it."""
+    if not dense or len(hull) < 2:
+        return hull[:, 0], hull[:, 1]
+    t = np.linspace(0.0, 1.0, 40)[:, None]
+    line = np.concatenate([a + t * (b - a) for a, b in zip(hull[:-1], hull[1:], strict=True)])
+    return line[:, 0], line[:, 1]
+
+
+def _integer_dtick(n: int) -> int:
+    """A tick step of 1, 2 or 5 × 10^k that puts at most ~10 ticks on 0..n."""
+    k = 0
+    while True:
+        for m in (1, 2, 5):
+            if n / (m * 10**k) <= 10:
+                return m * 10**k
+        k += 1
 
 
 def hypervolume_history_figure(points: StudyPoints) -> go.Figure:
@@ -195,46 +274,94 @@ def hypervolume_history_figure(points: StudyPoints) -> go.Figure:
         history.append(hypervolume_2d(front))
     import plotly.graph_objects as go
 
-    fig = go.Figure(
-        go.Scatter(x=points.numbers[order], y=history, mode="lines+markers", name="hypervolume")
-    )
+    numbers = points.numbers[order]
+    fig = go.Figure(go.Scatter(x=numbers, y=history, mode="lines+markers", name="hypervolume"))
     fig.update_layout(
-        title=f"{points.study_name}: hypervolume of the front so far",
-        xaxis_title="trial number",
-        yaxis_title="hypervolume (normalized to the final front, reference (1.1, 1.1))",
+        # The details go under the title, not into a y-axis title longer than the axis.
+        title={
+            "text": "hypervolume of the front so far<br><sup>normalized "
+            "to the final front, reference point (1.1, 1.1)</sup>",
+            "y": 0.95,
+            "yanchor": "top",
+        },
+        margin={"t": 90, "l": 80},
+        xaxis={
+            "title": {"text": "trial number"},
+            "tick0": 0,
+            "dtick": _integer_dtick(int(numbers.max()) if len(numbers) else 1),
+            "tickformat": "d",
+        },
+        yaxis={"title": {"text": "hypervolume"}, "rangemode": "tozero"},
     )
     return fig
 
 
 def loss_curves_figure(study: optuna.Study, points: StudyPoints) -> go.Figure:
-    """Per-epoch validation L1 and L2 of the Pareto trials."""
+    """Per-epoch validation L1 and L2 of at most :data:`MAX_CURVES` Pareto trials: both ends of
+    the front, its knee and a few evenly spaced along it (:func:`representative_front`); the
+    title says how many were left out."""
     name1, name2 = points.loss_names
-    titles = (f"validation {name1}", f"validation {name2}")
+    titles = (f"validation {name1} (L1)", f"validation {name2} (L2)")
+    analysis = points.analyze()
+    chosen = representative_front(points.xy, analysis.front, analysis.knee)
     import plotly.graph_objects as go
+    from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=titles)
-    front = set(points.numbers[points.pareto].tolist())
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        history = trial.user_attrs.get(keys.HISTORY)
-        if trial.number not in front or not history:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.12)
+    by_number = {
+        t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    }
+    palette = qualitative.D3
+    shown = 0
+    spans: dict[int, list[float]] = {1: [], 2: []}  # every value drawn, per panel
+    for rank, (i, role) in enumerate(chosen):
+        number = int(points.numbers[i])
+        trial = by_number.get(number)
+        history = trial.user_attrs.get(keys.HISTORY) if trial is not None else None
+        if not history:
             continue
+        shown += 1
         epochs = list(range(1, len(history["val_loss1"]) + 1))
+        label = f"{number}" + (f" ({role})" if role else "")
         for col, key in ((1, "val_loss1"), (2, "val_loss2")):
+            spans[col] += list(history[key])
             fig.add_trace(
                 go.Scatter(
                     x=epochs,
                     y=history[key],
                     mode="lines",
-                    name=f"trial {trial.number}",
-                    legendgroup=str(trial.number),
+                    line={
+                        "color": palette[rank % len(palette)],
+                        "width": 3 if role == "knee" else 1.6,
+                    },
+                    name=label,
+                    legendgroup=str(number),
                     showlegend=col == 1,
                 ),
                 row=1,
                 col=col,
             )
+    for col, values in spans.items():
+        v = np.asarray(values, float)
+        v = v[np.isfinite(v)]
+        if len(v) and v.min() > 0 and v.max() / v.min() > LOG_SPREAD:
+            fig.update_yaxes(type="log", row=1, col=col)
+    n_front = len(analysis.front)
+    left_out = n_front - shown
     fig.update_xaxes(title_text="epoch")
-    fig.update_layout(title=f"{points.study_name}: loss curves of the Pareto trials")
+    fig.update_annotations(font_size=13)  # the panel titles
+    fig.update_layout(
+        title={
+            "text": f"loss curves of {shown} of the {n_front} Pareto trials<br><sup>the knee, "
+            f"both ends and trials evenly spaced along the front, by increasing {name1}; "
+            f"{left_out} left out</sup>",
+            "y": 0.96,
+            "yanchor": "top",
+        },
+        margin={"t": 90, "r": 10},
+        legend={"title": {"text": "trial"}, "font": {"size": 11}},
+    )
     return fig
 
 
@@ -258,6 +385,8 @@ def publish_study(study: optuna.Study, artifacts: str | Path | None = None) -> N
 
     optuna_dashboard.save_note(study, study_note(study, points))
     if points is None:
+        if artifacts is not None:  # nothing to draw: published as it is
+            study.set_user_attr(keys.PUBLISHED_TRIALS, complete_trials(study))
         return
     figures = {
         "objective-space": objective_space_figure(points),
@@ -274,3 +403,4 @@ def publish_study(study: optuna.Study, artifacts: str | Path | None = None) -> N
     with tempfile.TemporaryDirectory() as tmp:
         png = plot_study(points, Path(tmp) / f"{study.study_name}-front.png")
         upload_artifact(artifact_store=store, file_path=str(png), study_or_trial=study)
+    study.set_user_attr(keys.PUBLISHED_TRIALS, complete_trials(study))

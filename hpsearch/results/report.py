@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.errors import HpsearchError
+from hpsearch.errors import HpsearchError, did_you_mean
 from hpsearch.results.analysis import (
     FrontAnalysis,
     Normalization,
@@ -117,6 +117,7 @@ def load_stored_study(storage: StorageLike, study_name: str) -> optuna.Study:
         raise HpsearchError(
             f"no study {study_name!r} in {describe_storage(storage)}; "
             f"stored: {', '.join(sorted(names)) or 'none'}"
+            + did_you_mean(study_name, sorted(names))
         )
     return optuna.load_study(study_name=study_name, storage=store)
 
@@ -267,8 +268,9 @@ def study_rows(
         top: Rows to show for a scalarized study (the Pareto front is shown whole).
 
     Returns:
-        ``(columns, rows)``: trial number, objective value(s), validation losses and metric
-        under their setup names, then the searched parameters.
+        ``(columns, rows)``: trial number, objective value (unless it is one of the next
+        columns), validation losses and metric under their setup names, then the searched
+        parameters.
 
     Raises:
         HpsearchError: No such study (the message lists the stored ones).
@@ -299,12 +301,14 @@ def study_rows(
         chosen = sorted(feasible, key=lambda t: sign * float(t.value or 0.0))[:top]
         value_cols = [(study.metric_names or ["value"])[0]]
     param_names = sorted({k for t in chosen for k in t.params})
+    validation_cols = [f"val_{loss_names[0]}", f"val_{loss_names[1]}", f"val_{metric}"]
+    if value_cols and value_cols[0] in validation_cols:
+        # The objective is one of the validation columns (`objective = "loss1"`): shown once.
+        value_cols = []
     columns = [
         "trial",
         *value_cols,
-        f"val_{loss_names[0]}",
-        f"val_{loss_names[1]}",
-        f"val_{metric}",
+        *validation_cols,
         *(["alpha_range"] if alpha_col else []),
         *param_names,
     ]

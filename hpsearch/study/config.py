@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hpsearch.core.data import DATASETS, Dataset, load_dataset
+from hpsearch.core.data import DATASETS, Dataset, check_dataset, load_dataset
+from hpsearch.core.knobs import TRAIN_BUDGET, TRAIN_PARAMS, TrainConfig
 from hpsearch.core.models import ACTIVATIONS, MODEL_KINDS, ModelSpec
-from hpsearch.core.setups import Option, available_setups, get_setup
-from hpsearch.core.train import TRAIN_BUDGET, TRAIN_PARAMS, TrainConfig
-from hpsearch.errors import HpsearchError, StudyFileError
+from hpsearch.core.options import Option
+from hpsearch.core.setups import available_setups, get_setup
+from hpsearch.errors import HpsearchError, StudyFileError, did_you_mean
 from hpsearch.study.limits import RUN_LIMITS
 from hpsearch.study.samplers import PRUNERS, SAMPLERS
 
@@ -56,6 +57,7 @@ _STUDY_KEYS = (
     "n_trials",
     "seed",
     "timeout",
+    "threads",
     "imports",
 )
 _TABLES = ("study", "data", "budget", "params")
@@ -138,6 +140,7 @@ class StudyConfig:
     seed: int = 0
     timeout: float | None = None
     batch: int = 1
+    threads: int | None = None
     epochs: int = 20
     batch_size: int = 64
     val_fraction: float = 0.2
@@ -262,7 +265,8 @@ class _Checker:
         if unknown:
             raise self.fail(
                 f"{key}.{unknown[0]}" if key else unknown[0],
-                f"unknown key; allowed: {', '.join(allowed) or 'none'}",
+                f"unknown key; allowed: {', '.join(allowed) or 'none'}"
+                + did_you_mean(unknown[0], allowed),
             )
         return raw
 
@@ -271,7 +275,11 @@ class _Checker:
             allowed = f"one of {', '.join(choices)}" if choices else "a string"
             raise self.fail(key, f"must be {allowed}, got {_show(raw)}")
         if choices is not None and raw not in choices:
-            raise self.fail(key, f"unknown value {raw!r}; allowed: {', '.join(choices)}")
+            raise self.fail(
+                key,
+                f"unknown value {raw!r}; allowed: {', '.join(choices)}"
+                + did_you_mean(raw, choices),
+            )
         return raw
 
     def study_name(self, raw: Any, key: str) -> str:
@@ -291,14 +299,21 @@ class _Checker:
             or not all(isinstance(v, str) and v in allowed for v in raw)
             or len(set(raw)) != len(raw)
         ):
+            wrong = [v for v in raw if v not in allowed] if isinstance(raw, list) else []
             raise self.fail(
-                key, f"must be a non-empty list of distinct names from: {', '.join(allowed)}"
+                key,
+                f"must be a non-empty list of distinct names from: {', '.join(allowed)}"
+                + (did_you_mean(wrong[0], allowed) if wrong else ""),
             )
         return tuple(raw)
 
     def value(self, raw: Any, key: str, option: Option) -> Any:
         if not option.contains(raw):
-            raise self.fail(key, f"{_show(raw)} is not allowed; must be {option.allowed()}")
+            raise self.fail(
+                key,
+                f"{_show(raw)} is not allowed; must be {option.allowed()}"
+                + did_you_mean(raw, option.choices),
+            )
         return float(raw) if option.type == "float" else raw
 
     def options(self, raw: dict, key: str, domains: dict[str, Option]) -> dict[str, Any]:
@@ -617,6 +632,9 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
         )
 
     batch = check.value(study.get("batch", 1), "study.batch", _limit("batch", 1))
+    threads = None  # None: chosen at run time (hpsearch.core.threads)
+    if "threads" in study:
+        threads = check.value(study["threads"], "study.threads", _limit("threads", 1))
     data = check.options(doc.get("data", {}), "data", DATA)
     data = {k: data.get(k, o.default) for k, o in DATA.items()}
     if data["val_fraction"] + data["test_fraction"] >= 1:
@@ -673,6 +691,7 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
         seed=seed,
         timeout=timeout,
         batch=batch,
+        threads=threads,
         epochs=budget["epochs"],
         batch_size=budget["batch_size"],
         val_fraction=data["val_fraction"],
@@ -682,8 +701,12 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
         params=params,
         imports=imports,
     )
-    try:  # the split must be possible (enough rows per class for each fraction)
-        setup_cls().prepare(config.load_data())
+    try:  # the setup takes this dataset, and the split is possible (rows in every class)
+        setup_cls.check_dataset(dataset)
+        check_dataset(
+            dataset, data["split_seed"], data["val_fraction"], data["test_fraction"],
+            data["label_noise"],
+        )  # fmt: skip
     except HpsearchError as e:
         raise check.fail(
             "data.label_noise" if "label_noise" in str(e) else "data", str(e)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 # Study user attribute: what hpsearch knows about the study (its definition, identity, file).
 STUDY = "hpsearch"
+# Study user attribute: how many complete trials the last PNG artifact drew; written after the
+# upload, so a run interrupted while publishing leaves it stale and the next run publishes.
+PUBLISHED_TRIALS = "published_trials"
 
 # Trial user attributes written by the objective.
 VAL_LOSS1 = "val_loss1"
@@ -19,6 +22,7 @@ CONSTRAINT_VIOLATION = "constraint_violation"
 HISTORY = "history"  # per-epoch columns of the run
 EPOCHS_RUN = "epochs_run"
 TRAIN_SECONDS = "train_seconds"
+TORCH_THREADS = "torch_threads"  # results depend on it (float sums in another order)
 TRAIN_SEED = "train_seed"
 POPULATION_SIZE = "population_size"  # trained as one member of a batch of this many
 FAIL_REASON = "fail_reason"  # a trial that failed by itself (diverged), not by a crash
@@ -39,3 +43,4 @@ LAB_METRIC = "metric"
 LAB_SECONDS = "seconds"
 LAB_TEST = "test"
 LAB_REACHED = "reached"
+LAB_BUDGET = "budget"  # a lab study's run budget (steps or epochs): a rerun must match it

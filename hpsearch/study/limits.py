@@ -9,6 +9,9 @@ RUN_LIMITS: dict[str, tuple[int, int]] = {
     "batch": (1, 4096),  # population size K: one batched model of K members
     "seed": (0, 2**32 - 1),
     "workers": (1, 256),  # processes on one machine
+    "threads": (1, 1024),  # torch's intra-op threads per training process
+    "epochs": (1, 100_000),  # an MGS lab run's passes over the training split
+    "steps": (1, 100_000),  # a playground run's optimizer steps
 }
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
 from hpsearch._compat import CONSTRAINTS_KEY, parent_cache_prefix, study_storage, trial_id
@@ -90,6 +91,7 @@ def record_result(trial: optuna.Trial, result: TrainResult, constrained: bool) -
         trial.storage.set_trial_system_attr(trial_id(trial), CONSTRAINTS_KEY, [violation])
     trial.set_user_attr(keys.EPOCHS_RUN, len(result.history))
     trial.set_user_attr(keys.TRAIN_SECONDS, round(result.seconds, 4))
+    trial.set_user_attr(keys.TORCH_THREADS, torch.get_num_threads())
     trial.set_user_attr(keys.HISTORY, result.history_columns())
 
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from hpsearch._compat import heartbeat_enabled, study_storage
 from hpsearch.core.data import Dataset
 from hpsearch.core.setups import get_setup
+from hpsearch.core.threads import plan_threads, thread_environment
 from hpsearch.errors import HpsearchError, Terminated, is_terminating, terminated
 from hpsearch.study import keys
 from hpsearch.study.config import StudyConfig, grid_values, load_study_file
@@ -37,6 +38,7 @@ from hpsearch.study.storage import (
     StorageLike,
     best_value,
     counts_toward_target,
+    is_published,
     open_storage,
 )
 
@@ -335,6 +337,7 @@ def run_study(
     heartbeat: int | None = HEARTBEAT_SECONDS,
     sampler_seed_offset: int = 0,
     publish: Publisher | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> RunSummary:
     """Run (or continue) the study of ``config`` until it has its target number of trials.
 
@@ -359,6 +362,8 @@ def run_study(
             CLI passes :func:`hpsearch.publish_study`: the study's note and figures in
             optuna-dashboard).
             An error there is reported on stderr in one line; the run goes on.
+        on_start: Called once the study is loaded and checked, before the first trial (the
+            CLI says there which threads it uses: a refusal prints its one line alone).
 
     Several processes may run the same study at once (workers, on one machine or many): each
     starts a trial only while the trials that count plus those running are below the target,
@@ -395,11 +400,15 @@ def run_study(
         def refresh(final: bool = False) -> None:
             _publish_safely(publish, study, final)
 
-        refresh()
         trials = study.get_trials(deepcopy=False)
         done = sum(counts_toward_target(t) for t in trials)
         if done >= target:
+            # Nothing to run; but a run stopped while publishing left its figures behind.
+            refresh(final=not is_published(study))
             return RunSummary(config.name, target, done, done, 0)
+        if on_start is not None:
+            on_start()
+        refresh()
         # Offset the seed by the trials already stored, so that a continued run does not
         # replay the first run's random draws, and a run from scratch is reproducible.
         study.sampler = make_sampler(
@@ -457,6 +466,8 @@ def run_workers(
     heartbeat: int | None = HEARTBEAT_SECONDS,
     progress: bool = True,
     publish: Publisher | None = None,
+    threads: int | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> RunSummary:
     """Run the study of ``study_file`` in ``workers`` processes (``hpsearch worker``) sharing
     ``storage``, until it has its target number of trials; see :func:`run_study`.
@@ -476,6 +487,8 @@ def run_workers(
     study = create_or_load_study(config, open_storage(storage))
     done = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     failed_before = _diverged(study)
+    if on_start is not None:
+        on_start()
     # The workers leave the dashboard's note and figures to this process: one writer, and one
     # PNG artifact for the whole run.
     assignment = WorkerAssignment(
@@ -486,11 +499,11 @@ def run_workers(
         seed=seed,
         heartbeat=heartbeat,
     ).to_json()
-    env = {**os.environ, STORAGE_ENV: storage}
     # N workers × torch's default of one thread per core oversubscribes the cores, and idle
-    # OpenMP threads spin: split the cores between the workers instead (2 workers on 2 cores
-    # took 40 s for 12 demo trials with 2 threads each).
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    # OpenMP threads spin: split the cores between the workers (see hpsearch.core.threads).
+    if threads is None:
+        threads = plan_threads(workers, config.threads, "the study file's threads").threads
+    env = {**os.environ, **thread_environment(threads), STORAGE_ENV: storage}
 
     def refresh(artifact: bool = False) -> None:
         _publish_safely(publish, study, artifact)
@@ -544,7 +557,8 @@ def run_workers(
             f"hpsearch: warning: {', '.join(failures)}; the other workers completed the study",
             file=sys.stderr,
         )
-    refresh(artifact=True)
+    # Artifacts cannot be replaced: a new PNG only when there is something new to draw.
+    refresh(artifact=after > done or not is_published(study))
     return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import optuna
 
-from hpsearch.core.setups import Option
-from hpsearch.errors import HpsearchError
+from hpsearch.core.options import Option
+from hpsearch.errors import HpsearchError, did_you_mean
 
 Grid = Callable[[], dict[str, list]]
 
@@ -136,7 +136,10 @@ def make_sampler(
 ) -> optuna.samplers.BaseSampler:
     """The sampler ``name`` with its (validated) options, seeded with ``seed``."""
     if name not in SAMPLERS:
-        raise HpsearchError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
+        raise HpsearchError(
+            f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}"
+            + did_you_mean(name, SAMPLERS)
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return SAMPLERS[name].make(dict(options), seed, grid)
@@ -145,5 +148,7 @@ def make_sampler(
 def make_pruner(name: str, options: dict[str, Any], epochs: int) -> optuna.pruners.BasePruner:
     """The pruner ``name`` with its (validated) options; ``epochs`` is the full resource."""
     if name not in PRUNERS:
-        raise HpsearchError(f"unknown pruner {name!r}; allowed: {', '.join(PRUNERS)}")
+        raise HpsearchError(
+            f"unknown pruner {name!r}; allowed: {', '.join(PRUNERS)}" + did_you_mean(name, PRUNERS)
+        )
     return PRUNERS[name].make(dict(options), epochs)

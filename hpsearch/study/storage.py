@@ -94,8 +94,14 @@ def open_storage(
             "postgresql://user:password@host/db or journal:///hpsearch.log"
         )
     for prefix, kind in (("sqlite:///", "database"), (JOURNAL_PREFIX, "journal")):
+        if not url.startswith(prefix):
+            continue
         file = Path(url[len(prefix) :])
-        if must_exist and url.startswith(prefix) and not file.is_file():
+        # Refused, not created: a typo in the path would otherwise start a study elsewhere
+        # (and SQLite would only say "unable to open database file").
+        if not file.parent.is_dir():
+            raise HpsearchError(f"storage {shown!r}: no folder {str(file.parent)!r}")
+        if must_exist and not file.is_file():
             raise HpsearchError(
                 f"storage {shown!r}: no {kind} file at {str(file)!r}; run "
                 "`hpsearch run STUDY_FILE` first or pass --storage"
@@ -104,8 +110,6 @@ def open_storage(
         if not url.startswith(JOURNAL_PREFIX) or url == JOURNAL_PREFIX:
             raise HpsearchError(f"storage {shown!r}: use journal:///path/to/file.log")
         path = url[len(JOURNAL_PREFIX) :]
-        if not Path(path).parent.is_dir():
-            raise HpsearchError(f"storage {shown!r}: no folder {str(Path(path).parent)!r}")
         try:
             backend = optuna.storages.journal.JournalFileBackend(path)
             return optuna.storages.journal.JournalStorage(backend)
@@ -327,3 +331,13 @@ def counts_toward_target(trial: FrozenTrial) -> bool:
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
     return trial.state == TrialState.FAIL and keys.FAIL_REASON in trial.user_attrs
+
+
+def complete_trials(study: optuna.Study) -> int:
+    """The number of COMPLETE trials of ``study``: what its figures draw."""
+    return sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+
+
+def is_published(study: optuna.Study) -> bool:
+    """Whether the study's last PNG artifact drew every complete trial it has now."""
+    return study.user_attrs.get(keys.PUBLISHED_TRIALS) == complete_trials(study)
