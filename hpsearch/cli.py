@@ -152,13 +152,18 @@ def _add_reference(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_threads(p: argparse.ArgumentParser) -> None:
+def _add_threads(p: argparse.ArgumentParser, from_study_file: bool = False) -> None:
+    default = (
+        "the study file's threads, else $OMP_NUM_THREADS, else the usable cores divided by "
+        "the workers"
+        if from_study_file
+        else "$OMP_NUM_THREADS, else the usable cores"
+    )
     p.add_argument(
         "--threads",
         type=_limited_int("threads"),
         metavar="N",
-        help="torch threads per training process (default: the study file's threads, else "
-        "$OMP_NUM_THREADS, else the usable cores divided by the workers)",
+        help=f"torch threads per training process (default: {default})",
     )
 
 
@@ -248,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="do not write the optuna-dashboard note, figures and PNG artifact (saves "
             "about 2 s of start-up per process)",
         )
-        _add_threads(p)
+        _add_threads(p, from_study_file=True)
     run.add_argument(
         "--workers",
         type=_limited_int("workers"),

@@ -305,3 +305,16 @@ def test_a_dashboard_that_cannot_bind_its_port_leaves_no_artifacts_folder(
         out = run_main("dashboard", "--storage", storage, "--port", port, cwd=tmp_path)
     assert out.returncode == EXIT_ERROR and "cannot serve the dashboard" in out.stderr
     assert _listing(tmp_path) == before  # no d.db-artifacts/
+
+
+def test_an_opened_storage_is_named_by_its_url_without_password(tmp_path, request) -> None:
+    from hpsearch.study.storage import describe_storage, open_storage
+
+    url = f"sqlite:///{tmp_path / 'named.db'}"
+    assert describe_storage(open_storage(url)) == url  # not "the RDBStorage"
+    if os.environ.get("HPSEARCH_TEST_POSTGRES"):
+        pg = request.getfixturevalue("postgres_url")
+        scheme, rest = pg.split("://", 1)
+        credentials, where = rest.split("@", 1)
+        user = credentials.split(":")[0]
+        assert describe_storage(open_storage(pg)) == f"{scheme}://{user}:***@{where}"

@@ -283,6 +283,12 @@ def describe_storage(storage: StorageLike) -> str:
     """The storage as messages show it: its URL without the password, or its kind."""
     if isinstance(storage, str):
         return _without_password(storage)
+    if isinstance(storage, optuna.storages.RDBStorage):  # opened: its URL, as it was given
+        url = storage.engine.url
+        database = url.database or ""
+        if url.drivername == "sqlite" and database.startswith("file:"):
+            return f"sqlite:///{database[len('file:') :]}"  # opened read-only (immutable)
+        return _without_password(url.render_as_string(hide_password=False))
     return f"the {type(storage).__name__}"
 
 
