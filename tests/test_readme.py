@@ -419,7 +419,7 @@ SYNTHETIC = """\
 See [the notes](docs/notes.md), [a heading](#a-readme-with-mistakes), [no such
 heading](#nowhere) and `studies/missing.toml`; `studies/good.toml` exists and so does
 [it](studies/good.toml). `demo-pareto.png` is made by a command. Developer notes outside the
-repository: [design](../shared/DESIGN.md), `../shared/DESIGN.md`.
+repository: [notes](../outside/NOTES.md), `../outside/NOTES.md`.
 
 ```bash
 hpsearch run studies/good.toml --n-trial 5
@@ -447,8 +447,8 @@ def test_the_checks_report_missing_paths_and_bad_commands(tmp_path: Path) -> Non
     )
     (root / "Makefile").write_text("demo:\n\techo\n")
     (root / "README.md").write_text(SYNTHETIC)
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "DESIGN.md").write_text("# Design\n")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "NOTES.md").write_text("# Notes\n")
     problems, n_paths, n_commands = all_problems(root, ["README.md"])
     report = "\n".join(problems)
     assert n_commands == 5, report  # 4 in the block, 1 inline (the mention is not one)
@@ -456,8 +456,8 @@ def test_the_checks_report_missing_paths_and_bad_commands(tmp_path: Path) -> Non
         "README.md:3: link (docs/notes.md): docs/notes.md does not exist",
         "README.md:3: link (#nowhere): no heading #nowhere",
         "README.md:4: `studies/missing.toml`: studies/missing.toml does not exist",
-        "README.md:6: link (../shared/DESIGN.md) leaves the repository",
-        "README.md:6: `../shared/DESIGN.md`: ../shared/DESIGN.md is outside the repository",
+        "README.md:6: link (../outside/NOTES.md) leaves the repository",
+        "README.md:6: `../outside/NOTES.md`: ../outside/NOTES.md is outside the repository",
         "README.md:9: `hpsearch run studies/good.toml --n-trial 5` does not parse",
         "README.md:11: `hpsearch check studies/bad.toml` fails: hpsearch: error:",
         "README.md:14: `make tset`: no such target",

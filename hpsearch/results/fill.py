@@ -22,7 +22,7 @@ import numpy as np
 import optuna
 
 from hpsearch.core.setups import get_setup
-from hpsearch.errors import HpsearchError, StudyFileError, did_you_mean
+from hpsearch.errors import HpsearchError, StudyFileError, check_choice, did_you_mean
 from hpsearch.results.analysis import (
     AIMING_KNOBS,
     FrontAnalysis,
@@ -146,11 +146,7 @@ def plan_fill(
     Raises:
         HpsearchError: No stretch to fill, an unknown method, or a bad override.
     """
-    if method not in FILL_METHODS:
-        raise HpsearchError(
-            f"unknown fill method {method!r}; allowed: {', '.join(FILL_METHODS)}"
-            + did_you_mean(method, FILL_METHODS)
-        )
+    check_choice("fill method", method, FILL_METHODS)
     analysis = points.analyze()
     stretches = list(analysis.stretches)
     if not stretches:

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 
 from hpsearch.core.options import Option
-from hpsearch.errors import HpsearchError, did_you_mean
+from hpsearch.errors import check_choice
 
 Grid = Callable[[], dict[str, list]]
 
@@ -135,11 +135,7 @@ def make_sampler(
     name: str, options: dict[str, Any], seed: int, grid: Grid
 ) -> optuna.samplers.BaseSampler:
     """The sampler ``name`` with its (validated) options, seeded with ``seed``."""
-    if name not in SAMPLERS:
-        raise HpsearchError(
-            f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}"
-            + did_you_mean(name, SAMPLERS)
-        )
+    check_choice("sampler", name, SAMPLERS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return SAMPLERS[name].make(dict(options), seed, grid)
@@ -147,8 +143,5 @@ def make_sampler(
 
 def make_pruner(name: str, options: dict[str, Any], epochs: int) -> optuna.pruners.BasePruner:
     """The pruner ``name`` with its (validated) options; ``epochs`` is the full resource."""
-    if name not in PRUNERS:
-        raise HpsearchError(
-            f"unknown pruner {name!r}; allowed: {', '.join(PRUNERS)}" + did_you_mean(name, PRUNERS)
-        )
+    check_choice("pruner", name, PRUNERS)
     return PRUNERS[name].make(dict(options), epochs)
