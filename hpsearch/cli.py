@@ -678,17 +678,20 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_playground(args: argparse.Namespace) -> int:
+def _overridden(config: Any, **flags: Any) -> Any:
+    """A lab file's config with the flags given on the command line (None: the file's value)."""
     import dataclasses
 
+    return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+
+
+def _cmd_playground(args: argparse.Namespace) -> int:
     import optuna
 
     from hpsearch.labs.playground import load_playground_file, run_playground
 
-    flags = {"n_trials": args.n_trials, "steps": args.steps}  # None: the file's value
-    config = dataclasses.replace(
-        load_playground_file(args.playground_file),
-        **{k: v for k, v in flags.items() if v is not None},
+    config = _overridden(
+        load_playground_file(args.playground_file), n_trials=args.n_trials, steps=args.steps
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is one line per study
     plan = _choose_threads(args)
@@ -700,16 +703,11 @@ def _cmd_playground(args: argparse.Namespace) -> int:
 
 
 def _cmd_mgs(args: argparse.Namespace) -> int:
-    import dataclasses
-
     import optuna
 
     from hpsearch.labs.mgs_study import load_mgs_file, run_mgs_study
 
-    flags = {"n_trials": args.n_trials, "epochs": args.epochs}  # None: the file's value
-    config = dataclasses.replace(
-        load_mgs_file(args.mgs_file), **{k: v for k, v in flags.items() if v is not None}
-    )
+    config = _overridden(load_mgs_file(args.mgs_file), n_trials=args.n_trials, epochs=args.epochs)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is one line per estimator
     plan = _choose_threads(args)
     store = open_storage(args.storage)
