@@ -235,3 +235,22 @@ def test_the_note_shows_no_temporary_path(tmp_path, monkeypatch) -> None:
     assert publish._shown_path("studies/demo.toml") == "studies/demo.toml"
     assert publish._shown_path(str(tmp_path / "studies" / "a.toml")) == "studies/a.toml"
     assert publish._shown_path("/tmp/pytest-of-root/pytest-7/x/study1.toml") == "study1.toml"
+
+
+def test_the_best_so_far_follows_trial_numbers_in_any_stored_order() -> None:
+    import dataclasses
+
+    sorted_points = _points(n=12, scalarized=True)
+    shuffle = np.random.default_rng(3).permutation(12)
+    fields = ("numbers", "loss1", "loss2", "metric", "pareto", "values", "feasible", "counted")
+    shuffled = dataclasses.replace(
+        sorted_points,
+        **{f: getattr(sorted_points, f)[shuffle] for f in fields},
+        params={k: v[shuffle] for k, v in sorted_points.params.items()},
+    )
+    expected = np.minimum.accumulate(sorted_points.values)  # along trials 0, 1, 2, ...
+    for points in (sorted_points, shuffled):
+        lines = [line for ax in study_figure(points).axes for line in ax.get_lines()]
+        (step,) = [line for line in lines if line.get_label() == "best so far (right)"]
+        assert list(step.get_xdata()) == list(range(12))
+        assert np.allclose(step.get_ydata(), expected)

@@ -386,17 +386,16 @@ def study_figure(points: StudyPoints) -> Figure:
     handles, labels = ax.get_legend_handles_labels()
 
     if points.values is not None:  # scalarized: the objective per trial and the best so far
-        v = points.values
-        best = np.minimum.accumulate(v) if points.minimize else np.maximum.accumulate(v)
+        # In trial order: "the best so far" accumulates along it.
         order = np.argsort(points.numbers)
-        records = np.zeros(len(v), bool)
-        records[order] = v[order] == best  # the best so far is always shown
-        rng = robust_range(v[order], records[order])
-        side = rng.side(v[order])
+        numbers, v = points.numbers[order], points.values[order]
+        best = np.minimum.accumulate(v) if points.minimize else np.maximum.accumulate(v)
+        rng = robust_range(v, v == best)  # the best so far is always shown
+        side = rng.side(v)
         within = side == 0
         ax2.scatter(
-            points.numbers[order][within],
-            v[order][within],
+            numbers[within],
+            v[within],
             s=18,
             color="tab:blue",
             label="objective of each trial (right)",
@@ -405,7 +404,7 @@ def study_figure(points: StudyPoints) -> Figure:
             sel = side == s
             if sel.any():
                 ax2.scatter(
-                    points.numbers[order][sel],
+                    numbers[sel],
                     np.full(sel.sum(), rng.edge(s)),
                     marker=marker,
                     s=60,
@@ -416,8 +415,8 @@ def study_figure(points: StudyPoints) -> Figure:
                     label=f"objective beyond the axis limits ({int(sel.sum())})",
                 )
         ax2.step(
-            points.numbers[order],
-            best[order],
+            numbers,
+            best,
             where="post",
             color="crimson",
             label="best so far (right)",
