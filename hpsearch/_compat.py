@@ -33,7 +33,9 @@ __all__ = [
     "rdb_backend",
     "rdb_models",
     "rdb_session",
+    "remember_user_attrs",
     "serialize_frozen_trial",
+    "set_rdb_trial_user_attrs",
     "study_storage",
     "trial_id",
     "validate_trial",
@@ -80,6 +82,23 @@ def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
 def rdb_session(backend: RDBStorage) -> AbstractContextManager[sqlalchemy.orm.Session]:
     """A transaction on an SQL storage, committed on exit, as Optuna's own writes use."""
     return _create_scoped_session(backend.scoped_session, True)
+
+
+def set_rdb_trial_user_attrs(backend: RDBStorage, trial_id: int, attrs: dict[str, Any]) -> None:
+    """Every ``{key: value}`` of ``attrs`` on a running trial of an SQL storage, in one
+    transaction: what ``set_trial_user_attr`` does per key, with one commit instead of one per
+    key (each commit is a disk sync on SQLite, a round trip on a server)."""
+    with rdb_session(backend) as session:
+        for key, value in attrs.items():
+            backend._set_trial_attr_without_commit(
+                session, rdb_models.TrialUserAttributeModel, trial_id, key, value
+            )
+
+
+def remember_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    """Make ``trial.user_attrs`` show ``attrs`` written behind its back (as
+    :func:`set_rdb_trial_user_attrs` does): Optuna's ``Trial`` answers from a cached copy."""
+    trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
 def parent_cache_prefix(sampler: optuna.samplers.BaseSampler) -> str | None:

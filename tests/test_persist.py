@@ -9,7 +9,8 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from hpsearch.study.persist import add_finished_trials
+from hpsearch import _compat
+from hpsearch.study.persist import add_finished_trials, set_user_attrs
 from hpsearch.study.storage import open_storage
 
 FIELDS = (
@@ -93,3 +94,32 @@ def test_an_invalid_trial_stores_nothing(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         add_finished_trials(study, [good, bad])
     assert study.trials == []
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "journal", "memory"])
+def test_set_user_attrs_stores_what_set_user_attr_stores(kind, tmp_path: Path, request) -> None:
+    storage = _storage(kind, tmp_path, request)
+    study = optuna.create_study(storage=storage, study_name="attrs")
+    attrs = {"val_loss1": 0.25, "history": {"lr": [0.1, 0.05]}, "feasible": True, "n": 3}
+    by_key, batched = study.ask(), study.ask()
+    by_key.set_user_attr("val_loss1", -1.0)  # overwritten, not duplicated
+    batched.set_user_attr("val_loss1", -1.0)
+    for key, value in attrs.items():
+        by_key.set_user_attr(key, value)
+    set_user_attrs(batched, attrs)
+    assert batched.user_attrs == by_key.user_attrs == attrs  # the trial's own cached view
+    stored = {t.number: t.user_attrs for t in study.get_trials(deepcopy=False)}
+    assert stored[batched.number] == stored[by_key.number] == attrs
+
+
+def test_set_user_attrs_is_one_commit_on_sqlite(tmp_path: Path) -> None:
+    import sqlalchemy
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'c.db'}")
+    study = optuna.create_study(storage=storage, study_name="commits")
+    trial = study.ask()
+    commits = []
+    engine = _compat.rdb_backend(storage).engine
+    sqlalchemy.event.listen(engine, "commit", lambda conn: commits.append(1))
+    set_user_attrs(trial, {f"k{i}": i for i in range(15)})
+    assert len(commits) == 1

@@ -144,3 +144,17 @@ def test_the_mixed_front_shape_takes_numbers_arrays_and_tensors() -> None:
     value = mixed(t)
     value.backward()  # a tensor keeps its graph
     assert float(value.detach()) == pytest.approx(expected) and t.grad is not None
+
+
+@pytest.mark.parametrize("name", ["weight_decay", "sparsity"])
+def test_one_pass_evaluate_gives_the_generic_evaluate_s_figures(name: str) -> None:
+    setup = hpsearch.get_setup(name)()
+    data = load_dataset("wine")
+    torch.manual_seed(0)
+    module = setup.build_model(data, ModelSpec(kind="mlp", depth=1, width=8))
+    module.train()
+    fast = setup.evaluate(module, data.val)
+    assert module.training  # the mode is restored
+    generic = hpsearch.Setup.evaluate(setup, module, data.val)
+    assert fast == pytest.approx(generic, rel=1e-6)
+    assert set(fast) == set(generic)

@@ -347,3 +347,31 @@ def test_the_knobs_record_is_exactly_what_the_inner_methods_read() -> None:
     from hpsearch.core.knobs import TRAIN_PARAMS
 
     assert set(SCALARIZATION_FIELDS) <= set(TRAIN_PARAMS)
+
+
+@pytest.mark.parametrize("optimizer", list(hpsearch.core.train.OPTIMIZERS))
+def test_optimizers_take_torch_s_default_steps_bit_for_bit(optimizer: str) -> None:
+    # make_optimizer picks the multi-tensor (foreach) kernels for speed; they must not change
+    # a single bit of what torch's default CPU optimizer computes.
+    from hpsearch.core.train import make_optimizer
+
+    torch.manual_seed(0)
+    start = [torch.randn(7, 5), torch.randn(5), torch.randn(3, 7)]
+    grads = [[torch.randn_like(p) for p in start] for _ in range(4)]
+    defaults = {"sgd": {}, "momentum": {"momentum": 0.9}, "nesterov": {"momentum": 0.9}}
+    cls = {"adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop}.get(
+        optimizer, torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+    )
+    kw = {**defaults.get(optimizer, {}), **({"nesterov": True} if optimizer == "nesterov" else {})}
+    ours = [p.clone().requires_grad_(True) for p in start]
+    ref = [p.clone().requires_grad_(True) for p in start]
+    opt_ours = make_optimizer(optimizer, ours, lr=0.01, momentum=0.9)
+    opt_ref = cls(ref, lr=0.01, foreach=False, **kw)
+    for step in grads:
+        for params, opt in ((ours, opt_ours), (ref, opt_ref)):
+            for p, g in zip(params, step, strict=True):
+                p.grad = g.clone()
+            opt.step()
+    for a, b in zip(ours, ref, strict=True):
+        assert torch.equal(a, b)
+    assert any(g["foreach"] for g in opt_ours.param_groups)

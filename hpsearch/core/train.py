@@ -207,18 +207,21 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """Build one of :data:`OPTIMIZERS` with torch's defaults for everything but lr/momentum."""
     check_choice("optimizer", name, OPTIMIZERS)
+    # foreach: one multi-tensor kernel per update op instead of a Python loop over the
+    # parameters. The same arithmetic as torch's CPU default (single-tensor), bit for bit
+    # (tests/test_train.py), and 1.2-1.5x faster per Adam step on a small MLP.
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)
+        return torch.optim.SGD(params, lr=lr, foreach=True)
     if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, foreach=True)
     if name == "nesterov":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, foreach=True)
     if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr)
+        return torch.optim.Adagrad(params, lr=lr, foreach=True)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
+        return torch.optim.RMSprop(params, lr=lr, foreach=True)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, foreach=True)
     raise NotImplementedError(f"optimizer {name!r} is in OPTIMIZERS but not built here")
 
 
@@ -478,7 +481,10 @@ class _SingleModel:
             # tensor branch and a few autograd ops on every step.
             self.fixed_knobs = {name: float(value[0]) for name, value in knobs.items()}
             self.fixed_knobs.update((n, getattr(self.config, n)) for n in SCALARIZATION_FIELDS)
-        knobs = {**self.fixed_knobs, "multiplier": knobs["multiplier"][0]}
+        if self.config.method == "mdmm":  # the only knob that moves during a run
+            knobs = {**self.fixed_knobs, "multiplier": knobs["multiplier"][0]}
+        else:
+            knobs = self.fixed_knobs
         factor, backstitch = 1.0, self.config.backstitch
         if backstitch > 0 and self.steps % self.config.backstitch_interval == 0:
             # Backstitch: an ascent step of α·η on this mini-batch, then (below) a descent

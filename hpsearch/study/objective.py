@@ -18,7 +18,7 @@ from hpsearch.core.train import EpochRecord, TrainResult, train
 from hpsearch.errors import DivergedError
 from hpsearch.study import keys
 from hpsearch.study.config import ParamSpec, StudyConfig
-from hpsearch.study.persist import add_finished_trials
+from hpsearch.study.persist import add_finished_trials, set_user_attrs
 
 
 def suggest_params(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -75,11 +75,12 @@ def record_result(trial: optuna.Trial, result: TrainResult, constrained: bool) -
             study ε is a training knob like α: every run's achieved point counts on the front,
             and its feasibility is only recorded (user attribute ``feasible``).
     """
+    attrs: dict[str, Any] = {}
     for split in ("train", "val", "test"):
         for key, value in getattr(result, split).items():
-            trial.set_user_attr(keys.split_key(split, key), value)
+            attrs[keys.split_key(split, key)] = value
     for key, value in result.info.items():
-        trial.set_user_attr(key, bool(value) if key == keys.FEASIBLE else value)
+        attrs[key] = bool(value) if key == keys.FEASIBLE else value
     if constrained and keys.CONSTRAINT_VIOLATION in result.info:
         # Optuna's constraint record: feasible when <= 0, so best_trials and the samplers that
         # read constraints skip MDMM runs that missed their budget. Within the tolerance
@@ -89,10 +90,11 @@ def record_result(trial: optuna.Trial, result: TrainResult, constrained: bool) -
         # as best.
         violation = 0.0 if result.info[keys.FEASIBLE] else result.info[keys.CONSTRAINT_VIOLATION]
         trial.storage.set_trial_system_attr(trial_id(trial), CONSTRAINTS_KEY, [violation])
-    trial.set_user_attr(keys.EPOCHS_RUN, len(result.history))
-    trial.set_user_attr(keys.TRAIN_SECONDS, round(result.seconds, 4))
-    trial.set_user_attr(keys.TORCH_THREADS, torch.get_num_threads())
-    trial.set_user_attr(keys.HISTORY, result.history_columns())
+    attrs[keys.EPOCHS_RUN] = len(result.history)
+    attrs[keys.TRAIN_SECONDS] = round(result.seconds, 4)
+    attrs[keys.TORCH_THREADS] = torch.get_num_threads()
+    attrs[keys.HISTORY] = result.history_columns()
+    set_user_attrs(trial, attrs)
 
 
 def _record_epoch(trial: optuna.Trial, record: EpochRecord) -> None:

@@ -25,13 +25,31 @@ from hpsearch._compat import (
     rdb_backend,
     rdb_models,
     rdb_session,
+    remember_user_attrs,
+    set_rdb_trial_user_attrs,
     study_storage,
     trial_id,
     validate_trial,
     with_number_and_id,
 )
 from hpsearch.study import keys
-from hpsearch.study.storage import counts_toward_target
+from hpsearch.study.storage import counts_toward_target, with_retries
+
+
+def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    """``trial.set_user_attr(key, value)`` for every item of ``attrs``, in one transaction on an
+    SQL storage (retried as a whole on a transient fault, like every storage call of ours).
+
+    A finished trial records about 15 attributes: one commit each cost 40-60 ms per trial on
+    SQLite, 4-6% of a one-second trial. Other storages take them one by one.
+    """
+    backend = rdb_backend(trial.storage)
+    if backend is None:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    with_retries(set_rdb_trial_user_attrs)(backend, trial_id(trial), attrs)
+    remember_user_attrs(trial, attrs)
 
 
 def add_finished_trials(
