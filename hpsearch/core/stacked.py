@@ -20,6 +20,11 @@ from hpsearch.core.models import ACTIVATIONS
 _aten = torch.ops.aten
 # Every activation a study file may name has its backward written below.
 _ACTIVATIONS = tuple(getattr(nn, name) for name in ACTIVATIONS.values())
+# Activations whose derivative needs only their output: run in place on the linear layer's
+# fresh output, their gradients computed in place too. A population step is bound by memory
+# traffic more than by arithmetic (its matmuls are small), and every new K × B × width tensor
+# is one more pass out of cache: in place, ReLU's forward and backward took a third of the time.
+_IN_PLACE = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.Sigmoid: torch.sigmoid_}
 
 
 def stacked_supported(module: nn.Module) -> bool:
@@ -41,7 +46,8 @@ def stacked_forward(
         x: Inputs, ``B × d`` (one batch shared by all members) or ``K × B × d``.
 
     Returns:
-        The tape: the input of every layer, then the output (``K × B × out``) last.
+        The tape: the input of every layer, then the output (``K × B × out``) last. A ReLU,
+        Tanh or Sigmoid after a linear layer runs in place: its input entry holds its output.
     """
     k = next(iter(params.values())).shape[0]
     # A shared batch is broadcast without a copy. (One wide B × d @ d × K·out matmul for the
@@ -52,6 +58,14 @@ def stacked_forward(
         if isinstance(layer, nn.Linear):
             w, b = params[f"{i}.weight"], params[f"{i}.bias"]
             h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        elif (
+            type(layer) in _IN_PLACE
+            and i > 0
+            and isinstance(cast(nn.Sequential, module)[i - 1], nn.Linear)
+        ):
+            # The input is the linear layer's output, made for this step and needed by nobody
+            # else: the backward of these activations reads their output only.
+            h = _IN_PLACE[type(layer)](h)
         else:
             h = layer(h)
         tape.append(h)
@@ -59,13 +73,20 @@ def stacked_forward(
 
 
 def _activation_grad(
-    layer: nn.Module, grad: torch.Tensor, inp: torch.Tensor, out: torch.Tensor
+    layer: nn.Module, grad: torch.Tensor, inp: torch.Tensor, out: torch.Tensor, owned: bool
 ) -> torch.Tensor:
+    # ``owned``: ``grad`` was made by stacked_backward itself and may be overwritten.
     if isinstance(layer, nn.ReLU):
+        if owned:
+            return _aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
         return _aten.threshold_backward(grad, out, 0)
     if isinstance(layer, nn.Tanh):
+        if owned:
+            return _aten.tanh_backward.grad_input(grad, out, grad_input=grad)
         return _aten.tanh_backward(grad, out)
     if isinstance(layer, nn.Sigmoid):
+        if owned:
+            return _aten.sigmoid_backward.grad_input(grad, out, grad_input=grad)
         return _aten.sigmoid_backward(grad, out)
     if isinstance(layer, nn.GELU):
         return _aten.gelu_backward(grad, inp, approximate=layer.approximate)
@@ -101,7 +122,7 @@ def stacked_backward(
     grads: dict[str, torch.Tensor] = (
         out if out is not None else {n: torch.empty_like(p) for n, p in params.items()}
     )
-    grad = grad_out
+    grad, owned = grad_out, False
     layers = cast(nn.Sequential, module)
     for i in reversed(range(len(layers))):
         layer, inp = layers[i], tape[i]
@@ -109,9 +130,9 @@ def stacked_backward(
             torch.bmm(grad.transpose(1, 2), inp, out=grads[f"{i}.weight"])
             torch.sum(grad, 1, out=grads[f"{i}.bias"])
             if i > 0:
-                grad = torch.bmm(grad, params[f"{i}.weight"])
+                grad, owned = torch.bmm(grad, params[f"{i}.weight"]), True
         else:
-            grad = _activation_grad(layer, grad, inp, tape[i + 1])
+            grad = _activation_grad(layer, grad, inp, tape[i + 1], owned)
     return grads
 
 
