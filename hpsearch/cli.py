@@ -181,7 +181,7 @@ def _choose_threads(
     else:
         plan = plan_threads(workers, in_file, "the study file's threads")
     if workers == 1:
-        apply_threads(plan.threads)
+        apply_threads(plan.threads, follow_load=plan.chosen)
     return plan
 
 

@@ -165,3 +165,108 @@ def test_a_bad_threads_value_is_refused_in_one_line(tmp_path, study_file) -> Non
     path.write_text(path.read_text().replace("[study]\n", "[study]\nthreads = 0\n", 1))
     out = run_cli("check", str(path), cwd=tmp_path)
     assert out.returncode != 0 and "study.threads" in out.stderr
+
+
+def test_the_load_watch_counts_other_work_not_this_process(monkeypatch) -> None:
+    # Two usable cores; over 10 s they were busy 15 core-seconds, 6 of them this process's own.
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(threads.os, "sysconf", lambda name: 100)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    ticks = iter(
+        [{0: (0, 0), 1: (0, 0), 2: (0, 0)}, {0: (1000, 1000), 1: (500, 1000), 2: (999, 1000)}]
+    )
+    own = iter([(1.0, 0.0), (6.0, 1.0)])  # (user, system): 6 s of CPU in between
+    clock = iter([100.0, 110.0])
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(ticks))
+    monkeypatch.setattr(threads.os, "times", lambda: os.times_result((*next(own), 0, 0, 0)))
+    monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    watch = threads.LoadWatch()
+    # cpu 2 is not ours; 15 - 6 = 9 core-seconds of other work in 10 s: 0.9 of a core.
+    assert watch.other_busy_cores() == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize(
+    "other, most, expected", [(0.0, 2, 2), (0.9, 2, 1), (2.0, 2, 1), (0.0, 1, 1)]
+)
+def test_free_threads_are_the_cores_other_work_leaves(monkeypatch, other, most, expected) -> None:
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads.LoadWatch, "other_busy_cores", lambda self: other)
+    assert threads.LoadWatch().free_threads(most) == expected
+
+
+def test_only_hpsearch_s_own_choice_follows_the_load(four_cores, monkeypatch) -> None:
+    assert threads.follows_load()  # nothing asked for, nothing applied
+    plan = plan_threads(1)
+    apply_threads(plan.threads, follow_load=plan.chosen)
+    assert plan.chosen and threads.follows_load()
+    apply_threads(plan_threads(1, 2).threads, follow_load=plan_threads(1, 2).chosen)
+    assert not threads.follows_load()  # --threads 2
+    monkeypatch.setattr(threads, "_applied", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's (or a scheduler's) own setting
+    assert not threads.follows_load() and not plan_threads(1).chosen
+
+
+@pytest.mark.parametrize("setup", ["weight_decay", "two_task"])  # fast path, vmap path
+def test_population_results_do_not_depend_on_the_thread_count(setup: str) -> None:
+    # What lets population mode follow the load (core/threads.py): 1 and 2 threads agree bit
+    # for bit. (One trial at a time they do not: float sums are split between the threads.)
+    import numpy as np
+    import torch
+
+    from hpsearch import ModelSpec, TrainConfig, get_setup, load_dataset
+    from hpsearch.core.population import train_population
+
+    rng = np.random.default_rng(0)
+    configs = [
+        TrainConfig(lr=float(10 ** rng.uniform(-3, -2)), alpha=float(10 ** rng.uniform(-4, -1)),
+                    epochs=2, batch_size=64, optimizer="adam", seed=0)
+        for _ in range(8)
+    ]  # fmt: skip
+    data, spec = load_dataset("digits"), ModelSpec(kind="mlp", depth=2, width=64)
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            results = train_population(get_setup(setup)(), data, spec, configs)
+            # repr: full precision, and NaN (the vmap path's metric before the end) equals NaN.
+            runs.append([repr((r.train, r.val, r.test)) for r in results])
+    finally:
+        torch.set_num_threads(before)
+    assert runs[0] == runs[1]
+
+
+def test_population_batches_take_the_threads_the_load_leaves(
+    tmp_path, study_file, storage, monkeypatch
+) -> None:
+    import torch
+
+    import hpsearch
+
+    config = hpsearch.load_study_file(study_file(n_trials=4, epochs=1))
+    monkeypatch.setattr(threads, "_applied", None)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    asked = []
+
+    def free_threads(self, most: int) -> int:
+        asked.append(most)
+        return 1
+
+    monkeypatch.setattr(threads.LoadWatch, "free_threads", free_threads)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        hpsearch.run_study(config, storage, progress=False, batch=2)
+        assert asked == [2, 2]  # before each batch, up to the planned threads
+        trials = optuna.load_study(study_name="small", storage=storage).trials
+        assert [t.user_attrs["torch_threads"] for t in trials] == [1, 1, 1, 1]
+        # A number someone asked for is kept.
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        hpsearch.run_study(config, storage, n_trials=6, progress=False, batch=2)
+        trials = optuna.load_study(study_name="small", storage=storage).trials
+        assert [t.user_attrs["torch_threads"] for t in trials[4:]] == [2, 2]
+        assert len(asked) == 2
+    finally:
+        torch.set_num_threads(before)

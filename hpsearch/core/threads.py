@@ -9,11 +9,18 @@ an explicit request first (``--threads`` or the study file's ``threads``), then 
 cores divided by the workers, at least 1. The choice must be made before torch starts
 (OpenMP reads it once); :func:`apply_threads` also resizes a torch already running.
 
-The choice does not follow the machine's load, though fewer threads run faster beside other
-busy processes: the thread count changes the order of float sums, so results would change
-with the load (measured: 5 of 6 sequential demo trials differ between 1 and 2 threads). A
-seeded run stays reproducible on one machine; when other work keeps the cores busy the one
-line says so and suggests ``--threads``.
+One trial at a time, the choice does not follow the machine's load, though fewer threads run
+faster beside other busy processes: the thread count changes the order of float sums there, so
+results would change with the load (measured: 5 of 6 sequential demo trials differ between 1
+and 2 threads). A seeded run stays reproducible on one machine; when other work keeps the
+cores busy the one line says so and suggests ``--threads``.
+
+Population mode is different on both counts. Its results do not depend on the thread count
+(each member's matmuls and sums run whole on one thread: tests/test_threads.py checks 1 against
+2 threads bit for bit), and it suffers most from a busy core: two threads beside one busy
+process ran K = 64 members 2.4x slower than one thread (idle, two threads were 1.3x faster).
+So when nobody asked for a number, :class:`LoadWatch` lowers the threads of each batch to the
+cores other work leaves free.
 """
 
 from __future__ import annotations
@@ -75,6 +82,61 @@ def busy_cores() -> int:
     return round(share)
 
 
+class LoadWatch:
+    """How many of this process's usable cores other processes keep busy, read between calls.
+
+    Between two readings, the busy clock ticks of the usable cores (``/proc/stat``) less this
+    process's own CPU time are the other work: nothing waits for it, unlike
+    :func:`busy_cores`. The first reading, with no interval behind it, watches for
+    :data:`BUSY_WINDOW_SECONDS`.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float, float] | None = None
+
+    @staticmethod
+    def _reading() -> tuple[float, float, float] | None:
+        """(busy seconds of the usable cores, this process's CPU seconds, wall seconds)."""
+        try:
+            cpus = os.sched_getaffinity(0)
+            ticks = _cpu_times()
+        except (AttributeError, OSError, ValueError):  # not Linux
+            return None
+        hz = os.sysconf("SC_CLK_TCK")
+        busy = sum(busy for cpu, (busy, _) in ticks.items() if cpu in cpus) / hz
+        own = os.times()
+        return busy, own.user + own.system, time.monotonic()
+
+    def other_busy_cores(self) -> float:
+        """Cores busy with other work since the last call (0.0 where it cannot be read)."""
+        if self._last is None:
+            self._last = self._reading()
+            time.sleep(BUSY_WINDOW_SECONDS)
+        now = self._reading()
+        before, self._last = self._last, now
+        if before is None or now is None or now[2] <= before[2]:
+            return 0.0
+        other = (now[0] - before[0]) - (now[1] - before[1])
+        return max(0.0, other / (now[2] - before[2]))
+
+    def free_threads(self, most: int) -> int:
+        """Threads for the next stretch of work: the usable cores other work leaves free,
+        between 1 and ``most``."""
+        if most <= 1:
+            return 1
+        return max(1, min(most, usable_cores() - round(self.other_busy_cores())))
+
+
+def follows_load() -> bool:
+    """Whether this process's thread count is hpsearch's own choice, which population mode may
+    lower while other work keeps cores busy (see the module docstring): nobody asked for a
+    number (``--threads``, a study file's ``threads``, an ``OMP_NUM_THREADS`` of their own)."""
+    if _applied is not None:
+        return _applied_follows_load
+    inherited = os.environ.get(THREADS_ENV, "").strip()
+    return not (inherited.isdigit() and int(inherited) >= 1)
+
+
 @dataclass(frozen=True)
 class ThreadPlan:
     """The intra-op threads of each training process, and why.
@@ -89,6 +151,7 @@ class ThreadPlan:
     workers: int
     reason: str
     busy: int = 0
+    chosen: bool = False  # hpsearch's own split of the cores, not a number someone asked for
 
     def describe(self) -> str:
         """One line for the start of a run."""
@@ -124,7 +187,7 @@ def plan_threads(
     cores = usable_cores()
     reason = f"{cores} usable cores ÷ {workers} workers" if workers > 1 else f"{cores} usable cores"
     threads = max(1, cores // workers)
-    return ThreadPlan(threads, workers, reason, busy_cores() if threads > 1 else 0)
+    return ThreadPlan(threads, workers, reason, busy_cores() if threads > 1 else 0, chosen=True)
 
 
 def thread_environment(threads: int) -> dict[str, str]:
@@ -136,15 +199,23 @@ def thread_environment(threads: int) -> dict[str, str]:
 # (another command run in the same process) plans from the user's setting, not from ours.
 _applied: str | None = None
 _before_apply: str | None = None
+_applied_follows_load = False
 
 
-def apply_threads(threads: int) -> None:
-    """Give this process, and the processes it starts, ``threads`` intra-op threads."""
-    global _applied, _before_apply
+def apply_threads(threads: int, follow_load: bool = False) -> None:
+    """Give this process, and the processes it starts, ``threads`` intra-op threads.
+
+    Args:
+        threads: The number.
+        follow_load: It is hpsearch's own choice (:attr:`ThreadPlan.chosen`), which
+            population mode may lower while other work keeps cores busy.
+    """
+    global _applied, _before_apply, _applied_follows_load
     if _applied is None:
         _before_apply = os.environ.get(THREADS_ENV)
     os.environ.update(thread_environment(threads))
     _applied = str(threads)
+    _applied_follows_load = follow_load
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "set_num_threads"):  # already started
         torch.set_num_threads(threads)

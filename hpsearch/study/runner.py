@@ -19,13 +19,14 @@ from typing import Any
 
 import optuna
 import optuna.storages.journal
+import torch
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from hpsearch._compat import heartbeat_enabled, study_storage
 from hpsearch.core.data import Dataset
 from hpsearch.core.setups import get_setup
-from hpsearch.core.threads import plan_threads, thread_environment
+from hpsearch.core.threads import LoadWatch, follows_load, plan_threads, thread_environment
 from hpsearch.errors import HpsearchError, Terminated, is_terminating, terminated
 from hpsearch.study import keys
 from hpsearch.study.config import StudyConfig, grid_values, load_study_file
@@ -309,6 +310,9 @@ def _run_batches(
     # fill the same study. A batch they complete while this one trains is caught when this
     # one is stored (add_finished_trials stores trials past the target as surplus).
     started = time.monotonic()
+    # Population results do not depend on the thread count: each batch takes the cores that
+    # other work leaves free, up to the planned number (see hpsearch.core.threads).
+    watch, most_threads = (LoadWatch(), torch.get_num_threads()) if follows_load() else (None, 1)
     with _DeferredInterrupt() as interrupt:
         while timeout is None or time.monotonic() - started < timeout:
             interrupt.check()
@@ -317,6 +321,8 @@ def _run_batches(
             )
             if remaining <= 0:
                 return
+            if watch is not None:
+                torch.set_num_threads(watch.free_threads(most_threads))
             interrupt.in_objective = True  # Ctrl-C stops training; the finished groups are kept
             try:
                 stored = run_population(study, config, data, min(batch, remaining), target)
