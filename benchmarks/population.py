@@ -1,20 +1,31 @@
-"""Trials per second: a plain Optuna loop vs hpsearch sequential vs hpsearch population mode.
+"""Trials per second against a competent hand-written loop, idle and beside a busy process.
 
-One run, one machine, the same problem for all: a digits MLP 64-64-10 (ReLU), 50 epochs,
-batch 64, Adam, tuning lr and the weight-decay α. Each measurement runs in its own subprocess
-(peak memory is that process's maximum resident set) and stores trials in a fresh SQLite file.
+One run, one machine, the same problem for all: a digits MLP 64-64-64-10 (ReLU), 50 epochs,
+batch 64, Adam, tuning lr and the weight-decay α with TPE, trials stored in a fresh SQLite
+file. Every configuration runs in its own subprocess with its torch threads set before torch
+starts (OMP_NUM_THREADS), and is timed from before its data preparation to its last stored
+trial (imports excluded):
 
-    (a) plain: an Optuna objective written the ordinary way (torch.nn + torch.optim, one trial
-        at a time, validation loss at the end);
-    (b) hpsearch sequential: ``hpsearch.run_study`` one trial at a time;
-    (c) hpsearch population: ``run_study(batch=K)`` for K in 8, 32, 64, 128.
+    competent    an Optuna objective written as a competent user would: tensors preloaded
+                 (no DataLoader), threads set, validation loss once at the end;
+    n_jobs=2     the same objective, ``study.optimize(n_jobs=2)``;
+    2 processes  the same objective in two processes sharing the study;
+    sequential   ``hpsearch.run_study`` one trial at a time (it also validates every epoch,
+                 records the history and the train/val/test figures);
+    K=…          ``run_study(batch=K)``, population mode.
 
-Prints trials/s, each ratio to (a), achieved GFLOP/s beside a measured float32 matmul peak,
-peak memory, and the hypervolume reached per wall-second on one pareto study, population vs
-sequential; writes the same as ``population.md`` and ``population.json`` to --out (default: a
-temporary folder, printed; ``--write-results``: benchmarks/results/).
+The configurations run interleaved, round after round, each round idle and then beside one
+CPU-bound process (a Python busy loop, on a 2-core machine: one core left). Every ratio is to
+the competent loop at 1 thread measured in the same round and condition; the report gives the
+median and range over the rounds, the load average, the float32 matmul peak measured in the
+same run, and peak memory. A per-setup table compares population mode with hpsearch's own
+sequential mode for each built-in setup (its fast path or the ``vmap`` path), and a pareto
+study gives the hypervolume reached per wall-second, population against sequential.
 
-Usage: python benchmarks/population.py [--quick] [--out DIR | --write-results]
+Writes ``population.md`` and ``population.json`` to --out (default: a temporary folder,
+printed; ``--write-results``: benchmarks/results/).
+
+Usage: python benchmarks/population.py [--quick] [--rounds N] [--out DIR | --write-results]
 """
 
 from __future__ import annotations
@@ -23,18 +34,21 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from _common import Run, add_output_arguments, parse_args
 
 EPOCHS, BATCH, HIDDEN = 50, 64, 64
-QUICK_EPOCHS = 5  # --quick: also 3 sequential trials, K in 8 and 32, a 32-trial pareto study
+QUICK_EPOCHS = 5  # --quick: 5 epochs, 1 round, K in 8 and 32, a 32-trial pareto study
 N_TRAIN = 1077  # digits train split (60% of 1,797 rows)
+SETUP_EPOCHS = 10  # the per-setup table: shorter runs, four setups
 
 
 def flops_per_trial(epochs: int) -> int:
@@ -45,9 +59,9 @@ def flops_per_trial(epochs: int) -> int:
 
 STUDY = """
 [study]
-name = "bench-{mode}-{tag}"
+name = "bench-{tag}"
 dataset = "digits"
-setup = "weight_decay"
+setup = "{setup}"
 mode = "{mode}"
 {objective}
 sampler = {sampler}
@@ -67,45 +81,27 @@ width = {hidden}
 """
 
 
-def _study_file(folder: Path, mode: str, tag: str, n: int, sampler: str, epochs: int) -> Path:
-    objective = 'objective = "loss1"' if mode == "scalarized" else ""
-    path = folder / f"{mode}-{tag}.toml"
-    path.write_text(
-        textwrap.dedent(
-            STUDY.format(
-                mode=mode,
-                tag=tag,
-                objective=objective,
-                sampler=sampler,
-                n=n,
-                epochs=epochs,
-                batch=BATCH,
-                hidden=HIDDEN,
-            )
-        )
-    )
-    return path
+# --- the configurations, each run in a child process ---------------------------------------
 
 
-def phase_plain(n: int, storage: str, epochs: int) -> float:
-    """(a) The ordinary way: an objective that builds, trains and evaluates one model."""
+def _competent_objective(epochs: int):
+    """The competent loop as an Optuna objective, with its data prepared (timed)."""
     import optuna
     import torch
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
-    # Timed like hpsearch's run: data preparation and storage creation count, imports do not.
-    start = time.perf_counter()
     x, y = load_digits(return_X_y=True)
-    x_rest, _, y_rest, _ = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    x_rest, x_te, y_rest, y_te = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
     x_tr, x_va, y_tr, y_va = train_test_split(
         x_rest, y_rest, test_size=0.25, random_state=0, stratify=y_rest
     )
     scaler = StandardScaler().fit(x_tr)
-    x_tr = torch.tensor(scaler.transform(x_tr), dtype=torch.float32)
-    x_va = torch.tensor(scaler.transform(x_va), dtype=torch.float32)
-    y_tr, y_va = torch.tensor(y_tr), torch.tensor(y_va)
+    x_tr, x_va, x_te = (
+        torch.tensor(scaler.transform(a), dtype=torch.float32) for a in (x_tr, x_va, x_te)
+    )
+    y_tr, y_va, y_te = torch.tensor(y_tr), torch.tensor(y_va), torch.tensor(y_te)
 
     def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_float("lr", 1e-3, 1e-2, log=True)
@@ -118,40 +114,123 @@ def phase_plain(n: int, storage: str, epochs: int) -> float:
             torch.nn.ReLU(),
             torch.nn.Linear(HIDDEN, 10),
         )
+        weights = [p for p in model.parameters() if p.dim() > 1]
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         for _ in range(epochs):
             perm = torch.randperm(len(x_tr))
             for s in range(0, len(x_tr), BATCH):
                 idx = perm[s : s + BATCH]
                 loss = torch.nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx])
-                loss = loss + alpha * sum(p.pow(2).sum() for p in model.parameters() if p.dim() > 1)
+                loss = loss + alpha * sum(w.pow(2).sum() for w in weights)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
         with torch.no_grad():
+            test = float(torch.nn.functional.cross_entropy(model(x_te), y_te))
+            trial.set_user_attr("test_loss1", test)
             return float(torch.nn.functional.cross_entropy(model(x_va), y_va))
 
+    return objective
+
+
+def phase_competent(n: int, storage: str, epochs: int, n_jobs: int = 1) -> float:
+    import optuna
+
+    start = time.perf_counter()
+    objective = _competent_objective(epochs)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=storage, sampler=optuna.samplers.TPESampler(seed=0))
-    study.optimize(objective, n_trials=n)
+    study.optimize(objective, n_trials=n, n_jobs=n_jobs)
     return time.perf_counter() - start
 
 
-def phase_hpsearch(n: int, storage: str, batch: int, mode: str, folder: Path, epochs: int) -> float:
-    """(b)/(c) hpsearch's own run loop."""
-    import hpsearch
+def phase_competent_worker(n: int, storage: str, epochs: int, seed: int) -> None:
+    """One of two processes sharing a study: waits for "go" on stdin, then runs ``n`` trials."""
+    import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    objective = _competent_objective(epochs)
+    study = optuna.load_study(
+        study_name="shared", storage=storage, sampler=optuna.samplers.TPESampler(seed=seed)
+    )
+    study.optimize(objective, n_trials=n)
+
+
+def phase_processes(n: int, storage: str, epochs: int) -> float:
+    """Two processes on one study, timed from "go" (their imports done) to both finished."""
+    import optuna
+
+    optuna.create_study(storage=storage, study_name="shared")
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--phase",
+                "worker",
+                str(n // 2),
+                storage,
+                str(epochs),
+                str(seed),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for seed in (0, 1)
+    ]
+    for w in workers:
+        assert w.stdout is not None and w.stdout.readline().strip() == "ready"
+    start = time.perf_counter()
+    for w in workers:
+        assert w.stdin is not None
+        w.stdin.write("go\n")
+        w.stdin.flush()
+    for w in workers:
+        if w.wait() != 0:
+            raise RuntimeError("a competent-loop worker failed")
+    return time.perf_counter() - start
+
+
+def _study_file(folder: Path, tag: str, n: int, epochs: int, mode: str, setup: str) -> Path:
     # Pareto runs, sequential and population alike, use NSGA-II with generations of 32.
     sampler = '"tpe"' if mode == "scalarized" else '{ name = "nsgaii", population_size = 32 }'
-    path = _study_file(folder, mode, f"b{batch}", n, sampler, epochs)
-    config = hpsearch.load_study_file(path)
+    objective = 'objective = "loss1"' if mode == "scalarized" else ""
+    path = folder / f"{tag}.toml"
+    text = STUDY.format(
+        tag=tag, setup=setup, mode=mode, objective=objective, sampler=sampler, n=n,
+        epochs=epochs, batch=BATCH, hidden=HIDDEN,
+    )  # fmt: skip
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def phase_hpsearch(
+    n: int, storage: str, batch: int, epochs: int, folder: Path, mode: str, setup: str
+) -> dict:
+    import hpsearch
+
+    tag = f"{mode}-{setup}-b{batch}"
+    config = hpsearch.load_study_file(_study_file(folder, tag, n, epochs, mode, setup))
     start = time.perf_counter()
     hpsearch.run_study(config, storage, progress=False, batch=batch)
-    return time.perf_counter() - start
+    result: dict = {"seconds": time.perf_counter() - start}
+    import optuna
+
+    study = optuna.load_study(study_name=f"bench-{tag}", storage=storage)
+    result["threads_used"] = sorted({t.user_attrs.get("torch_threads") for t in study.trials})
+    if mode == "pareto":
+        points = hpsearch.study_points(storage, f"bench-{tag}")
+        result["points"] = [
+            [float(a), float(b)] for a, b in zip(points.loss1, points.loss2, strict=True)
+        ]
+    return result
 
 
 def phase_peak() -> float:
-    """Float32 matmul GFLOP/s of this machine with torch's thread setting."""
+    """Float32 matmul GFLOP/s of this process's thread setting."""
     import torch
 
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
@@ -164,58 +243,121 @@ def phase_peak() -> float:
     return 2 * 1024**3 * reps / (time.perf_counter() - start) / 1e9
 
 
-def run_phase(args: list[str]) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--phase", *args], capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def child(argv: list[str]) -> None:
+    # Imports are not timed, for any configuration: what the competent loop and hpsearch's
+    # data preparation import (scikit-learn's datasets, splits and scaler) is loaded here.
+    import optuna  # noqa: F401
+    import sklearn.datasets  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import sklearn.preprocessing  # noqa: F401
     import torch
 
     kind = argv[0]
-    # Seconds count the study run only, after imports and data loading, with torch's one-time
-    # lazy set-up (the first optimizer it builds imports its compiler, ~1.5 s) done before.
+    if kind == "worker":
+        phase_competent_worker(int(argv[1]), argv[2], int(argv[3]), int(argv[4]))
+        return
+    # torch's one-time lazy set-up (the first optimizer it builds imports its compiler,
+    # about 1.5 s) is done before the clock starts, for every configuration alike.
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     result: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{Path(tmp) / 'b.db'}"
         if kind == "peak":
             result["gflops"] = phase_peak()
-        elif kind == "plain":
-            result["seconds"] = phase_plain(int(argv[1]), storage, int(argv[2]))
+        elif kind == "competent":
+            result["seconds"] = phase_competent(int(argv[1]), storage, int(argv[2]), int(argv[3]))
+        elif kind == "processes":
+            result["seconds"] = phase_processes(int(argv[1]), storage, int(argv[2]))
         else:
-            n, batch, mode, epochs = int(argv[1]), int(argv[2]), argv[3], int(argv[4])
-            result["seconds"] = phase_hpsearch(n, storage, batch, mode, Path(tmp), epochs)
-            if mode == "pareto":
-                import hpsearch
-
-                points = hpsearch.study_points(storage, f"bench-pareto-b{batch}")
-                result["points"] = [
-                    [float(a), float(b)] for a, b in zip(points.loss1, points.loss2, strict=True)
-                ]
+            n, batch, epochs, mode, setup = (
+                int(argv[1]),
+                int(argv[2]),
+                int(argv[3]),
+                argv[4],
+                argv[5],
+            )
+            result.update(phase_hpsearch(n, storage, batch, epochs, Path(tmp), mode, setup))
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["threads"] = torch.get_num_threads()
     print(json.dumps(result))
+
+
+# --- the parent: rounds, conditions, report -------------------------------------------------
+
+
+@dataclass
+class Config:
+    """One configuration of the speed table."""
+
+    name: str
+    trials: int
+    args: list[str]
+    threads: int | None  # None: hpsearch's own choice (follows the load in population mode)
+    results: dict[str, list[dict]] = field(default_factory=lambda: {"idle": [], "busy": []})
+
+
+def run_child(args: list[str], threads: int | None, busy: bool) -> dict:
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.pop(name, None)
+        if threads is not None:
+            env[name] = str(threads)
+    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        if neighbour is not None:
+            time.sleep(0.5)  # let it take its core before the clock starts
+        out = subprocess.run(
+            [sys.executable, __file__, "--phase", *args],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+    finally:
+        if neighbour is not None:
+            neighbour.kill()
+            neighbour.wait()
+    if out.returncode != 0:
+        raise RuntimeError(f"{args}: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _span(values: list[float], fmt: str = ".2f") -> str:
+    """median [min–max] of ``values``."""
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:{fmt}}"
+    return f"{med:{fmt}} [{min(values):{fmt}}–{max(values):{fmt}}]"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_output_arguments(
-        parser, f"{QUICK_EPOCHS} epochs, 3 sequential trials, K in 8 and 32, 32 pareto trials"
-    )
+    add_output_arguments(parser, f"{QUICK_EPOCHS} epochs, 1 round, K in 8 and 32, 32 pareto trials")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--phase", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parse_args(parser)
     if args.phase:
         child(args.phase)
         return 0
-    import torch
-
     run = Run(args, "population")
     epochs = QUICK_EPOCHS if args.quick else EPOCHS
-    flops = flops_per_trial(epochs)
-    n_seq = 3 if args.quick else 8
+    rounds = 1 if args.quick else args.rounds
+    n_seq = 4 if args.quick else 8
     sizes = (8, 32) if args.quick else (8, 32, 64, 128)
+    flops = flops_per_trial(epochs)
+
+    def hp(n: int, k: int, setup: str = "weight_decay", epochs: int = epochs) -> list[str]:
+        return ["hp", str(n), str(k), str(epochs), "scalarized", setup]
+
+    configs = [
+        Config("competent loop", n_seq, ["competent", str(n_seq), str(epochs), "1"], 1),
+        Config("competent loop", n_seq, ["competent", str(n_seq), str(epochs), "1"], 2),
+        Config("Optuna n_jobs=2", n_seq, ["competent", str(n_seq), str(epochs), "2"], 1),
+        Config("Optuna 2 processes", n_seq, ["processes", str(n_seq), str(epochs)], 1),
+        Config("hpsearch sequential", n_seq, hp(n_seq, 1), 1),
+        *(Config(f"hpsearch population K={k}", k, hp(k, k), 1) for k in sizes),
+        Config(f"hpsearch population K={sizes[-2]}", sizes[-2], hp(sizes[-2], sizes[-2]), None),
+    ]
+    reference = configs[0]
+    peaks: dict[str, list[float]] = {"idle": [], "busy": []}
+    loads: list[float] = []
     lines: list[str] = []
 
     def say(text: str = "") -> None:
@@ -223,37 +365,93 @@ def main() -> int:
         lines.append(text)
 
     say(
-        f"machine: {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; digits MLP 64-{HIDDEN}-{HIDDEN}-10, {epochs} "
-        f"epochs, batch {BATCH}; {flops / 1e9:.2f} GFLOP per trial (fwd+bwd)"
+        f"digits MLP 64-{HIDDEN}-{HIDDEN}-10, {epochs} epochs, batch {BATCH}, Adam, TPE, SQLite; "
+        f"{flops / 1e9:.2f} GFLOP per trial (fwd+bwd); {rounds} interleaved round(s), each "
+        "idle then beside one busy process"
     )
-    peak = run_phase(["peak"])["gflops"]
-    say(f"float32 matmul peak (1024², {torch.get_num_threads()} threads): {peak:.1f} GFLOP/s")
-    rows = []
-    plain = run_phase(["plain", str(n_seq), str(epochs)])
-    plain_rate = n_seq / plain["seconds"]
-    rows.append(("(a) plain Optuna loop", n_seq, plain))
-    rows.append(
-        (
-            "(b) hpsearch sequential",
-            n_seq,
-            run_phase(["hp", str(n_seq), "1", "scalarized", str(epochs)]),
-        )
-    )
-    for k in sizes:
-        result = run_phase(["hp", str(k), str(k), "scalarized", str(epochs)])
-        rows.append((f"(c) hpsearch population K={k}", k, result))
+    for r in range(rounds):
+        for condition in ("idle", "busy"):
+            busy = condition == "busy"
+            loads.append(os.getloadavg()[0])
+            peaks[condition].append(run_child(["peak"], 1, busy)["gflops"])
+            for c in configs:
+                result = run_child(c.args, c.threads, busy)
+                c.results[condition].append(result)
+                rate = c.trials / result["seconds"]
+                print(
+                    f"  round {r + 1} {condition:<4} {c.name:<28} threads "
+                    f"{c.threads or 'auto'}: {result['seconds']:6.1f} s, {rate:6.2f} trials/s",
+                    file=sys.stderr, flush=True,
+                )  # fmt: skip
+
+    def rates(c: Config, condition: str) -> list[float]:
+        return [c.trials / x["seconds"] for x in c.results[condition]]
+
+    def ratios(c: Config, condition: str) -> list[float]:
+        pairs = zip(rates(c, condition), rates(reference, condition), strict=True)
+        return [a / b for a, b in pairs]
+
     say(
-        f"\n{'run':<32}{'trials':>7}{'wall s':>9}{'trials/s':>10}{'vs (a)':>8}"
-        f"{'GFLOP/s':>9}{'% peak':>8}{'peak MB':>9}"
+        f"float32 matmul peak, 1 thread (1024²): idle {_span(peaks['idle'], '.1f')}, beside "
+        f"a busy process {_span(peaks['busy'], '.1f')} GFLOP/s"
     )
-    for name, n, r in rows:
-        rate = n / r["seconds"]
-        gflops = flops * n / r["seconds"] / 1e9
-        say(
-            f"{name:<32}{n:>7}{r['seconds']:>9.1f}{rate:>10.3f}{rate / plain_rate:>7.1f}x"
-            f"{gflops:>9.1f}{100 * gflops / peak:>7.1f}%{r['max_rss_mb']:>9.0f}"
+    say(f"1-minute load average before each condition: {min(loads):.2f}–{max(loads):.2f}")
+    table = [
+        "",
+        "| run | threads | trials | idle: trials/s | idle: vs competent, 1 thread | "
+        "busy: trials/s | busy: vs competent, 1 thread | idle GFLOP/s (% of peak) | peak MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    summary = []
+    for c in configs:
+        used = sorted(
+            {t for x in c.results["idle"] + c.results["busy"] for t in x.get("threads_used", [])}
         )
+        threads = str(c.threads) if c.threads else f"hpsearch's choice (used {used})"
+        gflops = [flops * rate / 1e9 for rate in rates(c, "idle")]
+        peak = statistics.median(peaks["idle"])
+        mem = max(x["max_rss_mb"] for x in c.results["idle"])
+        table.append(
+            f"| {c.name} | {threads} | {c.trials} | {_span(rates(c, 'idle'))} | "
+            f"{_span(ratios(c, 'idle'))}× | {_span(rates(c, 'busy'))} | "
+            f"{_span(ratios(c, 'busy'))}× | {statistics.median(gflops):.1f} "
+            f"({100 * statistics.median(gflops) / peak:.0f}%) | {mem:.0f} |"
+        )
+        summary.append({
+            "run": c.name, "threads": c.threads, "threads_used": used, "trials": c.trials,
+            **{f"{cond}_trials_per_s": rates(c, cond) for cond in ("idle", "busy")},
+            **{f"{cond}_vs_competent": ratios(c, cond) for cond in ("idle", "busy")},
+            "max_rss_mb": mem,
+        })  # fmt: skip
+    for row in table:
+        say(row)
+
+    # Per setup: population against hpsearch's own sequential mode (fast path or vmap).
+    setup_rows = []
+    k_setup = 8 if args.quick else 32
+    n_setup = 2 if args.quick else 4
+    setup_epochs = QUICK_EPOCHS if args.quick else SETUP_EPOCHS
+    say(
+        f"\nper setup, idle, 1 thread, {setup_epochs} epochs: hpsearch sequential ({n_setup} "
+        f"trials) against population K={k_setup}, median of {rounds} round(s)"
+    )
+    say("\n| setup | path | sequential trials/s | population trials/s | population / sequential |")
+    say("| --- | --- | --- | --- | --- |")
+    for setup, path in (
+        ("weight_decay", "fast (hand-derived)"),
+        ("sparsity", "fast (hand-derived)"),
+        ("two_task", "vmap"),
+        ("beta_vae", "vmap"),
+    ):
+        seq, pop = [], []
+        for _ in range(rounds):
+            sequential = hp(n_setup, 1, setup, setup_epochs)
+            seq.append(n_setup / run_child(sequential, 1, False)["seconds"])
+            population = hp(k_setup, k_setup, setup, setup_epochs)
+            pop.append(k_setup / run_child(population, 1, False)["seconds"])
+        ratio = [p / s for p, s in zip(pop, seq, strict=True)]
+        say(f"| {setup} | {path} | {_span(seq)} | {_span(pop)} | {_span(ratio)}× |")
+        setup_rows.append({"setup": setup, "path": path, "sequential": seq, "population": pop})
 
     import numpy as np
 
@@ -261,36 +459,40 @@ def main() -> int:
 
     k = 32
     n_pareto = 32 if args.quick else 64
-    seq = run_phase(["hp", str(n_pareto), "1", "pareto", str(epochs)])
-    pop = run_phase(["hp", str(n_pareto), str(k), "pareto", str(epochs)])
-    fronts = [np.array(r["points"]) for r in (seq, pop)]
+    pareto_args = lambda b: ["hp", str(n_pareto), str(b), str(epochs), "pareto", "weight_decay"]  # noqa: E731
+    seq = run_child(pareto_args(1), 1, False)
+    pop = run_child(pareto_args(k), 1, False)
+    fronts = [np.array(x["points"]) for x in (seq, pop)]
     norm = Normalization.from_fronts(fronts)
-    say(f"\npareto study, {n_pareto} trials, NSGA-II (population {k}):")
+    say(f"\npareto study, idle, 1 thread, {n_pareto} trials, NSGA-II (population {k}), 1 run:")
     pareto = {}
-    for name, r, pts in (("sequential", seq, fronts[0]), (f"population K={k}", pop, fronts[1])):
+    for name, x, pts in (("sequential", seq, fronts[0]), (f"population K={k}", pop, fronts[1])):
         hv = analyze_front(pts, normalization=norm).hypervolume
-        pareto[name] = {"trials": n_pareto, "seconds": r["seconds"], "hv": hv}
+        pareto[name] = {"trials": n_pareto, "seconds": x["seconds"], "hv": hv}
         say(
-            f"  {name:<18} HV {hv:.3f} in {r['seconds']:.1f} s = {hv / r['seconds']:.4f} "
+            f"  {name:<18} HV {hv:.3f} in {x['seconds']:.1f} s = {hv / x['seconds']:.4f} "
             "HV per wall-second"
         )
     report = [
-        "# Trials per second: plain Optuna loop, hpsearch sequential, population mode",
+        "# Trials per second against a competent loop, idle and beside a busy process",
         "",
-        f"Made by `{run.command}` ({run.seconds():.0f} s on {run.machine_line()}).",
+        f"Made by `{run.command}` ({run.seconds():.0f} s; {run.machine_line()}).",
+        "Each cell: median [range] over the rounds; ratios are to the competent loop at 1 "
+        'thread in the same round and condition. "busy": beside one CPU-bound process.',
         "",
-        "```",
         *lines,
-        "```",
     ]
     run.write("population.md", "\n".join(report) + "\n")
-    measured = [{"run": name, "trials": n, **r} for name, n, r in rows]
+    facts = {
+        "meta": run.facts(), "epochs": epochs, "rounds": rounds,
+        "peak_gflops": peaks, "load_average_1min": loads,
+    }  # fmt: skip
     for item in (seq, pop):
         item.pop("points", None)
-    facts = {"meta": run.facts(), "epochs": epochs, "peak_gflops": peak}
     run.write(
         "population.json",
-        json.dumps({**facts, "runs": measured, "pareto": pareto}, indent=1) + "\n",
+        json.dumps({**facts, "runs": summary, "setups": setup_rows, "pareto": pareto}, indent=1)
+        + "\n",
     )
     run.finish()
     return 0
