@@ -81,8 +81,7 @@ def _variants(budget: int, epochs: int | None) -> dict:
         },
         "backstitch": dict(base.params),
     }
-    # Batches of 10: none and flooding train as populations; iFlood and backstitch have no
-    # batched form and train one by one whatever the batch.
+    # Batches of 10: every variant trains as populations (iFlood and backstitch batched too).
     budget_changes = {"n_trials": budget, "batch": 10} | ({"epochs": epochs} if epochs else {})
     return {
         name: dataclasses.replace(base, name=f"noisy-{name}", params=params, **budget_changes)

@@ -29,6 +29,7 @@ __all__ = [
     "CONSTRAINTS_KEY",
     "fused_adam_update",
     "heartbeat_enabled",
+    "heartbeat_interval",
     "parent_cache_prefix",
     "rdb_backend",
     "rdb_models",
@@ -70,6 +71,13 @@ def validate_trial(trial: FrozenTrial) -> None:
 def heartbeat_enabled(storage: BaseStorage) -> bool:
     """Whether RUNNING trials of this storage send heartbeats (and stale ones get failed)."""
     return is_heartbeat_enabled(storage)
+
+
+def heartbeat_interval(storage: BaseStorage) -> float | None:
+    """Seconds between the heartbeats of a storage's RUNNING trials, or None without them."""
+    if not is_heartbeat_enabled(storage):
+        return None
+    return float(storage.get_heartbeat_interval())  # type: ignore[attr-defined]
 
 
 def rdb_backend(storage: BaseStorage) -> RDBStorage | None:

@@ -10,7 +10,13 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from hpsearch import _compat
-from hpsearch.study.persist import add_finished_trials, set_user_attrs
+from hpsearch.study.persist import (
+    abandon_trials,
+    add_finished_trials,
+    finish_trials,
+    set_user_attrs,
+    start_trials,
+)
 from hpsearch.study.storage import open_storage
 
 FIELDS = (
@@ -123,3 +129,51 @@ def test_set_user_attrs_is_one_commit_on_sqlite(tmp_path: Path) -> None:
     sqlalchemy.event.listen(engine, "commit", lambda conn: commits.append(1))
     set_user_attrs(trial, {f"k{i}": i for i in range(15)})
     assert len(commits) == 1
+
+
+def _asked(n: int) -> list[optuna.trial.FrozenTrial]:
+    """``n`` trials as population mode has them once asked: params chosen, RUNNING."""
+    source = optuna.create_study()
+    asked = []
+    for _ in range(n):
+        trial = source.ask()
+        trial.suggest_float("lr", 1e-4, 1.0, log=True)
+        trial.set_user_attr("population_size", n)
+        asked.append(source._storage.get_trial(trial._trial_id))
+    return asked
+
+
+def _done(trial: optuna.trial.FrozenTrial, value: float) -> optuna.trial.FrozenTrial:
+    return optuna.create_trial(
+        value=value, params=trial.params, distributions=trial.distributions,
+        user_attrs={**trial.user_attrs, "val_loss1": value},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "journal", "memory"])
+def test_started_trials_are_running_then_finished_in_place(kind, tmp_path, request) -> None:
+    storage = _storage(kind, tmp_path, request)
+    study = optuna.create_study(storage=storage, study_name="batch")
+    first, second = _asked(2), _asked(2)
+    started_a = start_trials(study, first)
+    started_b = start_trials(study, second)
+    assert [t.number for t in started_a + started_b] == [0, 1, 2, 3]
+    read = study.get_trials()
+    assert [t.state for t in read] == [TrialState.RUNNING] * 4
+    assert [t.params for t in read] == [t.params for t in first + second]
+    # The second batch finishes first, with a target of 3: the first batch's RUNNING trials
+    # hold their slots, so only one of the second batch counts; the other is surplus.
+    done_b = finish_trials(study, started_b, [_done(t, 1.0) for t in second], target=3)
+    assert [t.state for t in done_b] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert done_b[1].user_attrs.get("surplus") is True
+    done_a = finish_trials(study, started_a[:1], [_done(first[0], 2.0)], target=3)
+    assert done_a[0].state == TrialState.COMPLETE
+    abandon_trials(study, started_a)  # the one never trained; the finished one stays
+    read = study.get_trials()
+    assert [t.state for t in read] == [
+        TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.FAIL,
+    ]  # fmt: skip
+    assert "fail_reason" not in read[1].user_attrs and "surplus" not in read[1].user_attrs
+    assert read[0].values == [2.0] and read[0].user_attrs["val_loss1"] == 2.0
+    assert read[2].values == [1.0] and read[2].params == second[0].params
+    assert len(read) == 4  # completed in place: no second copy of any trial

@@ -118,7 +118,7 @@ class _Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("kw", [{}, {"backstitch": 0.3}], ids=["batched", "one-by-one"])
+@pytest.mark.parametrize("kw", [{}, {"backstitch": 0.3}], ids=["plain", "backstitch"])
 def test_a_member_stopped_by_its_callback_stops_alone(kw: dict) -> None:
     # What pruning one trial of a batch needs: the callback's exception is that member's result,
     # raised after the epoch it saw; the other members go on, equal to their sequential runs.
@@ -247,12 +247,17 @@ def test_an_interrupted_batch_keeps_the_groups_already_trained(
     with pytest.raises(KeyboardInterrupt):
         hpsearch.run_study(config, storage, progress=False, batch=6)
     trials = optuna.load_study(study_name="small", storage=storage).trials
-    groups = {t.params["optimizer"] for t in trials}
-    assert len(groups) == 1 and 0 < len(trials) < 6  # the first group, stored; the rest dropped
-    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(trials) == 6 and TrialState.RUNNING not in [t.state for t in trials]
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    # The first group is stored; the rest of the batch is FAIL without a reason: not counted.
+    assert len({t.params["optimizer"] for t in done}) == 1 and 0 < len(done) < 6
+    for t in trials:
+        if t.state != TrialState.COMPLETE:
+            assert t.state == TrialState.FAIL and "fail_reason" not in t.user_attrs
+            assert t.params["optimizer"] != done[0].params["optimizer"]
     monkeypatch.setattr(hpsearch.study.objective, "train_population", real)
     summary = hpsearch.run_study(config, storage, progress=False, batch=6)
-    assert summary.counted_before == len(trials) and summary.counted_after == 6
+    assert summary.counted_before == len(done) and summary.counted_after == 6
 
 
 def test_population_mode_on_postgresql(study_file, postgres_url) -> None:
@@ -265,18 +270,59 @@ def test_population_mode_on_postgresql(study_file, postgres_url) -> None:
     assert all(t.state == TrialState.COMPLETE and "val_loss1" in t.user_attrs for t in trials)
 
 
+_BACKSTITCH = [{"backstitch": 0.3}, {"backstitch": 0.1}, {"backstitch": 0.5, "seed": 4}]
+_INTERVAL_2 = [{"backstitch": b, "backstitch_interval": 2} for b in (0.3, 0.2)]
+_IFLOOD = [{"flood": b, "flood_mode": "sample"} for b in (1.0, 0.0)] + [
+    {"flood": 0.6, "flood_mode": "sample", "seed": 4}
+]  # a level of 0: that member is not flooded
+
+
 @pytest.mark.parametrize(
-    "kw",
-    [{"backstitch": 0.3}, {"flood": 0.5, "flood_mode": "sample"}],
-    ids=["backstitch", "iflood"],
+    "members", [_BACKSTITCH, _INTERVAL_2, _IFLOOD], ids=["backstitch", "interval-2", "iflood"]
 )
-def test_backstitch_and_iflood_members_equal_the_sequential_run(kw: dict) -> None:
-    # No batched form: such members train one by one, with exactly the sequential results.
-    setup, data = hpsearch.get_setup("weight_decay")(), load_dataset("wine")
-    configs = [TrainConfig(lr=lr, epochs=4, seed=3, **kw) for lr in (0.003, 0.01)]
+@pytest.mark.parametrize(
+    "setup_name, dataset, path, optimizer",
+    [
+        ("weight_decay", "wine", "fast", "sgd"),
+        ("weight_decay", "wine", "fast", "momentum"),
+        ("weight_decay", "wine", "fast", "adam"),
+        ("weight_decay", "wine", "vmap", "adam"),
+        ("two_task", "digits", "vmap", "adam"),
+    ],
+    ids=["fast-sgd", "fast-momentum", "fast-adam", "vmap-adam", "two_task-adam"],
+)  # fmt: skip
+def test_backstitch_and_iflood_members_equal_the_sequential_run(
+    members: list, setup_name: str, dataset: str, path: str, optimizer: str, monkeypatch
+) -> None:
+    # Batched: each member's two backstitch steps, or its rows flooded at its own level.
+    setup, data = hpsearch.get_setup(setup_name)(), load_dataset(dataset)
+    if members[0].get("flood_mode") == "sample" and not setup.has_sample_losses():
+        pytest.skip(f"{setup_name} has no per-sample losses")
+    if path == "vmap":
+        monkeypatch.setattr(hpsearch.core.population, "stacked_supported", lambda module: False)
+    lrs = (0.003, 0.01, 0.02) if optimizer == "adam" else (0.03, 0.05, 0.1)
+    configs = [
+        TrainConfig(optimizer=optimizer, lr=lr, alpha=1e-3, epochs=3, batch_size=32, **kw)
+        for lr, kw in zip(lrs, members, strict=False)
+    ]
+    assert len(population_groups(configs)) == 1
     results = train_population(setup, data, SPEC, configs)
     for config, result in zip(configs, results, strict=True):
         _assert_same(train(setup, data, SPEC, config), result)
+
+
+def test_backstitched_and_plain_members_train_in_separate_groups() -> None:
+    # A plain member beside backstitched ones would take their ascent steps (lr 0, but its
+    # optimizer state would move): they form groups of their own, as do the floodings.
+    configs = [
+        TrainConfig(backstitch=0.3),
+        TrainConfig(),
+        TrainConfig(backstitch=0.1),
+        TrainConfig(backstitch=0.1, backstitch_interval=2),
+        TrainConfig(flood=0.1, flood_mode="sample"),
+        TrainConfig(flood=0.1),
+    ]
+    assert population_groups(configs) == [[0, 2], [1, 5], [3], [4]]
 
 
 @pytest.mark.parametrize("batch", [1, 4])
@@ -324,3 +370,36 @@ def test_mdmm_members_with_a_slack_budget_equal_the_unconstrained_run() -> None:
     for member in members:
         assert member.val["loss1"] == pytest.approx(free.val["loss1"], rel=1e-4)
         assert member.val["loss2"] == pytest.approx(free.val["loss2"], rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_batch_shows_as_running_while_it_trains(
+    study_file, tmp_path, monkeypatch, kind: str
+) -> None:
+    storage = (
+        f"sqlite:///{tmp_path / 'r.db'}" if kind == "sqlite" else f"journal:///{tmp_path / 'r.log'}"
+    )
+    config = hpsearch.load_study_file(study_file(n_trials=4))
+    real = hpsearch.study.objective.train_population
+    seen = []
+
+    def look_then_train(*args, **kwargs):
+        # What another process (the dashboard) reads while the batch trains.
+        other = optuna.load_study(study_name="small", storage=_open(storage))
+        seen.append([(t.number, t.state, dict(t.params)) for t in other.trials])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hpsearch.study.objective, "train_population", look_then_train)
+    hpsearch.run_study(config, storage, progress=False, batch=4)
+    (running,) = seen
+    assert [(n, s) for n, s, _ in running] == [(i, TrialState.RUNNING) for i in range(4)]
+    assert all({"alpha", "lr"} <= set(params) for _, _, params in running)
+    trials = optuna.load_study(study_name="small", storage=_open(storage)).trials
+    # The same trials, completed in place: same numbers and params, no second copy.
+    assert [(t.number, t.params) for t in trials] == [(n, p) for n, _, p in running]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(t.user_attrs["population_size"] == 4 for t in trials)
+
+
+def _open(storage: str):
+    return hpsearch.open_storage(storage)

@@ -111,6 +111,11 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
 
+    @property
+    def backstitched(self) -> bool:
+        """Whether some mini-batches take backstitch's extra ascent step (``backstitch > 0``)."""
+        return self.backstitch > 0
+
     def __post_init__(self) -> None:
         domains = {**TRAIN_PARAMS, **TRAIN_BUDGET}
         for name, option in domains.items():

@@ -14,6 +14,7 @@ like ``beta_vae``, draw different noise). Like the sequential core, nothing here
 from __future__ import annotations
 
 import ctypes
+import inspect
 import math
 import platform
 import time
@@ -34,15 +35,26 @@ from hpsearch.core.train import (
     EpochRecord,
     Knobs,
     TrainResult,
+    flooded_loss,
     inner_loss,
     knob_columns,
-    train,
     train_members,
 )
-from hpsearch.errors import DivergedError, HpsearchError
+from hpsearch.errors import HpsearchError
 
-# Configs that differ in any of these cannot share one batched model and optimizer.
-GROUP_KEYS: tuple[str, ...] = ("optimizer", "method", "normalize", "epochs", "batch_size")
+# Configs that differ in any of these cannot share one batched model and optimizer: they step
+# together, take the same number of optimizer steps (backstitch's ascent step is one), and
+# flood the same thing (the batch mean, or each sample's loss).
+GROUP_KEYS: tuple[str, ...] = (
+    "optimizer",
+    "method",
+    "normalize",
+    "epochs",
+    "batch_size",
+    "flood_mode",
+    "backstitched",
+    "backstitch_interval",
+)
 
 
 def _keep_freed_memory() -> None:
@@ -82,29 +94,6 @@ def population_groups(configs: Sequence[TrainConfig]) -> list[list[int]]:
     return list(groups.values())
 
 
-def batchable(config: TrainConfig) -> bool:
-    """Whether ``config`` can train as a member of a batched population (no backstitch, no
-    per-sample flooding); other configs are trained one by one by :func:`train_population`."""
-    return config.backstitch == 0 and not (config.flood_mode == "sample" and config.flood > 0)
-
-
-def _train_one(
-    setup: Setup,
-    data: Dataset,
-    model: ModelSpec,
-    config: TrainConfig,
-    on_epoch_end: Callable[[EpochRecord], None] | None,
-) -> TrainResult | Exception:
-    try:
-        return train(setup, data, model, config, on_epoch_end)
-    except DivergedError as e:
-        return e
-    except Exception as e:  # noqa: BLE001 - raised by on_epoch_end: that member's result
-        if on_epoch_end is None:
-            raise
-        return e
-
-
 class _FlatLayout:
     """All members' parameters in one flat tensor: parameter by parameter, each a contiguous
     ``K × shape`` block. The optimizer then updates everything with a handful of elementwise
@@ -140,6 +129,7 @@ class _BatchedOptimizer:
     flat: torch.Tensor
     lr: torch.Tensor
     momentum: torch.Tensor
+    backstitch: torch.Tensor | None = None  # per-member α_b of backstitched members
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
@@ -153,11 +143,23 @@ class _BatchedOptimizer:
         """New per-member learning rates (decay, a frozen member)."""
         self.lr = lr
         self._lr = self.layout.spread(lr)
+        if self.backstitch is not None:
+            # Backstitch's two steps (see TrainConfig.backstitch): an ascent at -α_b·η, then
+            # a descent at (1 + α_b)·η; scaled in double, as the sequential run scales its
+            # param group's learning rate.
+            rate, scale = lr.double(), self.backstitch.double()
+            self._ascent = self.layout.spread((-scale * rate).float())
+            self._descent = self.layout.spread(((1.0 + scale) * rate).float())
 
-    def step(self, grad: torch.Tensor) -> None:
-        """One update of every member; ``grad`` is flat, laid out like the parameters."""
+    def step(self, grad: torch.Tensor, phase: str = "plain") -> None:
+        """One update of every member; ``grad`` is flat, laid out like the parameters.
+
+        ``phase``: ``"plain"``, or backstitch's ``"ascent"`` or ``"descent"`` step (their
+        scaled learning rates).
+        """
         self.steps += 1
-        t, p, st, lr = self.steps, self.flat, self.state, self._lr
+        t, p, st = self.steps, self.flat, self.state
+        lr = self._lr if phase == "plain" else self._ascent if phase == "ascent" else self._descent
         if self.name == "sgd":
             p.addcmul_(grad, lr, value=-1.0)
         elif self.name in ("momentum", "nesterov"):
@@ -237,15 +239,35 @@ class _Population:
             randomness="different",
         )
         self.eval_fn = vmap(self._member_losses, in_dims=(0, None, None), randomness="different")
+        first = configs[0]
+        # iFlood floods each row's loss before the mean; on the fast path, where the setup's
+        # batched_loss_grads takes per-member levels (``sample_flood``), else through vmap.
+        self.per_sample = first.flood_mode == "sample"
+        if self.per_sample and self.batched is not None:
+            takes = inspect.signature(self.batched.batched_loss_grads).parameters
+            self.batched = self.batched if "sample_flood" in takes else None
+        # Backstitch: every n-th mini-batch first takes an ascent step (0: never).
+        self.backstitch_interval = first.backstitch_interval if first.backstitched else 0
+        self.steps = 0
+        backstitch = knob_columns(configs, ["backstitch"])["backstitch"]
         lr, momentum = knob_columns(configs, ("lr", "momentum")).values()
-        self.opt = _BatchedOptimizer(configs[0].optimizer, self.layout, flat, lr, momentum)
+        self.opt = _BatchedOptimizer(
+            first.optimizer, self.layout, flat, lr, momentum,
+            backstitch if first.backstitched else None,
+        )  # fmt: skip
 
     def _member_losses(self, p, xb, yb):
         with _reparametrize_module(self.base, p):
             return self.setup.losses(self.base, xb, yb)
 
     def _member_objective(self, p, xb, yb, knobs):
-        loss1, loss2 = self._member_losses(p, xb, yb)
+        if self.per_sample:  # iFlood, as the sequential run computes it
+            with _reparametrize_module(self.base, p):
+                sample1, loss2 = self.setup.sample_losses(self.base, xb, yb)
+            loss1 = flooded_loss(sample1, knobs["flood"]).mean()
+            knobs = {**knobs, "flood": torch.zeros_like(knobs["flood"])}
+        else:
+            loss1, loss2 = self._member_losses(p, xb, yb)
         loss = inner_loss(self.method, loss1, loss2, knobs)
         return loss, (loss.detach(), loss2.detach())
 
@@ -268,29 +290,47 @@ class _Population:
 
     def step(self, batch: torch.Tensor, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.data.train.x[batch], self.data.train.y[batch]
-        if self.batched is not None:
-            scalarized = []
-
-            def coefficients(loss1, loss2):
-                # d(scalarized loss)/d(L1, L2) per member, by autograd over K-vectors only, so
-                # every inner method and flooding keep their one definition in ``inner_loss``.
-                with torch.enable_grad():
-                    loss1 = loss1.detach().requires_grad_()
-                    loss2 = loss2.detach().requires_grad_()
-                    loss = inner_loss(self.method, loss1, loss2, knobs)
-                    scalarized.append(loss.detach())
-                    return torch.autograd.grad(loss.sum(), (loss1, loss2))
-
-            _, loss2, _ = self.batched.batched_loss_grads(
-                self.base, self.params, x, y, coefficients, self.grad_views
-            )
-            step_grad, loss = self.flat_grad, scalarized[0]
-        else:
-            grads, (loss, loss2) = self.grad_fn(self.params, x, y, knobs)
-            step_grad = self.layout.flatten(grads)
+        phase = "plain"
+        if self.backstitch_interval and self.steps % self.backstitch_interval == 0:
+            # Backstitch, as the sequential run steps: an ascent step, then a descent step
+            # with the gradient recomputed at the moved parameters (_BatchedOptimizer.set_lr).
+            grad, _, _ = self._gradient(x, y, knobs)
+            with torch.no_grad():
+                self.opt.step(grad, "ascent")
+            phase = "descent"
+        grad, loss, loss2 = self._gradient(x, y, knobs)
         with torch.no_grad():
-            self.opt.step(step_grad)
+            self.opt.step(grad, phase)
+        self.steps += 1
         return loss, loss2
+
+    def _gradient(
+        self, x: torch.Tensor, y: torch.Tensor, knobs: Knobs
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every member's flat gradient on one mini-batch, its scalarized loss and its L2."""
+        if self.batched is None:
+            grads, (loss, loss2) = self.grad_fn(self.params, x, y, knobs)
+            return self.layout.flatten(grads), loss, loss2
+        scalarized = []
+        sample_flood = knobs["flood"] if self.per_sample else None
+        if sample_flood is not None:  # flooded per row below: the mean is not flooded again
+            knobs = {**knobs, "flood": torch.zeros_like(sample_flood)}
+
+        def coefficients(loss1, loss2):
+            # d(scalarized loss)/d(L1, L2) per member, by autograd over K-vectors only, so
+            # every inner method and flooding keep their one definition in ``inner_loss``.
+            with torch.enable_grad():
+                loss1 = loss1.detach().requires_grad_()
+                loss2 = loss2.detach().requires_grad_()
+                loss = inner_loss(self.method, loss1, loss2, knobs)
+                scalarized.append(loss.detach())
+                return torch.autograd.grad(loss.sum(), (loss1, loss2))
+
+        extra = {} if sample_flood is None else {"sample_flood": sample_flood}
+        _, loss2, _ = self.batched.batched_loss_grads(
+            self.base, self.params, x, y, coefficients, self.grad_views, **extra
+        )
+        return self.flat_grad, scalarized[0], loss2
 
     def validate(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.base.eval()
@@ -369,22 +409,7 @@ def train_population(
         return []
     if len(population_groups(configs)) != 1:
         raise HpsearchError(f"a population must agree on {', '.join(GROUP_KEYS)}")
-    if any(not batchable(c) for c in configs):
-        # Backstitch (two steps per mini-batch) and iFlood (per-row losses) have no batched
-        # form yet: such a group trains member by member, with the same results.
-        return [
-            _train_one(setup, data, model, c, _member_callback(on_epoch_end, k))
-            for k, c in enumerate(configs)
-        ]
     _keep_freed_memory()
     start = time.perf_counter()
     members = _Population(setup, data, model, configs)
     return train_members(members, configs, on_epoch_end, start)
-
-
-def _member_callback(
-    on_epoch_end: Callable[[int, EpochRecord], None] | None, k: int
-) -> Callable[[EpochRecord], None] | None:
-    if on_epoch_end is None:
-        return None
-    return lambda record: on_epoch_end(k, record)

@@ -230,7 +230,12 @@ class BatchedSetup(Protocol):
         coefficients: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
         out: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """``L1``, ``L2`` (K-vectors) and the gradients of ``c1·L1 + c2·L2`` by name."""
+        """``L1``, ``L2`` (K-vectors) and the gradients of ``c1·L1 + c2·L2`` by name.
+
+        A setup whose method also takes ``sample_flood`` (per-member flood levels of each
+        row's task loss, iFlood) trains iFlood members on the fast path too; without it they
+        go through ``vmap`` over its ``sample_losses``.
+        """
         ...
 
     def batched_evaluate(
@@ -264,6 +269,7 @@ class WeightDecay(Setup):
         y: torch.Tensor,
         coefficients: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
         out: dict[str, torch.Tensor] | None = None,
+        sample_flood: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """``(L1, L2)`` of K stacked members and the gradients of ``c1·L1 + c2·L2``.
 
@@ -275,12 +281,14 @@ class WeightDecay(Setup):
             coefficients: Maps the K-vectors ``(L1, L2)`` to the K-vectors ``(c1, c2)``: the
                 derivatives of each member's scalarized loss with respect to its L1 and L2.
             out: Tensors shaped like ``params`` to write the gradients into, or None.
+            sample_flood: Per-member flood levels of each row's task loss (iFlood), or None:
+                ``L1`` is then the mean of the flooded rows.
 
         Returns:
             ``L1``, ``L2`` and ``{name: gradient}``.
         """
         tape = stacked.stacked_forward(module, params, x)
-        l1, grad_out = stacked.stacked_task_loss(tape[-1], y)
+        l1, grad_out = stacked.stacked_task_loss(tape[-1], y, sample_flood=sample_flood)
         l2 = self._batched_penalty(params)
         c1, c2 = coefficients(l1, l2)
         assert grad_out is not None  # asked for with the default with_grad=True

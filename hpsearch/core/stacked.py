@@ -137,7 +137,10 @@ def stacked_backward(
 
 
 def stacked_task_loss(
-    out: torch.Tensor, y: torch.Tensor, with_grad: bool = True
+    out: torch.Tensor,
+    y: torch.Tensor,
+    with_grad: bool = True,
+    sample_flood: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The task loss of K members (cross-entropy for integer labels, else MSE) and its gradient.
 
@@ -145,6 +148,9 @@ def stacked_task_loss(
         out: ``K × B × c`` outputs (``c = 1`` for a regression target).
         y: Targets, ``B`` (shared) or ``K × B``.
         with_grad: Also return the gradient.
+        sample_flood: Per-member flood levels b (a K-vector) to flood each row's loss with
+            before the mean, ``mean_i(|ℓ_i − b| + b)`` (iFlood; a member with b <= 0 is not
+            flooded), or None.
 
     Returns:
         The K batch-mean losses, and the gradient of each at ``out`` (None without
@@ -154,16 +160,36 @@ def stacked_task_loss(
     y = y.expand(k, b) if y.dim() == 1 else y
     if y.dtype != torch.int64:
         diff = out.squeeze(-1) - y
-        loss = diff.pow(2).mean(1)
-        return loss, (diff.mul_(2.0 / b).unsqueeze(-1) if with_grad else None)
+        rows = diff.pow(2)
+        loss, sign = _flood_rows(rows, sample_flood)
+        if not with_grad:
+            return loss, None
+        grad = diff.mul_(2.0 / b)
+        return loss, (grad if sign is None else grad.mul_(sign)).unsqueeze(-1)
     # Log-sum-exp written out: torch's log_softmax is slow over a last axis of a few classes.
     top = out.amax(-1, keepdim=True)
     exp = (out - top).exp_()
     total = exp.sum(-1, keepdim=True)
     picked = out.gather(2, y.unsqueeze(-1))
-    loss = (total.log() + top - picked).squeeze(-1).mean(1)
+    rows = (total.log() + top - picked).squeeze(-1)
+    loss, sign = _flood_rows(rows, sample_flood)
     if not with_grad:
         return loss, None
     grad = exp.div_(total)  # softmax
     grad.scatter_add_(2, y.unsqueeze(-1), torch.full((k, b, 1), -1.0))
-    return loss, grad.div_(b)
+    grad.div_(b)
+    return loss, (grad if sign is None else grad.mul_(sign.unsqueeze(-1)))
+
+
+def _flood_rows(
+    rows: torch.Tensor, flood: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The K means of ``K × B`` row losses, each row flooded at its member's level, and the
+    rows' gradient signs (autograd's: ``sign(ℓ − b)``, 0 at the level), or None unflooded."""
+    if flood is None:
+        return rows.mean(1), None
+    level = flood.view(-1, 1)
+    on = level > 0
+    flooded = torch.where(on, (rows - level).abs() + level, rows)
+    sign = torch.where(on, torch.sign(rows - level), torch.ones_like(rows))
+    return flooded.mean(1), sign

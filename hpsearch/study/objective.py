@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +12,13 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from hpsearch._compat import CONSTRAINTS_KEY, parent_cache_prefix, study_storage, trial_id
+from hpsearch._compat import (
+    CONSTRAINTS_KEY,
+    heartbeat_interval,
+    parent_cache_prefix,
+    study_storage,
+    trial_id,
+)
 from hpsearch.core.data import Dataset
 from hpsearch.core.population import GROUP_KEYS, train_population
 from hpsearch.core.setups import get_setup
@@ -18,7 +26,7 @@ from hpsearch.core.train import EpochRecord, TrainResult, train
 from hpsearch.errors import DivergedError
 from hpsearch.study import keys
 from hpsearch.study.config import ParamSpec, StudyConfig
-from hpsearch.study.persist import add_finished_trials, set_user_attrs
+from hpsearch.study.persist import abandon_trials, beat, finish_trials, set_user_attrs, start_trials
 
 
 def suggest_params(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -187,23 +195,30 @@ def run_population(
     """Ask for ``n`` trials at once, train them as populations, tell and store every result.
 
     The batch is asked and told in an in-memory copy of ``study`` that shares its sampler (see
-    :func:`_in_memory_copy`), and its finished trials are then stored in ``study`` in one
-    transaction (:func:`hpsearch.study.persist.add_finished_trials`); study system attrs a sampler
-    wrote (a QMC sequence's position, for one) are written back. Trials are grouped so that
-    each group shares the architecture, setup options and
-    :data:`hpsearch.core.population.GROUP_KEYS`; each group is one batched model. A member that
-    diverges is stored as FAIL with its reason; the others are unaffected. If anything stops
-    the batch (Ctrl-C, an error), the groups already trained are stored and the rest of the
-    batch is dropped: nothing is left RUNNING. With a ``target``, trials that would count past
-    it are stored as surplus (see :func:`hpsearch.study.persist.add_finished_trials`).
+    :func:`_in_memory_copy`). Once asked, its trials are stored in ``study`` as RUNNING in one
+    transaction (:func:`hpsearch.study.persist.start_trials`): the storage and the dashboard
+    show them while they train, other workers' samplers see them running, and with heartbeats
+    on they send heartbeats, so that a killed process's batch goes stale and is failed. Each
+    trained group is then completed in one transaction
+    (:func:`hpsearch.study.persist.finish_trials`); study system attrs a sampler wrote (a QMC
+    sequence's position, for one) are written back. Trials are grouped so that each group
+    shares the architecture, setup options and :data:`hpsearch.core.population.GROUP_KEYS`;
+    each group is one batched model. A member that diverges is stored as FAIL with its reason;
+    the others are unaffected. If anything stops the batch (Ctrl-C, an error), the groups
+    already trained are kept and the rest of the batch is stored as FAIL without a reason:
+    they do not count, a rerun replaces them, nothing is left RUNNING. With a ``target``,
+    trials that would count past it are stored as surplus (see
+    :func:`hpsearch.study.persist.finish_trials`).
 
     Returns:
         The stored trials, in the order asked.
     """
     setup_cls = get_setup(config.setup)
     batch, attrs = _in_memory_copy(study)
+    batch_storage, batch_id = study_storage(batch)
     trials = [batch.ask() for _ in range(n)]
-    told: dict[int, optuna.trial.FrozenTrial] = {}
+    stored: dict[int, optuna.trial.FrozenTrial] = {}
+    started: list[optuna.trial.FrozenTrial] = []
     try:
         resolved = [config.resolve(suggest_params(t, config.params)) for t in trials]
         groups: dict[tuple, list[int]] = {}
@@ -215,24 +230,59 @@ def run_population(
             )
             groups.setdefault(group, []).append(i)
         for members in groups.values():
+            for i in members:
+                # Recorded before training: the trial shows its seed and batch while it runs,
+                # and holds its slot toward the target (persist.finish_trials).
+                trials[i].set_user_attr(keys.TRAIN_SEED, resolved[i][0].seed)
+                trials[i].set_user_attr(keys.POPULATION_SIZE, len(members))
+        started = start_trials(study, [batch_storage.get_trial(trial_id(t)) for t in trials])
+        heartbeat = _Heartbeat(study, started)
+        for members in groups.values():
             _, model, options = resolved[members[0]]
             results = train_population(
-                setup_cls(**options), data, model, [resolved[i][0] for i in members]
+                setup_cls(**options),
+                data,
+                model,
+                [resolved[i][0] for i in members],
+                on_epoch_end=heartbeat,
             )
+            told = {}
             for i, result in zip(members, results, strict=True):
                 trial = trials[i]
-                trial.set_user_attr(keys.TRAIN_SEED, resolved[i][0].seed)
-                trial.set_user_attr(keys.POPULATION_SIZE, len(members))
                 if isinstance(result, Exception):  # diverged: nothing else stops a member here
                     trial.set_user_attr(keys.FAIL_REASON, str(result))
                     told[i] = batch.tell(trial, state=optuna.trial.TrialState.FAIL)
                 else:
                     record_result(trial, result, constrained=config.mode == "scalarized")
                     told[i] = batch.tell(trial, objective_values(config, result.val))
+            order = sorted(told)
+            finished = [told[i] for i in order]
+            done = finish_trials(study, [started[i] for i in order], finished, target)
+            stored.update(zip(order, done, strict=True))
     finally:
-        stored = add_finished_trials(study, [told[i] for i in sorted(told)], target)
-        (batch_storage, batch_id), (storage, study_id) = study_storage(batch), study_storage(study)
+        abandon_trials(study, [t for i, t in enumerate(started) if i not in stored])
+        storage, study_id = study_storage(study)
         for key, value in batch_storage.get_study_system_attrs(batch_id).items():
             if attrs.get(key, _MISSING) != value and not _holds_trial_ids(study.sampler, key):
                 storage.set_study_system_attr(study_id, key, value)
-    return stored
+    return [stored[i] for i in sorted(stored)]
+
+
+class _Heartbeat:
+    """The epoch callback of a batch: heartbeats for its RUNNING trials, at most once per
+    heartbeat interval (every member's every epoch calls it)."""
+
+    def __init__(self, study: optuna.Study, started: list[optuna.trial.FrozenTrial]) -> None:
+        self.storage, _ = study_storage(study)
+        self.started = started
+        self.interval = heartbeat_interval(self.storage)
+        self.last = time.monotonic()
+
+    def __call__(self, k: int, record: EpochRecord) -> None:
+        if self.interval is None or time.monotonic() - self.last < self.interval:
+            return
+        self.last = time.monotonic()
+        # A missed beat must not stop a member as its result; a storage's own fault shows
+        # when the batch is stored.
+        with contextlib.suppress(Exception):
+            beat(self.storage, self.started)

@@ -1,12 +1,14 @@
-"""Many finished trials stored in one storage transaction.
+"""Many trials stored, and later finished, in one storage transaction each.
 
-Population mode asks and tells a whole batch in an in-memory copy of the study and then stores
-the finished trials. ``Study.add_trials`` writes every record of a trial with its own lookup
-on an RDB storage: about 15 ms per trial with 15 user attributes on SQLite, 1 s for a batch of
-64, as long as training the batch takes. :func:`add_finished_trials` writes the same rows
-through Optuna's own ORM models in one session (77 ms for the same 64); on any other storage
-(Journal file, in-memory) it uses the public API. What is stored, and what Optuna reads back,
-is the same either way (tested).
+Population mode asks and tells a whole batch in an in-memory copy of the study. Its trials are
+stored RUNNING as soon as they are asked (:func:`start_trials`), so that the storage and the
+dashboard show the batch while it trains, and completed when it is trained
+(:func:`finish_trials`). ``Study.add_trials`` writes every record of a trial with its own
+lookup on an RDB storage: about 15 ms per trial with 15 user attributes on SQLite, 1 s for a
+batch of 64, as long as training the batch takes. These functions write the same rows through
+Optuna's own ORM models in one session each; on any other storage (Journal file, in-memory)
+they use the public API. What is stored, and what Optuna reads back, is the same either way
+(tested).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from optuna.distributions import distribution_to_json
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch._compat import (
+    heartbeat_enabled,
     rdb_backend,
     rdb_models,
     rdb_session,
@@ -55,7 +58,8 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
 def add_finished_trials(
     study: optuna.Study, trials: Sequence[FrozenTrial], target: int | None = None
 ) -> list[FrozenTrial]:
-    """``study.add_trials(trials)``, in one transaction where possible, within a target.
+    """``study.add_trials(trials)``, within a target: :func:`start_trials` then
+    :func:`finish_trials` (one transaction each where possible).
 
     Each trial gets the next trial number, in order; its state, datetimes, values, params,
     user and system attributes (constraints included) and intermediate values are stored as
@@ -73,48 +77,161 @@ def add_finished_trials(
     Returns:
         The trials as stored, with their numbers in ``study``.
     """
-    storage, study_id = study_storage(study)
     for trial in trials:
         validate_trial(trial)
     if not trials:
         return []
+    storage, study_id = study_storage(study)
+    if target is None and rdb_backend(storage) is None:  # nothing to decide: store as they are
+        ids = [storage.create_new_trial(study_id, template_trial=t) for t in trials]
+        return [storage.get_trial(i) for i in ids]
+    return finish_trials(study, start_trials(study, trials), trials, target)
+
+
+def start_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """Store asked trials (params chosen, not finished) as RUNNING, in one transaction where
+    possible, so that the storage and the dashboard show a batch while it trains.
+
+    :func:`finish_trials` completes them; :func:`abandon_trials` fails those that never will.
+    Each gets the next trial number, in order; with heartbeats on, a first heartbeat, so that
+    a killed process's trials go stale and are failed. A trial with the user attr
+    ``population_size`` holds its slot toward the target while it runs (see
+    :func:`finish_trials`).
+
+    Returns:
+        The trials as stored (RUNNING), with their numbers and ids in ``study``.
+    """
+    storage, study_id = study_storage(study)
+    running = []
+    for trial in trials:
+        held = copy.deepcopy(trial)
+        held.state, held.values, held.datetime_complete = TrialState.RUNNING, None, None
+        held.intermediate_values = {}
+        running.append(held)
+    if not running:
+        return []
     backend = rdb_backend(storage)
     if backend is None:
-        return _add_through_api(storage, study_id, trials, target)
-    with rdb_session(backend) as session:
-        # Lock the study row as Optuna's own trial creation does (PostgreSQL, MySQL), and
-        # insert before counting: SQLite takes its write lock at the first INSERT, so the
-        # numbers and the count below see every trial another process stored before us.
-        rdb_models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
-        rows = []
+        ids = [storage.create_new_trial(study_id, template_trial=t) for t in running]
+        started = [storage.get_trial(i) for i in ids]
+    else:
+        with rdb_session(backend) as session:
+            rows = _insert_numbered(session, study_id, running)
+            children: list[Any] = []
+            for row, trial in zip(rows, running, strict=True):
+                children += _child_rows(int(row.trial_id), trial)
+            session.add_all(children)
+            numbers_ids = [(int(row.number), int(row.trial_id)) for row in rows]
+        started = [
+            with_number_and_id(trial, number, tid)
+            for (number, tid), trial in zip(numbers_ids, running, strict=True)
+        ]
+    beat(storage, started)
+    return started
+
+
+def beat(storage: Any, trials: Sequence[FrozenTrial]) -> None:
+    """A heartbeat for each of ``trials`` (RUNNING), where the storage keeps heartbeats."""
+    if heartbeat_enabled(storage):
         for trial in trials:
-            row = rdb_models.TrialModel(study_id=study_id, number=None, state=trial.state)
-            row.datetime_start = trial.datetime_start
-            row.datetime_complete = trial.datetime_complete
-            rows.append(row)
-        session.add_all(rows)
-        session.flush()  # assigns the trial ids the child rows point to
-        first_id = min(int(row.trial_id) for row in rows)
-        Trial = rdb_models.TrialModel
-        earlier = session.query(Trial).filter(Trial.study_id == study_id, Trial.trial_id < first_id)
-        before = earlier.count()
-        counted = _counting(session, earlier).count() if target is not None else 0
-        order = sorted(range(len(rows)), key=lambda i: int(rows[i].trial_id))
-        stored = list(trials)
-        for rank, i in enumerate(order):
-            rows[i].number = before + rank
-            stored[i], counts = _within_target(trials[i], counted, target)
+            storage.record_heartbeat(trial_id(trial))
+
+
+def finish_trials(
+    study: optuna.Study,
+    started: Sequence[FrozenTrial],
+    finished: Sequence[FrozenTrial],
+    target: int | None = None,
+) -> list[FrozenTrial]:
+    """Complete trials :func:`start_trials` stored: each of ``started`` takes the state,
+    values, attributes, intermediate values and completion time of the ``finished`` trial at
+    the same place, in one transaction where possible.
+
+    Whether a trial counts toward ``target`` is decided now, as :func:`add_finished_trials`
+    does, from the trials before it: those that count, and the RUNNING trials of other
+    batches (user attr ``population_size``), which hold their slots while they train.
+
+    Returns:
+        The trials as stored.
+    """
+    for trial in finished:
+        validate_trial(trial)
+    if not started:
+        return []
+    storage, study_id = study_storage(study)
+    backend = rdb_backend(storage)
+    ids = [trial_id(t) for t in started]
+    if backend is None:
+        return _finish_through_api(storage, study_id, ids, finished, target)
+    Trial = rdb_models.TrialModel
+    with rdb_session(backend) as session:
+        rdb_models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        rows = {int(r.trial_id): r for r in session.query(Trial).filter(Trial.trial_id.in_(ids))}
+        counted = _counted_before(session, study_id, list(rows.values()), target)
+        stored = list(finished)
+        for i in sorted(range(len(ids)), key=lambda i: ids[i]):
+            stored[i], counts = _within_target(finished[i], counted, target)
             counted += counts
-            rows[i].state = stored[i].state
+            row = rows[ids[i]]
+            row.state, row.datetime_complete = stored[i].state, stored[i].datetime_complete
+        # The attributes are written again whole: the finished trial holds every one.
+        for model in (rdb_models.TrialUserAttributeModel, rdb_models.TrialSystemAttributeModel):
+            session.query(model).filter(model.trial_id.in_(ids)).delete(synchronize_session=False)
         children: list[Any] = []
-        for row, trial in zip(rows, stored, strict=True):
-            children += _child_rows(int(row.trial_id), trial)
+        for tid, trial in zip(ids, stored, strict=True):
+            children += _child_rows(tid, trial, params=False)
         session.add_all(children)
-        numbers_ids = [(int(row.number), int(row.trial_id)) for row in rows]
     return [
-        with_number_and_id(trial, number, tid)
-        for (number, tid), trial in zip(numbers_ids, stored, strict=True)
+        with_number_and_id(copy.copy(trial), s.number, trial_id(s))
+        for s, trial in zip(started, stored, strict=True)
     ]
+
+
+def abandon_trials(study: optuna.Study, started: Sequence[FrozenTrial]) -> None:
+    """Fail trials :func:`start_trials` stored that will not be trained (Ctrl-C, an error):
+    FAIL without a reason, so they do not count and a rerun replaces them."""
+    storage, _ = study_storage(study)
+    for trial in started:
+        if storage.get_trial(trial_id(trial)).state == TrialState.RUNNING:
+            storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
+
+
+def _insert_numbered(session: Any, study_id: int, trials: Sequence[FrozenTrial]) -> list[Any]:
+    """Insert one trial row per trial, numbered in order after the study's trials."""
+    # Lock the study row as Optuna's own trial creation does (PostgreSQL, MySQL), and
+    # insert before counting: SQLite takes its write lock at the first INSERT, so the
+    # numbers and the count below see every trial another process stored before us.
+    rdb_models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+    rows = []
+    for trial in trials:
+        row = rdb_models.TrialModel(study_id=study_id, number=None, state=trial.state)
+        row.datetime_start = trial.datetime_start
+        row.datetime_complete = trial.datetime_complete
+        rows.append(row)
+    session.add_all(rows)
+    session.flush()  # assigns the trial ids the child rows point to
+    first_id = min(int(row.trial_id) for row in rows)
+    Trial = rdb_models.TrialModel
+    before = session.query(Trial).filter(Trial.study_id == study_id, Trial.trial_id < first_id)
+    before = before.count()
+    for rank, i in enumerate(sorted(range(len(rows)), key=lambda i: int(rows[i].trial_id))):
+        rows[i].number = before + rank
+    return rows
+
+
+def _counted_before(session: Any, study_id: int, rows: Sequence[Any], target: int | None) -> int:
+    """How many trials stored before ``rows`` count toward ``target`` or hold a slot (another
+    batch's RUNNING trials); 0 without a target."""
+    if target is None:
+        return 0
+    Trial, Attr = rdb_models.TrialModel, rdb_models.TrialUserAttributeModel
+    first_id = min(int(row.trial_id) for row in rows)
+    earlier = session.query(Trial).filter(Trial.study_id == study_id, Trial.trial_id < first_id)
+    holding = sqlalchemy.exists().where(
+        Attr.trial_id == Trial.trial_id, Attr.key == keys.POPULATION_SIZE
+    )
+    running = earlier.filter(Trial.state == TrialState.RUNNING, holding).count()
+    return _counting(session, earlier).count() + running
 
 
 def _counting(session: Any, trials: Any) -> Any:
@@ -144,26 +261,13 @@ def _within_target(trial: FrozenTrial, counted: int, target: int | None) -> tupl
     return surplus, 0
 
 
-def _add_through_api(
-    storage: Any, study_id: int, trials: Sequence[FrozenTrial], target: int | None
+def _finish_through_api(
+    storage: Any, study_id: int, ids: list[int], trials: Sequence[FrozenTrial], target: int | None
 ) -> list[FrozenTrial]:
-    """Journal and in-memory storages: create the trials RUNNING, then finish each.
-
-    The journal hands out numbers in the order of its (locked) appends; whether a trial counts
-    is decided once it has its number, from the trials numbered before it, counting another
-    batch's trials still RUNNING there as holding their slots (they are being finished). With
-    a target, ``datetime_complete`` is the time the trial was stored.
-    """
-    if target is None:  # nothing to decide: store them as they are
-        ids = [storage.create_new_trial(study_id, template_trial=t) for t in trials]
-        return [storage.get_trial(i) for i in ids]
-    ids = []
-    for trial in trials:
-        running = copy.deepcopy(trial)
-        running.state, running.values, running.datetime_complete = TrialState.RUNNING, None, None
-        ids.append(storage.create_new_trial(study_id, template_trial=running))
+    """Finish the RUNNING trials ``ids`` as ``trials`` through the public API."""
     every = storage.get_all_trials(study_id, deepcopy=False)
     numbers = {trial_id(t): t.number for t in every}
+    current = {trial_id(t): t for t in every if trial_id(t) in ids}
     # Another batch's trials RUNNING before ours are being finished like ours: they hold a slot.
     ahead = [
         t.number
@@ -182,16 +286,27 @@ def _add_through_api(
         final, counts = _within_target(trials[i], counted, target)
         if counts:
             counted_mine.append(number)
+        had = current[ids[i]]
         for key, value in final.user_attrs.items():
-            if key not in trials[i].user_attrs:
+            if had.user_attrs.get(key, _ABSENT) != value:
                 storage.set_trial_user_attr(ids[i], key, value)
+        for key, value in final.system_attrs.items():
+            if had.system_attrs.get(key, _ABSENT) != value:
+                storage.set_trial_system_attr(ids[i], key, value)
+        for step, value in final.intermediate_values.items():
+            if step not in had.intermediate_values:
+                storage.set_trial_intermediate_value(ids[i], step, value)
         storage.set_trial_state_values(ids[i], final.state, final.values)
         stored[i] = storage.get_trial(ids[i])
     return [stored[i] for i in range(len(ids))]
 
 
-def _child_rows(trial_id: int, trial: FrozenTrial) -> list[Any]:
-    """The rows of a trial's values, params, attributes and intermediate values."""
+_ABSENT = object()
+
+
+def _child_rows(trial_id: int, trial: FrozenTrial, params: bool = True) -> list[Any]:
+    """The rows of a trial's values, params (unless ``params`` is False: already stored),
+    attributes and intermediate values."""
     children: list[Any] = []
     for objective, value in enumerate(trial.values or ()):
         stored, kind = rdb_models.TrialValueModel.value_to_stored_repr(value)
@@ -200,7 +315,7 @@ def _child_rows(trial_id: int, trial: FrozenTrial) -> list[Any]:
                 trial_id=trial_id, objective=objective, value=stored, value_type=kind
             )
         )
-    for name, value in trial.params.items():
+    for name, value in trial.params.items() if params else ():
         dist = trial.distributions[name]
         children.append(
             rdb_models.TrialParamModel(
