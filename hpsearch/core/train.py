@@ -446,8 +446,8 @@ class _SingleModel:
         self.order = torch.Generator().manual_seed(config.seed)
         self.data = setup.prepare(data)
         self.module = setup.build_model(self.data, model)
-        params = [p for p in self.module.parameters() if p.requires_grad]
-        self.opt = make_optimizer(config.optimizer, params, config.lr, config.momentum)
+        self.params = [p for p in self.module.parameters() if p.requires_grad]
+        self.opt = make_optimizer(config.optimizer, self.params, config.lr, config.momentum)
         self.per_sample = config.flood_mode == "sample" and config.flood > 0
         # Mini-batches so far, over all epochs: the backstitch interval counts these.
         self.steps = 0
@@ -490,16 +490,22 @@ class _SingleModel:
             # Backstitch: an ascent step of α·η on this mini-batch, then (below) a descent
             # step of (1 + α)·η with the gradient recomputed at the moved parameters.
             loss, _ = self._objective(batch, knobs)
-            self.opt.zero_grad(set_to_none=True)
+            self._drop_grads()
             loss.backward()
             _step_scaled(self.opt, -backstitch)
             factor = 1.0 + backstitch
         loss, loss2 = self._objective(batch, knobs)
-        self.opt.zero_grad(set_to_none=True)
+        self._drop_grads()
         loss.backward()
         _step_scaled(self.opt, factor)
         self.steps += 1
         return loss.detach().reshape(1), loss2.detach().reshape(1)
+
+    def _drop_grads(self) -> None:
+        # What opt.zero_grad(set_to_none=True) does, without its per-call wrappers (profiler
+        # hooks, dynamo guard): ~17 µs a step on a small MLP, 2% of a sequential trial.
+        for p in self.params:
+            p.grad = None
 
     def validate(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.val = self.setup.evaluate(self.module, self.data.val)
