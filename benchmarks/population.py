@@ -40,7 +40,6 @@ import sys
 import tempfile
 import textwrap
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from _common import Run, add_output_arguments, parse_args
@@ -302,15 +301,13 @@ def child(argv: list[str]) -> None:
 # --- the parent: rounds, conditions, report -------------------------------------------------
 
 
-@dataclass
 class Config:
-    """One configuration of the speed table."""
+    """One configuration of the speed table, and its results per condition."""
 
-    name: str
-    trials: int
-    args: list[str]
-    threads: int | None  # None: hpsearch's own choice (follows the load in population mode)
-    results: dict[str, list[dict]] = field(default_factory=lambda: {"idle": [], "busy": []})
+    def __init__(self, name: str, trials: int, args: list[str], threads: int | None) -> None:
+        self.name, self.trials, self.args = name, trials, args
+        self.threads = threads  # None: hpsearch's own choice (follows the load in population)
+        self.results: dict[str, list[dict]] = {"idle": [], "busy": []}
 
 
 def run_child(args: list[str], threads: int | None, busy: bool) -> dict:
