@@ -285,14 +285,11 @@ def child(argv: list[str]) -> None:
         elif kind == "processes":
             result["seconds"] = phase_processes(int(argv[1]), storage, int(argv[2]))
         else:
-            n, batch, epochs, mode, setup = (
-                int(argv[1]),
-                int(argv[2]),
-                int(argv[3]),
-                argv[4],
-                argv[5],
+            n, batch, epochs = int(argv[1]), int(argv[2]), int(argv[3])
+            mode, setup, variant = argv[4], argv[5], argv[6] if len(argv) > 6 else ""
+            result.update(
+                phase_hpsearch(n, storage, batch, epochs, Path(tmp), mode, setup, variant)
             )
-            result.update(phase_hpsearch(n, storage, batch, epochs, Path(tmp), mode, setup))
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["threads"] = torch.get_num_threads()
     print(json.dumps(result))
@@ -490,9 +487,9 @@ def main() -> int:
 
     k = 32
     n_pareto = 32 if args.quick else 64
-    pareto_args = lambda b: ["hp", str(n_pareto), str(b), str(epochs), "pareto", "weight_decay"]  # noqa: E731
-    seq = run_child(pareto_args(1), 1, False)
-    pop = run_child(pareto_args(k), 1, False)
+    pareto_args = ["hp", str(n_pareto), "{}", str(epochs), "pareto", "weight_decay", ""]
+    seq = run_child([a.format(1) for a in pareto_args], 1, False)
+    pop = run_child([a.format(k) for a in pareto_args], 1, False)
     fronts = [np.array(x["points"]) for x in (seq, pop)]
     norm = Normalization.from_fronts(fronts)
     say(f"\npareto study, idle, 1 thread, {n_pareto} trials, NSGA-II (population {k}), 1 run:")
