@@ -35,6 +35,7 @@ __all__ = [
     "rdb_backend",
     "rdb_models",
     "rdb_session",
+    "record_rdb_heartbeats",
     "remember_user_attrs",
     "serialize_frozen_trial",
     "set_rdb_trial_user_attrs",
@@ -109,6 +110,24 @@ def set_rdb_trial_user_attrs(backend: RDBStorage, trial_id: int, attrs: dict[str
             model(trial_id=trial_id, key=key, value_json=json.dumps(value))
             for key, value in attrs.items()
         )
+
+
+def record_rdb_heartbeats(session: sqlalchemy.orm.Session, trial_ids: list[int]) -> None:
+    """A heartbeat now for each of ``trial_ids`` in an open session of an SQL storage: what
+    ``RDBStorage.record_heartbeat`` does per trial (the rows Optuna's stale-trial check reads),
+    in one statement per kind instead of a transaction per trial."""
+    import sqlalchemy
+
+    model = rdb_models.TrialHeartbeatModel
+    now = session.execute(sqlalchemy.func.now()).scalar_one()
+    beating = {
+        int(tid) for (tid,) in session.query(model.trial_id).filter(model.trial_id.in_(trial_ids))
+    }
+    if beating:
+        session.query(model).filter(model.trial_id.in_(beating)).update(
+            {model.heartbeat: now}, synchronize_session=False
+        )
+    session.add_all(model(trial_id=tid, heartbeat=now) for tid in trial_ids if tid not in beating)
 
 
 def remember_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:

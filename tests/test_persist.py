@@ -13,6 +13,7 @@ from hpsearch import _compat
 from hpsearch.study.persist import (
     abandon_trials,
     add_finished_trials,
+    beat,
     finish_trials,
     set_user_attrs,
     start_trials,
@@ -150,9 +151,19 @@ def _done(trial: optuna.trial.FrozenTrial, value: float) -> optuna.trial.FrozenT
     )  # fmt: skip
 
 
+def _beating(kind: str, tmp_path: Path, request) -> optuna.storages.BaseStorage:
+    """An SQL storage with heartbeats (running trials hold their slots), or another kind."""
+    if kind == "sqlite":
+        return open_storage(f"sqlite:///{tmp_path / 'h.db'}", heartbeat=10)
+    if kind == "postgresql":
+        return open_storage(request.getfixturevalue("postgres_url"), heartbeat=10)
+    return _storage(kind, tmp_path, request)
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "journal", "memory"])
 def test_started_trials_are_running_then_finished_in_place(kind, tmp_path, request) -> None:
-    storage = _storage(kind, tmp_path, request)
+    storage = _beating(kind, tmp_path, request)
+    hold = kind in ("sqlite", "postgresql")  # heartbeats tell live running trials from dead
     study = optuna.create_study(storage=storage, study_name="batch")
     first, second = _asked(2), _asked(2)
     started_a = start_trials(study, first)
@@ -161,19 +172,65 @@ def test_started_trials_are_running_then_finished_in_place(kind, tmp_path, reque
     read = study.get_trials()
     assert [t.state for t in read] == [TrialState.RUNNING] * 4
     assert [t.params for t in read] == [t.params for t in first + second]
-    # The second batch finishes first, with a target of 3: the first batch's RUNNING trials
-    # hold their slots, so only one of the second batch counts; the other is surplus.
+    # The second batch finishes first, with a target of 3. With heartbeats the first batch's
+    # RUNNING trials hold their slots: one of the second counts, the other is surplus.
     done_b = finish_trials(study, started_b, [_done(t, 1.0) for t in second], target=3)
-    assert [t.state for t in done_b] == [TrialState.COMPLETE, TrialState.FAIL]
-    assert done_b[1].user_attrs.get("surplus") is True
+    expected = [TrialState.COMPLETE, TrialState.FAIL if hold else TrialState.COMPLETE]
+    assert [t.state for t in done_b] == expected
+    assert done_b[1].user_attrs.get("surplus", False) is hold
+    # The first batch counts what is complete, whatever its number.
     done_a = finish_trials(study, started_a[:1], [_done(first[0], 2.0)], target=3)
     assert done_a[0].state == TrialState.COMPLETE
     abandon_trials(study, started_a)  # the one never trained; the finished one stays
     read = study.get_trials()
-    assert [t.state for t in read] == [
-        TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.FAIL,
-    ]  # fmt: skip
+    assert [t.state for t in read] == [TrialState.COMPLETE, TrialState.FAIL, *expected]
     assert "fail_reason" not in read[1].user_attrs and "surplus" not in read[1].user_attrs
     assert read[0].values == [2.0] and read[0].user_attrs["val_loss1"] == 2.0
     assert read[2].values == [1.0] and read[2].params == second[0].params
     assert len(read) == 4  # completed in place: no second copy of any trial
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_groups_of_one_batch_finish_within_the_target_whatever_their_order(
+    kind, tmp_path, request
+) -> None:
+    # Groups interleave: {0, 2} then {1, 3}, target 2. With heartbeats, running trial 1 holds
+    # its slot while {0, 2} is stored: the slots go to 0 and 1. Without, to the first stored.
+    study = optuna.create_study(storage=_beating(kind, tmp_path, request), study_name="g")
+    asked = _asked(4)
+    started = start_trials(study, asked)
+    for group in ([0, 2], [1, 3]):
+        finish_trials(
+            study, [started[i] for i in group], [_done(asked[i], 1.0) for i in group], target=2
+        )
+    read = study.get_trials()
+    complete = [t.number for t in read if t.state == TrialState.COMPLETE]
+    assert complete == ([0, 1] if kind == "sqlite" else [0, 2])
+    assert all(t.user_attrs.get("surplus") for t in read if t.number not in complete)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_trial_failed_meanwhile_is_not_finished_over(kind, tmp_path, request) -> None:
+    # Another worker failed it as stale while it trained: it stays FAIL, counted nowhere twice.
+    study = optuna.create_study(storage=_beating(kind, tmp_path, request), study_name="f")
+    asked = _asked(2)
+    started = start_trials(study, asked)
+    study._storage.set_trial_state_values(started[0]._trial_id, TrialState.FAIL)
+    done = finish_trials(study, started, [_done(t, 1.0) for t in asked], target=5)
+    assert [t.state for t in done] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_started_trials_send_heartbeats(tmp_path: Path) -> None:
+    # Optuna fails a RUNNING trial as stale only if it has sent a heartbeat.
+    storage = open_storage(f"sqlite:///{tmp_path / 'b.db'}", heartbeat=10)
+    study = optuna.create_study(storage=storage, study_name="b")
+    started = start_trials(study, _asked(3))
+    backend = _compat.rdb_backend(storage)
+    model = _compat.rdb_models.TrialHeartbeatModel
+    with _compat.rdb_session(backend) as session:
+        first = {r.trial_id: r.heartbeat for r in session.query(model)}
+    assert set(first) == {t._trial_id for t in started}
+    beat(storage, started[:2])  # updates the rows, adds none
+    with _compat.rdb_session(backend) as session:
+        assert session.query(model).count() == 3

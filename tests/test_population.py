@@ -403,3 +403,27 @@ def test_a_batch_shows_as_running_while_it_trains(
 
 def _open(storage: str):
     return hpsearch.open_storage(storage)
+
+
+def test_a_dead_workers_batch_goes_stale_and_the_study_completes(study_file, tmp_path) -> None:
+    # A batch stored RUNNING by a process that then died (no more heartbeats): the next run
+    # fails it as stale instead of letting it hold its slots for ever.
+    import time
+
+    from hpsearch.study.persist import start_trials
+    from hpsearch.study.storage import GRACE_INTERVALS
+
+    url = f"sqlite:///{tmp_path / 'dead.db'}"
+    config = hpsearch.load_study_file(study_file(n_trials=4, epochs=1))
+    hpsearch.run_study(config, url, n_trials=1, progress=False, batch=1, heartbeat=1)
+    study = optuna.load_study(study_name="small", storage=hpsearch.open_storage(url, heartbeat=1))
+    asked = optuna.create_study()
+    trial = asked.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 3e-2, log=True)})
+    trial.set_user_attr("population_size", 3)
+    dead = asked._storage.get_trial(trial._trial_id)
+    start_trials(study, [dead, dead, dead])
+    time.sleep(GRACE_INTERVALS * 1 + 1.5)
+    summary = hpsearch.run_study(config, url, progress=False, batch=3, heartbeat=1)
+    trials = optuna.load_study(study_name="small", storage=url).trials
+    assert summary.counted_after == 4 and TrialState.RUNNING not in [t.state for t in trials]
+    assert [t.state for t in trials[1:4]] == [TrialState.FAIL] * 3  # the dead batch

@@ -17,8 +17,9 @@ cores busy the one line says so and suggests ``--threads``.
 
 Population mode is different on both counts. Its results do not depend on the thread count
 (each member's matmuls and sums run whole on one thread: tests/test_threads.py checks 1 against
-2 threads bit for bit), and it suffers most from a busy core: two threads beside one busy
-process ran K = 64 members 2.4x slower than one thread (idle, two threads were 1.3x faster).
+2 threads bit for bit), and it suffers most from a busy core: beside one busy process, two
+threads ran K = 64 members about 2x slower than one (idle, two threads were about 1.4x faster;
+benchmarks/results/population.md).
 So when nobody asked for a number, :class:`LoadWatch` lowers the threads of each batch to the
 cores other work leaves free.
 """

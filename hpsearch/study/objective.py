@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
@@ -219,6 +220,16 @@ def run_population(
     trials = [batch.ask() for _ in range(n)]
     stored: dict[int, optuna.trial.FrozenTrial] = {}
     started: list[optuna.trial.FrozenTrial] = []
+    heartbeat: _Heartbeat | None = None
+
+    def wrap_up() -> None:
+        # The sampler's study attrs go back first: a batch that stopped still moved them.
+        storage, study_id = study_storage(study)
+        for key, value in batch_storage.get_study_system_attrs(batch_id).items():
+            if attrs.get(key, _MISSING) != value and not _holds_trial_ids(study.sampler, key):
+                storage.set_study_system_attr(study_id, key, value)
+        abandon_trials(study, [t for i, t in enumerate(started) if i not in stored])
+
     try:
         resolved = [config.resolve(suggest_params(t, config.params)) for t in trials]
         groups: dict[tuple, list[int]] = {}
@@ -231,20 +242,16 @@ def run_population(
             groups.setdefault(group, []).append(i)
         for members in groups.values():
             for i in members:
-                # Recorded before training: the trial shows its seed and batch while it runs,
-                # and holds its slot toward the target (persist.finish_trials).
+                # Recorded before training: the trial shows its seed and batch while it runs.
                 trials[i].set_user_attr(keys.TRAIN_SEED, resolved[i][0].seed)
                 trials[i].set_user_attr(keys.POPULATION_SIZE, len(members))
-        started = start_trials(study, [batch_storage.get_trial(trial_id(t)) for t in trials])
+        with _signals_deferred():  # stored RUNNING, then known to the clean-up below
+            started = start_trials(study, [batch_storage.get_trial(trial_id(t)) for t in trials])
         heartbeat = _Heartbeat(study, started)
         for members in groups.values():
             _, model, options = resolved[members[0]]
             results = train_population(
-                setup_cls(**options),
-                data,
-                model,
-                [resolved[i][0] for i in members],
-                on_epoch_end=heartbeat,
+                setup_cls(**options), data, model, [resolved[i][0] for i in members]
             )
             told = {}
             for i, result in zip(members, results, strict=True):
@@ -257,32 +264,71 @@ def run_population(
                     told[i] = batch.tell(trial, objective_values(config, result.val))
             order = sorted(told)
             finished = [told[i] for i in order]
-            done = finish_trials(study, [started[i] for i in order], finished, target)
-            stored.update(zip(order, done, strict=True))
+            with _signals_deferred():
+                done = finish_trials(study, [started[i] for i in order], finished, target)
+                stored.update(zip(order, done, strict=True))
+            heartbeat.forget({trial_id(started[i]) for i in order})
+    except BaseException:
+        # Clean up what can be, without hiding what stopped the batch.
+        with _signals_deferred(), contextlib.suppress(Exception):
+            wrap_up()
+        raise
+    else:
+        with _signals_deferred():
+            wrap_up()
     finally:
-        abandon_trials(study, [t for i, t in enumerate(started) if i not in stored])
-        storage, study_id = study_storage(study)
-        for key, value in batch_storage.get_study_system_attrs(batch_id).items():
-            if attrs.get(key, _MISSING) != value and not _holds_trial_ids(study.sampler, key):
-                storage.set_study_system_attr(study_id, key, value)
+        if heartbeat is not None:
+            heartbeat.stop()
     return [stored[i] for i in sorted(stored)]
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends (the main thread only): a storage
+    transaction and what records it must not be cut in half by a second Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 class _Heartbeat:
-    """The epoch callback of a batch: heartbeats for its RUNNING trials, at most once per
-    heartbeat interval (every member's every epoch calls it)."""
+    """Heartbeats for a batch's RUNNING trials from a background thread, every heartbeat
+    interval while it trains (as Optuna's own thread does for a sequential trial): other
+    workers then tell a live batch from a dead one, however long an epoch takes."""
 
     def __init__(self, study: optuna.Study, started: list[optuna.trial.FrozenTrial]) -> None:
         self.storage, _ = study_storage(study)
-        self.started = started
-        self.interval = heartbeat_interval(self.storage)
-        self.last = time.monotonic()
+        self.running = {trial_id(t): t for t in started}
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        interval = heartbeat_interval(self.storage)
+        self.thread = None
+        if interval is not None:
+            self.thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+            self.thread.start()
 
-    def __call__(self, k: int, record: EpochRecord) -> None:
-        if self.interval is None or time.monotonic() - self.last < self.interval:
-            return
-        self.last = time.monotonic()
-        # A missed beat must not stop a member as its result; a storage's own fault shows
-        # when the batch is stored.
-        with contextlib.suppress(Exception):
-            beat(self.storage, self.started)
+    def _run(self, interval: float) -> None:
+        while not self.stopped.wait(interval):
+            with self.lock:
+                trials = list(self.running.values())
+            # A missed beat is retried at the next interval; a storage's own fault shows when
+            # the batch is stored.
+            with contextlib.suppress(Exception):
+                beat(self.storage, trials)
+
+    def forget(self, ids: set[int]) -> None:
+        """Stop beating for trials that are finished."""
+        with self.lock:
+            for tid in ids:
+                self.running.pop(tid, None)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join()

@@ -13,6 +13,7 @@ they use the public API. What is stored, and what Optuna reads back, is the same
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from hpsearch._compat import (
     rdb_backend,
     rdb_models,
     rdb_session,
+    record_rdb_heartbeats,
     remember_user_attrs,
     set_rdb_trial_user_attrs,
     study_storage,
@@ -93,10 +95,9 @@ def start_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[Fro
     possible, so that the storage and the dashboard show a batch while it trains.
 
     :func:`finish_trials` completes them; :func:`abandon_trials` fails those that never will.
-    Each gets the next trial number, in order; with heartbeats on, a first heartbeat, so that
-    a killed process's trials go stale and are failed. A trial with the user attr
-    ``population_size`` holds its slot toward the target while it runs (see
-    :func:`finish_trials`).
+    Each gets the next trial number, in order; with heartbeats on, its first heartbeat in the
+    same transaction, so that a killed process's trials go stale and are failed (Optuna skips
+    a RUNNING trial that never sent one). :func:`beat` sends the next ones.
 
     Returns:
         The trials as stored (RUNNING), with their numbers and ids in ``study``.
@@ -121,20 +122,29 @@ def start_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[Fro
             for row, trial in zip(rows, running, strict=True):
                 children += _child_rows(int(row.trial_id), trial)
             session.add_all(children)
+            session.flush()
+            if heartbeat_enabled(storage):
+                record_rdb_heartbeats(session, [int(row.trial_id) for row in rows])
             numbers_ids = [(int(row.number), int(row.trial_id)) for row in rows]
         started = [
             with_number_and_id(trial, number, tid)
             for (number, tid), trial in zip(numbers_ids, running, strict=True)
         ]
-    beat(storage, started)
     return started
 
 
 def beat(storage: Any, trials: Sequence[FrozenTrial]) -> None:
-    """A heartbeat for each of ``trials`` (RUNNING), where the storage keeps heartbeats."""
-    if heartbeat_enabled(storage):
+    """A heartbeat for each of ``trials`` (RUNNING), where the storage keeps heartbeats: one
+    transaction on an SQL storage."""
+    if not heartbeat_enabled(storage) or not trials:
+        return
+    backend = rdb_backend(storage)
+    if backend is None:
         for trial in trials:
             storage.record_heartbeat(trial_id(trial))
+        return
+    with rdb_session(backend) as session:
+        record_rdb_heartbeats(session, [trial_id(t) for t in trials])
 
 
 def finish_trials(
@@ -147,9 +157,11 @@ def finish_trials(
     values, attributes, intermediate values and completion time of the ``finished`` trial at
     the same place, in one transaction where possible.
 
-    Whether a trial counts toward ``target`` is decided now, as :func:`add_finished_trials`
-    does, from the trials before it: those that count, and the RUNNING trials of other
-    batches (user attr ``population_size``), which hold their slots while they train.
+    Whether a trial counts toward ``target`` is decided now, under the study's lock: the
+    trials that already count (whatever their numbers) are ahead of it, and, where heartbeats
+    tell live trials from a dead worker's, so are the RUNNING trials numbered before it (another
+    batch, a sequential worker's trial): they hold their slots while they train. A trial that
+    is no longer RUNNING (another worker failed it as stale) is left as it is.
 
     Returns:
         The trials as stored.
@@ -161,26 +173,37 @@ def finish_trials(
     storage, study_id = study_storage(study)
     backend = rdb_backend(storage)
     ids = [trial_id(t) for t in started]
+    hold = heartbeat_enabled(storage)
     if backend is None:
-        return _finish_through_api(storage, study_id, ids, finished, target)
+        return _finish_through_api(storage, study_id, ids, finished, target, hold)
     Trial = rdb_models.TrialModel
+    left: list[int] = []  # no longer ours to finish
     with rdb_session(backend) as session:
         rdb_models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
         rows = {int(r.trial_id): r for r in session.query(Trial).filter(Trial.trial_id.in_(ids))}
-        counted = _counted_before(session, study_id, list(rows.values()), target)
+        counting, running = _ahead(session, study_id, ids, hold)
         stored = list(finished)
+        mine = 0
         for i in sorted(range(len(ids)), key=lambda i: ids[i]):
-            stored[i], counts = _within_target(finished[i], counted, target)
-            counted += counts
             row = rows[ids[i]]
+            if row.state != TrialState.RUNNING:
+                left.append(i)
+                continue
+            counted = counting + bisect.bisect_left(running, ids[i]) + mine
+            stored[i], counts = _within_target(finished[i], counted, target)
+            mine += counts
             row.state, row.datetime_complete = stored[i].state, stored[i].datetime_complete
+        done = [tid for i, tid in enumerate(ids) if i not in left]
         # The attributes are written again whole: the finished trial holds every one.
         for model in (rdb_models.TrialUserAttributeModel, rdb_models.TrialSystemAttributeModel):
-            session.query(model).filter(model.trial_id.in_(ids)).delete(synchronize_session=False)
+            session.query(model).filter(model.trial_id.in_(done)).delete(synchronize_session=False)
         children: list[Any] = []
-        for tid, trial in zip(ids, stored, strict=True):
-            children += _child_rows(tid, trial, params=False)
+        for i, (tid, trial) in enumerate(zip(ids, stored, strict=True)):
+            if i not in left:
+                children += _child_rows(tid, trial, params=False)
         session.add_all(children)
+    for i in left:
+        stored[i] = storage.get_trial(ids[i])
     return [
         with_number_and_id(copy.copy(trial), s.number, trial_id(s))
         for s, trial in zip(started, stored, strict=True)
@@ -219,19 +242,16 @@ def _insert_numbered(session: Any, study_id: int, trials: Sequence[FrozenTrial])
     return rows
 
 
-def _counted_before(session: Any, study_id: int, rows: Sequence[Any], target: int | None) -> int:
-    """How many trials stored before ``rows`` count toward ``target`` or hold a slot (another
-    batch's RUNNING trials); 0 without a target."""
-    if target is None:
-        return 0
-    Trial, Attr = rdb_models.TrialModel, rdb_models.TrialUserAttributeModel
-    first_id = min(int(row.trial_id) for row in rows)
-    earlier = session.query(Trial).filter(Trial.study_id == study_id, Trial.trial_id < first_id)
-    holding = sqlalchemy.exists().where(
-        Attr.trial_id == Trial.trial_id, Attr.key == keys.POPULATION_SIZE
-    )
-    running = earlier.filter(Trial.state == TrialState.RUNNING, holding).count()
-    return _counting(session, earlier).count() + running
+def _ahead(session: Any, study_id: int, ours: list[int], hold: bool) -> tuple[int, list[int]]:
+    """Of the study's trials other than ``ours``: how many count toward the target, and (with
+    ``hold``) the ids of the RUNNING ones, sorted."""
+    Trial = rdb_models.TrialModel
+    others = session.query(Trial).filter(Trial.study_id == study_id, ~Trial.trial_id.in_(ours))
+    counting = _counting(session, others).count()
+    if not hold:
+        return counting, []
+    running = others.filter(Trial.state == TrialState.RUNNING).with_entities(Trial.trial_id)
+    return counting, sorted(int(tid) for (tid,) in running)
 
 
 def _counting(session: Any, trials: Any) -> Any:
@@ -262,31 +282,31 @@ def _within_target(trial: FrozenTrial, counted: int, target: int | None) -> tupl
 
 
 def _finish_through_api(
-    storage: Any, study_id: int, ids: list[int], trials: Sequence[FrozenTrial], target: int | None
+    storage: Any,
+    study_id: int,
+    ids: list[int],
+    trials: Sequence[FrozenTrial],
+    target: int | None,
+    hold: bool,
 ) -> list[FrozenTrial]:
-    """Finish the RUNNING trials ``ids`` as ``trials`` through the public API."""
+    """Finish the RUNNING trials ``ids`` as ``trials`` through the public API, deciding who
+    counts as :func:`finish_trials` does."""
     every = storage.get_all_trials(study_id, deepcopy=False)
     numbers = {trial_id(t): t.number for t in every}
     current = {trial_id(t): t for t in every if trial_id(t) in ids}
-    # Another batch's trials RUNNING before ours are being finished like ours: they hold a slot.
-    ahead = [
-        t.number
-        for t in every
-        if trial_id(t) not in ids
-        and (
-            counts_toward_target(t)
-            or (t.state == TrialState.RUNNING and keys.POPULATION_SIZE in t.user_attrs)
-        )
-    ]
-    counted_mine: list[int] = []  # numbers of our trials that count
+    others = [t for t in every if trial_id(t) not in ids]
+    counting = sum(counts_toward_target(t) for t in others)
+    running = sorted(t.number for t in others if hold and t.state == TrialState.RUNNING)
+    mine = 0
     stored: dict[int, FrozenTrial] = {}
     for i in sorted(range(len(ids)), key=lambda i: numbers[ids[i]]):
-        number = numbers[ids[i]]
-        counted = sum(n < number for n in ahead) + len(counted_mine)
-        final, counts = _within_target(trials[i], counted, target)
-        if counts:
-            counted_mine.append(number)
         had = current[ids[i]]
+        if had.state != TrialState.RUNNING:
+            stored[i] = had
+            continue
+        counted = counting + bisect.bisect_left(running, numbers[ids[i]]) + mine
+        final, counts = _within_target(trials[i], counted, target)
+        mine += counts
         for key, value in final.user_attrs.items():
             if had.user_attrs.get(key, _ABSENT) != value:
                 storage.set_trial_user_attr(ids[i], key, value)

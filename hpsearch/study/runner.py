@@ -312,24 +312,32 @@ def _run_batches(
     started = time.monotonic()
     # Population results do not depend on the thread count: each batch takes the cores that
     # other work leaves free, up to the planned number (see hpsearch.core.threads).
-    watch, most_threads = (LoadWatch(), torch.get_num_threads()) if follows_load() else (None, 1)
-    with _DeferredInterrupt() as interrupt:
-        while timeout is None or time.monotonic() - started < timeout:
+    planned = torch.get_num_threads()
+    watch = LoadWatch() if follows_load() else None
+    stale = heartbeat_enabled(study_storage(study)[0])
+    try:
+        with _DeferredInterrupt() as interrupt:
+            while timeout is None or time.monotonic() - started < timeout:
+                interrupt.check()
+                if stale:  # a dead worker's batch must not hold its slots (persist.finish_trials)
+                    optuna.storages.fail_stale_trials(study)
+                remaining = target - sum(
+                    counts_toward_target(t) for t in study.get_trials(deepcopy=False)
+                )
+                if remaining <= 0:
+                    return
+                if watch is not None:
+                    torch.set_num_threads(watch.free_threads(planned))
+                # Ctrl-C stops training; the finished groups are kept.
+                interrupt.in_objective = True
+                try:
+                    stored = run_population(study, config, data, min(batch, remaining), target)
+                finally:
+                    interrupt.in_objective = False
+                progress_bar.finished(study, stored)
             interrupt.check()
-            remaining = target - sum(
-                counts_toward_target(t) for t in study.get_trials(deepcopy=False)
-            )
-            if remaining <= 0:
-                return
-            if watch is not None:
-                torch.set_num_threads(watch.free_threads(most_threads))
-            interrupt.in_objective = True  # Ctrl-C stops training; the finished groups are kept
-            try:
-                stored = run_population(study, config, data, min(batch, remaining), target)
-            finally:
-                interrupt.in_objective = False
-            progress_bar.finished(study, stored)
-        interrupt.check()
+    finally:
+        torch.set_num_threads(planned)
 
 
 def run_study(
