@@ -17,9 +17,10 @@ cores busy the one line says so and suggests ``--threads``.
 
 Population mode is different on both counts. Its results do not depend on the thread count
 (each member's matmuls and sums run whole on one thread: tests/test_threads.py checks 1 against
-2 threads bit for bit), and it suffers most from a busy core: beside one busy process, two
-threads ran K = 64 members about 2x slower than one (idle, two threads were about 1.4x faster;
-benchmarks/results/population.md).
+2 threads bit for bit), and a second thread pays there when the core is free (K = 64: 12.7x
+the competent loop with two threads against 7.5x with one, benchmarks/results/population.md)
+but costs when it is not (beside one busy process, torch's two threads run a competent loop at
+a quarter of its one-thread speed, same file).
 So when nobody asked for a number, :class:`LoadWatch` lowers the threads of each batch to the
 cores other work leaves free.
 """

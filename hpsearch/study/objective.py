@@ -17,6 +17,7 @@ from hpsearch._compat import (
     CONSTRAINTS_KEY,
     heartbeat_interval,
     parent_cache_prefix,
+    rdb_backend,
     study_storage,
     trial_id,
 )
@@ -27,7 +28,14 @@ from hpsearch.core.train import EpochRecord, TrainResult, train
 from hpsearch.errors import DivergedError
 from hpsearch.study import keys
 from hpsearch.study.config import ParamSpec, StudyConfig
-from hpsearch.study.persist import abandon_trials, beat, finish_trials, set_user_attrs, start_trials
+from hpsearch.study.persist import (
+    abandon_trials,
+    add_finished_trials,
+    beat,
+    finish_trials,
+    set_user_attrs,
+    start_trials,
+)
 
 
 def suggest_params(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -196,18 +204,20 @@ def run_population(
     """Ask for ``n`` trials at once, train them as populations, tell and store every result.
 
     The batch is asked and told in an in-memory copy of ``study`` that shares its sampler (see
-    :func:`_in_memory_copy`). Once asked, its trials are stored in ``study`` as RUNNING in one
-    transaction (:func:`hpsearch.study.persist.start_trials`): the storage and the dashboard
-    show them while they train, other workers' samplers see them running, and with heartbeats
-    on they send heartbeats, so that a killed process's batch goes stale and is failed. Each
-    trained group is then completed in one transaction
-    (:func:`hpsearch.study.persist.finish_trials`); study system attrs a sampler wrote (a QMC
-    sequence's position, for one) are written back. Trials are grouped so that each group
-    shares the architecture, setup options and :data:`hpsearch.core.population.GROUP_KEYS`;
-    each group is one batched model. A member that diverges is stored as FAIL with its reason;
-    the others are unaffected. If anything stops the batch (Ctrl-C, an error), the groups
-    already trained are kept and the rest of the batch is stored as FAIL without a reason:
-    they do not count, a rerun replaces them, nothing is left RUNNING. With a ``target``,
+    :func:`_in_memory_copy`). Once asked, on an SQL storage, its trials are stored in ``study``
+    as RUNNING in one transaction (:func:`hpsearch.study.persist.start_trials`): the storage
+    and the dashboard show them while they train, other workers' samplers see them running,
+    and with heartbeats on they send heartbeats, so that a killed process's batch goes stale
+    and is failed. Each trained group is then completed in one transaction
+    (:func:`hpsearch.study.persist.finish_trials`); on a journal file or in memory, each group
+    is stored when trained (:func:`hpsearch.study.persist.add_finished_trials`). Study system
+    attrs a sampler wrote (a QMC sequence's position, for one) are written back. Trials are
+    grouped so that each group shares the architecture, setup options and
+    :data:`hpsearch.core.population.GROUP_KEYS`; each group is one batched model. A member
+    that diverges is stored as FAIL with its reason; the others are unaffected. If anything
+    stops the batch (Ctrl-C, an error), the groups already trained are kept and the rest of
+    the batch is stored as FAIL without a reason (SQL) or not at all (journal): it does not
+    count, a rerun replaces it, nothing is left RUNNING. With a ``target``,
     trials that would count past it are stored as surplus (see
     :func:`hpsearch.study.persist.finish_trials`).
 
@@ -245,9 +255,15 @@ def run_population(
                 # Recorded before training: the trial shows its seed and batch while it runs.
                 trials[i].set_user_attr(keys.TRAIN_SEED, resolved[i][0].seed)
                 trials[i].set_user_attr(keys.POPULATION_SIZE, len(members))
-        with _signals_deferred():  # stored RUNNING, then known to the clean-up below
-            started = start_trials(study, [batch_storage.get_trial(trial_id(t)) for t in trials])
-        heartbeat = _Heartbeat(study, started)
+        # On an SQL storage the batch is stored RUNNING now and completed under the study's
+        # lock. A journal file's many appends cannot decide who counts atomically across
+        # workers, so there each group is stored once trained (add_finished_trials).
+        live = rdb_backend(study_storage(study)[0]) is not None
+        if live:
+            with _signals_deferred():  # stored RUNNING, then known to the clean-up below
+                asked = [batch_storage.get_trial(trial_id(t)) for t in trials]
+                started = start_trials(study, asked)
+            heartbeat = _Heartbeat(study, started)
         for members in groups.values():
             _, model, options = resolved[members[0]]
             results = train_population(
@@ -265,9 +281,13 @@ def run_population(
             order = sorted(told)
             finished = [told[i] for i in order]
             with _signals_deferred():
-                done = finish_trials(study, [started[i] for i in order], finished, target)
+                if live:
+                    done = finish_trials(study, [started[i] for i in order], finished, target)
+                else:
+                    done = add_finished_trials(study, finished, target)
                 stored.update(zip(order, done, strict=True))
-            heartbeat.forget({trial_id(started[i]) for i in order})
+            if heartbeat is not None:
+                heartbeat.forget({trial_id(started[i]) for i in order})
     except BaseException:
         # Clean up what can be, without hiding what stopped the batch.
         with _signals_deferred(), contextlib.suppress(Exception):

@@ -84,9 +84,8 @@ def add_finished_trials(
     if not trials:
         return []
     storage, study_id = study_storage(study)
-    if target is None and rdb_backend(storage) is None:  # nothing to decide: store as they are
-        ids = [storage.create_new_trial(study_id, template_trial=t) for t in trials]
-        return [storage.get_trial(i) for i in ids]
+    if rdb_backend(storage) is None:
+        return _add_through_api(storage, study_id, trials, target)
     return finish_trials(study, start_trials(study, trials), trials, target)
 
 
@@ -279,6 +278,52 @@ def _within_target(trial: FrozenTrial, counted: int, target: int | None) -> tupl
     surplus.user_attrs[keys.SURPLUS] = True
     surplus.user_attrs.pop(keys.FAIL_REASON, None)
     return surplus, 0
+
+
+def _add_through_api(
+    storage: Any, study_id: int, trials: Sequence[FrozenTrial], target: int | None
+) -> list[FrozenTrial]:
+    """Journal and in-memory storages: create the trials RUNNING, then finish each.
+
+    The journal hands out numbers in the order of its (locked) appends; whether a trial counts
+    is decided once it has its number, from the trials numbered before it, counting another
+    batch's trials still RUNNING there as holding their slots (they are being finished). With
+    a target, ``datetime_complete`` is the time the trial was stored.
+    """
+    if target is None:  # nothing to decide: store them as they are
+        ids = [storage.create_new_trial(study_id, template_trial=t) for t in trials]
+        return [storage.get_trial(i) for i in ids]
+    ids = []
+    for trial in trials:
+        running = copy.deepcopy(trial)
+        running.state, running.values, running.datetime_complete = TrialState.RUNNING, None, None
+        ids.append(storage.create_new_trial(study_id, template_trial=running))
+    every = storage.get_all_trials(study_id, deepcopy=False)
+    numbers = {trial_id(t): t.number for t in every}
+    # Another batch's trials RUNNING before ours are being finished like ours: they hold a slot.
+    ahead = [
+        t.number
+        for t in every
+        if trial_id(t) not in ids
+        and (
+            counts_toward_target(t)
+            or (t.state == TrialState.RUNNING and keys.POPULATION_SIZE in t.user_attrs)
+        )
+    ]
+    counted_mine: list[int] = []  # numbers of our trials that count
+    stored: dict[int, FrozenTrial] = {}
+    for i in sorted(range(len(ids)), key=lambda i: numbers[ids[i]]):
+        number = numbers[ids[i]]
+        counted = sum(n < number for n in ahead) + len(counted_mine)
+        final, counts = _within_target(trials[i], counted, target)
+        if counts:
+            counted_mine.append(number)
+        for key, value in final.user_attrs.items():
+            if key not in trials[i].user_attrs:
+                storage.set_trial_user_attr(ids[i], key, value)
+        storage.set_trial_state_values(ids[i], final.state, final.values)
+        stored[i] = storage.get_trial(ids[i])
+    return [stored[i] for i in range(len(ids))]
 
 
 def _finish_through_api(
