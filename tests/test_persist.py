@@ -152,15 +152,16 @@ def _done(trial: optuna.trial.FrozenTrial, value: float) -> optuna.trial.FrozenT
 
 
 def _beating(kind: str, tmp_path: Path, request) -> optuna.storages.BaseStorage:
-    """An SQL storage with heartbeats (running trials hold their slots), or another kind."""
+    """An SQL storage with heartbeats (running trials hold their slots), or, for
+    ``sqlite-plain``, without."""
     if kind == "sqlite":
         return open_storage(f"sqlite:///{tmp_path / 'h.db'}", heartbeat=10)
     if kind == "postgresql":
         return open_storage(request.getfixturevalue("postgres_url"), heartbeat=10)
-    return _storage(kind, tmp_path, request)
+    return _storage("sqlite", tmp_path, request)
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "journal", "memory"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "sqlite-plain"])
 def test_started_trials_are_running_then_finished_in_place(kind, tmp_path, request) -> None:
     storage = _beating(kind, tmp_path, request)
     hold = kind in ("sqlite", "postgresql")  # heartbeats tell live running trials from dead
@@ -190,7 +191,7 @@ def test_started_trials_are_running_then_finished_in_place(kind, tmp_path, reque
     assert len(read) == 4  # completed in place: no second copy of any trial
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+@pytest.mark.parametrize("kind", ["sqlite", "sqlite-plain"])
 def test_groups_of_one_batch_finish_within_the_target_whatever_their_order(
     kind, tmp_path, request
 ) -> None:
@@ -209,7 +210,7 @@ def test_groups_of_one_batch_finish_within_the_target_whatever_their_order(
     assert all(t.user_attrs.get("surplus") for t in read if t.number not in complete)
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+@pytest.mark.parametrize("kind", ["sqlite", "sqlite-plain"])
 def test_a_trial_failed_meanwhile_is_not_finished_over(kind, tmp_path, request) -> None:
     # Another worker failed it as stale while it trained: it stays FAIL, counted nowhere twice.
     study = optuna.create_study(storage=_beating(kind, tmp_path, request), study_name="f")
@@ -219,6 +220,12 @@ def test_a_trial_failed_meanwhile_is_not_finished_over(kind, tmp_path, request) 
     done = finish_trials(study, started, [_done(t, 1.0) for t in asked], target=5)
     assert [t.state for t in done] == [TrialState.FAIL, TrialState.COMPLETE]
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_only_an_sql_storage_stores_running_batches(tmp_path: Path) -> None:
+    study = optuna.create_study(storage=_storage("journal", tmp_path))
+    with pytest.raises(ValueError, match="SQL storage"):
+        start_trials(study, _asked(1))
 
 
 def test_started_trials_send_heartbeats(tmp_path: Path) -> None:

@@ -1,14 +1,15 @@
 """Many trials stored, and later finished, in one storage transaction each.
 
-Population mode asks and tells a whole batch in an in-memory copy of the study. Its trials are
-stored RUNNING as soon as they are asked (:func:`start_trials`), so that the storage and the
-dashboard show the batch while it trains, and completed when it is trained
-(:func:`finish_trials`). ``Study.add_trials`` writes every record of a trial with its own
+Population mode asks and tells a whole batch in an in-memory copy of the study. On an SQL
+storage its trials are stored RUNNING as soon as they are asked (:func:`start_trials`), so
+that the storage and the dashboard show the batch while it trains, and completed when it is
+trained (:func:`finish_trials`); elsewhere each group is stored once trained
+(:func:`add_finished_trials`). ``Study.add_trials`` writes every record of a trial with its own
 lookup on an RDB storage: about 15 ms per trial with 15 user attributes on SQLite, 1 s for a
 batch of 64, as long as training the batch takes. These functions write the same rows through
 Optuna's own ORM models in one session each; on any other storage (Journal file, in-memory)
-they use the public API. What is stored, and what Optuna reads back, is the same either way
-(tested).
+:func:`add_finished_trials` uses the public API. What is stored, and what Optuna reads back,
+is the same either way (tested).
 """
 
 from __future__ import annotations
@@ -110,26 +111,29 @@ def start_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[Fro
         running.append(held)
     if not running:
         return []
+    with rdb_session(_sql_backend(storage)) as session:
+        rows = _insert_numbered(session, study_id, running)
+        children: list[Any] = []
+        for row, trial in zip(rows, running, strict=True):
+            children += _child_rows(int(row.trial_id), trial)
+        session.add_all(children)
+        session.flush()
+        if heartbeat_enabled(storage):
+            record_rdb_heartbeats(session, [int(row.trial_id) for row in rows])
+        numbers_ids = [(int(row.number), int(row.trial_id)) for row in rows]
+    return [
+        with_number_and_id(trial, number, tid)
+        for (number, tid), trial in zip(numbers_ids, running, strict=True)
+    ]
+
+
+def _sql_backend(storage: Any) -> Any:
+    """The SQL storage behind ``storage``: RUNNING batches live only there (a journal file's
+    appends cannot decide atomically which trials count; see run_population)."""
     backend = rdb_backend(storage)
     if backend is None:
-        ids = [storage.create_new_trial(study_id, template_trial=t) for t in running]
-        started = [storage.get_trial(i) for i in ids]
-    else:
-        with rdb_session(backend) as session:
-            rows = _insert_numbered(session, study_id, running)
-            children: list[Any] = []
-            for row, trial in zip(rows, running, strict=True):
-                children += _child_rows(int(row.trial_id), trial)
-            session.add_all(children)
-            session.flush()
-            if heartbeat_enabled(storage):
-                record_rdb_heartbeats(session, [int(row.trial_id) for row in rows])
-            numbers_ids = [(int(row.number), int(row.trial_id)) for row in rows]
-        started = [
-            with_number_and_id(trial, number, tid)
-            for (number, tid), trial in zip(numbers_ids, running, strict=True)
-        ]
-    return started
+        raise ValueError("batches are stored RUNNING only on an SQL storage")
+    return backend
 
 
 def beat(storage: Any, trials: Sequence[FrozenTrial]) -> None:
@@ -137,12 +141,7 @@ def beat(storage: Any, trials: Sequence[FrozenTrial]) -> None:
     transaction on an SQL storage."""
     if not heartbeat_enabled(storage) or not trials:
         return
-    backend = rdb_backend(storage)
-    if backend is None:
-        for trial in trials:
-            storage.record_heartbeat(trial_id(trial))
-        return
-    with rdb_session(backend) as session:
+    with rdb_session(_sql_backend(storage)) as session:
         record_rdb_heartbeats(session, [trial_id(t) for t in trials])
 
 
@@ -170,11 +169,9 @@ def finish_trials(
     if not started:
         return []
     storage, study_id = study_storage(study)
-    backend = rdb_backend(storage)
+    backend = _sql_backend(storage)
     ids = [trial_id(t) for t in started]
     hold = heartbeat_enabled(storage)
-    if backend is None:
-        return _finish_through_api(storage, study_id, ids, finished, target, hold)
     Trial = rdb_models.TrialModel
     left: list[int] = []  # no longer ours to finish
     with rdb_session(backend) as session:
@@ -324,49 +321,6 @@ def _add_through_api(
         storage.set_trial_state_values(ids[i], final.state, final.values)
         stored[i] = storage.get_trial(ids[i])
     return [stored[i] for i in range(len(ids))]
-
-
-def _finish_through_api(
-    storage: Any,
-    study_id: int,
-    ids: list[int],
-    trials: Sequence[FrozenTrial],
-    target: int | None,
-    hold: bool,
-) -> list[FrozenTrial]:
-    """Finish the RUNNING trials ``ids`` as ``trials`` through the public API, deciding who
-    counts as :func:`finish_trials` does."""
-    every = storage.get_all_trials(study_id, deepcopy=False)
-    numbers = {trial_id(t): t.number for t in every}
-    current = {trial_id(t): t for t in every if trial_id(t) in ids}
-    others = [t for t in every if trial_id(t) not in ids]
-    counting = sum(counts_toward_target(t) for t in others)
-    running = sorted(t.number for t in others if hold and t.state == TrialState.RUNNING)
-    mine = 0
-    stored: dict[int, FrozenTrial] = {}
-    for i in sorted(range(len(ids)), key=lambda i: numbers[ids[i]]):
-        had = current[ids[i]]
-        if had.state != TrialState.RUNNING:
-            stored[i] = had
-            continue
-        counted = counting + bisect.bisect_left(running, numbers[ids[i]]) + mine
-        final, counts = _within_target(trials[i], counted, target)
-        mine += counts
-        for key, value in final.user_attrs.items():
-            if had.user_attrs.get(key, _ABSENT) != value:
-                storage.set_trial_user_attr(ids[i], key, value)
-        for key, value in final.system_attrs.items():
-            if had.system_attrs.get(key, _ABSENT) != value:
-                storage.set_trial_system_attr(ids[i], key, value)
-        for step, value in final.intermediate_values.items():
-            if step not in had.intermediate_values:
-                storage.set_trial_intermediate_value(ids[i], step, value)
-        storage.set_trial_state_values(ids[i], final.state, final.values)
-        stored[i] = storage.get_trial(ids[i])
-    return [stored[i] for i in range(len(ids))]
-
-
-_ABSENT = object()
 
 
 def _child_rows(trial_id: int, trial: FrozenTrial, params: bool = True) -> list[Any]:
