@@ -151,20 +151,25 @@ def serialize_frozen_trial(study_id: int, trial: FrozenTrial, system_attrs: dict
 
 
 def fused_adam_update(
-    update: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: int
+    updates: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    ms: list[torch.Tensor],
+    vs: list[torch.Tensor],
+    steps: list[int],
 ) -> None:
-    """One step of Adam (β 0.9, 0.999, ε 1e-8, no weight decay) at lr 1 on ``update``, a zeroed
-    buffer, moving the moments ``m`` and ``v`` in place: torch's fused kernel, what
-    ``torch.optim.Adam(fused=True)`` runs. ``update`` then holds minus the step."""
+    """One step of Adam (β 0.9, 0.999, ε 1e-8, no weight decay) at lr 1 on each of ``updates``,
+    zeroed buffers, moving the moments ``ms`` and ``vs`` in place: torch's fused kernel, what
+    ``torch.optim.Adam(fused=True)`` runs. Each tensor has its own step count (its bias
+    correction), ``steps[i]`` for tensor ``i``. ``updates`` then hold minus the step."""
     import torch
 
     torch._fused_adam_(
-        [update],
-        [grad],
-        [m],
-        [v],
+        updates,
+        grads,
+        ms,
+        vs,
         [],
-        [torch.tensor(float(step))],
+        [torch.tensor(float(step)) for step in steps],
         lr=1.0,
         beta1=0.9,
         beta2=0.999,

@@ -129,7 +129,7 @@ BROKEN = [
         'mode = "scalarized"\nobjective = "loss1"',
         'mode = "pareto"\npruner = "median"',
         "study.pruner",
-        "only 'none' is allowed in pareto mode",
+        "in pareto mode only 'none' or 'successive_halving'",
     ),
     ("n_trials = 3", "n_trials = 3\ntimeout = 0", "study.timeout", "a number in (0, 3.4e+38]"),
     ('name = "ok"', 'name = "a/b"', "study.name", "letters, digits"),

@@ -427,3 +427,150 @@ def test_a_dead_workers_batch_goes_stale_and_the_study_completes(study_file, tmp
     trials = optuna.load_study(study_name="small", storage=url).trials
     assert summary.counted_after == 4 and TrialState.RUNNING not in [t.state for t in trials]
     assert [t.state for t in trials[1:4]] == [TrialState.FAIL] * 3  # the dead batch
+
+
+def _refill_configs(optimizer: str, method: str) -> tuple[list[TrainConfig], list[TrainConfig]]:
+    def config(lr: float, seed: int) -> TrainConfig:
+        return TrainConfig(
+            optimizer=optimizer, method=method, lr=lr, alpha=1e-3, lr_decay=0.9, seed=seed,
+            epsilon=5.0, damping=1.0, lambda_lr=0.1, epochs=4, batch_size=32,
+        )  # fmt: skip
+
+    first = [config(0.01, 0), config(0.003, 1), config(0.02, 2)]
+    # Seed 0 again: the same seed as a member already running, started at another epoch.
+    refills = [config(0.005, 3), config(0.01, 0), config(0.002, 5), config(0.03, 6)]
+    return first, refills
+
+
+@pytest.mark.parametrize(
+    "setup_name, optimizer, method",
+    [
+        ("weight_decay", "adam", "linear"),  # Adam's step counts differ between cohorts
+        ("weight_decay", "nesterov", "mdmm"),  # momentum buffers and multipliers start at 0
+        ("two_task", "adam", "chebyshev"),  # through vmap; scales from the new members' start
+    ],
+)
+def test_runs_that_refill_freed_slots_equal_their_sequential_run(
+    setup_name: str, optimizer: str, method: str
+) -> None:
+    setup = hpsearch.get_setup(setup_name)()
+    data = load_dataset("wine")
+    first, refills = _refill_configs(optimizer, method)
+    queue = list(refills)
+    ended: list[list[int]] = []
+
+    def judge(records):  # run 1 stops after epoch 2, run 4 (the second refill) after epoch 1
+        return {i: _Stop() for i, r in records if (i, r.epoch) in ((1, 2), (4, 1))}
+
+    def refill(free: int) -> list[TrainConfig]:
+        taken, queue[:] = queue[:free], queue[free:]
+        return taken
+
+    results = train_population(
+        setup, data, SPEC, first, judge=judge, refill=refill,
+        on_results=lambda runs: ended.append([i for i, _ in runs]),
+    )  # fmt: skip
+    assert len(results) == 7 and not queue
+    # Epoch 2 stops run 1: run 3 takes its slot; epoch 4 ends runs 0 and 2: runs 4 and 5;
+    # epoch 5 stops run 4 (its first): run 6; then runs 3, 5 and 6 end at their 4th epoch.
+    assert ended == [[1], [0, 2], [4], [3], [5], [6]]
+    assert isinstance(results[1], _Stop) and isinstance(results[4], _Stop)
+    for config, result in zip(first + refills, results, strict=True):
+        if not isinstance(result, _Stop):
+            assert len(result.history) == 4
+            _assert_same(train(setup, data, SPEC, config), result)
+
+
+def test_a_refill_must_join_the_group() -> None:
+    first, _ = _refill_configs("adam", "linear")
+    with pytest.raises(hpsearch.HpsearchError, match="a refill must agree on"):
+        train_population(
+            hpsearch.get_setup("weight_decay")(), load_dataset("wine"), SPEC, first,
+            judge=lambda records: {i: _Stop() for i, _ in records if i == 0},
+            refill=lambda free: [TrainConfig(optimizer="sgd", epochs=4, batch_size=32)],
+        )  # fmt: skip
+
+
+PRUNING = 'pruner = { name = "successive_halving", min_resource = 1, reduction_factor = 3 }'
+
+
+def _rung_point(trial, rung: int) -> tuple[float, float]:
+    history = trial.user_attrs["history"]
+    return history["val_loss1"][rung - 1], history["val_loss2"][rung - 1]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_batch_pruning_stores_pruned_runs_and_refills_their_slots(
+    study_file, tmp_path, kind
+) -> None:
+    storage = _storage(kind, tmp_path)
+    path = study_file(n_trials=14, epochs=9, objective=PRUNING, sampler='"random"')
+    summary = hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=4)
+    trials = optuna.load_study(study_name="small", storage=storage).trials
+    # Exactly the target asked, though pruned slots were refilled.
+    assert len(trials) == summary.counted_after == 14
+    states = [t.state for t in trials]
+    assert set(states) == {TrialState.COMPLETE, TrialState.PRUNED}
+    for t in trials:
+        epochs = t.user_attrs["epochs_run"]
+        assert len(t.user_attrs["history"]["val_loss1"]) == epochs
+        assert t.user_attrs["val_loss1"] == pytest.approx(
+            t.user_attrs["history"]["val_loss1"][-1], rel=1e-5
+        )
+        assert t.user_attrs["population_size"] == 4
+        if t.state == TrialState.COMPLETE:
+            assert epochs == 9
+            continue
+        assert epochs in (1, 3)  # the rungs below 9 epochs
+        # Stopped because runs that reached the same rung beat it there (margin 0).
+        mine = _rung_point(t, epochs)
+        others = [
+            _rung_point(o, epochs) for o in trials
+            if o is not t and len(o.user_attrs["history"]["val_loss1"]) >= epochs
+        ]  # fmt: skip
+        assert any(a <= mine[0] and b <= mine[1] and (a, b) != mine for a, b in others)
+    # Refilled: a trial asked after the first batch started before that batch's last ended.
+    first_done = max(t.datetime_complete for t in trials[:4])
+    assert any(t.datetime_start < first_done for t in trials[4:])
+
+
+def _storage(kind: str, tmp_path) -> str | optuna.storages.BaseStorage:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'p.db'}"
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    return JournalStorage(JournalFileBackend(str(tmp_path / "p.log")))
+
+
+def test_scalarized_batch_pruning_reports_every_epoch(study_file, storage) -> None:
+    path = study_file(
+        mode="scalarized", n_trials=9, epochs=9, sampler='"random"',
+        objective=f'objective = "loss1"\n{PRUNING}',
+    )  # fmt: skip
+    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=3)
+    trials = optuna.load_study(study_name="small", storage=storage).trials
+    assert len(trials) == 9
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned
+    for t in trials:
+        history = t.user_attrs["history"]["val_loss1"]
+        reported = [t.intermediate_values[e + 1] for e in range(len(history))]
+        assert reported == pytest.approx(history, rel=1e-5)
+    for t in pruned:  # Optuna's value of a pruned trial: its last report
+        assert t.value == t.intermediate_values[t.user_attrs["epochs_run"]]
+
+
+@pytest.mark.parametrize(
+    "mode, pruner, batch, message",
+    [
+        ("scalarized", '"median"', 4, "pruner 'median' prunes one trial at a time"),
+        ("pareto", '"successive_halving"', 1, "runs across a population batch: set batch > 1"),
+    ],
+)
+def test_a_pruner_the_mode_cannot_apply_is_refused(
+    study_file, storage, mode, pruner, batch, message
+) -> None:
+    objective = f"pruner = {pruner}" + ('\nobjective = "loss1"' if mode == "scalarized" else "")
+    path = study_file(mode=mode, objective=objective)
+    with pytest.raises(hpsearch.HpsearchError, match=message):
+        hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=batch)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import inspect
+import itertools
 import math
 import platform
 import time
@@ -32,8 +33,10 @@ from hpsearch.core.models import ModelSpec
 from hpsearch.core.setups import BatchedSetup, Setup
 from hpsearch.core.stacked import stacked_supported
 from hpsearch.core.train import (
+    EpochJudge,
     EpochRecord,
     Knobs,
+    Refill,
     TrainResult,
     flooded_loss,
     inner_loss,
@@ -99,10 +102,14 @@ class _FlatLayout:
     ``K × shape`` block. The optimizer then updates everything with a handful of elementwise
     ops on one tensor, however many parameters the model has."""
 
-    def __init__(self, stacked: dict[str, torch.Tensor]) -> None:
-        self.shapes = {name: t.shape for name, t in stacked.items()}
-        self.sizes = [t.numel() for t in stacked.values()]
-        self.k = next(iter(stacked.values())).shape[0]
+    def __init__(self, shapes: dict[str, torch.Size]) -> None:
+        self.shapes = shapes
+        self.sizes = [math.prod(shape) for shape in shapes.values()]
+        self.k = next(iter(shapes.values()))[0]
+
+    @classmethod
+    def of(cls, stacked: dict[str, torch.Tensor]) -> _FlatLayout:
+        return cls({name: t.shape for name, t in stacked.items()})
 
     def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{name: K × shape}`` views into ``flat``."""
@@ -116,13 +123,36 @@ class _FlatLayout:
 
     def spread(self, per_member: torch.Tensor) -> torch.Tensor:
         """A per-member K-vector repeated over every element of that member."""
+        if self.k == 0:
+            return per_member.new_zeros(0)
         return torch.cat([per_member.repeat_interleave(n // self.k) for n in self.sizes])
+
+    def regrouped(self, keep: Sequence[int], n_new: int) -> _FlatLayout:
+        """The layout of members ``keep`` followed by ``n_new`` new ones."""
+        k = len(keep) + n_new
+        return _FlatLayout({name: torch.Size((k, *s[1:])) for name, s in self.shapes.items()})
+
+    def regroup(
+        self,
+        flat: torch.Tensor,
+        keep: Sequence[int],
+        new: dict[str, torch.Tensor] | int,
+    ) -> torch.Tensor:
+        """``flat`` with members ``keep`` only, then the new members' blocks ``new``
+        (``{name: n × shape}``), or that many members of zeros."""
+        index = torch.tensor(list(keep), dtype=torch.long)
+        blocks = []
+        for name, block in self.views(flat).items():
+            extra = new[name] if isinstance(new, dict) else block.new_zeros((new, *block.shape[1:]))
+            blocks.append(torch.cat([block.index_select(0, index), extra]).reshape(-1))
+        return torch.cat(blocks)
 
 
 @dataclass
 class _BatchedOptimizer:
     """The optimizers of :data:`OPTIMIZERS` on one flat tensor of all members' parameters,
-    with torch's defaults and update order, and per-member learning rate and momentum."""
+    with torch's defaults and update order, and per-member learning rate, momentum and step
+    count (members that joined later have taken fewer steps)."""
 
     name: str
     layout: _FlatLayout
@@ -134,13 +164,21 @@ class _BatchedOptimizer:
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
             raise HpsearchError(f"unknown optimizer {self.name!r}")
-        self.state: dict[str, torch.Tensor] = {}
-        self.steps = 0
+        # Every buffer starts at zero, as torch's do (momentum's first step, 0·μ + g, is the
+        # clone of g that torch takes): a member that joins later starts from zeros too.
+        names = {"momentum": ["buf"], "nesterov": ["buf"], "adagrad": ["sum"],
+                 "rmsprop": ["sq"], "adam": ["m", "v"]}.get(self.name, [])  # fmt: skip
+        self.state: dict[str, torch.Tensor] = {n: torch.zeros_like(self.flat) for n in names}
+        self.member_steps = [0] * self.layout.k  # non-increasing: newer members come last
+        self._configure()
+
+    def _configure(self) -> None:
         self.set_lr(self.lr)
         self._momentum = self.layout.spread(self.momentum)
+        self._update = torch.empty_like(self.flat) if self.name == "adam" else None
 
     def set_lr(self, lr: torch.Tensor) -> None:
-        """New per-member learning rates (decay, a frozen member)."""
+        """New per-member learning rates (decay)."""
         self.lr = lr
         self._lr = self.layout.spread(lr)
         if self.backstitch is not None:
@@ -151,85 +189,148 @@ class _BatchedOptimizer:
             self._ascent = self.layout.spread((-scale * rate).float())
             self._descent = self.layout.spread(((1.0 + scale) * rate).float())
 
+    def regroup(
+        self,
+        layout: _FlatLayout,
+        flat: torch.Tensor,
+        keep: Sequence[int],
+        n_new: int,
+        lr: torch.Tensor,
+        momentum: torch.Tensor,
+        backstitch: torch.Tensor | None,
+    ) -> None:
+        """Members ``keep`` with their state, then ``n_new`` new ones with zero state;
+        ``flat`` (laid out by ``layout``) holds the regrouped parameters, and ``lr``,
+        ``momentum`` and ``backstitch`` every member's values."""
+        self.state = {n: self.layout.regroup(b, keep, n_new) for n, b in self.state.items()}
+        self.member_steps = [self.member_steps[k] for k in keep] + [0] * n_new
+        self.layout, self.flat = layout, flat
+        self.lr, self.momentum, self.backstitch = lr, momentum, backstitch
+        self._configure()
+
     def step(self, grad: torch.Tensor, phase: str = "plain") -> None:
         """One update of every member; ``grad`` is flat, laid out like the parameters.
 
         ``phase``: ``"plain"``, or backstitch's ``"ascent"`` or ``"descent"`` step (their
         scaled learning rates).
         """
-        self.steps += 1
-        t, p, st = self.steps, self.flat, self.state
+        self.member_steps = [t + 1 for t in self.member_steps]
+        p, st = self.flat, self.state
         lr = self._lr if phase == "plain" else self._ascent if phase == "ascent" else self._descent
         if self.name == "sgd":
             p.addcmul_(grad, lr, value=-1.0)
         elif self.name in ("momentum", "nesterov"):
-            if t == 1:
-                st["buf"] = grad.clone()
-            else:
-                st["buf"].mul_(self._momentum).add_(grad)
-            step = st["buf"]
+            step = st["buf"].mul_(self._momentum).add_(grad)
             if self.name == "nesterov":
                 step = torch.addcmul(grad, step, self._momentum)
             p.addcmul_(step, lr, value=-1.0)
         elif self.name == "adagrad":
-            if t == 1:
-                st["sum"] = torch.zeros_like(p)
             st["sum"].addcmul_(grad, grad)
             p.addcdiv_(grad * lr, st["sum"].sqrt().add_(1e-10), value=-1.0)
         elif self.name == "rmsprop":
-            if t == 1:
-                st["sq"] = torch.zeros_like(p)
             st["sq"].mul_(0.99).addcmul_(grad, grad, value=0.01)
             p.addcdiv_(grad * lr, st["sq"].sqrt().add_(1e-8), value=-1.0)
         else:  # adam, as torch.optim.Adam computes it
-            if t == 1:
-                st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
-                self._update = torch.empty_like(p)
             # torch's fused Adam kernel (what Adam(fused=True) runs) takes one learning rate:
             # run it at lr = 1 on a zeroed buffer to get the update, then scale per member.
             # One pass over the state instead of eight; half the time of the unfused ops.
+            assert self._update is not None
             update = self._update.zero_()
-            fused_adam_update(update, grad, st["m"], st["v"], t)
+            tensors = (update, grad, st["m"], st["v"])
+            cohorts = self._cohorts()
+            if len(cohorts) == 1:
+                fused_adam_update([update], [grad], [st["m"]], [st["v"]], [self.member_steps[0]])
+            else:
+                # Members that joined at different epochs have their own step count (Adam's
+                # bias correction): one tensor per parameter and cohort, each with its count.
+                lists: list[list[torch.Tensor]] = [[], [], [], []]
+                steps = []
+                views = [self.layout.views(t) for t in tensors]
+                for first, last in cohorts:
+                    for name in self.layout.shapes:
+                        for out, view in zip(lists, views, strict=True):
+                            out.append(view[name][first:last])
+                        steps.append(self.member_steps[first])
+                fused_adam_update(lists[0], lists[1], lists[2], lists[3], steps)
             p.addcmul_(update, lr)
 
-    def reset_member(self, k: int) -> None:
-        """Zero member ``k``'s optimizer state (a frozen, diverged member)."""
-        for buf in self.state.values():
-            for view in self.layout.views(buf).values():
-                view[k] = 0.0
+    def _cohorts(self) -> list[tuple[int, int]]:
+        """Ranges of members with equal step counts (contiguous: newer members come last)."""
+        bounds = [0]
+        bounds += [k for k in range(1, len(self.member_steps))
+                   if self.member_steps[k] != self.member_steps[k - 1]]  # fmt: skip
+        bounds.append(len(self.member_steps))
+        return list(itertools.pairwise(bounds))
 
 
 class _Population:
-    """K members of one group as one batched model: the :class:`Members` of a population."""
+    """Members of one group as one batched model: the :class:`Members` of a population."""
 
     def __init__(
         self, setup: Setup, data: Dataset, model: ModelSpec, configs: Sequence[TrainConfig]
     ) -> None:
-        self.setup, self.configs = setup, configs
+        self.setup, self.model = setup, model
+        self.configs = list(configs)
         self.k = len(configs)
-        self.method = configs[0].method
-        self.batch_size = configs[0].batch_size
+        first = configs[0]
+        self.method = first.method
+        self.batch_size = first.batch_size
         self.data = setup.prepare(data)
-        members = []
-        for c in configs:
-            torch.manual_seed(c.seed)
-            members.append(setup.build_model(self.data, model))
+        members = self._build(configs)
         self.base = base = members[0]
-        names = [n for n, _ in base.named_parameters()]
-        stacked = {
-            n: torch.stack([dict(m.named_parameters())[n].detach() for m in members]) for n in names
-        }
-        self.layout = _FlatLayout(stacked)
+        stacked = self._stack(members)
+        self.layout = _FlatLayout.of(stacked)
         flat = self.layout.flatten(stacked)
         self.params = self.layout.views(flat)
         self.orders = [torch.Generator().manual_seed(c.seed) for c in configs]
-        self.shared_order = len({c.seed for c in configs}) == 1
+        # The members' batch orders are one when they share a seed and started together.
+        self.origins = [(c.seed, 0) for c in configs]
+        self.epochs_run = 0
         # Fast path: a setup that computes all K members' losses and gradients itself (stacked
         # matmuls, derivatives by hand; see ``hpsearch.core.stacked``) skips autograd and vmap's
         # per-op overhead. Any other setup goes through vmap over its own ``losses``.
         self.batched = (
             setup if isinstance(setup, BatchedSetup) and stacked_supported(base) else None
         )
+        self.eval_fn = vmap(self._member_losses, in_dims=(0, None, None), randomness="different")
+        # iFlood floods each row's loss before the mean; on the fast path, where the setup's
+        # batched_loss_grads takes per-member levels (``sample_flood``), else through vmap.
+        self.per_sample = first.flood_mode == "sample"
+        if self.per_sample and self.batched is not None:
+            takes = inspect.signature(self.batched.batched_loss_grads).parameters
+            self.batched = self.batched if "sample_flood" in takes else None
+        # Backstitch: every n-th mini-batch first takes an ascent step (0: never). Members
+        # count mini-batches in phase: a new one joins only where the count restarts.
+        self.backstitch_interval = first.backstitch_interval if first.backstitched else 0
+        self.steps = 0
+        self.backstitched = first.backstitched
+        lr, momentum, backstitch = self._columns()
+        self.opt = _BatchedOptimizer(first.optimizer, self.layout, flat, lr, momentum, backstitch)
+        self._configure(flat)
+
+    def _build(self, configs: Sequence[TrainConfig]) -> list[torch.nn.Module]:
+        members = []
+        for c in configs:
+            torch.manual_seed(c.seed)
+            members.append(self.setup.build_model(self.data, self.model))
+        return members
+
+    def _stack(self, members: list[torch.nn.Module]) -> dict[str, torch.Tensor]:
+        names = [n for n, _ in members[0].named_parameters()]
+        return {
+            n: torch.stack([dict(m.named_parameters())[n].detach() for m in members]) for n in names
+        }
+
+    def _columns(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        lr, momentum, backstitch = knob_columns(
+            self.configs, ("lr", "momentum", "backstitch")
+        ).values()
+        return lr, momentum, backstitch if self.backstitched else None
+
+    def _configure(self, flat: torch.Tensor) -> None:
+        """What follows from the members and their flat parameters."""
+        self.params = self.layout.views(flat)
+        self.shared_order = len(set(self.origins)) == 1
         self.flat_grad = torch.empty_like(flat)  # the fast path writes its gradients here
         self.grad_views = self.layout.views(self.flat_grad)
         data_dims = None if self.shared_order else 0
@@ -238,23 +339,45 @@ class _Population:
             in_dims=(0, data_dims, data_dims, 0),  # 0: every knob is a K-vector
             randomness="different",
         )
-        self.eval_fn = vmap(self._member_losses, in_dims=(0, None, None), randomness="different")
-        first = configs[0]
-        # iFlood floods each row's loss before the mean; on the fast path, where the setup's
-        # batched_loss_grads takes per-member levels (``sample_flood``), else through vmap.
-        self.per_sample = first.flood_mode == "sample"
-        if self.per_sample and self.batched is not None:
-            takes = inspect.signature(self.batched.batched_loss_grads).parameters
-            self.batched = self.batched if "sample_flood" in takes else None
-        # Backstitch: every n-th mini-batch first takes an ascent step (0: never).
-        self.backstitch_interval = first.backstitch_interval if first.backstitched else 0
-        self.steps = 0
-        backstitch = knob_columns(configs, ["backstitch"])["backstitch"]
-        lr, momentum = knob_columns(configs, ("lr", "momentum")).values()
-        self.opt = _BatchedOptimizer(
-            first.optimizer, self.layout, flat, lr, momentum,
-            backstitch if first.backstitched else None,
-        )  # fmt: skip
+
+    def remove(self, keep: Sequence[int]) -> None:
+        self._regroup(list(keep), [])
+
+    def can_add(self) -> bool:
+        interval = self.backstitch_interval
+        return not interval or self.k == 0 or self.steps % interval == 0
+
+    def add(self, configs: Sequence[TrainConfig]) -> None:
+        self._regroup(list(range(self.k)), list(configs))
+
+    def _regroup(self, keep: list[int], new: list[TrainConfig]) -> None:
+        if self.k == 0 and not new:
+            return
+        if keep == list(range(self.k)) and not new:
+            return
+        new_stacked: dict[str, torch.Tensor] | int = len(new)
+        if new:
+            new_stacked = self._stack(self._build(new))
+        layout = self.layout.regrouped(keep, len(new))
+        flat = self.layout.regroup(self.opt.flat, keep, new_stacked)
+        self.configs = [self.configs[k] for k in keep] + new
+        self.orders = [self.orders[k] for k in keep]
+        self.orders += [torch.Generator().manual_seed(c.seed) for c in new]
+        self.origins = [self.origins[k] for k in keep]
+        self.origins += [(c.seed, self.epochs_run) for c in new]
+        if not keep:
+            self.steps = 0  # no member left to keep in phase with
+        if not self.configs:
+            self.k = 0
+            return
+        lr, momentum, backstitch = self._columns()
+        # The kept members step on with their (decayed) rates; the new ones start at theirs.
+        index = torch.tensor(keep, dtype=torch.long)
+        lr = torch.cat([self.opt.lr.index_select(0, index), lr[len(keep) :]])
+        self.opt.regroup(layout, flat, keep, len(new), lr, momentum, backstitch)
+        self.layout, self.k = layout, len(self.configs)
+        if self.k:
+            self._configure(flat)
 
     def _member_losses(self, p, xb, yb):
         with _reparametrize_module(self.base, p):
@@ -280,6 +403,7 @@ class _Population:
 
     def epoch_batches(self) -> Iterator[torch.Tensor]:
         self.base.train()
+        self.epochs_run += 1
         n, size = len(self.data.train), self.batch_size
         perms = [torch.randperm(n, generator=g) for g in self.orders]
         for s in range(0, n, size):
@@ -347,34 +471,32 @@ class _Population:
     def set_learning_rates(self, lr: torch.Tensor) -> None:
         self.opt.set_lr(lr.to(self.opt.lr.dtype))
 
-    def freeze(self, k: int) -> None:
-        # Finite zeros and no steps, so a stopped member costs nothing to the others.
-        self.opt.set_lr(torch.where(torch.arange(self.k) == k, 0.0, self.opt.lr))
-        for p in self.params.values():
-            p[k] = 0.0
-        self.opt.reset_member(k)
-
-    def final_figures(self, k: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    def final_figures(
+        self, ks: Sequence[int]
+    ) -> list[tuple[dict[str, float], dict[str, float], dict[str, float]]]:
         splits = (self.data.train, self.data.val, self.data.test)
         if self.batched is not None:
-            if not hasattr(self, "_finals"):
-                # All members' figures in three stacked passes instead of 3·K module calls.
-                self._finals = [
-                    {
-                        key: v.tolist()
-                        for key, v in self.batched.batched_evaluate(
-                            self.base, self.params, split
-                        ).items()
-                    }
+            # The members' figures in three stacked passes instead of 3·len(ks) module calls.
+            index = torch.tensor(list(ks), dtype=torch.long)
+            params = {n: p.index_select(0, index) for n, p in self.params.items()}
+            with torch.no_grad():
+                figures = [
+                    {key: v.tolist() for key, v in
+                     self.batched.batched_evaluate(self.base, params, split).items()}
                     for split in splits
-                ]
-            train_, val, test = ({key: v[k] for key, v in f.items()} for f in self._finals)
-            return train_, val, test
-        with torch.no_grad():
-            for name, p in self.base.named_parameters():
-                p.copy_(self.params[name][k])
-        train_, val, test = (self.setup.evaluate(self.base, split) for split in splits)
-        return train_, val, test
+                ]  # fmt: skip
+            return [
+                tuple({key: v[i] for key, v in f.items()} for f in figures)  # type: ignore[misc]
+                for i in range(len(ks))
+            ]
+        out = []
+        for k in ks:
+            with torch.no_grad():
+                for name, p in self.base.named_parameters():
+                    p.copy_(self.params[name][k])
+            train_, val, test = (self.setup.evaluate(self.base, split) for split in splits)
+            out.append((train_, val, test))
+        return out
 
 
 def train_population(
@@ -383,6 +505,10 @@ def train_population(
     model: ModelSpec,
     configs: Sequence[TrainConfig],
     on_epoch_end: Callable[[int, EpochRecord], None] | None = None,
+    *,
+    judge: EpochJudge | None = None,
+    refill: Refill | None = None,
+    on_results: Callable[[list[tuple[int, TrainResult | Exception]]], None] | None = None,
 ) -> list[TrainResult | Exception]:
     """Train every config of one group (see :func:`population_groups`) as one batched model.
 
@@ -392,13 +518,19 @@ def train_population(
         data: The dataset.
         model: The architecture, shared by all members.
         configs: One config per member; they must agree on :data:`GROUP_KEYS`.
-        on_epoch_end: Called with (member index, epoch record) after each epoch of a live
-            member; an exception it raises (``TrialPruned``) stops that member alone.
+        on_epoch_end: Called with (run index, epoch record) after each epoch of a live
+            run; an exception it raises (``TrialPruned``) stops that run alone.
+        judge, refill, on_results: Stop runs at an epoch boundary from all live runs' records,
+            start new runs in the freed slots (they must agree on :data:`GROUP_KEYS` too), and
+            hear of each result as its run ends: see :func:`hpsearch.core.train.train_members`.
+            A new run starts exactly as it would alone (initialisation, batch order, optimizer
+            state and step count), so it ends as it would alone.
 
     Returns:
-        Per member, its :class:`TrainResult` or the exception that stopped it: a
-        :class:`DivergedError`, or what ``on_epoch_end`` raised. A stopped member is frozen
-        and the others go on unaffected. ``history`` holds the
+        Per run, the configs' then the refills', its :class:`TrainResult` or the exception
+        that stopped it: a :class:`DivergedError`, or what ``on_epoch_end`` or ``judge`` gave.
+        A stopped run leaves the batched model and the others go on unaffected. ``history``
+        holds the
         per-epoch losses, and the validation metric at every epoch on the fast path; through
         vmap the metric is NaN before the last epoch (computed once, at the end, per member).
 
@@ -412,4 +544,21 @@ def train_population(
     _keep_freed_memory()
     start = time.perf_counter()
     members = _Population(setup, data, model, configs)
-    return train_members(members, configs, on_epoch_end, start)
+    if refill is not None:
+
+        def checked(free: int) -> Sequence[TrainConfig]:
+            new = list(refill(free))
+            if new and len(population_groups([configs[0], *new])) != 1:
+                raise HpsearchError(f"a refill must agree on {', '.join(GROUP_KEYS)}")
+            return new
+
+        return train_members(
+            members,
+            configs,
+            on_epoch_end,
+            start,
+            judge=judge,
+            refill=checked,
+            on_results=on_results,
+        )
+    return train_members(members, configs, on_epoch_end, start, judge=judge, on_results=on_results)

@@ -63,14 +63,19 @@ class TrainResult:
     info: dict[str, float] = field(default_factory=dict)
 
     def history_columns(self) -> dict[str, list[float]]:
-        """The history as one list per field, epoch ``i + 1`` at index ``i``, values rounded to
-        6 significant digits (compact enough to store on every trial)."""
-        names = [f.name for f in fields(EpochRecord) if f.name != "epoch"]
-        cols: dict[str, list[float]] = {name: [] for name in names} if self.history else {}
-        for rec in self.history:
-            for name in names:
-                cols[name].append(float(f"{getattr(rec, name):.6g}"))
-        return cols
+        """The history as :func:`history_columns`."""
+        return history_columns(self.history)
+
+
+def history_columns(history: Sequence[EpochRecord]) -> dict[str, list[float]]:
+    """A history as one list per field, epoch ``i + 1`` at index ``i``, values rounded to 6
+    significant digits (compact enough to store on every trial)."""
+    names = [f.name for f in fields(EpochRecord) if f.name != "epoch"]
+    cols: dict[str, list[float]] = {name: [] for name in names} if history else {}
+    for rec in history:
+        for name in names:
+            cols[name].append(float(f"{getattr(rec, name):.6g}"))
+    return cols
 
 
 def flooded_loss(loss: torch.Tensor, flood: float | torch.Tensor) -> torch.Tensor:
@@ -250,16 +255,18 @@ def divergence(where: str, values: dict[str, float]) -> DivergedError | None:
 
 
 class Members(Protocol):
-    """K models of one setup trained in lock-step by :func:`train_members`, K >= 1.
+    """Models of one setup trained in lock-step by :func:`train_members`: a fixed set (one model,
+    or a population), or one whose members change between epochs (population pruning).
 
     An implementation owns the models, their optimizer and batch order; the skeleton owns what
     every training run shares: the epochs, the inner method's run state (Chebyshev scales, MDMM
     multipliers), learning-rate decay, divergence, the history and the callbacks. Every figure
-    crosses this boundary as a K-vector, member k at index k.
+    crosses this boundary as a vector over the current members, in their order.
     """
 
     def initial_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(L1, L2) of the initial models on the whole training split, without gradients."""
+        """(L1, L2) of every member's current model on the whole training split, without
+        gradients (read for members that have not stepped yet)."""
         ...
 
     def epoch_batches(self) -> Iterable[Any]:
@@ -267,8 +274,8 @@ class Members(Protocol):
         ...
 
     def step(self, batch: Any, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step of every live member on ``batch``, descending on
-        :func:`inner_loss` with ``knobs`` (K-vectors); returns the scalarized loss and L2, both
+        """One optimizer step of every member on ``batch``, descending on
+        :func:`inner_loss` with ``knobs`` (vectors); returns the scalarized loss and L2, both
         detached."""
         ...
 
@@ -284,12 +291,23 @@ class Members(Protocol):
         """New per-member learning rates (decay)."""
         ...
 
-    def freeze(self, k: int) -> None:
-        """Stop member k: it takes no more steps and its figures stay finite."""
+    def final_figures(
+        self, ks: Sequence[int]
+    ) -> list[tuple[dict[str, float], dict[str, float], dict[str, float]]]:
+        """The figures on train, validation and test of members ``ks``, now."""
         ...
 
-    def final_figures(self, k: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
-        """Member k's figures on train, validation and test (after the last epoch)."""
+    def remove(self, keep: Sequence[int]) -> None:
+        """Keep only members ``keep`` (increasing), dropping the others and their state."""
+        ...
+
+    def can_add(self) -> bool:
+        """Whether a new member can start at this epoch boundary (:meth:`add`)."""
+        ...
+
+    def add(self, configs: Sequence[TrainConfig]) -> None:
+        """New members after the current ones, from scratch: initialisation, batch order and
+        optimizer state exactly as a run of each config alone starts."""
         ...
 
 
@@ -303,60 +321,100 @@ def knob_columns(
     }
 
 
+EpochJudge = Callable[[list[tuple[int, EpochRecord]]], dict[int, Exception]]
+"""Called once per epoch with ``(run, record)`` of every run that went on through it; returns
+the runs to stop, each with the exception that becomes its result (population pruning)."""
+Refill = Callable[[int], Sequence[TrainConfig]]
+"""Called at an epoch boundary with the number of free slots; returns at most that many
+configs to start now (none: the slots stay free)."""
+
+
+@dataclass
+class _Run:
+    """One training run among the members: its config, history and wall-time share."""
+
+    index: int  # its place in train_members' results: the configs, then refills in order
+    config: TrainConfig
+    started: float
+    history: list[EpochRecord] = field(default_factory=list)
+    seconds: float = 0.0  # its share of the members' wall time, epoch by epoch
+
+
 def train_members(
     members: Members,
     configs: Sequence[TrainConfig],
     on_epoch_end: Callable[[int, EpochRecord], None] | None = None,
     start: float | None = None,
+    *,
+    judge: EpochJudge | None = None,
+    refill: Refill | None = None,
+    on_results: Callable[[list[tuple[int, TrainResult | Exception]]], None] | None = None,
 ) -> list[TrainResult | Exception]:
     """The epoch skeleton every training run goes through, for one model or a population.
 
+    A run ends when it has trained its epochs, diverged, or was stopped by ``on_epoch_end`` or
+    ``judge``; its members' slot is then dropped, and ``refill`` may start new runs in the
+    free slots (at most ``len(configs)`` run at once). Runs start at epoch boundaries, so every
+    run's epochs line up with the others'.
+
     Args:
-        members: The K models, one per config.
+        members: The models, one per config.
         configs: One config per member; they agree on the optimizer, method, normalization,
-            epochs and batch size (the members step together).
-        on_epoch_end: Called with (member index, its epoch record) after every epoch of a live
-            member; an exception it raises stops that member alone and becomes its result (the
+            epochs and batch size (the members step together), and so must refills.
+        on_epoch_end: Called with (run index, its epoch record) after every epoch of a live
+            run; an exception it raises stops that run alone and becomes its result (the
             Optuna objective raises ``TrialPruned`` there).
         start: The ``time.perf_counter()`` the run's wall time counts from (default: now).
+        judge: Called once per epoch with the live runs' records (see :data:`EpochJudge`).
+        refill: New runs for free slots (see :data:`Refill`); their results follow the
+            configs' in the order they started.
+        on_results: Called with ``(run index, result)`` of the runs that ended, once per epoch
+            in which some did (before refill: a refill's sampler sees their results).
 
     Returns:
-        Per member, its :class:`TrainResult`, or the exception that stopped it: the
-        :class:`DivergedError` naming its non-finite figures, or what ``on_epoch_end`` raised.
+        Per run, its :class:`TrainResult`, or the exception that stopped it: the
+        :class:`DivergedError` naming its non-finite figures, or what ``on_epoch_end`` or
+        ``judge`` gave.
     """
     start = time.perf_counter() if start is None else start
-    first = configs[0]
-    k_members = len(configs)
-    method = first.method
-    knobs = knob_columns(configs, SCALARIZATION_FIELDS)
-    lambda_lr = knob_columns(configs, ["lambda_lr"])["lambda_lr"]
-    # In double, like a torch optimizer's learning rate, so decay does not round it to float32.
-    lr_decay = knob_columns(configs, ["lr_decay"], torch.float64)["lr_decay"]
-    scale1 = scale2 = torch.ones(k_members)
-    if method == "chebyshev" and first.normalize == "initial":
-        start1, start2 = members.initial_losses()
-        # Floor the scales: a loss already at its ideal point would otherwise divide by zero.
-        scale1 = torch.clamp(start1 - knobs["ideal1"], min=1e-8)
-        scale2 = torch.clamp(start2 - knobs["ideal2"], min=1e-8)
-    knobs.update(scale1=scale1, scale2=scale2)
-    multiplier = torch.zeros(k_members)
-    stopped: list[Exception | None] = [None] * k_members
-    alive = [True] * k_members
-    histories: list[list[EpochRecord]] = [[] for _ in configs]
+    method = configs[0].method
+    chebyshev_initial = method == "chebyshev" and configs[0].normalize == "initial"
+    capacity = len(configs)
+    runs = [_Run(i, c, start) for i, c in enumerate(configs)]
+    n_runs = len(runs)
+    results: dict[int, TrainResult | Exception] = {}
+    multiplier = torch.zeros(0)
+    scale1 = scale2 = torch.zeros(0)
 
-    def stop(k: int, error: Exception) -> None:
-        stopped[k] = error
-        alive[k] = False
-        lambda_lr[k] = 0.0  # a frozen member's multiplier stays at 0
-        multiplier[k] = 0.0
-        members.freeze(k)
+    def columns() -> tuple[Knobs, torch.Tensor, torch.Tensor]:
+        cfgs = [run.config for run in runs]
+        lambda_lr = knob_columns(cfgs, ["lambda_lr"])["lambda_lr"]
+        # In double, like a torch optimizer's learning rate, so decay does not round it.
+        lr_decay = knob_columns(cfgs, ["lr_decay"], torch.float64)["lr_decay"]
+        return knob_columns(cfgs, SCALARIZATION_FIELDS), lambda_lr, lr_decay
 
-    for epoch in range(first.epochs):
+    def started(n_new: int) -> None:
+        # The run state of the last n_new members, which have not stepped yet.
+        nonlocal multiplier, scale1, scale2
+        multiplier = torch.cat([multiplier, torch.zeros(n_new)])
+        new1 = new2 = torch.ones(n_new)
+        if chebyshev_initial:
+            start1, start2 = members.initial_losses()
+            # Floor the scales: a loss already at its ideal point would otherwise divide by 0.
+            new1 = torch.clamp(start1[-n_new:] - knobs["ideal1"][-n_new:], min=1e-8)
+            new2 = torch.clamp(start2[-n_new:] - knobs["ideal2"][-n_new:], min=1e-8)
+        scale1, scale2 = torch.cat([scale1, new1]), torch.cat([scale2, new2])
+
+    knobs, lambda_lr, lr_decay = columns()
+    started(len(runs))
+    mark = start
+    while runs:
         # Accumulated without .item(): one sync per epoch, and a NaN/inf anywhere stays.
-        total = torch.zeros(k_members)
+        total = torch.zeros(len(runs))
         n_batches = 0
+        step_knobs = {**knobs, "scale1": scale1, "scale2": scale2}
         for batch in members.epoch_batches():
-            loss, loss2 = members.step(batch, {**knobs, "multiplier": multiplier})
+            loss, loss2 = members.step(batch, {**step_knobs, "multiplier": multiplier})
             if method == "mdmm":
                 multiplier = mdmm_multiplier_step(multiplier, loss2, knobs["epsilon"], lambda_lr)
             total += loss
@@ -364,9 +422,12 @@ def train_members(
         lr_now = members.learning_rates().tolist()
         val1, val2, val_metric = members.validate()
         objective = total.double() / n_batches
-        elapsed = time.perf_counter() - start  # a population's, shared by its members
+        now = time.perf_counter()
+        share, mark = (now - mark) / len(runs), now
+        ended: dict[int, Exception] = {}  # member -> what stopped it
+        records: list[tuple[int, EpochRecord]] = []
         # One conversion per column, not one per member and field.
-        columns = zip(
+        cols = zip(
             lr_now,
             objective.tolist(),
             val1.tolist(),
@@ -375,62 +436,99 @@ def train_members(
             multiplier.tolist(),
             strict=True,
         )
-        for k, (lr_k, obj_k, v1_k, v2_k, vm_k, lam_k) in enumerate(columns):
-            if not alive[k]:
-                continue
+        for k, (lr_k, obj_k, v1_k, v2_k, vm_k, lam_k) in enumerate(cols):
+            run = runs[k]
+            run.seconds += share
+            epoch = len(run.history) + 1
             error = divergence(
-                f"at epoch {epoch + 1}",
+                f"at epoch {epoch}",
                 {"train_objective": obj_k, "val_loss1": v1_k, "val_loss2": v2_k},
             )
             if error is not None:
-                stop(k, error)
+                ended[k] = error
                 continue
             record = EpochRecord(
-                epoch=epoch + 1,
+                epoch=epoch,
                 lr=lr_k,
                 train_objective=obj_k,
                 val_loss1=v1_k,
                 val_loss2=v2_k,
                 val_metric=vm_k,
                 multiplier=lam_k,
-                seconds=elapsed,
+                seconds=now - run.started,
             )
-            histories[k].append(record)
+            run.history.append(record)
             if on_epoch_end is not None:
                 try:
-                    on_epoch_end(k, record)
-                except Exception as e:  # noqa: BLE001 - the member's result, raised by its caller
-                    stop(k, e)
-        if not any(alive):
-            break
-        if (lr_decay != 1.0).any():
+                    on_epoch_end(run.index, record)
+                except Exception as e:  # noqa: BLE001 - the run's result, raised by its caller
+                    ended[k] = e
+                    continue
+            records.append((k, record))
+        if judge is not None and records:
+            slot = {runs[k].index: k for k, _ in records}
+            for index, reason in judge([(runs[k].index, r) for k, r in records]).items():
+                ended[slot[index]] = reason
+        done = [
+            k
+            for k, run in enumerate(runs)
+            if k not in ended and len(run.history) == run.config.epochs
+        ]
+        figures = dict(zip(done, members.final_figures(done), strict=True)) if done else {}
+        ended_now: list[tuple[int, TrainResult | Exception]] = []
+        for k, run in enumerate(runs):
+            result: TrainResult | Exception
+            if k in ended:
+                result = ended[k]
+            elif k in figures:
+                result = _result(run, figures[k], float(scale1[k]), float(scale2[k]),
+                                 float(multiplier[k]), chebyshev_initial)  # fmt: skip
+            else:
+                continue
+            results[run.index] = result
+            ended_now.append((run.index, result))
+        if ended_now and on_results is not None:
+            on_results(ended_now)
+        keep = [k for k in range(len(runs)) if k not in ended and k not in figures]
+        if len(keep) < len(runs):
+            members.remove(keep)
+            runs = [runs[k] for k in keep]
+            multiplier, scale1, scale2 = multiplier[keep], scale1[keep], scale2[keep]
+            knobs, lambda_lr, lr_decay = columns()
+        if runs and (lr_decay != 1.0).any():
             members.set_learning_rates(members.learning_rates() * lr_decay)
-    seconds = time.perf_counter() - start
-    results: list[TrainResult | Exception] = []
-    for k, c in enumerate(configs):
-        reason = stopped[k]
-        if reason is not None:
-            results.append(reason)
-            continue
-        train_figures, val, test = members.final_figures(k)
-        last = histories[k][-1]
-        histories[k][-1] = replace(last, val_metric=val["metric"])
-        info: dict[str, float] = {}
-        if method == "chebyshev" and c.normalize == "initial":
-            info.update(scale1=float(scale1[k]), scale2=float(scale2[k]))
-        if method == "mdmm":
-            info.update(mdmm_info(val["loss2"], c.epsilon, float(multiplier[k])))
-        results.append(
-            TrainResult(
-                train=train_figures,
-                val=val,
-                test=test,
-                history=histories[k],
-                seconds=seconds / k_members,
-                info=info,
-            )
-        )
-    return results
+        if refill is not None and len(runs) < capacity and members.can_add():
+            new = list(refill(capacity - len(runs)))[: capacity - len(runs)]
+            if new:
+                members.add(new)
+                now = time.perf_counter()
+                runs += [_Run(n_runs + i, c, now) for i, c in enumerate(new)]
+                n_runs += len(new)
+                knobs, lambda_lr, lr_decay = columns()
+                started(len(new))
+    return [results[i] for i in range(n_runs)]
+
+
+def _result(
+    run: _Run,
+    figures: tuple[dict[str, float], dict[str, float], dict[str, float]],
+    scale1: float,
+    scale2: float,
+    multiplier: float,
+    chebyshev_initial: bool,
+) -> TrainResult:
+    """The result of a run that trained all its epochs."""
+    train_figures, val, test = figures
+    history = list(run.history)
+    history[-1] = replace(history[-1], val_metric=val["metric"])
+    info: dict[str, float] = {}
+    if chebyshev_initial:
+        info.update(scale1=scale1, scale2=scale2)
+    if run.config.method == "mdmm":
+        info.update(mdmm_info(val["loss2"], run.config.epsilon, multiplier))
+    return TrainResult(
+        train=train_figures, val=val, test=test, history=history, seconds=run.seconds, info=info
+    )
 
 
 class _SingleModel:
@@ -522,12 +620,20 @@ class _SingleModel:
         for group in self.opt.param_groups:
             group["lr"] = float(lr[0])
 
-    def freeze(self, k: int) -> None:
+    def final_figures(
+        self, ks: Sequence[int]
+    ) -> list[tuple[dict[str, float], dict[str, float], dict[str, float]]]:
+        train_figures = self.setup.evaluate(self.module, self.data.train)
+        return [(train_figures, self.val, self.setup.evaluate(self.module, self.data.test))]
+
+    def remove(self, keep: Sequence[int]) -> None:
         pass  # a sequential run ends with its only member
 
-    def final_figures(self, k: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
-        train_figures = self.setup.evaluate(self.module, self.data.train)
-        return train_figures, self.val, self.setup.evaluate(self.module, self.data.test)
+    def can_add(self) -> bool:
+        return False  # one model, one run
+
+    def add(self, configs: Sequence[TrainConfig]) -> None:
+        raise NotImplementedError("a sequential run trains one config")
 
 
 def train(

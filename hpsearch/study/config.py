@@ -23,7 +23,7 @@ from hpsearch.core.options import Option
 from hpsearch.core.setups import available_setups, get_setup
 from hpsearch.errors import HpsearchError, StudyFileError, did_you_mean
 from hpsearch.study.limits import RUN_LIMITS
-from hpsearch.study.samplers import PRUNERS, SAMPLERS
+from hpsearch.study.samplers import BATCH_PRUNER, PRUNERS, SAMPLERS
 
 MODES: tuple[str, ...] = ("scalarized", "pareto")
 OBJECTIVES: tuple[str, ...] = ("loss1", "loss2", "metric", "weighted")
@@ -619,9 +619,11 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
     pruner, pruner_options = check.named(
         study.get("pruner", "none"), "study.pruner", {k: p.options for k, p in PRUNERS.items()}
     )
-    if mode == "pareto" and pruner != "none":
+    if mode == "pareto" and pruner not in ("none", BATCH_PRUNER):
         raise check.fail(
-            "study.pruner", "pruning needs one objective: only 'none' is allowed in pareto mode"
+            "study.pruner",
+            "Optuna's pruners need one objective: in pareto mode only 'none' or "
+            f"'{BATCH_PRUNER}' (across a population batch, batch > 1) is allowed",
         )
     n_trials = check.value(study["n_trials"], "study.n_trials", _limit("n_trials", 1))
     seed = check.value(study.get("seed", 0), "study.seed", _limit("seed", 0))

@@ -6,6 +6,7 @@ import contextlib
 import math
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,12 +23,15 @@ from hpsearch._compat import (
     trial_id,
 )
 from hpsearch.core.data import Dataset
+from hpsearch.core.knobs import TrainConfig
+from hpsearch.core.models import ModelSpec
 from hpsearch.core.population import GROUP_KEYS, train_population
 from hpsearch.core.setups import get_setup
-from hpsearch.core.train import EpochRecord, TrainResult, train
+from hpsearch.core.train import EpochRecord, TrainResult, history_columns, train
 from hpsearch.errors import DivergedError
 from hpsearch.study import keys
 from hpsearch.study.config import ParamSpec, StudyConfig
+from hpsearch.study.halving import Halving, Point, RungTable
 from hpsearch.study.persist import (
     abandon_trials,
     add_finished_trials,
@@ -36,6 +40,7 @@ from hpsearch.study.persist import (
     set_user_attrs,
     start_trials,
 )
+from hpsearch.study.samplers import batch_halving
 
 
 def suggest_params(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -198,8 +203,39 @@ def _in_memory_copy(study: optuna.Study) -> tuple[optuna.Study, dict[str, Any]]:
     return copy, attrs
 
 
+def _history_point(config: StudyConfig, val1: float, val2: float, metric: float) -> Point:
+    """What batch pruning compares at a rung, to be minimized: both validation losses in
+    pareto mode, else the scalar objective (negated when it is maximized)."""
+    if config.mode == "pareto":
+        return (val1, val2)
+    value = scalar_objective(config, val1, val2, metric)
+    return (-value if config.directions[0] == "maximize" else value,)
+
+
+def _rung_table(study: optuna.Study, config: StudyConfig, rule: Halving) -> RungTable:
+    """The rungs' points of the study's stored trials that ran that far (their histories)."""
+    table = RungTable(rule)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        history = trial.user_attrs.get(keys.HISTORY) or {}
+        losses1, losses2 = history.get("val_loss1", []), history.get("val_loss2", [])
+        metrics = history.get("val_metric", [])
+        for rung in rule.rungs:
+            if rung <= min(len(losses1), len(losses2), len(metrics)):
+                point = (losses1[rung - 1], losses2[rung - 1], metrics[rung - 1])
+                table.record(rung, _history_point(config, *point))
+    return table
+
+
 def run_population(
-    study: optuna.Study, config: StudyConfig, data: Dataset, n: int, target: int | None = None
+    study: optuna.Study,
+    config: StudyConfig,
+    data: Dataset,
+    n: int,
+    target: int | None = None,
+    *,
+    total: int | None = None,
+    deadline: float | None = None,
+    on_stored: Callable[[list[optuna.trial.FrozenTrial]], None] | None = None,
 ) -> list[optuna.trial.FrozenTrial]:
     """Ask for ``n`` trials at once, train them as populations, tell and store every result.
 
@@ -208,29 +244,111 @@ def run_population(
     as RUNNING in one transaction (:func:`hpsearch.study.persist.start_trials`): the storage
     and the dashboard show them while they train, other workers' samplers see them running,
     and with heartbeats on they send heartbeats, so that a killed process's batch goes stale
-    and is failed. Each trained group is then completed in one transaction
-    (:func:`hpsearch.study.persist.finish_trials`); on a journal file or in memory, each group
-    is stored when trained (:func:`hpsearch.study.persist.add_finished_trials`). Study system
+    and is failed. Trials that end at an epoch are then completed in one transaction
+    (:func:`hpsearch.study.persist.finish_trials`); on a journal file or in memory they are
+    stored when they end (:func:`hpsearch.study.persist.add_finished_trials`). Study system
     attrs a sampler wrote (a QMC sequence's position, for one) are written back. Trials are
     grouped so that each group shares the architecture, setup options and
     :data:`hpsearch.core.population.GROUP_KEYS`; each group is one batched model. A member
     that diverges is stored as FAIL with its reason; the others are unaffected. If anything
-    stops the batch (Ctrl-C, an error), the groups already trained are kept and the rest of
+    stops the batch (Ctrl-C, an error), the trials already ended are kept and the rest of
     the batch is stored as FAIL without a reason (SQL) or not at all (journal): it does not
     count, a rerun replaces it, nothing is left RUNNING. With a ``target``,
     trials that would count past it are stored as surplus (see
     :func:`hpsearch.study.persist.finish_trials`).
 
+    With ``pruner = "successive_halving"`` (both modes), runs that fall behind at a rung are
+    stopped and stored as PRUNED with their last losses and history (:mod:`hpsearch.study.
+    halving`), and every slot a run frees is refilled with a new ask, so that the batch stays
+    full, until ``total`` trials were asked or ``deadline`` (``time.monotonic()``) passed.
+
+    Args:
+        on_stored: Called with the trials stored, as each epoch's are.
+
     Returns:
         The stored trials, in the order asked.
     """
     setup_cls = get_setup(config.setup)
+    rule = batch_halving(config)
+    total = n if rule is None or total is None else max(n, total)
+    table = None if rule is None else _rung_table(study, config, rule)
+    rungs = set() if rule is None else set(rule.rungs)
+    report = rule is not None and config.mode == "scalarized"
     batch, attrs = _in_memory_copy(study)
     batch_storage, batch_id = study_storage(batch)
-    trials = [batch.ask() for _ in range(n)]
+    # On an SQL storage the batch is stored RUNNING now and completed under the study's
+    # lock. A journal file's many appends cannot decide who counts atomically across
+    # workers, so there each trial is stored once it ended (add_finished_trials).
+    live = rdb_backend(study_storage(study)[0]) is not None
+    trials: list[optuna.Trial] = []
+    resolved: list[tuple[TrainConfig, ModelSpec, dict[str, Any]]] = []
+    histories: dict[int, list[EpochRecord]] = {}
+    started: dict[int, optuna.trial.FrozenTrial] = {}
     stored: dict[int, optuna.trial.FrozenTrial] = {}
-    started: list[optuna.trial.FrozenTrial] = []
-    heartbeat: _Heartbeat | None = None
+    heartbeat = _Heartbeat(study) if live else None
+
+    def group_of(i: int) -> tuple:
+        train_config, model, options = resolved[i]
+        return (
+            model,
+            tuple(sorted(options.items())),
+            *(getattr(train_config, k) for k in GROUP_KEYS),
+        )
+
+    def ask(m: int, population_size: int | None = None) -> list[int]:
+        new = []
+        for _ in range(m):
+            trial = batch.ask()
+            trials.append(trial)
+            resolved.append(config.resolve(suggest_params(trial, config.params)))
+            # Recorded before training: the trial shows its seed and batch while it runs.
+            trial.set_user_attr(keys.TRAIN_SEED, resolved[-1][0].seed)
+            if population_size is not None:
+                trial.set_user_attr(keys.POPULATION_SIZE, population_size)
+            new.append(len(trials) - 1)
+        return new
+
+    def start(new: list[int]) -> None:
+        if heartbeat is None or not new:
+            return
+        with _signals_deferred():  # stored RUNNING, then known to the clean-up below
+            asked = [batch_storage.get_trial(trial_id(trials[i])) for i in new]
+            started.update(zip(new, start_trials(study, asked), strict=True))
+        heartbeat.track([started[i] for i in new])
+
+    def store(ended: dict[int, optuna.trial.FrozenTrial]) -> None:
+        order = sorted(ended)
+        finished = [ended[i] for i in order]
+        with _signals_deferred():
+            if heartbeat is not None:
+                done = finish_trials(study, [started[i] for i in order], finished, target)
+            else:
+                done = add_finished_trials(study, finished, target)
+            stored.update(zip(order, done, strict=True))
+        if heartbeat is not None:
+            heartbeat.forget({trial_id(started[i]) for i in order})
+        if on_stored is not None:
+            on_stored(done)
+
+    def tell(i: int, result: TrainResult | Exception) -> optuna.trial.FrozenTrial:
+        trial = trials[i]
+        if isinstance(result, optuna.TrialPruned):
+            history = histories[i]
+            last = history[-1]
+            set_user_attrs(trial, {
+                keys.VAL_LOSS1: last.val_loss1,
+                keys.VAL_LOSS2: last.val_loss2,
+                keys.VAL_METRIC: last.val_metric,
+                keys.EPOCHS_RUN: last.epoch,
+                keys.TORCH_THREADS: torch.get_num_threads(),
+                keys.HISTORY: history_columns(history),
+            })  # fmt: skip
+            return batch.tell(trial, state=TrialState.PRUNED)
+        if isinstance(result, Exception):  # diverged: nothing else stops a member here
+            trial.set_user_attr(keys.FAIL_REASON, str(result))
+            return batch.tell(trial, state=TrialState.FAIL)
+        record_result(trial, result, constrained=config.mode == "scalarized")
+        return batch.tell(trial, objective_values(config, result.val))
 
     def wrap_up() -> None:
         # The sampler's study attrs go back first: a batch that stopped still moved them.
@@ -238,56 +356,82 @@ def run_population(
         for key, value in batch_storage.get_study_system_attrs(batch_id).items():
             if attrs.get(key, _MISSING) != value and not _holds_trial_ids(study.sampler, key):
                 storage.set_study_system_attr(study_id, key, value)
-        abandon_trials(study, [t for i, t in enumerate(started) if i not in stored])
+        abandon_trials(study, [t for i, t in sorted(started.items()) if i not in stored])
+
+    # Groups still to train, in order of first appearance: (group, trial indices).
+    queue: list[tuple[tuple, list[int]]] = []
+
+    def enqueue(i: int) -> None:
+        for group, members in queue:
+            if group == group_of(i):
+                members.append(i)
+                return
+        queue.append((group_of(i), [i]))
 
     try:
-        resolved = [config.resolve(suggest_params(t, config.params)) for t in trials]
-        groups: dict[tuple, list[int]] = {}
-        for i, (train_config, model, options) in enumerate(resolved):
-            group = (
-                model,
-                tuple(sorted(options.items())),
-                *(getattr(train_config, k) for k in GROUP_KEYS),
-            )
-            groups.setdefault(group, []).append(i)
-        for members in groups.values():
+        for i in ask(n):
+            enqueue(i)
+        for _, members in queue:
             for i in members:
-                # Recorded before training: the trial shows its seed and batch while it runs.
-                trials[i].set_user_attr(keys.TRAIN_SEED, resolved[i][0].seed)
                 trials[i].set_user_attr(keys.POPULATION_SIZE, len(members))
-        # On an SQL storage the batch is stored RUNNING now and completed under the study's
-        # lock. A journal file's many appends cannot decide who counts atomically across
-        # workers, so there each group is stored once trained (add_finished_trials).
-        live = rdb_backend(study_storage(study)[0]) is not None
-        if live:
-            with _signals_deferred():  # stored RUNNING, then known to the clean-up below
-                asked = [batch_storage.get_trial(trial_id(t)) for t in trials]
-                started = start_trials(study, asked)
-            heartbeat = _Heartbeat(study, started)
-        for members in groups.values():
+        start(list(range(len(trials))))
+        while queue:
+            group, members = queue.pop(0)
+            runs = list(members)  # run index (train_population's) -> trial index
+            capacity = len(members)
+
+            def refill(free: int, group: tuple = group, runs: list[int] = runs,
+                       capacity: int = capacity) -> list[TrainConfig]:  # fmt: skip
+                if deadline is not None and time.monotonic() >= deadline:
+                    return []
+                new = ask(min(free, total - len(trials)), capacity)
+                start(new)
+                joining = [i for i in new if group_of(i) == group]
+                runs.extend(joining)
+                for i in new:  # another group's: trained as its own population later
+                    if group_of(i) != group:
+                        enqueue(i)
+                return [resolved[i][0] for i in joining]
+
+            def on_epoch_end(run: int, record: EpochRecord, runs: list[int] = runs) -> None:
+                i = runs[run]
+                histories.setdefault(i, []).append(record)
+                if report:
+                    point = (record.val_loss1, record.val_loss2, record.val_metric)
+                    trials[i].report(scalar_objective(config, *point), record.epoch)
+
+            def judge(
+                records: list[tuple[int, EpochRecord]], runs: list[int] = runs
+            ) -> dict[int, Exception]:
+                assert table is not None
+                stops: dict[int, Exception] = {}
+                for rung in sorted({r.epoch for _, r in records} & rungs):
+                    arrivals = [(run, r) for run, r in records if r.epoch == rung]
+                    points = [
+                        _history_point(config, r.val_loss1, r.val_loss2, r.val_metric)
+                        for _, r in arrivals
+                    ]
+                    for (run, _), stop in zip(arrivals, table.arrive(rung, points), strict=True):
+                        if stop:
+                            stops[run] = optuna.TrialPruned(f"pruned at epoch {rung}")
+                return stops
+
+            def on_results(
+                ended: list[tuple[int, TrainResult | Exception]], runs: list[int] = runs
+            ) -> None:
+                store({runs[run]: tell(runs[run], result) for run, result in ended})
+
             _, model, options = resolved[members[0]]
-            results = train_population(
-                setup_cls(**options), data, model, [resolved[i][0] for i in members]
+            train_population(
+                setup_cls(**options),
+                data,
+                model,
+                [resolved[i][0] for i in members],
+                on_epoch_end,
+                judge=None if rule is None else judge,
+                refill=None if rule is None else refill,
+                on_results=on_results,
             )
-            told = {}
-            for i, result in zip(members, results, strict=True):
-                trial = trials[i]
-                if isinstance(result, Exception):  # diverged: nothing else stops a member here
-                    trial.set_user_attr(keys.FAIL_REASON, str(result))
-                    told[i] = batch.tell(trial, state=optuna.trial.TrialState.FAIL)
-                else:
-                    record_result(trial, result, constrained=config.mode == "scalarized")
-                    told[i] = batch.tell(trial, objective_values(config, result.val))
-            order = sorted(told)
-            finished = [told[i] for i in order]
-            with _signals_deferred():
-                if live:
-                    done = finish_trials(study, [started[i] for i in order], finished, target)
-                else:
-                    done = add_finished_trials(study, finished, target)
-                stored.update(zip(order, done, strict=True))
-            if heartbeat is not None:
-                heartbeat.forget({trial_id(started[i]) for i in order})
     except BaseException:
         # Clean up what can be, without hiding what stopped the batch.
         with _signals_deferred(), contextlib.suppress(Exception):
@@ -322,16 +466,13 @@ class _Heartbeat:
     interval while it trains (as Optuna's own thread does for a sequential trial): other
     workers then tell a live batch from a dead one, however long an epoch takes."""
 
-    def __init__(self, study: optuna.Study, started: list[optuna.trial.FrozenTrial]) -> None:
+    def __init__(self, study: optuna.Study) -> None:
         self.storage, _ = study_storage(study)
-        self.running = {trial_id(t): t for t in started}
+        self.running: dict[int, optuna.trial.FrozenTrial] = {}
         self.lock = threading.Lock()
         self.stopped = threading.Event()
-        interval = heartbeat_interval(self.storage)
-        self.thread = None
-        if interval is not None:
-            self.thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
-            self.thread.start()
+        self.interval = heartbeat_interval(self.storage)
+        self.thread: threading.Thread | None = None
 
     def _run(self, interval: float) -> None:
         while not self.stopped.wait(interval):
@@ -341,6 +482,14 @@ class _Heartbeat:
             # the batch is stored.
             with contextlib.suppress(Exception):
                 beat(self.storage, trials)
+
+    def track(self, trials: list[optuna.trial.FrozenTrial]) -> None:
+        """Beat for these trials too (stored RUNNING with a first heartbeat), from now on."""
+        with self.lock:
+            self.running.update((trial_id(t), t) for t in trials)
+        if self.thread is None and self.interval is not None:
+            self.thread = threading.Thread(target=self._run, args=(self.interval,), daemon=True)
+            self.thread.start()
 
     def forget(self, ids: set[int]) -> None:
         """Stop beating for trials that are finished."""

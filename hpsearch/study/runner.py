@@ -31,7 +31,7 @@ from hpsearch.errors import HpsearchError, Terminated, is_terminating, terminate
 from hpsearch.study import keys
 from hpsearch.study.config import StudyConfig, grid_values, load_study_file
 from hpsearch.study.objective import make_objective, run_population
-from hpsearch.study.samplers import make_pruner, make_sampler
+from hpsearch.study.samplers import BATCH_PRUNER, make_pruner, make_sampler
 from hpsearch.study.storage import (
     DEFAULT_STORAGE,
     HEARTBEAT_SECONDS,
@@ -297,6 +297,22 @@ def _run_sequential(
         interrupt.check()
 
 
+def check_pruner(config: StudyConfig, batch: int) -> None:
+    """Refuse a pruner the run's mode cannot apply: population mode (``batch`` > 1) prunes
+    across the batch with successive halving only; one trial at a time, Optuna's pruners
+    need one objective."""
+    if batch > 1 and config.pruner not in ("none", BATCH_PRUNER):
+        raise HpsearchError(
+            f"pruner {config.pruner!r} prunes one trial at a time; population mode (batch "
+            f"{batch}) prunes across the batch: allowed with batch > 1: none, {BATCH_PRUNER}"
+        )
+    if batch == 1 and config.mode == "pareto" and config.pruner != "none":
+        raise HpsearchError(
+            f"pruner {config.pruner!r} in pareto mode runs across a population batch: set "
+            "batch > 1 (study file or --batch), or pruner 'none'"
+        )
+
+
 def _run_batches(
     study: optuna.Study,
     config: StudyConfig,
@@ -331,10 +347,16 @@ def _run_batches(
                 # Ctrl-C stops training; the finished groups are kept.
                 interrupt.in_objective = True
                 try:
-                    stored = run_population(study, config, data, min(batch, remaining), target)
+                    # With batch pruning the slots pruned runs free are refilled: one batch
+                    # may go on until the target, or the timeout.
+                    run_population(
+                        study, config, data, min(batch, remaining), target,
+                        total=remaining,
+                        deadline=None if timeout is None else started + timeout,
+                        on_stored=lambda trials: progress_bar.finished(study, trials),
+                    )  # fmt: skip
                 finally:
                     interrupt.in_objective = False
-                progress_bar.finished(study, stored)
             interrupt.check()
     finally:
         torch.set_num_threads(planned)
@@ -366,7 +388,9 @@ def run_study(
         progress: Show a progress bar on stderr.
         batch: Population size K (default: the file's ``batch``, 1 = one trial at a time):
             ask Optuna for K trials at once and train them as one batched model
-            (:func:`hpsearch.core.population.train_population`). No pruning in this mode.
+            (:func:`hpsearch.core.population.train_population`). Pruning there is
+            successive halving across the batch (``pruner = "successive_halving"``, both
+            modes), with the slots of pruned runs refilled by new asks.
         heartbeat: Heartbeat interval of running trials in seconds, or None (see
             :func:`open_storage`); a killed worker's trial is then retried by the others.
         sampler_seed_offset: Added to the sampler's seed, so that workers joining one study
@@ -401,6 +425,7 @@ def run_study(
     batch = config.batch if batch is None else batch
     if batch < 1:
         raise HpsearchError(f"batch must be >= 1, got {batch}")
+    check_pruner(config, batch)
     data = config.load_data()
     optuna_logger = logging.getLogger("optuna")
     level = optuna_logger.level

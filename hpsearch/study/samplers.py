@@ -10,12 +10,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from hpsearch.core.options import Option
 from hpsearch.errors import check_choice
+from hpsearch.study.halving import Halving
+
+if TYPE_CHECKING:
+    from hpsearch.study.config import StudyConfig
 
 Grid = Callable[[], dict[str, list]]
 
@@ -121,14 +125,21 @@ PRUNERS: dict[str, PrunerKind] = {
             "reduction_factor": Option("int", 3, low=2),
         },
     ),
+    # In population mode (batch > 1) successive halving runs across the batch instead, for
+    # one objective or two (hpsearch.study.halving); ``margin`` applies there only.
     "successive_halving": PrunerKind(
-        lambda o, epochs: optuna.pruners.SuccessiveHalvingPruner(**o),
+        lambda o, epochs: optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=o["min_resource"], reduction_factor=o["reduction_factor"]
+        ),
         {
             "min_resource": Option("int", 1, low=1),
             "reduction_factor": Option("int", 4, low=2),
+            "margin": Option("float", 0.0, low=0, high=1, help="batch pruning: beaten by how much"),
         },
     ),
 }
+# The one pruner population mode runs (across the batch, in both modes).
+BATCH_PRUNER = "successive_halving"
 
 
 def make_sampler(
@@ -139,6 +150,20 @@ def make_sampler(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return SAMPLERS[name].make(dict(options), seed, grid)
+
+
+def batch_halving(config: StudyConfig) -> Halving | None:
+    """The rule population mode prunes a study's batches by, or None (no pruning)."""
+    if config.pruner != BATCH_PRUNER:
+        return None
+    options = {k: o.default for k, o in PRUNERS[BATCH_PRUNER].options.items()}
+    options.update(config.pruner_options)
+    return Halving(
+        epochs=config.epochs,
+        min_resource=options["min_resource"],
+        reduction_factor=options["reduction_factor"],
+        margin=options["margin"],
+    )
 
 
 def make_pruner(name: str, options: dict[str, Any], epochs: int) -> optuna.pruners.BasePruner:
