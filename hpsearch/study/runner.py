@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -168,6 +169,7 @@ class _Progress:
             dynamic_ncols=True,
         )
         self.failed = 0
+        self.postfixed = -math.inf
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Optuna's callback signature: one trial finished."""
@@ -187,6 +189,13 @@ class _Progress:
         if not counted:
             return
         self.bar.update(counted)
+        # The best value or the Pareto front is read from the whole study (best_trials is
+        # quadratic in its size): nothing to show it on when the bar is off, and at most once
+        # a second otherwise (2.7 s of a 28 s population run with pruning, per-epoch stores).
+        now = time.monotonic()
+        if self.bar.disable or (now - self.postfixed < 1.0 and self.bar.n < self.bar.total):
+            return
+        self.postfixed = now
         complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
         if not complete:
             return
