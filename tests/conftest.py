@@ -34,6 +34,16 @@ def _thread_environment_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(threads, "_before_apply", None)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The suite runs in two processes (pytest-xdist, --dist loadgroup): the PostgreSQL tests
+    # share one server, which one of them restarts, so they all run in the same process.
+    # Those that ask for it by name at run time are the "postgresql" parameters, and one more.
+    for item in items:
+        uses = "postgres_url" in getattr(item, "fixturenames", ()) or "postgres" in item.nodeid
+        if uses or item.name == "test_an_opened_storage_is_named_by_its_url_without_password":
+            item.add_marker(pytest.mark.xdist_group("postgresql"))
+
+
 def error_lines(stderr: str) -> list[str]:
     """The lines of ``stderr`` but the one a training command starts with (its threads)."""
     return [line for line in stderr.splitlines() if not line.startswith("hpsearch: torch uses")]

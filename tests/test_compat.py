@@ -112,7 +112,28 @@ def test_fused_adam_update_is_one_adam_step() -> None:
         ref.grad = g.clone()
         adam.step()
         update.zero_()
-        _compat.fused_adam_update(update, g, m, v, step)
+        _compat.fused_adam_update([update], [g], [m], [v], [step])
         mine += update
     assert torch.allclose(mine, ref.detach(), atol=1e-6)
     assert not math.isnan(float(mine.sum()))
+
+
+def test_fused_adam_update_takes_a_step_count_per_tensor() -> None:
+    # Two tensors at different steps in one call: each as its own Adam at its own step.
+    torch.manual_seed(0)
+    first, second = torch.randn(4), torch.randn(3)
+    ref_first, ref_second = first.clone().requires_grad_(), second.clone().requires_grad_()
+    opt_first, opt_second = torch.optim.Adam([ref_first]), torch.optim.Adam([ref_second])
+    ref_first.grad = torch.randn(4)
+    opt_first.step()  # the first tensor is one step ahead
+    state = {"m": [opt_first.state[ref_first]["exp_avg"].clone(), torch.zeros(3)],
+             "v": [opt_first.state[ref_first]["exp_avg_sq"].clone(), torch.zeros(3)]}  # fmt: skip
+    mine = [ref_first.detach().clone(), second.clone()]
+    g = [torch.randn(4), torch.randn(3)]
+    ref_first.grad, ref_second.grad = g[0].clone(), g[1].clone()
+    opt_first.step()
+    opt_second.step()
+    updates = [torch.zeros(4), torch.zeros(3)]
+    _compat.fused_adam_update(updates, g, state["m"], state["v"], [2, 1])
+    for p, u, ref in zip(mine, updates, (ref_first, ref_second), strict=True):
+        assert torch.allclose(p + 1e-3 * u, ref.detach(), atol=1e-7)
