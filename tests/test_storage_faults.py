@@ -139,7 +139,7 @@ def test_a_full_disk_is_named_and_the_same_command_continues_once_there_is_room(
 ) -> None:
     study = tmp_path / "s.toml"
     study.write_text(STUDY.format(n=300))
-    with _tmpfs(tmp_path / "full", "700k") as disk:
+    with _tmpfs(tmp_path / "full", "450k") as disk:
         storage = f"sqlite:///{disk / 'a.db'}"
         cmd = ("run", str(study), "--storage", storage, "--no-progress", "--no-dashboard")
         out = run_cli(*cmd, cwd=tmp_path)

@@ -70,10 +70,10 @@ def test_workers_reach_exactly_the_target_without_duplicates(tmp_path, study_fil
             assert t.state == TrialState.FAIL and t.user_attrs.get("surplus") is True
 
 
-# Two runs on the databases, one on the journal: before the fix, 6 of 9 such runs overshot.
+# One run on SQLite and the journal, two on PostgreSQL (CI): before the fix, 6 of 9 such runs
+# overshot.
 @pytest.mark.parametrize(
-    "kind, repetition",
-    [("sqlite", 0), ("sqlite", 1), ("journal", 0), ("postgresql", 0), ("postgresql", 1)],
+    "kind, repetition", [("sqlite", 0), ("journal", 0), ("postgresql", 0), ("postgresql", 1)]
 )
 def test_workers_with_population_batches_reach_exactly_the_target(
     tmp_path, study_file, kind, repetition, request
@@ -117,7 +117,8 @@ def test_a_killed_workers_trial_is_retried_and_the_study_completes(
     tmp_path, study_file, kind, request
 ):
     storage = _url(kind, tmp_path, request)
-    path = study_file(n_trials=3, epochs=400, dataset="digits", sampler='"random"')
+    # Long enough to be killed mid-trial, cheap to retry: many epochs of a tiny split.
+    path = study_file(n_trials=3, epochs=2500, dataset="iris", sampler='"random"')
     victim = subprocess.Popen(
         [
             HPSEARCH,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -13,7 +14,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,29 @@ def _run_sequential(
         interrupt.check()
 
 
+@contextlib.contextmanager
+def _heartbeat_faults_left_to_the_trial() -> Iterator[None]:
+    """Keep a storage fault in Optuna's heartbeat thread from printing a traceback.
+
+    Optuna beats for a running trial from a thread of its own; a full disk or a lost server
+    can fail that write first, and Python prints the thread's traceback. The main thread meets
+    the same fault at its next write and names it in one line; until then the trial only
+    misses beats (another worker may fail it as stale and retry it).
+    """
+    before = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else ""
+        if not name.endswith("(_record_heartbeat)"):
+            before(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = before
+
+
 def check_pruner(config: StudyConfig, batch: int) -> None:
     """Refuse a pruner the run's mode cannot apply: population mode (``batch`` > 1) prunes
     across the batch with successive halving only; one trial at a time, Optuna's pruners
@@ -467,7 +491,7 @@ def run_study(
         )
         study.pruner = make_pruner(config.pruner, config.pruner_options, config.epochs)
         progress_bar = _Progress(study, target, done, progress, refresh)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _heartbeat_faults_left_to_the_trial():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             if batch > 1:
                 _run_batches(study, config, data, target, batch, timeout, progress_bar)
