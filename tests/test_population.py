@@ -574,3 +574,27 @@ def test_a_pruner_the_mode_cannot_apply_is_refused(
     path = study_file(mode=mode, objective=objective)
     with pytest.raises(hpsearch.HpsearchError, match=message):
         hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=batch)
+
+
+def test_batch_pruning_with_two_groups_keeps_each_population_within_the_batch(
+    study_file, storage
+) -> None:
+    # Refills the sampler puts in the other optimizer's group wait for it, take the free
+    # slots, and train at most `batch` at once: asked trials never pile up past the batch.
+    path = study_file(
+        n_trials=16, epochs=9, objective=PRUNING, sampler='"random"',
+        extra='optimizer = { type = "categorical", choices = ["sgd", "adam"] }',
+    )  # fmt: skip
+    path.write_text(path.read_text().replace('optimizer = "adam"\n', ""))
+    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=4)
+    trials = optuna.load_study(study_name="small", storage=storage).trials
+    assert len(trials) == 16
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert {t.params["optimizer"] for t in trials} == {"sgd", "adam"}
+    assert all(1 <= t.user_attrs["population_size"] <= 4 for t in trials)
+    # At no time more than 4 trials asked and not ended (training, or waiting for a group).
+    for t in trials:
+        outstanding = [
+            o for o in trials if o.datetime_start <= t.datetime_start < o.datetime_complete
+        ]
+        assert len(outstanding) <= 4

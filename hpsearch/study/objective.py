@@ -41,6 +41,7 @@ from hpsearch.study.persist import (
     start_trials,
 )
 from hpsearch.study.samplers import batch_halving
+from hpsearch.study.storage import counts_toward_target
 
 
 def suggest_params(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -308,6 +309,19 @@ def run_population(
             new.append(len(trials) - 1)
         return new
 
+    def room() -> int:
+        """How many more trials this batch may ask: within ``total``, and the study's target
+        less what counts already and what runs (this batch's and other workers')."""
+        left = total - len(trials)
+        if target is None:
+            return left
+        stored_trials = study.get_trials(deepcopy=False)
+        counted = sum(counts_toward_target(t) for t in stored_trials)
+        running = sum(t.state == TrialState.RUNNING for t in stored_trials)
+        if heartbeat is None:  # a journal's batch is stored only once its trials end
+            running += len(trials) - len(stored)
+        return min(left, target - counted - running)
+
     def start(new: list[int]) -> None:
         if heartbeat is None or not new:
             return
@@ -376,15 +390,25 @@ def run_population(
                 trials[i].set_user_attr(keys.POPULATION_SIZE, len(members))
         start(list(range(len(trials))))
         while queue:
+            if rule is not None and deadline is not None and time.monotonic() >= deadline:
+                break  # the rest is abandoned by wrap_up: it does not count
             group, members = queue.pop(0)
+            if len(members) > n:  # refills of another group: at most n train at once
+                queue.insert(0, (group, members[n:]))
+                members = members[:n]
+            for i in members:
+                trials[i].set_user_attr(keys.POPULATION_SIZE, len(members))
             runs = list(members)  # run index (train_population's) -> trial index
-            capacity = len(members)
+            capacity = len(members) if rule is None else n
 
             def refill(free: int, group: tuple = group, runs: list[int] = runs,
                        capacity: int = capacity) -> list[TrainConfig]:  # fmt: skip
                 if deadline is not None and time.monotonic() >= deadline:
                     return []
-                new = ask(min(free, total - len(trials)), capacity)
+                # Trials waiting for another group take slots too: ask only for the rest,
+                # and only for what the study still lacks (other workers fill it as well).
+                waiting = sum(len(m) for _, m in queue)
+                new = ask(max(0, min(free - waiting, room())), capacity)
                 start(new)
                 joining = [i for i in new if group_of(i) == group]
                 runs.extend(joining)
