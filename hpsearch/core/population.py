@@ -357,7 +357,13 @@ class _Population:
             return
         new_stacked: dict[str, torch.Tensor] | int = len(new)
         if new:
-            new_stacked = self._stack(self._build(new))
+            # Seeding each new member's initialisation must not reseed the draws (dropout,
+            # sampling) of the members already training.
+            rng = torch.random.get_rng_state()
+            try:
+                new_stacked = self._stack(self._build(new))
+            finally:
+                torch.random.set_rng_state(rng)
         layout = self.layout.regrouped(keep, len(new))
         flat = self.layout.regroup(self.opt.flat, keep, new_stacked)
         self.configs = [self.configs[k] for k in keep] + new
