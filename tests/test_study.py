@@ -146,6 +146,14 @@ def test_pruner_prunes_and_pruned_trials_keep_their_losses(study_file, storage) 
     )
 
 
+@pytest.mark.parametrize("pruner", ['"successive_halving"', '{ name = "hyperband" }'])
+def test_a_pruner_without_options_takes_its_defaults(study_file, storage, pruner) -> None:
+    path = study_file(mode="scalarized", n_trials=3, sampler='"random"')
+    path.write_text(path.read_text().replace("n_trials = 3", f"n_trials = 3\npruner = {pruner}"))
+    summary = run_study(load_study_file(path), storage, progress=False)
+    assert summary.counted_after == 3
+
+
 @pytest.mark.parametrize(
     "change, fragment",
     [

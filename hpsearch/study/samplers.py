@@ -129,7 +129,7 @@ PRUNERS: dict[str, PrunerKind] = {
     # one objective or two (hpsearch.study.halving); ``margin`` applies there only.
     "successive_halving": PrunerKind(
         lambda o, epochs: optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=o["min_resource"], reduction_factor=o["reduction_factor"]
+            **{k: v for k, v in o.items() if k != "margin"}
         ),
         {
             "min_resource": Option("int", 1, low=1),
