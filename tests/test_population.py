@@ -7,6 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 import hpsearch
+import hpsearch.study.objective  # monkeypatched by attribute below: loaded whatever ran first
 from hpsearch import DivergedError, ModelSpec, TrainConfig, load_dataset, train
 from hpsearch.core.population import population_groups, train_population
 
