@@ -281,7 +281,6 @@ class _Population:
         stacked = self._stack(members)
         self.layout = _FlatLayout.of(stacked)
         flat = self.layout.flatten(stacked)
-        self.params = self.layout.views(flat)
         self.orders = [torch.Generator().manual_seed(c.seed) for c in configs]
         # The members' batch orders are one when they share a seed and started together.
         self.origins = [(c.seed, 0) for c in configs]
@@ -303,7 +302,6 @@ class _Population:
         # count mini-batches in phase: a new one joins only where the count restarts.
         self.backstitch_interval = first.backstitch_interval if first.backstitched else 0
         self.steps = 0
-        self.backstitched = first.backstitched
         lr, momentum, backstitch = self._columns()
         self.opt = _BatchedOptimizer(first.optimizer, self.layout, flat, lr, momentum, backstitch)
         self._configure(flat)
@@ -325,7 +323,7 @@ class _Population:
         lr, momentum, backstitch = knob_columns(
             self.configs, ("lr", "momentum", "backstitch")
         ).values()
-        return lr, momentum, backstitch if self.backstitched else None
+        return lr, momentum, backstitch if self.backstitch_interval else None
 
     def _configure(self, flat: torch.Tensor) -> None:
         """What follows from the members and their flat parameters."""
@@ -351,8 +349,6 @@ class _Population:
         self._regroup(list(range(self.k)), list(configs))
 
     def _regroup(self, keep: list[int], new: list[TrainConfig]) -> None:
-        if self.k == 0 and not new:
-            return
         if keep == list(range(self.k)) and not new:
             return
         new_stacked: dict[str, torch.Tensor] | int = len(new)
@@ -382,8 +378,7 @@ class _Population:
         lr = torch.cat([self.opt.lr.index_select(0, index), lr[len(keep) :]])
         self.opt.regroup(layout, flat, keep, len(new), lr, momentum, backstitch)
         self.layout, self.k = layout, len(self.configs)
-        if self.k:
-            self._configure(flat)
+        self._configure(flat)
 
     def _member_losses(self, p, xb, yb):
         with _reparametrize_module(self.base, p):
