@@ -100,7 +100,7 @@ BROKEN = [
         "not allowed in pareto mode",
     ),
     ('mode = "scalarized"', 'mode = "pareto"', "study.objective", "not allowed in pareto"),
-    ("n_trials = 3", "n_trials = 0", "study.n_trials", "an integer in [1, 1e+06]"),
+    ("n_trials = 3", "n_trials = 0", "study.n_trials", "an integer in [1, 1000000]"),
     ("n_trials = 3", 'n_trials = "ten"', "study.n_trials", "'ten' (string) is not allowed"),
     ("n_trials = 3", "n_trials = 2.5", "study.n_trials", "must be an integer"),
     ("n_trials = 3", "n_trials = true", "study.n_trials", "True (boolean) is not allowed"),

@@ -48,6 +48,15 @@ TRAIN_PARAMS: dict[str, Option] = {
     "epsilon": Option("float", 1.0, low=0, help="MDMM budget: L2 <= epsilon"),
     "damping": Option("float", 10.0, low=0, help="MDMM damping c"),
     "lambda_lr": Option("float", 0.01, low=0, low_open=True, help="MDMM multiplier step size"),
+    # None: the run's seed. "trial" is resolved by the study layer to one seed per trial.
+    "init_seed": Option(
+        "int",
+        None,
+        low=0,
+        high=2**32 - 1,
+        words=("trial",),
+        help='seed of the initial weights (default: the study seed; "trial": one per trial)',
+    ),
 }
 TRAIN_BUDGET: dict[str, Option] = {
     "epochs": Option("int", 20, low=1, high=100_000, help="passes over the training split"),
@@ -87,7 +96,10 @@ class TrainConfig:
         lambda_lr: MDMM step size of the multiplier's ascent ``λ ← max(0, λ + η_λ·(L2 − ε))``.
         epochs: Passes over the training split.
         batch_size: Rows per mini-batch.
-        seed: Seeds initialisation, batch order and any sampling inside the model.
+        seed: Seeds the batch order, and the initialisation unless ``init_seed`` is set.
+        init_seed: Seeds the initial weights and any sampling inside the model (dropout, a
+            VAE's noise); None: ``seed``. Runs that differ only in it see the same mini-batches
+            from different starting points.
     """
 
     optimizer: str = "adam"
@@ -110,6 +122,12 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 64
     seed: int = 0
+    init_seed: int | None = None
+
+    @property
+    def weights_seed(self) -> int:
+        """The seed of the initial weights: ``init_seed``, or ``seed`` when it is None."""
+        return self.seed if self.init_seed is None else self.init_seed
 
     @property
     def backstitched(self) -> bool:
@@ -124,8 +142,9 @@ class TrainConfig:
         check_fields(
             self,
             {
-                name: option.contains(getattr(self, name))
+                name: option.contains(value) and not isinstance(value, str)
                 for name, option in domains.items()
                 if option.type != "categorical"
+                and not ((value := getattr(self, name)) is None and option.default is None)
             },
         )

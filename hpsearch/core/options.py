@@ -28,6 +28,8 @@ class Option:
         low_open: True when ``low`` itself is not allowed (``lr > 0``).
         high_open: True when ``high`` itself is not allowed (``momentum < 1``).
         choices: The allowed values of a categorical option.
+        words: Strings a number option also takes as a fixed value, each standing for a value
+            decided later (``init_seed = "trial"``: one seed per trial).
         help: One line for documentation and error messages.
     """
 
@@ -38,6 +40,7 @@ class Option:
     low_open: bool = False
     high_open: bool = False
     choices: tuple[Any, ...] = ()
+    words: tuple[str, ...] = ()
     help: str = ""
 
     def allowed(self) -> str:
@@ -48,16 +51,23 @@ class Option:
         top = "3.4e+38" if self.type == "float" else "inf"
         lo = f"[-{top}" if self.type == "float" else "(-inf"
         if self.low is not None:
-            lo = ("(" if self.low_open else "[") + f"{self.low:g}"
+            lo = ("(" if self.low_open else "[") + self._bound(self.low)
         hi = f"{top}]" if self.type == "float" else "inf)"
         if self.high is not None:
-            hi = f"{self.high:g}" + (")" if self.high_open else "]")
-        return f"{'an integer' if self.type == 'int' else 'a number'} in {lo}, {hi}"
+            hi = self._bound(self.high) + (")" if self.high_open else "]")
+        number = f"{'an integer' if self.type == 'int' else 'a number'} in {lo}, {hi}"
+        return " or ".join([number, *(repr(w) for w in self.words)])
+
+    def _bound(self, value: float) -> str:
+        # An int bound in full (2**32 - 1 is a seed's top, not "4.29497e+09").
+        return str(int(value)) if self.type == "int" else f"{value:g}"
 
     def contains(self, value: Any) -> bool:
         """Whether ``value`` is allowed (type and range)."""
         if self.type == "categorical":
             return value in self.choices and type(value) is type(self.choices[0])
+        if isinstance(value, str):
+            return value in self.words
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         if self.type == "int" and not isinstance(value, int):

@@ -309,7 +309,7 @@ class _Population:
     def _build(self, configs: Sequence[TrainConfig]) -> list[torch.nn.Module]:
         members = []
         for c in configs:
-            torch.manual_seed(c.seed)
+            torch.manual_seed(c.weights_seed)
             members.append(self.setup.build_model(self.data, self.model))
         return members
 

@@ -539,7 +539,7 @@ class _SingleModel:
     """
 
     def __init__(self, setup: Setup, data: Dataset, model: ModelSpec, config: TrainConfig) -> None:
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.weights_seed)
         self.setup, self.config = setup, config
         self.order = torch.Generator().manual_seed(config.seed)
         self.data = setup.prepare(data)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from hpsearch.core.data import DATASETS, Dataset, check_dataset, load_dataset
 from hpsearch.core.knobs import TRAIN_BUDGET, TRAIN_PARAMS, TrainConfig
 from hpsearch.core.models import ACTIVATIONS, MODEL_KINDS, ModelSpec
@@ -201,13 +203,15 @@ class StudyConfig:
         )
 
     def resolve(
-        self, values: dict[str, Any], seed: int | None = None
+        self, values: dict[str, Any], seed: int | None = None, trial_number: int = 0
     ) -> tuple[TrainConfig, ModelSpec, dict[str, Any]]:
         """Turn one trial's hyperparameter values into the training core's inputs.
 
         Args:
             values: Every searched parameter's value; fixed ones are taken from the file.
             seed: Training seed (default: the study's seed).
+            trial_number: The trial's number, which ``init_seed = "trial"`` derives its seed
+                from.
 
         Returns:
             ``(TrainConfig, ModelSpec, setup options)``.
@@ -235,6 +239,9 @@ class StudyConfig:
             epochs=self.epochs,
             batch_size=self.batch_size,
             seed=self.seed if seed is None else seed,
+            init_seed=trial_init_seed(self.seed, trial_number)
+            if full["init_seed"] == "trial"
+            else full["init_seed"],
         )
         model = ModelSpec(
             kind=self.model,
@@ -244,6 +251,15 @@ class StudyConfig:
         )
         options = {k: v for k, v in full.items() if k not in CORE_PARAMS}
         return train, model, options
+
+
+def trial_init_seed(study_seed: int, trial_number: int) -> int:
+    """The initial weights' seed of trial ``trial_number`` under ``init_seed = "trial"``.
+
+    Mixed from both numbers (numpy's SeedSequence) rather than added, so that the studies of
+    neighbouring seeds do not share their trials' initialisations.
+    """
+    return int(np.random.SeedSequence([study_seed, trial_number]).generate_state(1)[0])
 
 
 # --- validation helpers ----------------------------------------------------------------------

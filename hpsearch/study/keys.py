@@ -24,6 +24,7 @@ EPOCHS_RUN = "epochs_run"
 TRAIN_SECONDS = "train_seconds"
 TORCH_THREADS = "torch_threads"  # results depend on it (float sums in another order)
 TRAIN_SEED = "train_seed"
+INIT_SEED = "init_seed"  # the initial weights' seed, however init_seed was given
 POPULATION_SIZE = "population_size"  # trained as one member of a batch of this many
 FAIL_REASON = "fail_reason"  # a trial that failed by itself (diverged), not by a crash
 SURPLUS = "surplus"  # started by a worker after the study's target was met

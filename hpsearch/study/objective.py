@@ -120,6 +120,13 @@ def record_result(trial: optuna.Trial, result: TrainResult, constrained: bool) -
     set_user_attrs(trial, attrs)
 
 
+def record_seeds(trial: optuna.Trial, config: TrainConfig) -> None:
+    """Record the run's seeds: the batch order's, and its initial weights' (which differ
+    between trials under ``init_seed = "trial"`` or a searched ``init_seed``)."""
+    trial.set_user_attr(keys.TRAIN_SEED, config.seed)
+    trial.set_user_attr(keys.INIT_SEED, config.weights_seed)
+
+
 def _record_epoch(trial: optuna.Trial, record: EpochRecord) -> None:
     # A pruned trial still gets both validation losses and the metric, from its last epoch.
     trial.set_user_attr(keys.VAL_LOSS1, record.val_loss1)
@@ -148,8 +155,10 @@ def make_objective(
     prune = config.mode == "scalarized" and config.pruner != "none"
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
-        train_config, model, options = config.resolve(suggest_params(trial, config.params))
-        trial.set_user_attr(keys.TRAIN_SEED, train_config.seed)
+        train_config, model, options = config.resolve(
+            suggest_params(trial, config.params), trial_number=trial.number
+        )
+        record_seeds(trial, train_config)
 
         def on_epoch_end(record: EpochRecord) -> None:
             if not prune:
@@ -301,9 +310,11 @@ def run_population(
         for _ in range(m):
             trial = batch.ask()
             trials.append(trial)
-            resolved.append(config.resolve(suggest_params(trial, config.params)))
-            # Recorded before training: the trial shows its seed and batch while it runs.
-            trial.set_user_attr(keys.TRAIN_SEED, resolved[-1][0].seed)
+            resolved.append(
+                config.resolve(suggest_params(trial, config.params), trial_number=trial.number)
+            )
+            # Recorded before training: the trial shows its seeds and batch while it runs.
+            record_seeds(trial, resolved[-1][0])
             if population_size is not None:
                 trial.set_user_attr(keys.POPULATION_SIZE, population_size)
             new.append(len(trials) - 1)
