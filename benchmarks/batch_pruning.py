@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import Run, add_output_arguments, parse_args
+from _common import Run, add_output_arguments, bootstrap_interval, parse_args
 
 STUDIES = (
     "two_task-digits-pareto",
@@ -138,16 +138,9 @@ def time_to(times: list[float], hvs: list[float], target: float) -> float | None
     return None
 
 
-def bootstrap_median(values: list[float], seed: int = 0) -> tuple[float, float, float]:
-    """Median and 95% percentile-bootstrap interval (2,000 resamples)."""
-    data = np.asarray(values, float)
-    rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(data, size=(2000, len(data))), axis=1)
-    return (
-        float(np.median(data)),
-        float(np.quantile(medians, 0.025)),
-        float(np.quantile(medians, 0.975)),
-    )
+def bootstrap_median(values: list[float]) -> tuple[float, float, float]:
+    """Median and its 95% percentile-bootstrap interval."""
+    return bootstrap_interval(values, np.median)
 
 
 def analyse(raw: dict) -> dict:

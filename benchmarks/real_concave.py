@@ -1,0 +1,421 @@
+"""A concave front on real data: two tasks on a trunk too narrow for both, judged on test data.
+
+Setup ``two_task`` on digits (task A: the digit, 10 classes; task B: the image's ink tertile)
+with one hidden layer of ``width`` units shared by both heads (Hu et al., NeurIPS 2023: a
+shared representation narrower than the tasks need). Per seed s (``split_seed`` = study
+seed = s, so the split, the initialisation and the sampler all change) and per width:
+
+1. the shipped study ``studies/two_task-digits-narrow-pareto.toml`` (linear α, 24 QMC trials,
+   150 epochs), and its diagnosis on validation, which is all a user who tuned α has;
+2. width 1 (concave): ``hpsearch fill`` with 24 Chebyshev trials aimed by that diagnosis;
+   width 16 (the control): a Chebyshev study of 24 QMC trials of w, since a convex front has
+   nothing to fill;
+3. every trial's **test** losses: the hypervolume of each study's front and of both together,
+   normalized per seed and width by the joint test front (reference 1.1, 1.1), and the
+   scalarization gap of the joint front (HV − HV of its supported part, as % of HV).
+
+Means over seeds with 95% percentile-bootstrap intervals; the paired difference
+HV(linear + Chebyshev) − HV(linear) per seed. Convergence: the share of runs whose validation
+losses moved ≤ 0.01 (normalized) over their last 20% of epochs, and the loss curves of seed 0.
+
+A last part shows ``init_seed``: a grid study over α × init_seed (13 × 8) at width 1, seed 0,
+and where each initialisation's run lands as α grows.
+
+Writes ``real_concave.md``, ``real_concave.json`` and the figures ``real_concave_front.png``,
+``real_concave_curves.png``, ``real_concave_init.png`` to --out (default: a temporary
+folder, printed); ``--write-results`` writes them to benchmarks/results/.
+
+Usage: python benchmarks/real_concave.py [--seeds 5] [--quick] [--out DIR | --write-results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import torch  # noqa: E402
+from _common import Run, add_output_arguments, bootstrap_interval, parse_args  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from hpsearch import load_study_file, run_study  # noqa: E402
+from hpsearch.results.analysis import (  # noqa: E402
+    Normalization,
+    converged_mask,
+    hypervolume_2d,
+    lower_convex_hull,
+    pareto_mask,
+)
+from hpsearch.results.fill import run_fill  # noqa: E402
+from hpsearch.results.report import study_points  # noqa: E402
+from hpsearch.study import keys  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY_FILE = ROOT / "studies" / "two_task-digits-narrow-pareto.toml"
+WIDTHS = {1: "concave", 16: "control"}
+TRIALS = 24
+QUICK = {"seeds": 2, "epochs": 20, "trials": 8}
+INIT_ALPHAS = [0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0]
+INIT_SEEDS = 8
+
+
+def study_text(seed: int, width: int, epochs: int, trials: int, inner: str = "linear") -> str:
+    """The shipped study file, for one seed (split, initialisation and sampler) and width."""
+    text = STUDY_FILE.read_text()
+    name = f"narrow-w{width}-s{seed}" + ("" if inner == "linear" else f"-{inner}")
+    subs = {
+        r'name = "[^"]*"': f'name = "{name}"',
+        r"\nseed = \d+": f"\nseed = {seed}",
+        r"\nwidth = \d+": f"\nwidth = {width}",
+        r"\nepochs = \d+": f"\nepochs = {epochs}",
+        r"\nn_trials = \d+": f"\nn_trials = {trials}",
+        r"\nbatch = \d+": f"\nbatch = {trials}",
+    }
+    if inner == "chebyshev":
+        subs[r"\nalpha = [^\n]*"] = (
+            '\nmethod = "chebyshev"\nw = { type = "float", low = 0.02, high = 0.98 }'
+        )
+    for pattern, value in subs.items():
+        text, n = re.subn(pattern, value, text, count=1)
+        assert n == 1, pattern  # the shipped file changed shape
+    return text + f"\n[data]\nsplit_seed = {seed}\n"
+
+
+def trial_points(storage: str, name: str) -> dict[str, np.ndarray]:
+    """Validation and test (L1, L2) of a study's complete trials, and their drift."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    out = {
+        split: np.array(
+            [
+                [
+                    t.user_attrs[keys.split_key(split, "loss1")],
+                    t.user_attrs[keys.split_key(split, "loss2")],
+                ]
+                for t in trials
+            ]
+        ).reshape(-1, 2)
+        for split in ("val", "test")
+    }
+    out["drift"] = study_points(storage, name).drift
+    out["history"] = [t.user_attrs.get(keys.HISTORY) for t in trials]
+    return out
+
+
+def front_numbers(studies: dict[str, np.ndarray]) -> dict[str, float]:
+    """HV of each study's front and of all together, under the joint front's normalization,
+    and the joint front's scalarization gap (% of its HV)."""
+    every = np.concatenate(list(studies.values()))
+    norm = Normalization.from_fronts([every[pareto_mask(every)]])
+    out = {}
+    for name, xy in studies.items():
+        scaled = norm.apply(xy)
+        out[f"hv_{name}"] = hypervolume_2d(scaled[pareto_mask(scaled)])
+    scaled = norm.apply(every)
+    front = scaled[pareto_mask(scaled)]
+    hv = hypervolume_2d(front)
+    out["hv_joint"] = hv
+    out["gap_joint_pct"] = 100 * (hv - hypervolume_2d(front[lower_convex_hull(front)])) / hv
+    return out
+
+
+def run_seed(tmp: Path, storage: str, seed: int, width: int, args: argparse.Namespace) -> dict:
+    path = tmp / f"narrow-w{width}-s{seed}.toml"
+    path.write_text(study_text(seed, width, args.epochs, args.trials))
+    config = load_study_file(path)
+    start = time.perf_counter()
+    run_study(config, storage, progress=False)
+    row: dict = {"seed": seed, "width": width, "linear_wall_s": time.perf_counter() - start}
+    linear = study_points(storage, config.name)
+    analysis = linear.analyze()
+    row["diagnosis"] = (
+        "concave" if analysis.concave else "undecided" if analysis.stretches else "convex"
+    )
+    start = time.perf_counter()
+    if WIDTHS[width] == "concave":
+        try:
+            result = run_fill(
+                storage, config.name, "chebyshev", args.trials, str(path), progress=False
+            )
+            other = result.comparison.studies[1].name
+        except Exception as e:  # noqa: BLE001 - the diagnosis found nothing to fill: say so
+            row["fill_note"] = str(e)
+            other = None
+    else:
+        other_path = tmp / f"narrow-w{width}-s{seed}-chebyshev.toml"
+        other_path.write_text(study_text(seed, width, args.epochs, args.trials, "chebyshev"))
+        other_config = load_study_file(other_path)
+        run_study(other_config, storage, progress=False)
+        other = other_config.name
+    row["chebyshev_wall_s"] = time.perf_counter() - start
+    points = {"linear": trial_points(storage, config.name)}
+    if other is not None:
+        points["chebyshev"] = trial_points(storage, other)
+    for split in ("val", "test"):
+        numbers = front_numbers({k: p[split] for k, p in points.items()})
+        row.update({f"{split}_{k}": v for k, v in numbers.items()})
+    all_val = np.concatenate([p["val"] for p in points.values()])
+    norm = Normalization.from_fronts([all_val[pareto_mask(all_val)]])
+    drift = np.concatenate([p["drift"] for p in points.values()])
+    row["converged_share"] = float(converged_mask(drift, norm, len(drift)).mean())
+    row["points"] = {k: {s: p[s].tolist() for s in ("val", "test")} for k, p in points.items()}
+    if seed == 0:
+        row["histories"] = {k: p["history"] for k, p in points.items()}
+    print(
+        f"width {width} seed {seed}: diagnosis {row['diagnosis']}, test HV linear "
+        f"{row['test_hv_linear']:.3f} joint {row['test_hv_joint']:.3f}, gap "
+        f"{row['test_gap_joint_pct']:.1f}%, converged {row['converged_share']:.0%}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return row
+
+
+def init_grid(tmp: Path, storage: str, args: argparse.Namespace) -> dict:
+    """α × init_seed on a grid at width 1, seed 0: the validation point each run reaches."""
+    text = study_text(0, 1, args.epochs, len(INIT_ALPHAS) * INIT_SEEDS)
+    choices = ", ".join(str(a) for a in INIT_ALPHAS)
+    text = re.sub(
+        r"\nalpha = [^\n]*", f'\nalpha = {{ type = "categorical", choices = [{choices}] }}', text
+    )
+    text = text.replace('sampler = "qmc"', 'sampler = "grid"').replace(
+        'name = "narrow-w1-s0"', 'name = "narrow-init"'
+    )
+    text = text.replace(
+        "\n[data]",
+        f'\ninit_seed = {{ type = "int", low = 0, high = {INIT_SEEDS - 1}, step = 1 }}\n\n[data]',
+    )
+    path = tmp / "narrow-init.toml"
+    path.write_text(text)
+    config = load_study_file(path)
+    run_study(config, storage, progress=False)
+    study = optuna.load_study(study_name=config.name, storage=storage)
+    return {
+        "alpha": [t.params["alpha"] for t in study.trials if t.state == TrialState.COMPLETE],
+        "init_seed": [
+            t.params["init_seed"] for t in study.trials if t.state == TrialState.COMPLETE
+        ],
+        "val": [
+            [t.user_attrs[keys.VAL_LOSS1], t.user_attrs[keys.VAL_LOSS2]]
+            for t in study.trials
+            if t.state == TrialState.COMPLETE
+        ],
+    }
+
+
+def summarize(rows: list[dict]) -> dict:
+    out: dict = {}
+    for width, role in WIDTHS.items():
+        mine = [r for r in rows if r["width"] == width]
+        cell: dict = {"role": role, "seeds": len(mine)}
+        for split in ("val", "test"):
+            for key in ("hv_linear", "hv_chebyshev", "hv_joint", "gap_joint_pct"):
+                vals = [r[f"{split}_{key}"] for r in mine if f"{split}_{key}" in r]
+                if vals:
+                    cell[f"{split}_{key}"] = bootstrap_interval(vals)
+            paired = [r[f"{split}_hv_joint"] - r[f"{split}_hv_linear"] for r in mine]
+            cell[f"{split}_hv_added"] = bootstrap_interval(paired)
+        cell["diagnosis"] = {
+            d: sum(r["diagnosis"] == d for r in mine) for d in ("concave", "undecided", "convex")
+        }
+        cell["converged_share"] = bootstrap_interval([r["converged_share"] for r in mine])
+        cell["wall_s"] = float(np.mean([r["linear_wall_s"] + r["chebyshev_wall_s"] for r in mine]))
+        out[str(width)] = cell
+    return out
+
+
+def _ci(v: tuple[float, float, float], digits: int = 3) -> str:
+    return f"{v[0]:.{digits}f} [{v[1]:.{digits}f}, {v[2]:.{digits}f}]"
+
+
+def report(run: Run, args: argparse.Namespace, summary: dict, rows: list[dict]) -> str:
+    lines = [
+        "# A concave front on real data: two tasks on a narrow trunk",
+        "",
+        f"Made by `{run.command}` on {run.machine_line()}; wall {run.seconds():.0f} s. "
+        f"Setup `two_task` on digits (L1 = task A, the digit; L2 = task B, the ink tertile), "
+        f"one hidden layer of `width` units, Adam lr 0.01, {args.epochs} epochs, batch 64; "
+        f"{args.seeds} seeds, each setting `split_seed`, the initialisation and the sampler. "
+        f"Per seed: the linear-α study ({args.trials} QMC trials of α in [0.01, 100]) and "
+        f"{args.trials} Chebyshev trials (width 1: `hpsearch fill` aimed by the linear study's "
+        "diagnosis; width 16: a QMC study of w in [0.02, 0.98]). HV: hypervolume of the "
+        "front in (L1, L2) normalized per seed by the joint front of both studies, reference "
+        "(1.1, 1.1); gap: HV of the joint front minus that of its supported part (the points "
+        "some α reaches), % of HV. Mean over seeds [95% percentile-bootstrap interval]; "
+        "'added' is the paired per-seed HV(linear + Chebyshev) − HV(linear).",
+        "",
+        "| width | split | HV linear α | HV linear + Chebyshev | added | gap % (joint front) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for width, cell in summary.items():
+        for split in ("test", "val"):
+            lines.append(
+                f"| {width} ({cell['role']}) | {split} | {_ci(cell[f'{split}_hv_linear'])} | "
+                f"{_ci(cell[f'{split}_hv_joint'])} | {_ci(cell[f'{split}_hv_added'])} | "
+                f"{_ci(cell[f'{split}_gap_joint_pct'], 1)} |"
+            )
+    lines += [
+        "",
+        "| width | linear study diagnosed (validation) | runs converged | wall s per seed |",
+        "| --- | --- | --- | --- |",
+    ]
+    for width, cell in summary.items():
+        d = cell["diagnosis"]
+        lines.append(
+            f"| {width} | concave {d['concave']}, undecided {d['undecided']}, convex {d['convex']} "
+            f"of {cell['seeds']} | {_ci(cell['converged_share'], 2)} | {cell['wall_s']:.0f} |"
+        )
+    lines += [
+        "",
+        "Per seed (test split):",
+        "",
+        "| width | seed | diagnosis | HV linear | HV joint | gap % |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['width']} | {r['seed']} | {r['diagnosis']} | {r['test_hv_linear']:.3f} | "
+            f"{r['test_hv_joint']:.3f} | {r['test_gap_joint_pct']:.1f} |"
+        )
+    notes = [r for r in rows if "fill_note" in r]
+    lines += [""] + [
+        f"- width {r['width']} seed {r['seed']}: fill refused: {r['fill_note']}" for r in notes
+    ]
+    lines += [
+        "",
+        "![test fronts of seed 0](real_concave_front.png)",
+        "",
+        "![loss curves of seed 0](real_concave_curves.png)",
+        "",
+        "![alpha × init_seed](real_concave_init.png)",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def figure_fronts(rows: list[dict], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(WIDTHS), figsize=(11, 4.4))
+    for ax, width in zip(axes, WIDTHS, strict=True):
+        row = next(r for r in rows if r["width"] == width and r["seed"] == 0)
+        for (name, pts), marker in zip(row["points"].items(), "os", strict=False):
+            xy = np.array(pts["test"])
+            label = "linear α" if name == "linear" else "Chebyshev w"
+            ax.scatter(xy[:, 0], xy[:, 1], s=22, marker=marker, alpha=0.75, label=label)
+        every = np.concatenate([np.array(p["test"]) for p in row["points"].values()])
+        front = every[pareto_mask(every)]
+        front = front[np.argsort(front[:, 0])]
+        hull = front[lower_convex_hull(front)]
+        ax.plot(hull[:, 0], hull[:, 1], "k--", lw=1, label="convex hull (what some α reaches)")
+        ax.set_title(
+            f"width {width} ({WIDTHS[width]}), seed 0: gap {row['test_gap_joint_pct']:.0f}%"
+        )
+        ax.set_xlabel("test task A loss (digit)")
+        ax.set_ylabel("test task B loss (ink tertile)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure_curves(rows: list[dict], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(WIDTHS), figsize=(11, 4))
+    for ax, width in zip(axes, WIDTHS, strict=True):
+        row = next(r for r in rows if r["width"] == width and r["seed"] == 0)
+        for name, color in (("linear", "C0"), ("chebyshev", "C1")):
+            for h in row["histories"].get(name, []):
+                if h:
+                    ax.plot(
+                        range(1, len(h["val_loss1"]) + 1),
+                        h["val_loss1"],
+                        color=color,
+                        alpha=0.35,
+                        lw=0.8,
+                    )
+        ax.set_title(f"width {width}, seed 0: validation task A loss per run")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation task A loss")
+        ax.plot([], [], color="C0", label="linear α")
+        ax.plot([], [], color="C1", label="Chebyshev w")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure_init(grid: dict, path: Path) -> None:
+    alpha = np.array(grid["alpha"])
+    init = np.array(grid["init_seed"])
+    val = np.array(grid["val"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    cmap = plt.get_cmap("viridis")
+    for s in sorted(set(init.tolist())):
+        m = init == s
+        order = np.argsort(alpha[m])
+        color = cmap(s / max(1, INIT_SEEDS - 1))
+        axes[0].plot(
+            alpha[m][order], val[m][order, 1], "o-", ms=3, lw=1, color=color, label=f"init {s}"
+        )
+        axes[1].scatter(val[m, 0], val[m, 1], s=16, color=color)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("α")
+    axes[0].set_ylabel("validation task B loss reached")
+    axes[0].set_title("where each initialisation jumps as α grows")
+    axes[0].legend(fontsize=7, ncol=2)
+    axes[1].set_xlabel("validation task A loss")
+    axes[1].set_ylabel("validation task B loss")
+    axes[1].set_title("the points reached (colour: init_seed)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--trials", type=int, default=TRIALS)
+    add_output_arguments(parser, ", ".join(f"{v} {k}" for k, v in QUICK.items()))
+    args = parse_args(parser)
+    if args.quick:
+        vars(args).update(QUICK)
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    run = Run(args, "real_concave")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = f"sqlite:///{Path(tmp) / 'real.db'}"
+        for seed in range(args.seeds):
+            for width in WIDTHS:
+                rows.append(run_seed(Path(tmp), storage, seed, width, args))
+        grid = init_grid(Path(tmp), storage, args)
+    summary = summarize(rows)
+    figure_fronts(rows, run.path("real_concave_front.png"))
+    figure_curves(rows, run.path("real_concave_curves.png"))
+    figure_init(grid, run.path("real_concave_init.png"))
+    run.write("real_concave.md", report(run, args, summary, rows))
+    for r in rows:
+        r.pop("histories", None)
+    run.write(
+        "real_concave.json",
+        json.dumps({**run.facts(), "summary": summary, "rows": rows, "init_grid": grid}, indent=1),
+    )
+    run.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
