@@ -376,6 +376,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-dashboard", action="store_true", help="do not publish to optuna-dashboard"
     )
 
+    imp = sub.add_parser(
+        "importance",
+        help="which searched parameter matters most: fANOVA or PED-ANOVA importances",
+        description="Per target (each objective of the study and the validation metric), the "
+        "share of its variation over the complete trials that each searched parameter "
+        "explains, by Optuna's fANOVA (a random forest, seeded) or PED-ANOVA. Each column sums "
+        "to 1. The same chart is in the dashboard once a run of the study ends.",
+    )
+    imp.add_argument("study", metavar="STUDY", help="study name")
+    _add_storage(imp)
+    imp.add_argument(
+        "--evaluator",
+        choices=("fanova", "ped_anova"),
+        default="fanova",
+        help="fanova (default) or ped_anova",
+    )
+    imp.add_argument("--plot", metavar="PNG", help="also draw the importances to this PNG file")
+    imp.add_argument("--json", metavar="FILE", help="also write them as JSON to this file")
+    imp.add_argument(
+        "--no-dashboard",
+        action="store_true",
+        help="do not save the chart to the study for optuna-dashboard (then the storage is "
+        "only read)",
+    )
+
     dash = sub.add_parser(
         "dashboard",
         help="serve optuna-dashboard on a storage",
@@ -671,6 +696,34 @@ def _cmd_fill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_importance(args: argparse.Namespace) -> int:
+    import json
+
+    from hpsearch.results.importance import (
+        format_importances,
+        plot_importances,
+        study_importances,
+    )
+    from hpsearch.results.report import load_stored_study
+
+    store = open_storage(args.storage, must_exist=True, read_only=args.no_dashboard)
+    study = load_stored_study(store, args.study)
+    result = study_importances(study, args.evaluator)
+    print(format_importances(result))
+    if not args.no_dashboard:
+        from hpsearch.results.publish import publish_importances
+
+        publish_importances(study, result)
+        print(f"saved the chart to {args.study!r} for optuna-dashboard", file=sys.stderr)
+    if args.plot:
+        print(f"wrote {plot_importances(result, args.plot)}", file=sys.stderr)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result.to_dict(), f, indent=1)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from hpsearch.results.dashboard import serve_dashboard  # imports the dashboard only when needed
 
@@ -725,6 +778,7 @@ _COMMANDS = {
     "show": _cmd_show,
     "compare": _cmd_compare,
     "fill": _cmd_fill,
+    "importance": _cmd_importance,
     "dashboard": _cmd_dashboard,
     "playground": _cmd_playground,
     "mgs": _cmd_mgs,

@@ -41,6 +41,8 @@ from hpsearch.study.storage import complete_trials
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from hpsearch.results.importance import Importances
+
 # plotly and optuna_dashboard are imported where used: optuna_dashboard alone pulls in
 # scikit-learn's ensemble module (~1.2 s), and every `hpsearch worker` process imports this one.
 
@@ -363,6 +365,50 @@ def loss_curves_figure(study: optuna.Study, points: StudyPoints) -> go.Figure:
         legend={"title": {"text": "trial"}, "font": {"size": 11}},
     )
     return fig
+
+
+# The dashboard figure ``hpsearch importance`` saves: one id, so a rerun replaces it.
+IMPORTANCE_GRAPH_ID = "param-importances"
+
+
+def importance_figure(result: Importances) -> go.Figure:
+    """The importances as grouped horizontal bars, one colour per target."""
+    import plotly.graph_objects as go
+
+    params = result.params()
+    fig = go.Figure(
+        [
+            go.Bar(
+                y=params,
+                x=[result.targets[name].get(p, 0.0) for p in params],
+                name=name,
+                orientation="h",
+            )
+            for name in result.targets
+        ]
+    )
+    fig.update_layout(
+        barmode="group",
+        title={
+            "text": f"hyperparameter importances ({result.evaluator})<br><sup>"
+            f"{result.n_trials} complete trials; per target the parameters sum to 1</sup>",
+            "y": 0.95,
+            "yanchor": "top",
+        },
+        margin={"t": 90, "l": 120},
+        xaxis={"title": {"text": "importance"}, "range": [0, 1]},
+        yaxis={"autorange": "reversed"},
+    )
+    return fig
+
+
+def publish_importances(study: optuna.Study, result: Importances) -> None:
+    """Save :func:`importance_figure` to the study, for optuna-dashboard."""
+    import optuna_dashboard
+
+    optuna_dashboard.save_plotly_graph_object(
+        study, importance_figure(result), graph_object_id=IMPORTANCE_GRAPH_ID
+    )
 
 
 def publish_study(study: optuna.Study, artifacts: str | Path | None = None) -> None:
