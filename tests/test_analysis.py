@@ -12,6 +12,7 @@ from hpsearch.results.analysis import (
     Normalization,
     analyze_front,
     feasible_pareto_mask,
+    height_above_hull,
     hypervolume_2d,
     knee_index,
     lower_convex_hull,
@@ -269,3 +270,24 @@ def test_only_converged_runs_are_evidence_of_a_jump() -> None:
     assert analyze_front(points, alpha=alpha, drift=drift).concave
     drift[:] = 0.05  # every run still moving: no evidence
     assert not analyze_front(points, alpha=alpha, drift=drift).concave
+
+
+def test_height_above_the_hull_is_the_distance_to_it() -> None:
+    # Hull (0, 1) -> (0.01, 0) is steep; the point (0.005, 0.9) sits a hair right of it:
+    # 0.4 above it vertically, but 0.004 from it (the line 100·x + y = 1: distance
+    # |100·0.005 + 0.9 − 1| / sqrt(100² + 1); the perpendicular's foot lies inside the segment).
+    front = np.array([[0.0, 1.0], [0.005, 0.9], [0.01, 0.0], [1.0, -0.01]])
+    hull = lower_convex_hull(front)
+    assert hull.tolist() == [0, 2, 3]
+    height = height_above_hull(front, hull)
+    assert height[1] == pytest.approx(0.4 / np.hypot(100, 1), rel=1e-6)
+    assert height[[0, 2, 3]].tolist() == [0, 0, 0]
+
+
+def test_an_l_shaped_convex_front_with_noise_on_its_steep_side_is_not_concave() -> None:
+    # What a wide two-task model gives: L1 barely moves while L2 falls (measured on
+    # two_task/digits at width 16), then L2 barely moves while L1 rises.
+    steep = np.array([[0.1878, 1.059], [0.1884, 1.034], [0.1891, 0.977], [0.1897, 0.3775]])
+    flat = np.array([[0.2062, 0.3261], [0.2989, 0.2846], [0.8953, 0.2818], [1.235, 0.2732]])
+    analysis = analyze_front(np.concatenate([steep, flat]))
+    assert not analysis.concave and analysis.n_unsupported <= 2

@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 REFERENCE: tuple[float, float] = (1.1, 1.1)
-# A Pareto point more than this far (normalized units) above the lower convex hull of its front
-# is "unsupported": it is not the minimizer of L1 + α·L2 for any α.
+# A Pareto point above the lower convex hull of its front and more than this far from it
+# (normalized units, see height_above_hull) is "unsupported": it is not the minimizer of
+# L1 + α·L2 for any α.
 SUPPORT_TOL = 0.005
 # A stretch above the hull counts as concave only where the point of a converged run stands this
-# far (normalized units) above it: measured fronts are noisy, and a bump of noise is no evidence.
+# far (normalized units) from it: measured fronts are noisy, and a bump of noise is no evidence.
 CONCAVE_HEIGHT = 0.02
 # A hole: two neighbouring front points at least this far apart (normalized units).
 HOLE_MIN = 0.15
@@ -185,12 +186,24 @@ def lower_convex_hull(front: np.ndarray) -> np.ndarray:
 
 
 def height_above_hull(front: np.ndarray, hull: np.ndarray) -> np.ndarray:
-    """How far each front point lies above the hull (vertical distance, same units)."""
+    """How far each front point lies above the hull: its distance to the hull's polyline
+    (same units; 0 on or below it).
+
+    The distance, not the vertical gap: on a steep stretch of the hull (L2 falling fast while
+    L1 barely moves) a point a hair to the right of it stands far *above* it, and noise of
+    0.001 in L1 would read as a concave bulge.
+    """
     front = np.asarray(front, float).reshape(-1, 2)
     hx, hy = front[hull, 0], front[hull, 1]
     if len(hull) == 1:
         return np.where(front[:, 0] == hx[0], front[:, 1] - hy[0], 0.0).clip(min=0)
-    return (front[:, 1] - np.interp(front[:, 0], hx, hy)).clip(min=0)
+    above = front[:, 1] > np.interp(front[:, 0], hx, hy)
+    a = np.stack([hx[:-1], hy[:-1]], axis=1)  # segment starts, s × 2
+    d = np.stack([hx[1:], hy[1:]], axis=1) - a
+    rel = front[:, None, :] - a[None]  # n × s × 2
+    t = ((rel * d[None]).sum(-1) / (d * d).sum(-1).clip(min=1e-300)).clip(0, 1)
+    gap = np.linalg.norm(rel - t[..., None] * d[None], axis=-1).min(1)
+    return np.where(above, gap, 0.0)
 
 
 # The inner methods that can aim into a stretch, and the knob each aims with (a Stretch gives
