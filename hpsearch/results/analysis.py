@@ -383,8 +383,9 @@ def find_jumps(
     """The jumps of a linear-α study: holes in the front that α leaps across.
 
     Among the usable runs (converged, α > 0), a hole is two neighbouring front points at least
-    :data:`HOLE_MIN` apart. Every run lies on one side of it (by ``s = L1 − L2``, normalized,
-    which grows along a front). As α grows the reached point moves toward lower L2, so a jump
+    :data:`HOLE_MIN` apart. Every run lies on one side of it: by ``s = L1 − L2`` (normalized,
+    which grows along a front) beyond an end, else on the side of the nearer end (a dominated
+    run above the hole is a local minimum near one end, not a point inside the hole). As α grows the reached point moves toward lower L2, so a jump
     is where the runs of the lower side end and those of the upper side begin in α. The jump
     is told from mere sparse sampling by the runs nearest to it in α on each side
     (:data:`JUMP_CONTEXT`): how far they move per unit of log α predicts how far the point
@@ -414,8 +415,11 @@ def find_jumps(
         if np.hypot(*(z[b] - z[a])) < HOLE_MIN:
             continue
         gap = float(s[b] - s[a])
-        lower = idx[s[idx] <= s[a] + 1e-12]
-        upper = idx[s[idx] >= s[b] - 1e-12]
+        # A run beyond an end (by s) is on that side; a dominated run between them (a local
+        # minimum near one end, above the hole) is on the side of the end it is nearer.
+        nearer_a = np.hypot(*(z[idx] - z[a]).T) <= np.hypot(*(z[idx] - z[b]).T)
+        lower = idx[(s[idx] <= s[a] + 1e-12) | ((s[idx] < s[b] - 1e-12) & nearer_a)]
+        upper = idx[(s[idx] >= s[b] - 1e-12) | ((s[idx] > s[a] + 1e-12) & ~nearer_a)]
         if len(lower) < 2 or len(upper) < 2:
             continue
         low_near = lower[np.argsort(log_a[lower])[-JUMP_CONTEXT:]]  # largest α below the hole
