@@ -385,9 +385,10 @@ def find_jumps(
     Among the usable runs (converged, α > 0), a hole is two neighbouring front points at least
     :data:`HOLE_MIN` apart. Every run lies on one side of it: by ``s = L1 − L2`` (normalized,
     which grows along a front) beyond an end, else on the side of the nearer end (a dominated
-    run above the hole is a local minimum near one end, not a point inside the hole). As α grows the reached point moves toward lower L2, so a jump
-    is where the runs of the lower side end and those of the upper side begin in α. The jump
-    is told from mere sparse sampling by the runs nearest to it in α on each side
+    run above the hole is a local minimum near one end, not a point inside the hole). As α
+    grows the reached point moves toward lower L2, so a jump is where the runs of the lower
+    side end and those of the upper side begin in α. The jump is told from mere sparse sampling
+    by the runs nearest to it in α on each side
     (:data:`JUMP_CONTEXT`): how far they move per unit of log α predicts how far the point
     would move across the α step between the two sides if the front were continuous there;
     the hole must be :data:`JUMP_FACTOR` times wider. Runs of both sides that overlap in α
