@@ -30,7 +30,7 @@ print("EXIT", code, "HEAVY", ",".join(heavy) or "-")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("startup")
     values = dict(name="small", dataset="iris", setup="weight_decay", mode="pareto")
-    values.update(objective="", sampler='"random"', n_trials=3, seed=0, epochs=2, extra="")
+    values.update(objective="", sampler='"random"', n_trials=4, seed=0, epochs=2, extra="")
     path = folder / "study.toml"
     path.write_text(SMALL_STUDY.format(**values))
     storage = f"sqlite:///{folder / 's.db'}"
@@ -52,12 +52,13 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> str:
         ["list"],
         ["show", "{study}"],
         ["compare", "{study}", "--out", "{out}"],
+        ["importance", "{study}", "--no-dashboard"],
     ],
     ids=lambda c: " ".join(c[:2]),
 )
 def test_commands_that_do_not_train_never_import_torch(command, stored, tmp_path) -> None:
     args = [a.format(study="small", out=tmp_path / "cmp") for a in command]
-    if args[0] in ("list", "show", "compare"):
+    if args[0] in ("list", "show", "compare", "importance"):
         args += ["--storage", stored]
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, *args], cwd=REPO, capture_output=True, text=True
