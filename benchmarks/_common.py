@@ -14,27 +14,12 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from hpsearch.results.stats import bootstrap_interval  # one bootstrap for every table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BOOTSTRAP_RESAMPLES = 10_000
-
-
-def bootstrap_interval(
-    values: Sequence[float], statistic: Callable[..., Any] = np.mean, seed: int = 0
-) -> tuple[float, float, float]:
-    """``statistic`` of ``values`` and its 95% percentile-bootstrap interval (resampling the
-    values, i.e. the seeds, with replacement; a fixed resampling seed, so a rerun prints the
-    same interval)."""
-    data = np.asarray(values, float)
-    rng = np.random.default_rng(seed)
-    resampled = statistic(rng.choice(data, size=(BOOTSTRAP_RESAMPLES, len(data))), axis=1)
-    low, high = np.quantile(resampled, [0.025, 0.975])
-    return float(statistic(data)), float(low), float(high)
+__all__ = ["RESULTS", "Run", "add_output_arguments", "bootstrap_interval", "parse_args"]
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, quick: str) -> None:

@@ -123,7 +123,7 @@ def test_a_bad_mgs_file_names_the_key(tmp_path: Path, text, key, fragment) -> No
 def test_the_shipped_mgs_file_is_valid() -> None:
     config = load_mgs_file(REPO / "studies" / "mgs-digits.toml")
     assert (
-        set(config.estimators) == {"mgs", "reinforce", "cross_entropy"} and config.eval_seeds >= 3
+        set(config.estimators) == {"mgs", "reinforce", "cross_entropy"} and config.eval_seeds >= 5
     )
 
 
@@ -191,3 +191,48 @@ def test_a_budget_refused_for_any_estimator_trains_none_of_them(tmp_path: Path) 
     storage = f"sqlite:///{tmp_path / 'hpsearch.db'}"
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     assert names == {"m-mgs"}  # cross_entropy's study was never made
+
+
+def test_evaluation_seeds_are_disjoint_and_the_cheap_estimator_gets_equal_wall_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hpsearch.labs.mgs_study as mgs_study
+
+    calls: list[tuple[str, int, int, int]] = []  # estimator, split seed, train seed, epochs
+    real_train, real_split = mgs_study.train_metric, mgs_study._split
+
+    def split(config, seed):
+        data = real_split(config, seed)
+        splits[id(data)] = seed
+        return data
+
+    def recording(data, model, config, deadline=None):
+        calls.append((config.estimator, splits[id(data)], config.seed, config.epochs))
+        return real_train(data, model, config, deadline)
+
+    splits: dict[int, int] = {}
+    monkeypatch.setattr(mgs_study, "_split", split)
+    monkeypatch.setattr(mgs_study, "train_metric", recording)
+    path = tmp_path / "m.toml"
+    path.write_text(
+        '[mgs]\nname = "m"\ndataset = "wine"\nepochs = 2\nn_trials = 2\neval_seeds = 3\n'
+        'seed = 4\nestimators = ["cross_entropy", "mgs"]\nwidth = 8\n'
+    )
+    config = mgs_study.load_mgs_file(path)
+    summaries = mgs_study.run_mgs_study(config, f"sqlite:///{tmp_path / 'h.db'}", tmp_path, None)
+    tuning = [c for c in calls if c[1] == 4]
+    assert len(tuning) == 4 and all(c[2] == 4 for c in tuning)  # 2 trials x 2 estimators
+    evaluation = [c for c in calls if c[1] != 4]
+    assert {(c[1], c[2]) for c in evaluation} == {(5, 5), (6, 6), (7, 7)}  # split = seed, never 4
+    ce, mgs = summaries
+    # MGS costs more per epoch, so cross-entropy gets more epochs at equal wall time, and MGS
+    # its own runs.
+    assert mgs.seconds_per_epoch > ce.seconds_per_epoch
+    assert ce.timed_epochs == round(2 * mgs.seconds_per_epoch / ce.seconds_per_epoch) > 2
+    assert [c[3] for c in evaluation if c[0] == "cross_entropy"] == [2] * 3 + [ce.timed_epochs] * 3
+    assert mgs.timed_epochs == 2 and mgs.timed_runs == mgs.runs
+    diff = mgs_study.paired_differences(summaries)[("cross_entropy", "mgs")]
+    by_hand = [a.test - b.test for a, b in zip(ce.timed_runs, mgs.timed_runs, strict=True)]
+    assert diff[0] == pytest.approx(sum(by_hand) / 3) and diff[1] <= diff[0] <= diff[2]
+    table = mgs_study.mgs_table(config, summaries)
+    assert "evaluation seeds 5–7" in table and "| cross_entropy − mgs |" in table

@@ -1,6 +1,10 @@
 """Studies of the metric-training estimators: an Optuna study per estimator (MGS tunes σ, α,
 λ, n and the learning rate; REINFORCE n and the learning rate; cross-entropy the learning
-rate), then the best of each re-run over several seeds, drawn as metric against wall time.
+rate) on split and seed ``seed``, then the best of each re-run on evaluation seeds disjoint
+from it (each its own split and initialisation), twice: at the file's epochs, and at equal
+wall time (the cheaper estimators get the epochs that fit in the costliest one's time per run,
+timed on the runs at the file's epochs). Drawn as metric against wall time; paired differences
+between estimators with bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ import math
 import statistics
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from hpsearch.errors import HpsearchError
 from hpsearch.labs.budget import check_budget, check_stored_budgets, trials_to_run
 from hpsearch.labs.mgs import ESTIMATORS, METRICS, MGSConfig, MGSResult, train_metric
 from hpsearch.results.report import mean_sd
+from hpsearch.results.stats import bootstrap_interval
 from hpsearch.study import keys
 from hpsearch.study.config import read_table_file
 from hpsearch.study.limits import RUN_LIMITS
@@ -37,8 +42,10 @@ class MGSStudyConfig:
         depth, width: The MLP.
         epochs, batch_size: Budget of one training run.
         n_trials: Trials of each estimator's study.
-        eval_seeds: Seeds the best configuration of each estimator is re-run with.
-        seed: Seed of the samplers (and of the first evaluation run).
+        eval_seeds: How many seeds the best configuration of each estimator is re-run with:
+            ``seed + 1``, ``seed + 2``, …, each setting the split and the initialisation (the
+            tuning used ``seed``'s, so no evaluation run saw the data split it was tuned on).
+        seed: Seed of the samplers, and the split and initialisation of the tuning runs.
         estimators: Which estimators to compare.
     """
 
@@ -51,7 +58,7 @@ class MGSStudyConfig:
     epochs: int = 15
     batch_size: int = 64
     n_trials: int = 20
-    eval_seeds: int = 3
+    eval_seeds: int = 5
     seed: int = 0
     estimators: tuple[str, ...] = ESTIMATORS
 
@@ -62,7 +69,7 @@ _NUMBERS = {  # the integer keys and their ranges (defaults: MGSStudyConfig's)
     "epochs": Option("int", 15, *RUN_LIMITS["epochs"]),
     "batch_size": Option("int", 64, low=1, high=100_000),
     "n_trials": Option("int", 20, *RUN_LIMITS["n_trials"]),
-    "eval_seeds": Option("int", 3, low=1, high=100),
+    "eval_seeds": Option("int", 5, low=1, high=100),
     "seed": Option("int", 0, low=0, high=2**32 - 1),
 }
 _CLASSIFICATION = tuple(d for d in DATASETS if d not in ("diabetes", "none"))
@@ -110,12 +117,31 @@ def suggest(trial: optuna.Trial, estimator: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class EstimatorSummary:
-    """The best configuration of one estimator and its re-runs over the evaluation seeds."""
+    """The best configuration of one estimator and its re-runs over the evaluation seeds.
+
+    Attributes:
+        runs: At the file's epochs, one per evaluation seed.
+        timed_runs: At ``timed_epochs``, the epochs that fit in the costliest estimator's wall
+            time per run (``runs`` again for that estimator).
+        seconds_per_epoch: Median over its runs at the file's epochs.
+    """
 
     estimator: str
     params: dict[str, Any]
     runs: list[MGSResult]
     study_name: str
+    timed_runs: list[MGSResult] = field(default_factory=list)
+    timed_epochs: int = 0
+    seconds_per_epoch: float = math.nan
+
+
+def eval_seeds(config: MGSStudyConfig) -> list[int]:
+    """The evaluation seeds: after the tuning seed, never it."""
+    return [config.seed + 1 + s for s in range(config.eval_seeds)]
+
+
+def _split(config: MGSStudyConfig, seed: int):
+    return load_dataset(config.dataset, seed)
 
 
 def run_mgs_study(
@@ -130,7 +156,7 @@ def run_mgs_study(
 
     names = [f"{config.name}-{estimator}" for estimator in config.estimators]
     check_stored_budgets(storage, names, {"epochs": config.epochs})
-    data = load_dataset(config.dataset)
+    data = _split(config, config.seed)
     model = ModelSpec(depth=config.depth, width=config.width)
     base = MGSConfig(
         metric=config.metric,
@@ -174,18 +200,42 @@ def run_mgs_study(
         best = dict(study.best_trial.params)
         runs = [
             train_metric(
-                data, model, replace(base, estimator=estimator, seed=config.seed + s, **best)
+                _split(config, e), model, replace(base, estimator=estimator, seed=e, **best)
             )
-            for s in range(config.eval_seeds)
+            for e in eval_seeds(config)
         ]
-        summaries.append(EstimatorSummary(estimator, best, runs, name))
+        # Timed on the evaluation runs (warm: the tuning ran first), the median of them.
+        per_epoch = statistics.median(r.seconds[-1] for r in runs) / config.epochs
+        summaries.append(EstimatorSummary(estimator, best, runs, name, seconds_per_epoch=per_epoch))
         if progress is not None:
             tests = [r.test for r in runs]
             progress(
                 f"{estimator:<13} best val {study.best_value:.4f}; test {config.metric} "
-                f"{statistics.mean(tests):.4f} over {len(runs)} seeds, "
+                f"{statistics.mean(tests):.4f} over {len(runs)} evaluation seeds, "
                 f"{statistics.mean(r.seconds[-1] for r in runs):.1f} s a run"
             )
+    # Equal wall time: every estimator gets the epochs that fit in the costliest one's time.
+    budget = max(s.seconds_per_epoch for s in summaries) * config.epochs
+    timed = []
+    for s in summaries:
+        epochs = max(config.epochs, round(budget / s.seconds_per_epoch))
+        runs = s.runs
+        if epochs != config.epochs:
+            runs = [
+                train_metric(
+                    _split(config, e),
+                    model,
+                    replace(base, estimator=s.estimator, seed=e, epochs=epochs, **s.params),
+                )
+                for e in eval_seeds(config)
+            ]
+        timed.append(replace(s, timed_runs=runs, timed_epochs=epochs))
+        if progress is not None and epochs != config.epochs:
+            progress(
+                f"{s.estimator:<13} at equal wall time ({epochs} epochs): test {config.metric} "
+                f"{statistics.mean(r.test for r in runs):.4f}"
+            )
+    summaries = timed
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plot_metric_against_time(summaries, config.metric, out / f"{config.name}.png")
@@ -193,18 +243,41 @@ def run_mgs_study(
     return summaries
 
 
+def paired_differences(
+    summaries: list[EstimatorSummary], timed: bool = True
+) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """Per pair of estimators (each against every later one in the file's order): the mean
+    per-seed difference of the test metric and its 95% bootstrap interval."""
+    out = {}
+    for i, a in enumerate(summaries):
+        for b in summaries[i + 1 :]:
+            ra, rb = (s.timed_runs if timed else s.runs for s in (a, b))
+            out[(a.estimator, b.estimator)] = bootstrap_interval(
+                [x.test - y.test for x, y in zip(ra, rb, strict=True)]
+            )
+    return out
+
+
 def mgs_table(config: MGSStudyConfig, summaries: list[EstimatorSummary]) -> str:
-    """Markdown: each estimator's tuned parameters, test metric (mean ± sd) and time."""
+    """Markdown: each estimator's tuned parameters, test metric (mean ± sd) at equal epochs
+    and at equal wall time, time per run, and the paired differences."""
+    seeds = eval_seeds(config)
     lines = [
         f"# Training for {config.metric} on {config.dataset}: MGS vs REINFORCE vs cross-entropy",
         "",
         f"Made by `hpsearch mgs {config.path}`: MLP depth {config.depth}, width "
         f"{config.width}, {config.epochs} epochs, batch {config.batch_size}; {config.n_trials} "
-        f"TPE trials per estimator on validation {config.metric}, then the best configuration "
-        f"re-run with {config.eval_seeds} seeds.",
+        f"TPE trials per estimator on validation {config.metric} (split and seed "
+        f"{config.seed}), then the best configuration re-run with evaluation seeds "
+        f"{seeds[0]}–{seeds[-1]} (each its own split and initialisation), at {config.epochs} "
+        "epochs and at equal wall time: every estimator gets the epochs that fit in the "
+        "costliest one's time per run (time per epoch: the median of its runs at "
+        f"{config.epochs} epochs). "
+        "Mean ± sample sd over the evaluation seeds.",
         "",
-        f"| estimator | test {config.metric} | val {config.metric} | s / run | tuned |",
-        "|---|---|---|---|---|",
+        f"| estimator | test {config.metric}, {config.epochs} epochs | val {config.metric} "
+        f"| epochs at equal time | test {config.metric}, equal time | s / epoch | tuned |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         shown = ", ".join(
@@ -212,7 +285,25 @@ def mgs_table(config: MGSStudyConfig, summaries: list[EstimatorSummary]) -> str:
         )
         lines.append(
             f"| {s.estimator} | {mean_sd([r.test for r in s.runs])} "
-            f"| {mean_sd([r.val for r in s.runs])} "
-            f"| {statistics.mean(r.seconds[-1] for r in s.runs):.2f} | {shown} |"
+            f"| {mean_sd([r.val for r in s.runs])} | {s.timed_epochs} "
+            f"| {mean_sd([r.test for r in s.timed_runs])} | {s.seconds_per_epoch:.3f} | {shown} |"
         )
+    if len(summaries) > 1 and len(seeds) > 1:
+        lines += [
+            "",
+            f"Paired differences of test {config.metric} (per evaluation seed; mean [95% "
+            "bootstrap interval]):",
+            "",
+            "| pair | equal epochs | equal wall time |",
+            "|---|---|---|",
+        ]
+        plain, timed = paired_differences(summaries, False), paired_differences(summaries)
+        for pair in plain:
+            lines.append(
+                f"| {pair[0]} − {pair[1]} | {_interval(plain[pair])} | {_interval(timed[pair])} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _interval(v: tuple[float, float, float]) -> str:
+    return f"{v[0]:+.4f} [{v[1]:+.4f}, {v[2]:+.4f}]"
