@@ -13,7 +13,8 @@ split, the flipped labels, the initialisation):
 3. **no flooding**: the b = 0 run of best final validation accuracy (over the two lr);
 4. **early stopping** at the same budget: over the b = 0 runs, the (lr, epoch) of best
    validation accuracy (the earliest on a tie), retrained to that epoch (the same seeds give
-   the same run up to it), its test accuracy;
+   the same run up to it), its test accuracy; and **both**, flooding with early stopping:
+   the (b, lr, epoch) of best validation accuracy over the whole grid, retrained;
 5. **the rule of thumb** "b ≈ the training loss at which the validation loss starts to rise",
    and half of it: read off the b = 0 run at the chosen lr (its training loss at the epoch of
    least validation loss), taken to the nearest grid value, its test accuracy.
@@ -55,6 +56,14 @@ from hpsearch.study.config import ParamSpec  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_FILE = ROOT / "studies" / "flooding-digits-noisy-fair.toml"
 QUICK = {"seeds": 2, "epochs": 12}
+VARIANTS = (
+    "no_flooding",
+    "flooding",
+    "early_stopping",
+    "flooding_early_stopping",
+    "rule",
+    "half_rule",
+)
 TEST_ROWS_NOTE = "the test split has 360 rows: one prediction is 0.28 points"
 
 
@@ -100,13 +109,32 @@ def run_seed(tmp: Path, seed: int, args: argparse.Namespace) -> dict:
         e = int(np.argmax(acc))  # the earliest epoch of the best accuracy
         candidates.append((float(acc[e]), -e, -t.params["lr"], t, e + 1))
     es_val, _, _, es_trial, es_epoch = max(candidates, key=lambda c: c[:3])
-    train_config, model, options = config.resolve(es_trial.params, trial_number=es_trial.number)
-    train_config = dataclasses.replace(train_config, epochs=es_epoch)
-    setup = get_setup(config.setup)(**options)
     data = config.load_data()
+
+    def retrain(t: optuna.trial.FrozenTrial, epochs: int):
+        train_config, model, options = config.resolve(t.params, trial_number=t.number)
+        train_config = dataclasses.replace(train_config, epochs=epochs)
+        return train(get_setup(config.setup)(**options), data, model, train_config)
+
     start = time.perf_counter()
-    stopped = train(setup, data, model, train_config)
+    stopped = retrain(es_trial, es_epoch)
     es_s = time.perf_counter() - start
+    # Flooding and early stopping together: the (b, lr, epoch) of best validation accuracy
+    # over every run of the grid.
+    both = []
+    for t in trials:
+        acc = np.array(t.user_attrs[keys.HISTORY]["val_metric"])
+        e = int(np.argmax(acc))
+        both.append((float(acc[e]), -t.params["flood"], -e, -t.params["lr"], t, e + 1))
+    fes_val, _, _, _, fes_trial, fes_epoch = max(both, key=lambda c: c[:4])
+    flooded_stopped = retrain(fes_trial, fes_epoch)
+    both_row = {
+        "b": fes_trial.params["flood"],
+        "lr": fes_trial.params["lr"],
+        "epoch": fes_epoch,
+        "val": fes_val,
+        "test": flooded_stopped.test["metric"],
+    }
     # Rule of thumb, at the flooded pick's lr: the b = 0 run's training loss where its
     # validation loss is least.
     base = next(t for t in unflooded_runs if t.params["lr"] == flooded.params["lr"])
@@ -146,6 +174,7 @@ def run_seed(tmp: Path, seed: int, args: argparse.Namespace) -> dict:
             "val_retrained": stopped.val["metric"],
             "test": stopped.test["metric"],
         },
+        "flooding_early_stopping": both_row,
         "rule": {
             "b_rule": b_rule,
             "rise_epoch": rise + 1,
@@ -194,14 +223,12 @@ def summarize(rows: list[dict]) -> dict:
     def col(name: str) -> list[float]:
         return [r[name]["test"] for r in rows]
 
-    out = {
-        name: bootstrap_interval(col(name))
-        for name in ("flooding", "no_flooding", "early_stopping", "rule", "half_rule")
-    }
+    out = {name: bootstrap_interval(col(name)) for name in VARIANTS}
     for a, b in (
         ("flooding", "no_flooding"),
         ("flooding", "early_stopping"),
         ("early_stopping", "no_flooding"),
+        ("flooding_early_stopping", "early_stopping"),
         ("rule", "flooding"),
         ("half_rule", "flooding"),
     ):
@@ -223,12 +250,15 @@ def report(run: Run, args: argparse.Namespace, rows: list[dict], summary: dict) 
         f"{len(rows)} seeds, each setting the split, the flipped labels and the init. Picks on "
         f"validation accuracy, test accuracy reported ({TEST_ROWS_NOTE}). Early stopping: the "
         "b = 0 runs' (lr, epoch) of best validation accuracy, retrained to that epoch. Rule: "
-        "b = the b = 0 run's training loss at its epoch of least validation loss (at the "
+        "Both: flooding with early stopping, the (b, lr, epoch) of best validation accuracy over "
+        "the whole grid, retrained to that epoch. "
+        "Rule: b = the b = 0 run's training loss at its epoch of least validation loss (at the "
         "flooded pick's lr), nearest grid value; half: half of it.",
         "",
         "| seed | flooding: b, lr, val, test | no flooding: lr, val, test | early stopping: lr, "
-        "epoch, val, test | rule: b, test | half rule: b, test | grid s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "epoch, val, test | both: b, lr, epoch, test | rule: b, test | half rule: b, test "
+        "| grid s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         f, n, e, ru, h = (
@@ -238,10 +268,12 @@ def report(run: Run, args: argparse.Namespace, rows: list[dict], summary: dict) 
             r["rule"],
             r["half_rule"],
         )
+        fe = r["flooding_early_stopping"]
         lines.append(
             f"| {r['seed']} | {f['b']:.2f}, {f['lr']:g}, {f['val']:.4f}, {f['test']:.4f} | "
             f"{n['lr']:g}, {n['val']:.4f}, {n['test']:.4f} | {e['lr']:g}, {e['epoch']}, "
-            f"{e['val']:.4f}, {e['test']:.4f} | {ru['b']:.2f} (from {ru['b_rule']:.3f} at epoch "
+            f"{e['val']:.4f}, {e['test']:.4f} | {fe['b']:.2f}, {fe['lr']:g}, {fe['epoch']}, "
+            f"{fe['test']:.4f} | {ru['b']:.2f} (from {ru['b_rule']:.3f} at epoch "
             f"{ru['rise_epoch']}), {ru['test']:.4f} | {h['b']:.2f}, {h['test']:.4f} | "
             f"{r['grid_s']:.0f} |"
         )
@@ -289,7 +321,7 @@ def figure(rows: list[dict], path: Path) -> None:
     axes[1].set_ylabel(f"accuracy, mean over {len(rows)} seeds")
     axes[1].set_title("accuracy against b")
     axes[1].legend(fontsize=7)
-    names = ["no_flooding", "flooding", "early_stopping", "rule", "half_rule"]
+    names = list(VARIANTS)
     for i, name in enumerate(names):
         vals = [100 * r[name]["test"] for r in rows]
         axes[2].scatter(np.full(len(vals), i) + np.linspace(-0.12, 0.12, len(vals)), vals, s=18)

@@ -240,11 +240,26 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
+def init_thresholds(grid: dict, high: float = 0.7) -> dict[int, tuple[float | None, float | None]]:
+    """Per init_seed of the α grid: the largest α whose run stayed at the task-A end (validation
+    task B loss above ``high``) and the smallest α whose run left it."""
+    alpha, init, val = (np.array(grid[k]) for k in ("alpha", "init_seed", "val"))
+    out = {}
+    for s in sorted(set(init.tolist())):
+        m = init == s
+        stayed, left = alpha[m & (val[:, 1] > high)], alpha[m & (val[:, 1] <= high)]
+        out[s] = (
+            float(stayed.max()) if len(stayed) else None,
+            float(left.min()) if len(left) else None,
+        )
+    return out
+
+
 def _ci(v: tuple[float, float, float], digits: int = 3) -> str:
     return f"{v[0]:.{digits}f} [{v[1]:.{digits}f}, {v[2]:.{digits}f}]"
 
 
-def report(run: Run, args: argparse.Namespace, summary: dict, rows: list[dict]) -> str:
+def report(run: Run, args: argparse.Namespace, summary: dict, rows: list[dict], grid: dict) -> str:
     lines = [
         "# A concave front on real data: two tasks on a narrow trunk",
         "",
@@ -297,6 +312,13 @@ def report(run: Run, args: argparse.Namespace, summary: dict, rows: list[dict]) 
     notes = [r for r in rows if "fill_note" in r]
     lines += [""] + [
         f"- width {r['width']} seed {r['seed']}: fill refused: {r['fill_note']}" for r in notes
+    ]
+    jumps = "; ".join(f"init {s}: ({lo}, {hi}]" for s, (lo, hi) in init_thresholds(grid).items())
+    lines += [
+        "",
+        f"α × init_seed grid (width 1, seed 0, {len(INIT_ALPHAS)} α × {INIT_SEEDS} "
+        "initialisations): the α bracket where each initialisation's run leaves the task-A end "
+        f"(validation task B loss ≤ 0.7): {jumps}.",
     ]
     lines += [
         "",
@@ -413,7 +435,7 @@ def main() -> int:
     figure_fronts(rows, run.path("real_concave_front.png"))
     figure_curves(rows, run.path("real_concave_curves.png"))
     figure_init(grid, run.path("real_concave_init.png"))
-    run.write("real_concave.md", report(run, args, summary, rows))
+    run.write("real_concave.md", report(run, args, summary, rows, grid))
     for r in rows:
         r.pop("histories", None)
     run.write(
