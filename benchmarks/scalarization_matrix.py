@@ -1,36 +1,43 @@
 """Outer search × inner scalarization on every real setup: hypervolume, gap and wall time.
 
 For each real setup, runs the 2 × 3 matrix {scalarized, pareto} outer search × {linear α,
-Chebyshev w, MDMM ε} inner training at a fixed trial budget and several seeds, then puts all of
-a setup's trials under one normalization (see ``hpsearch.results.analysis``) and writes to
---out (default: a temporary folder, printed; ``--write-results``: benchmarks/results/)
+Chebyshev w, MDMM ε} inner training at a fixed trial budget and several seeds (each seed sets
+the data split, the initialisation and the sampler), in population batches. Every trial is
+judged twice: on the validation losses that selected it and on the test split. Per setup and
+split, all its trials go under one normalization (the joint front of every study of every
+seed; see ``hpsearch.results.analysis``). Writes to --out (default: a temporary folder,
+printed; ``--write-results``: benchmarks/results/)
 
-    scalarization_matrix.md    the table (HV mean ± sd, gap, wall time)
-    matrix_<setup>.png          the pareto-outer studies of seed 0 compared
+    scalarization_matrix.md     the table (test and validation HV and gap, mean [95% bootstrap
+                                interval] over seeds; converged share; wall time)
+    matrix_<setup>.png           the pareto-outer studies of seed 0 compared (validation)
+    matrix_curves.png            validation L1 per epoch of every run of seed 0, per setup
 
-Usage: python benchmarks/scalarization_matrix.py [--trials 16] [--seeds 3] [--epochs 10]
-       [--quick] [--out DIR | --write-results]
+Usage: python benchmarks/scalarization_matrix.py [--trials 16] [--seeds 5] [--epochs 50]
+       [--batch 8] [--quick] [--out DIR | --write-results]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import optuna
 import torch
-from _common import Run, add_output_arguments, parse_args
+from _common import Run, add_output_arguments, bootstrap_interval, parse_args
+from optuna.trial import TrialState
 
 from hpsearch import load_study_file, run_study
-from hpsearch.results.analysis import Normalization
+from hpsearch.results.analysis import Normalization, analyze_front
 from hpsearch.results.compare import compare_points, write_comparison
 from hpsearch.results.report import study_points
+from hpsearch.study import keys
 
-QUICK = {"trials": 4, "seeds": 1, "epochs": 3}  # --quick
+QUICK = {"trials": 4, "seeds": 2, "epochs": 3}  # --quick
 
 # Per setup: dataset, model params, the inner knobs' ranges, and the scalarized objective (a
 # fixed trade-off written down: w1*L1 + w2*L2 with both terms of similar size).
@@ -68,7 +75,9 @@ INNER = ("linear", "chebyshev", "mdmm")
 OUTER = ("scalarized", "pareto")
 
 
-def study_toml(setup: str, outer: str, inner: str, seed: int, trials: int, epochs: int) -> str:
+def study_toml(
+    setup: str, outer: str, inner: str, seed: int, trials: int, epochs: int, batch: int
+) -> str:
     spec = SETUPS[setup]
     if inner == "linear":
         lo, hi = spec["alpha"]
@@ -95,6 +104,10 @@ mode = "{outer}"
 sampler = "tpe"
 n_trials = {trials}
 seed = {seed}
+batch = {batch}
+
+[data]
+split_seed = {seed}
 
 [budget]
 epochs = {epochs}
@@ -108,21 +121,66 @@ optimizer = "adam"
 """
 
 
-def _mean_sd(values: list[float], digits: int) -> str:
-    """Mean ± sample sd (ddof = 1, as everywhere in benchmarks/)."""
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+def _ci(values: list[float], digits: int) -> str:
+    """Mean [95% percentile-bootstrap interval] over seeds."""
+    mean, low, high = bootstrap_interval(values)
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def test_points(storage: str, name: str) -> np.ndarray:
+    """Test (L1, L2) of a study's complete trials, in study_points' order (by number)."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = sorted(
+        (t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+         if keys.VAL_LOSS1 in t.user_attrs),
+        key=lambda t: t.number,
+    )  # fmt: skip
+    return np.array(
+        [[t.user_attrs[keys.split_key("test", f"loss{i}")] for i in (1, 2)] for t in trials]
+    ).reshape(-1, 2)
+
+
+def _front_figures(points, counted, norm) -> tuple[float, float]:
+    """HV and gap (% of HV) of one study's counted points under ``norm``."""
+    a = analyze_front(points, counted, norm)
+    return a.hypervolume, 100 * a.gap_fraction
+
+
+def curves_figure(curves: dict[str, list], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.6), squeeze=False)
+    for ax, (setup, runs) in zip(axes[0], curves.items(), strict=True):
+        for inner, color in zip(INNER, ("C0", "C1", "C2"), strict=True):
+            for h in runs.get(inner, []):
+                ax.plot(range(1, len(h) + 1), h, color=color, alpha=0.35, lw=0.8)
+            ax.plot([], [], color=color, label=inner)
+        ax.set_title(f"{setup}: validation L1, seed 0")
+        ax.set_xlabel("epoch")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument(
+        "--batch", type=int, default=8, help="population batch (TPE learns between)"
+    )
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     add_output_arguments(parser, ", ".join(f"{v} {k}" for k, v in QUICK.items()))
     args = parse_args(parser)
     torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.quick:
         vars(args).update(QUICK)
     run = Run(args, "scalarization_matrix")
@@ -130,17 +188,23 @@ def main() -> int:
     lines = [
         "# Outer search × inner scalarization on real data",
         "",
-        f"{args.trials} trials per study (TPE), {args.epochs} epochs per trial, seeds "
-        f"0–{args.seeds - 1}; made by `{run.command}` on {run.machine_line(end=False)}; "
-        "regenerate with `python benchmarks/scalarization_matrix.py --write-results`. "
-        "HV: hypervolume of each study's Pareto front in (validation L1, validation L2) (every "
-        "trial counts in pareto mode, the feasible ones in scalarized mode), normalized per setup "
-        "by the joint front of all its studies, reference point (1.1, 1.1). Gap: HV(front) − "
-        "HV(supported part), as % of HV. Called concave: studies whose own trials the diagnosis "
-        "calls concave. Mean ± sample sd over seeds. MDMM: the inequality form (coefficient "
+        f"{args.trials} trials per study (TPE, population batches of {args.batch}), "
+        f"{args.epochs} epochs per trial, seeds 0–{args.seeds - 1} (each sets the data split, "
+        f"the initialisation and the sampler); made by `{run.command}` on "
+        f"{run.machine_line(end=False)}; regenerate with "
+        "`python benchmarks/scalarization_matrix.py --write-results`. "
+        "HV: hypervolume of each study's Pareto front (every trial counts in pareto mode, the "
+        "feasible ones in scalarized mode), on the **test** split and on the validation split "
+        "that selected the trials, normalized per setup and split by the joint front of all "
+        "its studies and seeds, reference point (1.1, 1.1). Gap: HV(front) − HV(supported "
+        "part), as % of HV. Mean [95% percentile-bootstrap interval] over seeds. Called "
+        "concave: studies whose own trials the diagnosis (validation) calls concave. "
+        "Converged: share of runs whose validation losses moved ≤ 1% of the front's span "
+        "over their last 20% of epochs. MDMM: the inequality form (coefficient "
         "max(0, λ + c·(L2 − ε))).",
         "",
     ]
+    curves: dict[str, dict[str, list]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{Path(tmp) / 'matrix.db'}"
         for setup in args.setups:
@@ -150,54 +214,74 @@ def main() -> int:
                     for seed in range(args.seeds):
                         path = Path(tmp) / f"{setup}-{outer}-{inner}-{seed}.toml"
                         path.write_text(
-                            study_toml(setup, outer, inner, seed, args.trials, args.epochs)
+                            study_toml(
+                                setup, outer, inner, seed, args.trials, args.epochs, args.batch
+                            )
                         )
                         config = load_study_file(path)
                         start = time.perf_counter()
                         run_study(config, storage, progress=False)
                         wall = time.perf_counter() - start
+                        points = study_points(storage, config.name)
                         cells.setdefault((outer, inner), []).append(
-                            (study_points(storage, config.name), wall)
+                            (points, test_points(storage, config.name), wall)
                         )
+                        if seed == 0 and outer == "pareto":
+                            study = optuna.load_study(study_name=config.name, storage=storage)
+                            curves.setdefault(setup, {})[inner] = [
+                                t.user_attrs[keys.HISTORY]["val_loss1"]
+                                for t in study.trials
+                                if keys.HISTORY in t.user_attrs
+                            ]
                         print(f"{config.name}: {wall:.1f} s", file=sys.stderr, flush=True)
-            # One normalization per setup: the joint front of every counted trial.
-            norm = Normalization.from_fronts(
-                [p.xy[p.counted] for runs in cells.values() for p, _ in runs]
-            )
+            runs = [r for rs in cells.values() for r in rs]
+            norms = {
+                "test": Normalization.from_fronts([t[p.counted] for p, t, _ in runs]),
+                "val": Normalization.from_fronts([p.xy[p.counted] for p, _, _ in runs]),
+            }
             names = cells[("pareto", "linear")][0][0].loss_names
             lines += [
                 f"## {setup} on {SETUPS[setup]['dataset']} (L1 = {names[0]}, L2 = {names[1]})",
                 "",
-                "| outer | inner | HV | gap % | Pareto size | feasible % | called concave "
-                "| wall s |",
-                "| --- | --- | --- | --- | --- | --- | --- | --- |",
+                "| outer | inner | test HV | val HV | test gap % | Pareto size | feasible % "
+                "| converged % | called concave | wall s |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             ]
-            for (outer, inner), runs in cells.items():
-                hv, gap, size, feas, wall, concave = [], [], [], [], [], 0
-                for p, w in runs:
-                    a = p.analyze(norm)
-                    hv.append(a.hypervolume)
-                    gap.append(100 * a.gap_fraction)
+            for (outer, inner), rs in cells.items():
+                test_hv, val_hv, test_gap, size, feas, conv, wall = ([] for _ in range(7))
+                concave = 0
+                for p, t, w in rs:
+                    hv, gap = _front_figures(t, p.counted, norms["test"])
+                    test_hv.append(hv)
+                    test_gap.append(gap)
+                    a = p.analyze(norms["val"])
+                    val_hv.append(a.hypervolume)
                     size.append(len(a.front))
                     feas.append(100 * p.feasible.mean())
+                    conv.append(100 * a.converged.mean())
                     wall.append(w)
                     concave += a.concave
                 lines.append(
-                    f"| {outer} | {inner} | {_mean_sd(hv, 3)} | {_mean_sd(gap, 1)} | "
-                    f"{np.mean(size):.1f} | {np.mean(feas):.0f} | {concave} of {len(runs)} | "
-                    f"{np.mean(wall):.1f} |"
+                    f"| {outer} | {inner} | {_ci(test_hv, 3)} | {_ci(val_hv, 3)} | "
+                    f"{_ci(test_gap, 1)} | {np.mean(size):.1f} | {np.mean(feas):.0f} | "
+                    f"{np.mean(conv):.0f} | {concave} of {len(rs)} | {np.mean(wall):.1f} |"
                 )
-            seed0 = [cells[("pareto", inner)][0] for inner in INNER]
+            seed0 = [
+                (cells[("pareto", inner)][0][0], cells[("pareto", inner)][0][2]) for inner in INNER
+            ]
             comparison = compare_points(seed0)
             paths = write_comparison(comparison, Path(tmp) / setup)
             png = run.write(f"matrix_{setup}.png", paths["png"].read_bytes())
             lines += [
                 "",
-                f"Seed 0, pareto outer, all three inner methods: ![{setup}]({png.name})",
+                f"Seed 0, pareto outer, all three inner methods (validation): "
+                f"![{setup}]({png.name})",
                 "",
             ]
             lines += [f"- {v}" for v in comparison.verdicts()] + [""]
             table.write_text("\n".join(lines) + "\n")
+    curves_figure(curves, run.path("matrix_curves.png"))
+    lines += ["![validation L1 per epoch, seed 0](matrix_curves.png)", ""]
     lines.append(f"Wall {run.seconds():.0f} s; {run.machine_line()}.")
     table.write_text("\n".join(lines) + "\n")
     run.finish()

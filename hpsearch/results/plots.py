@@ -678,7 +678,9 @@ def plot_axis_learning_rates(function, runs: dict, path: str | Path) -> Path:
 
 def plot_metric_against_time(summaries, metric: str, path: str | Path) -> Path:
     """Validation metric against wall time of each estimator's best configuration, one thin
-    line per seed (left), and the test metric of each seed (right)."""
+    line per seed, at equal wall time where it was run (a longer run of the same seed: the
+    shorter one is its start) (left); the test metric of each seed at the file's epochs
+    (hollow) and at equal wall time (filled) (right)."""
     import matplotlib
     from matplotlib.figure import Figure
 
@@ -687,18 +689,23 @@ def plot_metric_against_time(summaries, metric: str, path: str | Path) -> Path:
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, summary in enumerate(summaries):
         color = colors[i % len(colors)]
-        for j, run in enumerate(summary.runs):
+        timed = getattr(summary, "timed_runs", None) or summary.runs
+        for j, run in enumerate(timed):
             ax.plot(run.seconds, run.val_curve, color=color, marker=".", linewidth=1,
-                    alpha=0.9 if j == 0 else 0.45,
+                    markersize=3, alpha=0.9 if j == 0 else 0.45,
                     label=summary.estimator if j == 0 else None)  # fmt: skip
-        tests = [r.test for r in summary.runs]
-        ax_test.scatter([i] * len(tests), tests, color=color)
+        offsets = np.linspace(-0.15, 0.15, max(1, len(summary.runs)))
+        ax_test.scatter(i - 0.2 + offsets, [r.test for r in summary.runs], facecolors="none",
+                        edgecolors=color, label="file's epochs" if i == 0 else None)  # fmt: skip
+        ax_test.scatter(i + 0.2 + offsets, [r.test for r in timed], color=color,
+                        label="equal wall time" if i == 0 else None)  # fmt: skip
     ax.set(xlabel="wall time (s)", ylabel=f"validation {metric}",
            title=f"validation {metric} against wall time (one line per seed)")  # fmt: skip
     ax.legend()
     ax.grid(alpha=0.3)
     ax_test.set_xticks(range(len(summaries)), [s.estimator for s in summaries])
     ax_test.set(ylabel=f"test {metric}", title="test metric per seed")
+    ax_test.legend(fontsize=8)
     ax_test.grid(alpha=0.3)
     fig.savefig(path, dpi=100)
     return Path(path)
