@@ -32,7 +32,7 @@ from _common import Run, add_output_arguments, bootstrap_interval, parse_args
 from optuna.trial import TrialState
 
 from hpsearch import load_study_file, run_study
-from hpsearch.results.analysis import Normalization, analyze_front
+from hpsearch.results.analysis import Normalization, analyze_front, converged_mask
 from hpsearch.results.compare import compare_points, write_comparison
 from hpsearch.results.report import study_points
 from hpsearch.study import keys
@@ -258,7 +258,7 @@ def main() -> int:
                     val_hv.append(a.hypervolume)
                     size.append(len(a.front))
                     feas.append(100 * p.feasible.mean())
-                    conv.append(100 * a.converged.mean())
+                    conv.append(100 * converged_mask(p.drift, norms["val"], len(p.xy)).mean())
                     wall.append(w)
                     concave += a.concave
                 lines.append(
