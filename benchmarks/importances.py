@@ -2,7 +2,7 @@
 
 Runs every study file in ``studies/`` that trains on real data and searches two or more
 parameters (the labs' playground and MGS files are other commands), each at up to
-``--max-trials`` trials in population batches of at most ``--batch``, for ``--seeds`` study
+``--max-trials`` trials in population batches of ``--batch``, for ``--seeds`` study
 seeds (the seed sets the sampler and the initialisation; the split is the file's), and asks
 ``hpsearch.results.importance`` which searched parameter explains each target: each
 objective of the study and the validation metric. Per study and target: the importance of
@@ -65,7 +65,9 @@ def run_one(path: Path, seed: int, storage: str, args: argparse.Namespace) -> di
         "name": f"{config.name}-s{seed}",
         "seed": seed,
         "n_trials": min(config.n_trials, args.max_trials),
-        "batch": min(max(config.batch, 1), args.batch),
+        # Every study in population batches (the files' own batch is 1 for most): the same
+        # trials, trained K at a time.
+        "batch": args.batch,
     }
     if args.epochs:
         changes["epochs"] = args.epochs
@@ -141,7 +143,7 @@ def report(run: Run, args: argparse.Namespace, rows: list[dict], summary: list[d
         "# What matters most: hyperparameter importances of the shipped real-data studies",
         "",
         f"Made by `{run.command}` on {run.machine_line()}; wall {run.seconds():.0f} s. Each "
-        f"study file at up to {args.max_trials} trials (population batches of at most "
+        f"study file at up to {args.max_trials} trials (population batches of "
         f"{args.batch}), seeds 0–{args.seeds - 1} (sampler and initialisation). Importance: "
         "Optuna's fANOVA (seeded), the share of a target's variance over the trials that a "
         "parameter explains (per target the parameters sum to 1); mean over seeds "
