@@ -72,9 +72,13 @@ def _targets(study: optuna.Study) -> dict[str, Callable[[FrozenTrial], float]]:
     attrs = study.user_attrs.get(keys.STUDY, {})
     names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
     out: dict[str, Callable[[FrozenTrial], float]] = {}
+
+    def objective(i: int, sign: float) -> Callable[[FrozenTrial], float]:
+        return lambda t: sign * t.values[i]
+
     for i, (name, direction) in enumerate(zip(names, study.directions, strict=True)):
-        sign = -1.0 if direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-        out[name] = lambda t, i=i, sign=sign: sign * t.values[i]
+        maximize = direction == optuna.study.StudyDirection.MAXIMIZE
+        out[name] = objective(i, -1.0 if maximize else 1.0)
     metric = f"val_{attrs.get('metric_name', 'metric')}"  # accuracy, R²: higher is better
     if metric not in out:
         out[metric] = lambda t: -t.user_attrs.get(keys.VAL_METRIC, float("nan"))
