@@ -14,7 +14,7 @@ printed; ``--write-results``: benchmarks/results/)
     matrix_curves.png            validation L1 per epoch of every run of seed 0, per setup
 
 Usage: python benchmarks/scalarization_matrix.py [--trials 16] [--seeds 5] [--epochs 50]
-       [--batch 4] [--quick] [--out DIR | --write-results]
+       [--batch 8] [--quick] [--out DIR | --write-results]
 """
 
 from __future__ import annotations
