@@ -65,9 +65,10 @@ def run_one(path: Path, seed: int, storage: str, args: argparse.Namespace) -> di
         "name": f"{config.name}-s{seed}",
         "seed": seed,
         "n_trials": min(config.n_trials, args.max_trials),
-        # Every study in population batches (the files' own batch is 1 for most): the same
-        # trials, trained K at a time.
-        "batch": args.batch,
+        # Population batches (the files' own batch is 1 for most): the same trials, trained K
+        # at a time; a file with a one-trial-at-a-time pruner (median, hyperband) keeps it and
+        # runs one trial at a time.
+        "batch": 1 if config.pruner not in ("none", "successive_halving") else args.batch,
     }
     if args.epochs:
         changes["epochs"] = args.epochs
