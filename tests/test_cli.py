@@ -260,6 +260,33 @@ def test_dashboard_serves_the_study(tmp_path, study_file) -> None:
     assert proc.returncode == 0
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_dashboard_stops_on_a_signal_even_started_with_sigint_ignored(
+    tmp_path, study_file, signum
+) -> None:
+    # A script's background job, or a test runner's worker, starts it with SIGINT ignored:
+    # Python then installs no Ctrl-C handler of its own, and the server ran on for ever.
+    path = study_file(n_trials=1)
+    assert run_cli("run", str(path), "--no-progress", cwd=tmp_path).returncode == 0
+    port = _free_port()
+    proc = subprocess.Popen(
+        [HPSEARCH, "dashboard", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        _get_json(f"http://127.0.0.1:{port}/api/studies", proc)
+        proc.send_signal(signum)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+
+
 def _free_port() -> int:
     import socket
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -143,9 +145,19 @@ def serve_dashboard(storage: str, host: str = "127.0.0.1", port: int = 8080) -> 
         file=sys.stderr,
         flush=True,
     )
+    # Python installs its Ctrl-C handler only where SIGINT was not ignored at start-up (a
+    # background job of a script, a test runner's worker): then SIGINT would never stop the
+    # server. Set here, as `run` sets its own; SIGTERM (kill, a scheduler) stops it the same way.
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
