@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -237,15 +238,7 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_continues(tmp_path, s
 def test_dashboard_serves_the_study(tmp_path, study_file) -> None:
     path = study_file(n_trials=2)
     assert run_cli("run", str(path), "--no-progress", cwd=tmp_path).returncode == 0
-    port = _free_port()
-    proc = subprocess.Popen(
-        [HPSEARCH, "dashboard", "--port", str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    port, proc = _start_dashboard(tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         studies = _get_json(f"http://127.0.0.1:{port}/api/studies", proc)
         summary = next(s for s in studies["study_summaries"] if s["study_name"] == "small")
@@ -268,14 +261,8 @@ def test_the_dashboard_stops_on_a_signal_even_started_with_sigint_ignored(
     # Python then installs no Ctrl-C handler of its own, and the server ran on for ever.
     path = study_file(n_trials=1)
     assert run_cli("run", str(path), "--no-progress", cwd=tmp_path).returncode == 0
-    port = _free_port()
-    proc = subprocess.Popen(
-        [HPSEARCH, "dashboard", "--port", str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    port, proc = _start_dashboard(
+        tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
     )
     try:
         _get_json(f"http://127.0.0.1:{port}/api/studies", proc)
@@ -285,6 +272,20 @@ def test_the_dashboard_stops_on_a_signal_even_started_with_sigint_ignored(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
+
+
+def _start_dashboard(cwd: Path, **popen: Any) -> tuple[int, subprocess.Popen]:
+    """``hpsearch dashboard`` on a free port in ``cwd``: (port, process)."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [HPSEARCH, "dashboard", "--port", str(port)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+    return port, proc
 
 
 def _free_port() -> int:

@@ -689,7 +689,7 @@ def plot_metric_against_time(summaries, metric: str, path: str | Path) -> Path:
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, summary in enumerate(summaries):
         color = colors[i % len(colors)]
-        timed = getattr(summary, "timed_runs", None) or summary.runs
+        timed = summary.timed_runs or summary.runs
         for j, run in enumerate(timed):
             ax.plot(run.seconds, run.val_curve, color=color, marker=".", linewidth=1,
                     markersize=3, alpha=0.9 if j == 0 else 0.45,
