@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import optuna
@@ -10,6 +11,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from hpsearch import _compat
+from hpsearch.study import persist
 from hpsearch.study.persist import (
     abandon_trials,
     add_finished_trials,
@@ -208,6 +210,51 @@ def test_groups_of_one_batch_finish_within_the_target_whatever_their_order(
     complete = [t.number for t in read if t.state == TrialState.COMPLETE]
     assert complete == ([0, 1] if kind == "sqlite" else [0, 2])
     assert all(t.user_attrs.get("surplus") for t in read if t.number not in complete)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_batch_finished_by_another_process_meanwhile_is_counted_once(
+    kind, tmp_path, request, monkeypatch
+) -> None:
+    # Batch A (trials 0, 1) and batch B (2, 3), target 2. B is finished first; after it has
+    # counted the finished trials (none), A is finished from another connection. If A can
+    # commit before B reads the running trials, B sees A neither running nor counting and
+    # keeps both of its own: 4 trials count. Holding the study's lock from B's first read,
+    # A waits until B is stored (surplus: A's running trials hold the slots) and A counts.
+    url = f"sqlite:///{tmp_path / 'race.db'}" if kind == "sqlite" else None
+    url = url or request.getfixturevalue("postgres_url")
+    study_b = optuna.create_study(storage=open_storage(url, heartbeat=10), study_name="race")
+    study_a = optuna.load_study(storage=open_storage(url, heartbeat=10), study_name="race")
+    asked_a, asked_b = _asked(2), _asked(2)
+    started_a, started_b = start_trials(study_a, asked_a), start_trials(study_b, asked_b)
+    finish_a = threading.Thread(
+        target=finish_trials,
+        args=(study_a, started_a, [_done(t, 1.0) for t in asked_a], 2),
+    )
+    real_counting = persist._counting
+
+    class CountThenLetAFinish:
+        def __init__(self, query) -> None:
+            self.query = query
+
+        def count(self) -> int:
+            counted = self.query.count()
+            if threading.current_thread() is not finish_a and not finish_a.is_alive():
+                finish_a.start()
+                finish_a.join(timeout=1.5)  # with the lock held, A waits for B instead
+            return counted
+
+    monkeypatch.setattr(
+        persist,
+        "_counting",
+        lambda session, trials: CountThenLetAFinish(real_counting(session, trials)),
+    )
+    finish_trials(study_b, started_b, [_done(t, 2.0) for t in asked_b], target=2)
+    finish_a.join(timeout=30)
+    assert not finish_a.is_alive()
+    read = study_b.get_trials()
+    assert [t.state for t in read] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] * 2
+    assert all(t.user_attrs.get("surplus") for t in read[2:])
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "sqlite-plain"])

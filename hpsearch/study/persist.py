@@ -175,7 +175,7 @@ def finish_trials(
     Trial = rdb_models.TrialModel
     left: list[int] = []  # no longer ours to finish
     with rdb_session(backend) as session:
-        rdb_models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        lock_study(session, study_id)
         rows = {int(r.trial_id): r for r in session.query(Trial).filter(Trial.trial_id.in_(ids))}
         counting, running = _ahead(session, study_id, ids, hold)
         stored = list(finished)
@@ -215,12 +215,26 @@ def abandon_trials(study: optuna.Study, started: Sequence[FrozenTrial]) -> None:
             storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
 
 
+def lock_study(session: Any, study_id: int) -> None:
+    """Hold the study's write lock from now to the end of ``session``'s transaction, so that
+    what it reads next and what it writes are one consistent step across processes.
+
+    PostgreSQL and MySQL lock the study row (``SELECT ... FOR UPDATE``), as Optuna's own trial
+    creation does. SQLite has no row locks, and Python's sqlite3 opens a transaction only at the
+    first write: each read before it sees the database as of that read, so another process can
+    commit between two reads (a batch counted as neither running nor finished, and both
+    batches kept: 12 trials for a target of 10). ``BEGIN IMMEDIATE`` takes SQLite's write lock
+    before the first read (waiting for another writer as any write does).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    rdb_models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+
+
 def _insert_numbered(session: Any, study_id: int, trials: Sequence[FrozenTrial]) -> list[Any]:
     """Insert one trial row per trial, numbered in order after the study's trials."""
-    # Lock the study row as Optuna's own trial creation does (PostgreSQL, MySQL), and
-    # insert before counting: SQLite takes its write lock at the first INSERT, so the
-    # numbers and the count below see every trial another process stored before us.
-    rdb_models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+    # The numbers and the count below must see every trial another process stored before us.
+    lock_study(session, study_id)
     rows = []
     for trial in trials:
         row = rdb_models.TrialModel(study_id=study_id, number=None, state=trial.state)
