@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -349,15 +351,22 @@ def test_the_knobs_record_is_exactly_what_the_inner_methods_read() -> None:
     assert set(SCALARIZATION_FIELDS) <= set(TRAIN_PARAMS)
 
 
-@pytest.mark.parametrize("optimizer", list(hpsearch.core.train.OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", list(hpsearch.OPTIMIZERS))
 def test_optimizers_take_torch_s_default_steps_bit_for_bit(optimizer: str) -> None:
-    # make_optimizer picks the multi-tensor (foreach) kernels for speed; they must not change
-    # a single bit of what torch's default CPU optimizer computes.
+    # Ours calls torch's update functions with the foreach kernels, on state it keeps itself:
+    # not a single bit may differ from torch's default CPU optimizer (single-tensor), over
+    # steps, a learning-rate change (decay, backstitch), a second group with its own rate
+    # (the playground), and a parameter that has no gradient at some steps (it must not move,
+    # and its state must start at its own first step).
     from hpsearch.core.train import make_optimizer
 
     torch.manual_seed(0)
-    start = [torch.randn(7, 5), torch.randn(5), torch.randn(3, 7)]
-    grads = [[torch.randn_like(p) for p in start] for _ in range(4)]
+    start = [torch.randn(7, 5), torch.randn(5), torch.randn(3, 7), torch.randn(4) * 1e-6]
+    # The last parameter's gradients are tiny: where an eps of the update matters.
+    grads = [
+        [torch.randn_like(p) * (1e-8 if i == 3 else 1.0) for i, p in enumerate(start)]
+        for _ in range(5)
+    ]
     defaults = {"sgd": {}, "momentum": {"momentum": 0.9}, "nesterov": {"momentum": 0.9}}
     cls = {"adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop}.get(
         optimizer, torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
@@ -365,13 +374,41 @@ def test_optimizers_take_torch_s_default_steps_bit_for_bit(optimizer: str) -> No
     kw = {**defaults.get(optimizer, {}), **({"nesterov": True} if optimizer == "nesterov" else {})}
     ours = [p.clone().requires_grad_(True) for p in start]
     ref = [p.clone().requires_grad_(True) for p in start]
-    opt_ours = make_optimizer(optimizer, ours, lr=0.01, momentum=0.9)
-    opt_ref = cls(ref, lr=0.01, foreach=False, **kw)
-    for step in grads:
+    opt_ours = make_optimizer(optimizer, ours[:3], lr=0.01, momentum=0.9)
+    opt_ref = cls(ref[:3], lr=0.01, foreach=False, **kw)
+    opt_ours.add_param_group({"params": [ours[3]], "lr": 0.003})
+    opt_ref.add_param_group({"params": [ref[3]], "lr": 0.003})
+    for n, step in enumerate(grads):
         for params, opt in ((ours, opt_ours), (ref, opt_ref)):
-            for p, g in zip(params, step, strict=True):
-                p.grad = g.clone()
+            opt.zero_grad(set_to_none=True)
+            for i, (p, g) in enumerate(zip(params, step, strict=True)):
+                if not (i == 1 and n in (0, 3)):  # parameter 1: no gradient at steps 0 and 3
+                    p.grad = g.clone()
+            if n == 2:
+                opt.param_groups[0]["lr"] *= -0.5  # a backstitch-like ascent step
             opt.step()
-    for a, b in zip(ours, ref, strict=True):
-        assert torch.equal(a, b)
-    assert any(g["foreach"] for g in opt_ours.param_groups)
+            if n == 2:
+                opt.param_groups[0]["lr"] /= -0.5
+        if n == 0:
+            assert torch.equal(ours[1], start[1])  # no gradient yet: not moved
+        for a, b in zip(ours, ref, strict=True):
+            assert torch.equal(a, b), f"step {n}"
+    for i, a in enumerate(ours):
+        assert not torch.equal(a, start[i])  # every parameter moved in the end
+
+
+def test_training_imports_no_torch_dynamo() -> None:
+    # torch.optim's classes import torch._dynamo (1.9 s) when built and at their first step;
+    # the sequential run's optimizer must not (a new process: the suite imported it already).
+    code = (
+        "import sys, torch\n"
+        "from hpsearch.core.train import make_optimizer\n"
+        "for name in ('sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam'):\n"
+        "    p = torch.randn(3, requires_grad=True)\n"
+        "    opt = make_optimizer(name, [p], lr=0.1, momentum=0.9)\n"
+        "    p.sum().backward(); opt.step(); opt.zero_grad()\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -19,12 +19,12 @@ import torch
 from hpsearch.core.data import Dataset
 from hpsearch.core.knobs import (
     FEASIBILITY_TOL,
-    OPTIMIZERS,
     TrainConfig,
 )
 from hpsearch.core.models import ModelSpec
+from hpsearch.core.optimizers import Optimizer
 from hpsearch.core.setups import Setup
-from hpsearch.errors import DivergedError, check_choice
+from hpsearch.errors import DivergedError
 
 
 @dataclass(frozen=True)
@@ -209,28 +209,13 @@ def mdmm_info(val_loss2: float, epsilon: float, multiplier: float) -> dict[str, 
 
 def make_optimizer(
     name: str, params: Sequence[torch.Tensor], lr: float, momentum: float
-) -> torch.optim.Optimizer:
-    """Build one of :data:`OPTIMIZERS` with torch's defaults for everything but lr/momentum."""
-    check_choice("optimizer", name, OPTIMIZERS)
-    # foreach: one multi-tensor kernel per update op instead of a Python loop over the
-    # parameters. The same arithmetic as torch's CPU default (single-tensor), bit for bit
-    # (tests/test_train.py), and 1.2-1.5x faster per Adam step on a small MLP.
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, foreach=True)
-    if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, foreach=True)
-    if name == "nesterov":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, foreach=True)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, foreach=True)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, foreach=True)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, foreach=True)
-    raise NotImplementedError(f"optimizer {name!r} is in OPTIMIZERS but not built here")
+) -> Optimizer:
+    """Build one of :data:`OPTIMIZERS` with torch's defaults for everything but lr/momentum
+    (:class:`hpsearch.core.optimizers.Optimizer`: torch's update functions, foreach kernels)."""
+    return Optimizer(name, params, lr, momentum)
 
 
-def _step_scaled(opt: torch.optim.Optimizer, factor: float) -> None:
+def _step_scaled(opt: Optimizer, factor: float) -> None:
     """One optimizer step with every learning rate multiplied by ``factor`` (may be < 0)."""
     if factor == 1.0:
         opt.step()
@@ -532,7 +517,7 @@ def _result(
 
 
 class _SingleModel:
-    """One module with its torch optimizer: the member of a sequential run (K = 1).
+    """One module with its optimizer: the member of a sequential run (K = 1).
 
     Backstitch and per-sample flooding (iFlood) live here: they need a second gradient on the
     same mini-batch, or per-row losses, which the batched population does not compute.
