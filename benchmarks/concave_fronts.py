@@ -122,7 +122,7 @@ def studies_part(
                         analysis = points.analyze()
                         row["linear_flagged"] = analysis.concave
                         # Neither: a hole the α sampled cannot settle ("undecided").
-                        row["linear_undecided"] = not analysis.concave and bool(analysis.stretches)
+                        row["linear_undecided"] = analysis.undecided
                 if concave:
                     base = study_config("linear", setup, options, seed, fill_base, epochs)
                     base = dataclasses.replace(base, name=base.name + "-base")

@@ -145,7 +145,7 @@ def run_seed(tmp: Path, storage: str, seed: int, width: int, args: argparse.Name
     linear = study_points(storage, config.name)
     analysis = linear.analyze()
     row["diagnosis"] = (
-        "concave" if analysis.concave else "undecided" if analysis.stretches else "convex"
+        "concave" if analysis.concave else "undecided" if analysis.undecided else "convex"
     )
     start = time.perf_counter()
     if WIDTHS[width] == "concave":

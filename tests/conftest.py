@@ -43,8 +43,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if uses or item.name == "test_an_opened_storage_is_named_by_its_url_without_password":
             item.add_marker(pytest.mark.xdist_group("postgresql"))
         elif item.nodeid.startswith("tests/test_workers.py"):
-            # Several worker processes each: two such tests at once on 2 cores starve their
-            # heartbeats (an exact-count test overshot twice that way; not yet explained).
+            # Several worker processes each: two such tests at once on 2 cores would starve
+            # their heartbeats (stale trials failed and retried) and time out.
             item.add_marker(pytest.mark.xdist_group("workers"))
 
 

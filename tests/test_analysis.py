@@ -272,6 +272,25 @@ def test_only_converged_runs_are_evidence_of_a_jump() -> None:
     assert not analyze_front(points, alpha=alpha, drift=drift).concave
 
 
+def test_points_above_the_hull_from_runs_still_moving_are_undecided_not_convex() -> None:
+    # Two ends and a point 0.035 above the line between them (normalized): a concave stretch
+    # if its run had converged; if it was still moving, neither concave nor convex.
+    points = np.array([[0.0, 1.0], [0.45, 0.6], [1.0, 0.0]])
+    settled = analyze_front(points, drift=np.zeros((3, 2)))
+    assert settled.concave and not settled.undecided and len(settled.unsettled) == 0
+    drift = np.zeros((3, 2))
+    drift[1] = 0.05  # the middle run moved 5% of the span over its last epochs
+    moving = analyze_front(points, drift=drift)
+    assert not moving.concave and moving.undecided and moving.unsettled.tolist() == [1]
+    assert moving.gap_fraction > 0.05
+    text = verdict(points, moving, ("L1", "L2"))
+    assert text.startswith("undecided: 1 Pareto point stands well above the convex hull, but its")
+    assert "convex within" not in text and "lr_decay" in text
+    # Still moving but on the hull: nothing to say but convex.
+    on_hull = analyze_front(np.array([[0.0, 1.0], [0.4, 0.4], [1.0, 0.0]]), drift=drift)
+    assert not on_hull.undecided and len(on_hull.unsettled) == 0
+
+
 def test_height_above_the_hull_is_the_distance_to_it() -> None:
     # Hull (0, 1) -> (0.01, 0) is steep; the point (0.005, 0.9) sits a hair right of it:
     # 0.4 above it vertically, but 0.004 from it (the line 100·x + y = 1: distance

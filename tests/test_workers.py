@@ -45,9 +45,9 @@ def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
 @pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
 def test_workers_reach_exactly_the_target_without_duplicates(tmp_path, study_file, kind, request):
     storage = _url(kind, tmp_path, request)
-    path = study_file(n_trials=12, sampler='"random"')
+    path = study_file(n_trials=9, sampler='"random"')
     out = run_cli(
-        "run", str(path), "--workers", "4", "--storage", storage, "--no-progress", cwd=tmp_path
+        "run", str(path), "--workers", "3", "--storage", storage, "--no-progress", cwd=tmp_path
     )
     # The parent alone writes the dashboard's note, figures and one PNG artifact.
     if kind == "sqlite":
@@ -58,9 +58,9 @@ def test_workers_reach_exactly_the_target_without_duplicates(tmp_path, study_fil
     trials = _trials(load)
     counted = [t for t in trials if counts_toward_target(t)]
     if kind != "journal":
-        assert len(counted) == 12
+        assert len(counted) == 9
     else:  # no heartbeat, so running trials hold no slot: each other worker may add one
-        assert 12 <= len(counted) <= 15
+        assert 9 <= len(counted) <= 11
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     # Each worker seeds its sampler differently: no parameter set twice.
     assert len({tuple(sorted(t.params.items())) for t in counted}) == len(counted)
@@ -70,22 +70,21 @@ def test_workers_reach_exactly_the_target_without_duplicates(tmp_path, study_fil
             assert t.state == TrialState.FAIL and t.user_attrs.get("surplus") is True
 
 
-# One run on SQLite and the journal, two on PostgreSQL (CI): before the fix, 6 of 9 such runs
-# overshot.
-@pytest.mark.parametrize(
-    "kind, repetition", [("sqlite", 0), ("journal", 0), ("postgresql", 0), ("postgresql", 1)]
-)
+# One run per storage. Races here once overshot in 6 of 9 runs (PostgreSQL), and in 1 of about
+# 20 on SQLite (counts read outside the write lock); tests/test_persist.py interleaves two
+# finishing batches on purpose, which this test can only meet by chance.
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
 def test_workers_with_population_batches_reach_exactly_the_target(
-    tmp_path, study_file, kind, repetition, request
+    tmp_path, study_file, kind, request
 ):
-    # 6 workers x batches of 4 for a target of 10: every batch after the first ones races the
+    # 4 workers x batches of 4 for a target of 10: every batch after the first ones races the
     # others, so a count made once per process, or a trial number taken outside the lock,
     # shows as overshoot or duplicate numbers here.
     storage = _url(kind, tmp_path, request)
-    path = study_file(n_trials=10, sampler='"random"', seed=repetition)
+    path = study_file(n_trials=10, sampler='"random"')
     args = (
         "--workers",
-        "6",
+        "4",
         "--batch",
         "4",
         "--storage",

@@ -268,6 +268,9 @@ class FrontAnalysis:
         alpha_ranges: Per front point, the interval ``(lo, hi)`` of α for which it minimizes
             L1 + α·L2 over the front (raw units; ``hi`` may be inf), or None (unsupported).
         converged: Per analysed point, whether its run converged (all True without histories).
+        unsettled: Indices (into the points) of front points at least :data:`CONCAVE_HEIGHT`
+            above the hull, outside every concave stretch, whose runs had not converged: they
+            may be a concave stretch or runs on their way to the hull; only longer runs tell.
     """
 
     front: np.ndarray
@@ -282,6 +285,7 @@ class FrontAnalysis:
     knee: int = -1
     alpha_ranges: list[tuple[float, float] | None] = field(default_factory=list)
     converged: np.ndarray | None = None
+    unsettled: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
 
     @property
     def gap(self) -> float:
@@ -301,6 +305,12 @@ class FrontAnalysis:
     def concave(self) -> bool:
         """Whether a concave stretch was found (a jump, or points well above the hull)."""
         return any(s.kind != "hole" for s in self.stretches)
+
+    @property
+    def undecided(self) -> bool:
+        """Not concave, and not convex either: a hole the α sampled cannot settle, or points
+        well above the hull from runs that had not converged."""
+        return not self.concave and (bool(self.stretches) or len(self.unsettled) > 0)
 
 
 def converged_mask(drift: np.ndarray | None, normalization: Normalization, n: int) -> np.ndarray:
@@ -530,6 +540,13 @@ def analyze_front(
             continue
         stretches.append(stretch(fa, fb, "hull", _tie_alpha(points[fa], points[fb]), None, top))
     stretches.sort(key=lambda s: points[s.start, 0])
+    # Well above the hull but still moving: neither evidence of a concave stretch nor of noise.
+    inside = np.zeros(len(front), bool)
+    for s in stretches:
+        if s.kind != "hole":
+            lo, hi = sorted((points[s.start, 0], points[s.end, 0]))
+            inside |= (points[front, 0] >= lo) & (points[front, 0] <= hi)
+    unsettled = front[(height >= CONCAVE_HEIGHT) & ~converged[front] & ~inside]
     knee = knee_index(z)
     return FrontAnalysis(
         front=front,
@@ -544,6 +561,7 @@ def analyze_front(
         knee=int(front[knee]) if knee >= 0 else -1,
         alpha_ranges=alpha_ranges(raw_front, hull_local, supported),
         converged=converged,
+        unsettled=unsettled,
     )
 
 
@@ -632,10 +650,22 @@ def verdict(points: np.ndarray, analysis: FrontAnalysis, names: tuple[str, str])
                 f"sparsely between {lo:.3g} and {hi:.3g} to tell a concave jump from a fast "
                 f"move; sample α densely there, or {aim(s)}"
             )
+    moving = len(analysis.unsettled)
+    unsettled = (
+        f"{moving} Pareto point{'s' if moving > 1 else ''} stand{'' if moving > 1 else 's'} "
+        f"well above the convex hull, but {'their runs' if moving > 1 else 'its run'} had not "
+        f"converged (the validation losses still moved over the last "
+        f"{100 * CONVERGENCE_WINDOW:.0f}% of epochs): a concave stretch, or runs still on "
+        "their way to the hull; train longer or decay the learning rate (lr_decay), then look "
+        "again"
+    )
     if concave:
         k = len(concave)
         text = f"concave: {k} stretch{'es' if k > 1 else ''} that linear α skips: "
         text += "; ".join(concave)
+    elif moving:
+        # Not "convex": points above the hull carry the gap, and nothing says they will stay.
+        text = "undecided: " + unsettled
     elif holes:
         # Not "convex": the α sampled cannot rule a concave stretch out inside the holes.
         return (
