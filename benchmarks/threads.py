@@ -60,7 +60,9 @@ def _torch_default_threads(env: dict[str, str]) -> int:
 
 
 def _busy() -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # Spins until its parent is gone: a benchmark killed by a signal leaves nothing spinning.
+    spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    return subprocess.Popen([sys.executable, "-c", spin])
 
 
 def main(argv: list[str] | None = None) -> None:

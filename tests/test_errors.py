@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -76,16 +77,21 @@ def test_the_storage_can_come_from_the_environment(tmp_path, monkeypatch, study_
     "signum, code", [(signal.SIGTERM, EXIT_TERMINATED), (signal.SIGINT, EXIT_INTERRUPTED)]
 )
 def test_sigterm_stops_like_ctrl_c_anywhere_with_its_own_exit_code(capsys, signum, code) -> None:
+    # To the main thread (a signal sent to the process may land in another thread, and the
+    # sleep would not be cut short), with Python's own Ctrl-C handler in place whatever an
+    # earlier test in this process left there.
     def busy() -> int:
-        os.kill(os.getpid(), signum)
+        signal.pthread_kill(threading.main_thread().ident or 0, signum)
         time.sleep(5)
         return 0
 
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         assert run_reporting_errors(busy) == code
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "run the same command again to continue" in err
     assert ("SIGTERM" in err) == (signum == signal.SIGTERM)
