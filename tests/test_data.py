@@ -112,3 +112,72 @@ def test_label_noise_needs_classification_and_a_rate_below_one() -> None:
         load_dataset("diabetes", label_noise=0.1)
     with pytest.raises(HpsearchError, match=r"\[0, 1\)"):
         load_dataset("iris", label_noise=1.0)
+
+
+# --- the split cache: what the next process reads instead of importing scikit-learn ----------
+
+_LOAD_AND_REPORT = """
+import sys
+from hpsearch.core import data
+rows = data._split_rows("wine", 3, 0.2, 0.2)
+print("sklearn" in sys.modules, [a.tolist() for a in rows[3]] == {expected}, rows[2][:2])
+"""
+
+
+def _made_by_sklearn(name: str, seed: int) -> tuple:
+    from hpsearch.core import data
+
+    return data._make_split_rows(name, seed, 0.2, 0.2)
+
+
+def test_a_cached_split_is_read_without_scikit_learn_and_is_the_same(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(tmp_path))
+    expected = [a.tolist() for a in _made_by_sklearn("wine", 3)[3]]
+    code = _LOAD_AND_REPORT.format(expected=expected)
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    # The first process made the split with scikit-learn and kept it; the second read it.
+    assert runs[0].stdout.split()[:2] == ["True", "True"]
+    assert runs[1].stdout.split()[:2] == ["False", "True"]
+    assert "('alcohol', 'malic_acid')" in runs[1].stdout  # the feature names survive
+    assert len(list((tmp_path / "splits").glob("wine-seed3-*.npz"))) == 1
+
+
+@pytest.mark.parametrize("name", ["digits", "diabetes"])
+def test_the_cached_rows_equal_what_scikit_learn_makes(name, tmp_path, monkeypatch) -> None:
+    from hpsearch.core import data
+
+    monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(tmp_path))
+    made = _made_by_sklearn(name, 1)
+    path = data._cache_file(name, 1, 0.2, 0.2)
+    data._write_cached(path, made)
+    read = data._read_cached(path)
+    assert read is not None
+    for a, b in zip((*made[:2], *made[3]), (*read[:2], *read[3]), strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert (None if made[2] is None else tuple(made[2])) == read[2]
+
+
+def test_a_broken_cache_file_is_remade_and_off_writes_none(tmp_path, monkeypatch) -> None:
+    from hpsearch.core import data
+
+    monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(tmp_path))
+    path = data._cache_file("iris", 5, 0.2, 0.2)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"half a file")  # a process killed while writing it
+    data._split_rows.cache_clear()
+    rows = data._split_rows("iris", 5, 0.2, 0.2)
+    assert [a.tolist() for a in rows[3]] == [a.tolist() for a in _made_by_sklearn("iris", 5)[3]]
+    assert data._read_cached(path) is not None  # remade
+    monkeypatch.setenv("HPSEARCH_CACHE_DIR", "off")
+    assert data._cache_file("iris", 5, 0.2, 0.2) is None
+    # A folder it cannot write: loading works all the same.
+    monkeypatch.setenv("HPSEARCH_CACHE_DIR", "/proc/hpsearch-no-such-dir")
+    data._split_rows.cache_clear()
+    assert len(data._split_rows("iris", 6, 0.2, 0.2)[3][0]) > 0

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import importlib.metadata
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -191,12 +196,73 @@ def _noisy_cached(
     return with_label_noise(_load_cached(name, seed, val_fraction, test_fraction), rate, seed)
 
 
+_Rows = tuple[np.ndarray, np.ndarray, Any, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+# Where made splits are kept between processes (default: $XDG_CACHE_HOME/hpsearch, else
+# ~/.cache/hpsearch); "off" keeps none.
+CACHE_ENV = "HPSEARCH_CACHE_DIR"
+
+
+def _cache_file(name: str, seed: int, val_fraction: float, test_fraction: float) -> Path | None:
+    """The file that keeps this split, or None (caching off, or scikit-learn not installed)."""
+    root = os.environ.get(CACHE_ENV)
+    if root == "off":
+        return None
+    if not root:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "hpsearch")
+    try:  # the split is scikit-learn's: a new version may draw other rows
+        version = importlib.metadata.version("scikit-learn")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    key = f"{name}-seed{seed}-val{val_fraction!r}-test{test_fraction!r}-sklearn{version}"
+    return Path(root).expanduser() / "splits" / f"{key}.npz"
+
+
+def _read_cached(path: Path) -> _Rows | None:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            names = tuple(str(n) for n in f["feature_names"]) if f["has_names"] else None
+            return f["x"], f["y"], names, (f["train"], f["val"], f["test"])
+    except Exception:  # missing, half-written by a killed process, another format: remake
+        return None
+
+
+def _write_cached(path: Path, rows: _Rows) -> None:
+    x, y, names, (train, val, test) = rows
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside, then renamed: a process reading it meanwhile sees all or nothing.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        with os.fdopen(fd, "wb") as out:
+            np.savez(
+                out, x=x, y=y, train=train, val=val, test=test, has_names=names is not None,
+                feature_names=np.array(list(names) if names is not None else [], dtype=str),
+            )  # fmt: skip
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full home: the cache only saves start-up time
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp)
+
+
 @functools.lru_cache(maxsize=32)
-def _split_rows(
-    name: str, seed: int, val_fraction: float, test_fraction: float
-) -> tuple[np.ndarray, np.ndarray, Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _split_rows(name: str, seed: int, val_fraction: float, test_fraction: float) -> _Rows:
     """The raw features and targets of ``name``, its feature names, and the row indices of the
-    train, validation and test splits (stratified, seeded)."""
+    train, validation and test splits (stratified, seeded).
+
+    Made by scikit-learn, whose import costs each process about 1.5 s (as long as torch's), and
+    kept in a file (:data:`CACHE_ENV`) that the next process reads instead: the same arrays,
+    without importing scikit-learn (every worker of a study, every ``check`` and ``run``).
+    """
+    path = _cache_file(name, seed, val_fraction, test_fraction)
+    rows = _read_cached(path) if path is not None else None
+    if rows is None:
+        rows = _make_split_rows(name, seed, val_fraction, test_fraction)
+        if path is not None:
+            _write_cached(path, rows)
+    return rows
+
+
+def _make_split_rows(name: str, seed: int, val_fraction: float, test_fraction: float) -> _Rows:
     from sklearn import datasets as sk_datasets
     from sklearn.model_selection import train_test_split
 
