@@ -11,7 +11,8 @@ Adam, 100 epochs. Per seed (training, sampler, split and noise draw all take it)
    (b, lr), iFlood (per-sample b, lr), backstitch (scale, interval, lr;
    ``studies/backstitch-digits-noisy.toml``).
 
-Writes ``flooding.md`` (tables, test accuracy mean ± sd over seeds, wall time) and
+Writes ``flooding.md`` (tables, test accuracy mean [95% bootstrap interval] over seeds, paired
+differences to no flooding, wall time) and
 ``flooding.png`` (validation loss with and without flooding; accuracy against b; its data in
 ``flooding_curves.json``, so ``--replot`` redraws it from the committed one) to --out (default:
 a temporary folder, printed); ``--write-results`` writes them to benchmarks/results/ instead.
@@ -34,10 +35,9 @@ from pathlib import Path
 
 import optuna
 import torch
-from _common import RESULTS, Run, add_output_arguments, parse_args
+from _common import RESULTS, Run, add_output_arguments, bootstrap_interval, parse_args
 
 from hpsearch import ParamSpec, load_study_file, run_study
-from hpsearch.results.report import mean_sd
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = REPO / "studies"
@@ -152,6 +152,12 @@ def main() -> int:
     return 0
 
 
+def _ci(values: list[float]) -> str:
+    """Mean [95% percentile-bootstrap interval] over seeds."""
+    mean, low, high = bootstrap_interval(values)
+    return f"{mean:.4f} [{low:.4f}, {high:.4f}]"
+
+
 def _acc(t: optuna.trial.FrozenTrial) -> tuple[float, float]:
     return t.user_attrs["val_metric"], t.user_attrs["test_metric"]
 
@@ -181,17 +187,20 @@ def _report(rows, regularizer_rows, args, run: Run, n_grid: int) -> str:
         )
     lines += [
         "",
-        "Test accuracy over seeds (mean ± sd): "
-        f"no flooding {mean_sd([_acc(r[1])[1] for r in rows])}, "
-        f"grid {mean_sd([_acc(r[2])[1] for r in rows])}, "
-        f"TPE {mean_sd([_acc(r[4])[1] for r in rows])}.",
+        "Test accuracy over seeds (mean [95% bootstrap interval]): "
+        f"no flooding {_ci([_acc(r[1])[1] for r in rows])}, "
+        f"grid {_ci([_acc(r[2])[1] for r in rows])}, "
+        f"TPE {_ci([_acc(r[4])[1] for r in rows])}; paired, grid − no flooding "
+        f"{_ci([_acc(r[2])[1] - _acc(r[1])[1] for r in rows])}, TPE − no flooding "
+        f"{_ci([_acc(r[4])[1] - _acc(r[1])[1] for r in rows])}.",
         "",
         f"## Regularizers on the same noisy data, {args.budget} TPE trials each",
         "",
-        "| regularizer | test accuracy (mean ± sd) | val accuracy | best params, seed 0 "
+        "| regularizer | test accuracy | paired − none | val accuracy | best params, seed 0 "
         "| s / study |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
+    plain = {r[0]: _acc(r[2])[1] for r in regularizer_rows if r[1] == "none"}
     for name in ("none", "flooding", "iFlood", "backstitch"):
         mine = [r for r in regularizer_rows if r[1] == name]
         first = mine[0][2].params
@@ -199,8 +208,9 @@ def _report(rows, regularizer_rows, args, run: Run, n_grid: int) -> str:
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in first.items()
         )
         lines.append(
-            f"| {name} | {mean_sd([_acc(r[2])[1] for r in mine])} "
-            f"| {mean_sd([_acc(r[2])[0] for r in mine])} | {shown} "
+            f"| {name} | {_ci([_acc(r[2])[1] for r in mine])} "
+            f"| {_ci([_acc(r[2])[1] - plain[r[0]] for r in mine])} "
+            f"| {_ci([_acc(r[2])[0] for r in mine])} | {shown} "
             f"| {statistics.mean(r[3] for r in mine):.0f} |"
         )
     return "\n".join(lines) + "\n"
