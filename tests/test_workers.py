@@ -117,7 +117,8 @@ def test_a_killed_workers_trial_is_retried_and_the_study_completes(
 ):
     storage = _url(kind, tmp_path, request)
     # Long enough to be killed mid-trial, cheap to retry: many epochs of a tiny split.
-    path = study_file(n_trials=3, epochs=2500, dataset="iris", sampler='"random"')
+    # 1500 epochs take about 5 s here: killed ~2 s in, then retried in full.
+    path = study_file(n_trials=3, epochs=1500, dataset="iris", sampler='"random"')
     victim = subprocess.Popen(
         [
             HPSEARCH,
@@ -186,7 +187,7 @@ def test_a_signal_stops_every_worker_and_the_same_command_continues(
     # launching process alone) sends it; the URL comes from $HPSEARCH_STORAGE and no process
     # shows its password, on its command line or in what it prints.
     storage = _url(kind, tmp_path, request)
-    path = study_file(n_trials=50, epochs=40, dataset="digits")
+    path = study_file(n_trials=50, epochs=20, dataset="digits")
     cmd = [HPSEARCH, "run", str(path), "--workers", "2", "--batch", str(batch)]
     cmd += ["--no-progress", "--no-dashboard"]
     env = {**os.environ, "HPSEARCH_STORAGE": storage}
@@ -228,7 +229,7 @@ def test_a_signal_stops_every_worker_and_the_same_command_continues(
 
 def test_a_killed_worker_is_reported_and_the_others_complete_the_study(tmp_path, study_file):
     storage = f"sqlite:///{tmp_path / 'k.db'}"
-    path = study_file(n_trials=8, epochs=60, dataset="digits", sampler='"random"')
+    path = study_file(n_trials=6, epochs=30, dataset="digits", sampler='"random"')
     cmd = [HPSEARCH, "run", str(path), "--workers", "2", "--storage", storage, "--heartbeat", "1"]
     cmd += ["--no-progress", "--no-dashboard"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -240,7 +241,7 @@ def test_a_killed_worker_is_reported_and_the_others_complete_the_study(tmp_path,
     assert "was killed by SIGKILL; the other workers completed the study" in err.decode()
     assert "printed above" not in err.decode()
     trials = _trials(storage)
-    assert sum(counts_toward_target(t) for t in trials) == 8
+    assert sum(counts_toward_target(t) for t in trials) == 6
     assert TrialState.RUNNING not in [t.state for t in trials]
 
 
