@@ -14,12 +14,26 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from hpsearch.results.stats import bootstrap_interval  # one bootstrap for every table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-__all__ = ["RESULTS", "Run", "add_output_arguments", "bootstrap_interval", "parse_args"]
+__all__ = [
+    "RESULTS",
+    "Run",
+    "add_output_arguments",
+    "bootstrap_interval",
+    "format_interval",
+    "parse_args",
+]
+
+
+def format_interval(values: Sequence[float], digits: int) -> str:
+    """Mean [95% percentile-bootstrap interval] of ``values`` (the seeds), as tables print it."""
+    mean, low, high = bootstrap_interval(values)
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, quick: str) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import optuna
 import torch
-from _common import RESULTS, Run, add_output_arguments, bootstrap_interval, parse_args
+from _common import RESULTS, Run, add_output_arguments, format_interval, parse_args
 
 from hpsearch import ParamSpec, load_study_file, run_study
 
@@ -152,12 +152,6 @@ def main() -> int:
     return 0
 
 
-def _ci(values: list[float]) -> str:
-    """Mean [95% percentile-bootstrap interval] over seeds."""
-    mean, low, high = bootstrap_interval(values)
-    return f"{mean:.4f} [{low:.4f}, {high:.4f}]"
-
-
 def _acc(t: optuna.trial.FrozenTrial) -> tuple[float, float]:
     return t.user_attrs["val_metric"], t.user_attrs["test_metric"]
 
@@ -188,11 +182,11 @@ def _report(rows, regularizer_rows, args, run: Run, n_grid: int) -> str:
     lines += [
         "",
         "Test accuracy over seeds (mean [95% bootstrap interval]): "
-        f"no flooding {_ci([_acc(r[1])[1] for r in rows])}, "
-        f"grid {_ci([_acc(r[2])[1] for r in rows])}, "
-        f"TPE {_ci([_acc(r[4])[1] for r in rows])}; paired, grid − no flooding "
-        f"{_ci([_acc(r[2])[1] - _acc(r[1])[1] for r in rows])}, TPE − no flooding "
-        f"{_ci([_acc(r[4])[1] - _acc(r[1])[1] for r in rows])}.",
+        f"no flooding {format_interval([_acc(r[1])[1] for r in rows], 4)}, "
+        f"grid {format_interval([_acc(r[2])[1] for r in rows], 4)}, "
+        f"TPE {format_interval([_acc(r[4])[1] for r in rows], 4)}; paired, grid − no flooding "
+        f"{format_interval([_acc(r[2])[1] - _acc(r[1])[1] for r in rows], 4)}, TPE − no flooding "
+        f"{format_interval([_acc(r[4])[1] - _acc(r[1])[1] for r in rows], 4)}.",
         "",
         f"## Regularizers on the same noisy data, {args.budget} TPE trials each",
         "",
@@ -208,9 +202,9 @@ def _report(rows, regularizer_rows, args, run: Run, n_grid: int) -> str:
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in first.items()
         )
         lines.append(
-            f"| {name} | {_ci([_acc(r[2])[1] for r in mine])} "
-            f"| {_ci([_acc(r[2])[1] - plain[r[0]] for r in mine])} "
-            f"| {_ci([_acc(r[2])[0] for r in mine])} | {shown} "
+            f"| {name} | {format_interval([_acc(r[2])[1] for r in mine], 4)} "
+            f"| {format_interval([_acc(r[2])[1] - plain[r[0]] for r in mine], 4)} "
+            f"| {format_interval([_acc(r[2])[0] for r in mine], 4)} | {shown} "
             f"| {statistics.mean(r[3] for r in mine):.0f} |"
         )
     return "\n".join(lines) + "\n"

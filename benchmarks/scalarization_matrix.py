@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import torch
-from _common import Run, add_output_arguments, bootstrap_interval, parse_args
+from _common import Run, add_output_arguments, format_interval, parse_args
 from optuna.trial import TrialState
 
 from hpsearch import load_study_file, run_study
@@ -139,12 +139,6 @@ lr_decay = {spec["lr_decay"]}
 {spec["params"]}
 {knob}
 """
-
-
-def _ci(values: list[float], digits: int) -> str:
-    """Mean [95% percentile-bootstrap interval] over seeds."""
-    mean, low, high = bootstrap_interval(values)
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def test_points(storage: str, name: str) -> np.ndarray:
@@ -292,8 +286,9 @@ def main() -> int:
                     wall.append(w)
                     concave += a.concave
                 lines.append(
-                    f"| {outer} | {inner} | {_ci(test_hv, 3)} | {_ci(val_hv, 3)} | "
-                    f"{_ci(test_gap, 1)} | {np.mean(size):.1f} | {np.mean(feas):.0f} | "
+                    f"| {outer} | {inner} | {format_interval(test_hv, 3)} | "
+                    f"{format_interval(val_hv, 3)} | "
+                    f"{format_interval(test_gap, 1)} | {np.mean(size):.1f} | {np.mean(feas):.0f} | "
                     f"{np.mean(conv):.0f} | {concave} of {len(rs)} | {np.mean(wall):.1f} |"
                 )
             seed0 = [

@@ -229,6 +229,7 @@ def _read_cached(path: Path) -> _Rows | None:
 
 def _write_cached(path: Path, rows: _Rows) -> None:
     x, y, names, (train, val, test) = rows
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written aside, then renamed: a process reading it meanwhile sees all or nothing.
@@ -240,8 +241,9 @@ def _write_cached(path: Path, rows: _Rows) -> None:
             )  # fmt: skip
         os.replace(tmp, path)
     except OSError:  # a read-only or full home: the cache only saves start-up time
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 @functools.lru_cache(maxsize=32)

@@ -68,7 +68,7 @@ class Optimizer:
         """Another group of parameters, with its own ``"lr"``."""
         params = group["params"]
         params = [params] if isinstance(params, torch.Tensor) else list(params)
-        self.param_groups.append({**group, "params": params, "lr": group["lr"]})
+        self.param_groups.append({**group, "params": params})
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
@@ -147,7 +147,7 @@ class Optimizer:
         states = [
             self._state(
                 p,
-                step=lambda: torch.zeros((), dtype=_scalar_dtype()),
+                step=_step_counter,
                 square_avg=partial(_zeros, p),
             )
             for p in params

@@ -651,21 +651,21 @@ def verdict(points: np.ndarray, analysis: FrontAnalysis, names: tuple[str, str])
                 f"move; sample α densely there, or {aim(s)}"
             )
     moving = len(analysis.unsettled)
-    unsettled = (
-        f"{moving} Pareto point{'s' if moving > 1 else ''} stand{'' if moving > 1 else 's'} "
-        f"well above the convex hull, but {'their runs' if moving > 1 else 'its run'} had not "
-        f"converged (the validation losses still moved over the last "
-        f"{100 * CONVERGENCE_WINDOW:.0f}% of epochs): a concave stretch, or runs still on "
-        "their way to the hull; train longer or decay the learning rate (lr_decay), then look "
-        "again"
-    )
     if concave:
         k = len(concave)
         text = f"concave: {k} stretch{'es' if k > 1 else ''} that linear α skips: "
         text += "; ".join(concave)
     elif moving:
         # Not "convex": points above the hull carry the gap, and nothing says they will stay.
-        text = "undecided: " + unsettled
+        many = moving > 1
+        text = (
+            f"undecided: {moving} Pareto point{'s' if many else ''} stand{'' if many else 's'} "
+            f"well above the convex hull, but {'their runs' if many else 'its run'} had not "
+            f"converged (the validation losses still moved over the last "
+            f"{100 * CONVERGENCE_WINDOW:.0f}% of epochs): a concave stretch, or runs still on "
+            "their way to the hull; train longer or decay the learning rate (lr_decay), then "
+            "look again"
+        )
     elif holes:
         # Not "convex": the α sampled cannot rule a concave stretch out inside the holes.
         return (
