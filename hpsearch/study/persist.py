@@ -175,7 +175,7 @@ def finish_trials(
     Trial = rdb_models.TrialModel
     left: list[int] = []  # no longer ours to finish
     with rdb_session(backend) as session:
-        lock_study(session, study_id)
+        _lock_study(session, study_id)
         rows = {int(r.trial_id): r for r in session.query(Trial).filter(Trial.trial_id.in_(ids))}
         counting, running = _ahead(session, study_id, ids, hold)
         stored = list(finished)
@@ -215,7 +215,7 @@ def abandon_trials(study: optuna.Study, started: Sequence[FrozenTrial]) -> None:
             storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
 
 
-def lock_study(session: Any, study_id: int) -> None:
+def _lock_study(session: Any, study_id: int) -> None:
     """Hold the study's write lock from now to the end of ``session``'s transaction, so that
     what it reads next and what it writes are one consistent step across processes.
 
@@ -234,7 +234,7 @@ def lock_study(session: Any, study_id: int) -> None:
 def _insert_numbered(session: Any, study_id: int, trials: Sequence[FrozenTrial]) -> list[Any]:
     """Insert one trial row per trial, numbered in order after the study's trials."""
     # The numbers and the count below must see every trial another process stored before us.
-    lock_study(session, study_id)
+    _lock_study(session, study_id)
     rows = []
     for trial in trials:
         row = rdb_models.TrialModel(study_id=study_id, number=None, state=trial.state)
