@@ -157,7 +157,7 @@ def test_points(storage: str, name: str) -> np.ndarray:
 def _front_figures(points, counted, norm) -> tuple[float, float]:
     """HV and gap (% of HV) of one study's counted points under ``norm``."""
     a = analyze_front(points, counted, norm)
-    return a.hypervolume, 100 * a.gap_fraction
+    return a.hypervolume, a.gap_pct
 
 
 def curves_figure(curves: dict[str, list], path: Path) -> None:

@@ -33,7 +33,19 @@ _API: dict[str, dict[str, str]] = {
         "DEFAULT_STORAGE": "hpsearch.study.storage",
         "counts_toward_target": "hpsearch.study.storage",
     },
+    "Diagnose any study": {
+        "diagnose": "hpsearch.results.diagnose",
+        "Diagnosis": "hpsearch.results.diagnose",
+        "plan_fill": "hpsearch.results.aim",
+        "AimPlan": "hpsearch.results.aim",
+        "Reading": "hpsearch.results.points",
+    },
     "Trial utilities for your own Optuna loop": {
+        "record": "hpsearch.study.record",
+        "fill_aim": "hpsearch.study.record",
+        "Aim": "hpsearch.study.record",
+        "Chebyshev": "hpsearch.core.scalarize",
+        "MDMM": "hpsearch.core.scalarize",
         "make_objective": "hpsearch.study.objective",
         "suggest_params": "hpsearch.study.objective",
     },
@@ -91,6 +103,8 @@ _API: dict[str, dict[str, str]] = {
         "Dataset": "hpsearch.core.data",
         "Split": "hpsearch.core.data",
         "DATASETS": "hpsearch.core.data",
+        "register_dataset": "hpsearch.core.sources",
+        "DataFile": "hpsearch.core.sources",
     },
     "Labs": {
         "trajectory": "hpsearch.labs.playground",
@@ -132,6 +146,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from hpsearch.core.knobs import FLOOD_MODES, INNER_METHODS, OPTIMIZERS, TrainConfig
     from hpsearch.core.models import ACTIVATIONS, ModelSpec, build_mlp
     from hpsearch.core.options import Option
+    from hpsearch.core.scalarize import MDMM, Chebyshev
     from hpsearch.core.setups import (
         Setup,
         available_setups,
@@ -140,6 +155,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         task_loss,
         task_metric,
     )
+    from hpsearch.core.sources import DataFile, register_dataset
     from hpsearch.core.train import (
         EpochRecord,
         TrainResult,
@@ -153,6 +169,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from hpsearch.errors import DivergedError, HpsearchError, StudyFileError
     from hpsearch.labs.mgs import MGSConfig, MGSResult, mgs_direction, mgs_weights, train_metric
     from hpsearch.labs.playground import TEST_FUNCTIONS, PlaygroundFunction, Trajectory, trajectory
+    from hpsearch.results.aim import AimPlan, plan_fill
     from hpsearch.results.analysis import (
         FrontAnalysis,
         Normalization,
@@ -169,7 +186,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         compare_studies,
         write_comparison,
     )
+    from hpsearch.results.diagnose import Diagnosis, diagnose
     from hpsearch.results.fill import FillResult, run_fill
+    from hpsearch.results.points import Reading
     from hpsearch.results.publish import publish_study
     from hpsearch.results.report import (
         StudyPoints,
@@ -180,5 +199,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     )
     from hpsearch.study.config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
     from hpsearch.study.objective import make_objective, suggest_params
+    from hpsearch.study.record import Aim, fill_aim, record
     from hpsearch.study.runner import RunSummary, run_study, run_workers
     from hpsearch.study.storage import DEFAULT_STORAGE, counts_toward_target, open_storage

@@ -10,16 +10,18 @@ import tomllib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from optuna.trial import TrialState
+
 # Only modules that do not import torch at the top: `list`, `show` and `--help` start fast.
 # The commands that train import what they need when they run.
 from hpsearch.errors import EXIT_USAGE, StudyFileError, did_you_mean, run_reporting_errors
 from hpsearch.results.analysis import AIMING_KNOBS
+from hpsearch.results.points import Reading, points_of_study
 from hpsearch.results.report import (
     format_table,
     list_studies,
-    study_diagnosis,
-    study_points,
-    study_rows,
+    load_stored_study,
+    points_table,
 )
 from hpsearch.study.limits import check_limit
 from hpsearch.study.storage import (
@@ -142,6 +144,50 @@ def _assignment(text: str) -> tuple[str, object]:
     return key.strip(), parsed
 
 
+def _name_pair(text: str) -> tuple[str, str]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError(f"expected two names KEY1,KEY2, got {text!r}")
+    return parts[0], parts[1]
+
+
+def _index_pair(text: str) -> tuple[int, int]:
+    try:
+        first, second = (int(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected two indices I,J (e.g. 0,2), got {text!r}"
+        ) from None
+    return first, second
+
+
+def _add_reading(p: argparse.ArgumentParser) -> None:
+    """How to read a study hpsearch did not make (any Optuna study)."""
+    p.add_argument(
+        "--alpha",
+        default="alpha",
+        metavar="PARAM",
+        help="the parameter that holds alpha, the weight of L2 in L1 + alpha*L2 (default: alpha)",
+    )
+    p.add_argument(
+        "--losses",
+        type=_name_pair,
+        metavar="KEY1,KEY2",
+        help="a single-objective study: the two user attributes that hold L1 and L2 (default: "
+        "those hpsearch.record writes)",
+    )
+    p.add_argument(
+        "--objectives",
+        type=_index_pair,
+        metavar="I,J",
+        help="a study of three or more objectives: the two to trade off (indices from 0)",
+    )
+
+
+def _reading(args: argparse.Namespace) -> Reading:
+    return Reading(alpha=args.alpha, losses=args.losses, objectives=args.objectives)
+
+
 def _add_reference(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ref",
@@ -183,6 +229,11 @@ def _choose_threads(
     if workers == 1:
         apply_threads(plan.threads, follow_load=plan.chosen)
     return plan
+
+
+# Default trials of `hpsearch fill`: a follow-up that hpsearch trains, or a plan for your loop.
+FILL_TRIALS = 30
+PLAN_TRIALS = 8
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -286,13 +337,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser(
         "show",
-        help="best trials or Pareto front of a study",
-        description="Print the best trials of a scalarized study, or the "
-        "Pareto front of a pareto study, with both validation losses, the "
-        "metric and the searched parameters.",
+        help="best trials or Pareto front of a study, and the diagnosis",
+        description="Print the best trials of a scalarized study, or the Pareto front of a "
+        "pareto study, with both losses, the metric and the searched parameters, then the "
+        "diagnosis: can linear alpha reach every point of the front? Reads any Optuna study: "
+        "two objectives (a maximized one in its own sign), or one objective whose trials "
+        "record both losses (hpsearch.record, or --losses).",
     )
     show.add_argument("study", metavar="STUDY", help="study name")
     _add_storage(show)
+    _add_reading(show)
     show.add_argument(
         "--top",
         type=_positive_int,
@@ -317,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("studies", nargs="+", metavar="STUDY", help="study names")
     _add_storage(cmp)
+    _add_reading(cmp)
     cmp.add_argument(
         "--out",
         default="compare",
@@ -336,6 +391,20 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("study", metavar="STUDY", help="the study to fill (e.g. a linear-alpha one)")
     _add_storage(fill)
     fill.add_argument(
+        "--plan",
+        action="store_true",
+        help="train nothing: print the knob values (Chebyshev w with its ideal point and "
+        "scales, or MDMM epsilon) that aim into each stretch, for your own training loop; "
+        "works on any Optuna study",
+    )
+    fill.add_argument(
+        "--enqueue",
+        action="store_true",
+        help="--plan, and also queue those trials into STUDY (enqueue_trial), so that your next "
+        "study.optimize(objective) runs them; your objective reads them with hpsearch.fill_aim",
+    )
+    _add_reading(fill)
+    fill.add_argument(
         "--method",
         choices=tuple(AIMING_KNOBS),
         default="chebyshev",
@@ -354,9 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument(
         "--n-trials",
         type=_positive_int,
-        default=30,
         metavar="N",
-        help="trials of the follow-up, spread over the stretches by their length (default: 30)",
+        help="trials of the follow-up, spread over the stretches by their length (default: "
+        f"{FILL_TRIALS}; {PLAN_TRIALS} with --plan)",
     )
     fill.add_argument(
         "--study-file",
@@ -519,9 +588,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         summary = run_study(config, **{**options, "storage": store}, on_start=announce)
     _print_summary(summary, args.storage)
-    columns, rows = study_rows(store, summary.study_name, top=5)
-    if rows:
-        print(format_table(columns, rows))
+    study = load_stored_study(store, summary.study_name)
+    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):  # not all diverged
+        print(format_table(*points_table(study, points_of_study(study), top=5)))
     return 0
 
 
@@ -631,28 +700,28 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    from hpsearch.results.diagnose import describe_fill, diagnosis_of
+
     store = open_storage(args.storage, must_exist=True, read_only=True)  # once per command
-    columns, rows = study_rows(store, args.study, top=args.top)
-    # Loaded once for the figure and the diagnosis.
-    points = study_points(store, args.study) if rows or args.plot else None
-    if args.plot and points is not None:
+    study = load_stored_study(store, args.study)
+    points = points_of_study(study, _reading(args))  # read once: table, figure, diagnosis
+    if args.plot:
         from hpsearch.results.plots import plot_study  # matplotlib only when a figure is asked for
 
         written = plot_study(points, args.plot)
         print(f"wrote {written}", file=sys.stderr)
-    if not rows:
-        print(f"study {args.study!r} has no complete trial yet")
-        return 0
-    print(format_table(columns, rows))
-    if points is not None:
-        print(f"\ndiagnosis: {study_diagnosis(points)}")
+    print(format_table(*points_table(study, points, top=args.top)))
+    diagnosis = diagnosis_of(points)
+    print(f"\ndiagnosis: {diagnosis.verdict}")
+    if diagnosis.fill is not None:
+        print(describe_fill(diagnosis.fill))
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from hpsearch.results.compare import compare_studies, format_comparison
 
-    comparison = compare_studies(args.storage, args.studies, args.ref)
+    comparison = compare_studies(args.storage, args.studies, args.ref, _reading(args))
     print(format_comparison(comparison))
     _write_comparison(comparison, args.out)
     return 0
@@ -666,6 +735,8 @@ def _write_comparison(comparison: Comparison, out: str) -> None:
 
 
 def _cmd_fill(args: argparse.Namespace) -> int:
+    if args.plan or args.enqueue:
+        return _fill_plan(args)
     plan = _choose_threads(args)
     from hpsearch.results.compare import format_comparison
     from hpsearch.results.fill import run_fill  # starts torch
@@ -674,7 +745,7 @@ def _cmd_fill(args: argparse.Namespace) -> int:
         args.storage,
         args.study,
         method=args.method,
-        n_trials=args.n_trials,
+        n_trials=args.n_trials or FILL_TRIALS,
         study_file=args.study_file,
         name=args.name,
         reference_raw=args.ref,
@@ -693,6 +764,34 @@ def _cmd_fill(args: argparse.Namespace) -> int:
     )
     if args.out:
         _write_comparison(result.comparison, args.out)
+    return 0
+
+
+def _fill_plan(args: argparse.Namespace) -> int:
+    """``fill --plan [--enqueue]``: the knob values for the user's own loop (trains nothing)."""
+    from hpsearch.results.aim import plan_fill
+
+    store = open_storage(args.storage, must_exist=True, read_only=not args.enqueue)
+    study = load_stored_study(store, args.study)
+    reading = _reading(args)
+    plan = plan_fill(
+        study,
+        n=args.n_trials or PLAN_TRIALS,
+        method=args.method,
+        alpha=reading.alpha,
+        losses=reading.losses,
+        objectives=reading.objectives,
+    )
+    print(f"diagnosis: {plan.diagnosis.verdict}\n")
+    print(format_table(*plan.table()))
+    if args.enqueue:
+        queued = plan.enqueue(study)
+        print(
+            f"\nqueued {queued} trials into {args.study!r}: run your study.optimize(objective) "
+            "for them (hpsearch.fill_aim(trial) gives each its knobs), then hpsearch show "
+            f"{args.study}",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -82,7 +82,7 @@ def test_hypervolume_of_the_true_fonseca_fleming_front() -> None:
 def test_a_convex_front_has_no_gap() -> None:
     a = analyze_front(CONVEX)
     assert len(a.front) == 41 and a.supported.all()
-    assert a.gap == pytest.approx(0.0, abs=1e-12) and a.stretches == []
+    assert a.gap_hv == pytest.approx(0.0, abs=1e-12) and a.stretches == []
     assert "convex within tolerance" in verdict(CONVEX, a, ("L1", "L2"))
 
 
@@ -90,7 +90,7 @@ def test_a_concave_front_has_a_large_gap_and_only_its_ends_supported() -> None:
     a = analyze_front(CONCAVE)
     assert a.supported.sum() == 2 and a.n_unsupported == 39
     assert a.hull.tolist() == [0, 40]
-    assert a.gap_fraction > 0.35
+    assert a.gap_pct > 35
     assert [(s.start, s.end, s.kind) for s in a.stretches] == [(0, 40, "hull")] and a.concave
     stretch = a.stretches[0]
     assert stretch.epsilon_range == (0.0, 1.0) and stretch.alpha == pytest.approx(1.0)
@@ -172,7 +172,7 @@ def test_knee_is_an_interior_point_and_preference_picks() -> None:
 
 def test_empty_front() -> None:
     a = analyze_front(np.array([[1.0, 1.0]]), np.array([False]))
-    assert len(a.front) == 0 and a.hypervolume == 0.0 and a.gap_fraction == 0.0
+    assert len(a.front) == 0 and a.hypervolume == 0.0 and a.gap_pct == 0.0
     assert verdict(np.zeros((1, 2)), a, ("a", "b")).startswith("no complete trial counts")
 
 
@@ -282,7 +282,7 @@ def test_points_above_the_hull_from_runs_still_moving_are_undecided_not_convex()
     drift[1] = 0.05  # the middle run moved 5% of the span over its last epochs
     moving = analyze_front(points, drift=drift)
     assert not moving.concave and moving.undecided and moving.unsettled.tolist() == [1]
-    assert moving.gap_fraction > 0.05
+    assert moving.gap_pct > 5
     text = verdict(points, moving, ("L1", "L2"))
     assert text.startswith("undecided: 1 Pareto point stands well above the convex hull, but its")
     assert "convex within" not in text and "lr_decay" in text

@@ -188,7 +188,7 @@ def test_the_diagnosis_flags_a_concave_problem_plugged_in_from_outside(tmp_path)
     assert all(min(x, y) < 0.05 for x, y in linear.xy)
     assert cheb.analysis.hypervolume > 1.5 * linear.analysis.hypervolume
     assert mdmm.analysis.hypervolume > 1.5 * linear.analysis.hypervolume
-    assert comparison.union.n_unsupported >= 10 and comparison.union.gap_fraction > 0.2
+    assert comparison.union.n_unsupported >= 10 and comparison.union.gap_pct > 20
     assert comparison.verdicts()[-1].startswith("all studies together: concave: ")
     assert comparison.union.knee == -1  # a concave front has no knee
     assert comparison.locate(len(linear.xy)) == ("qc-pareto-chebyshev", 0)
@@ -206,12 +206,21 @@ def test_the_diagnosis_flags_a_concave_problem_plugged_in_from_outside(tmp_path)
     assert float(rows[1]["HV"]) == pytest.approx(cheb.analysis.hypervolume, abs=1e-4)
     assert int(rows[0]["trials"]) == 12 and float(rows[0]["wall_s"]) > 0
     assert [r["concave"] for r in rows] == ["yes"] * 4
-    assert "HV gap" in (tmp_path / "cmp" / "compare.md").read_text()
+    assert "scalarization gap" in (tmp_path / "cmp" / "compare.md").read_text()
     doc = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert set(doc) >= {"reference_point", "normalization", "studies", "joint"}
     assert [s["name"] for s in doc["studies"]] == names
     for entry in [*doc["studies"], doc["joint"]]:
-        assert set(entry) >= {"name", "trials", "pareto", "hv", "hv_raw", "gap", "concave"}
+        assert set(entry) >= {
+            "name",
+            "trials",
+            "pareto",
+            "hv",
+            "hv_raw",
+            "gap_hv",
+            "gap_pct",
+            "concave",
+        }
         assert set(entry) >= {"stretches", "knee"}
     lin = doc["studies"][0]
     assert lin["concave"] is True and lin["stretches"][0]["kind"] == "jump"

@@ -21,7 +21,8 @@ from hpsearch.results.plots import (
     robust_range,
     study_figure,
 )
-from hpsearch.results.report import StudyPoints, study_rows
+from hpsearch.results.points import StudyPoints
+from hpsearch.results.report import study_rows
 
 
 def _points(

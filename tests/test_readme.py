@@ -60,6 +60,8 @@ NOT_IN_THE_REPOSITORY = {
     # made by the user in the README's examples:
     "my_setups.py",  # "Your own setup": the user's module
     "broken.toml",  # the example of a refused study file and its one-line error
+    "plain-optuna.db",  # examples/plain_optuna.py writes it
+    "data/wine.csv",  # a study file's data path, relative to examples/wine-csv.toml
 }
 
 # Placeholders of command lines and synopses, and what the test puts in their place. A study's
@@ -390,6 +392,31 @@ def test_every_path_link_and_command_of_the_documents_works() -> None:
     # Floors, so that extraction that silently finds nothing fails.
     assert n_paths >= 60, n_paths
     assert n_commands >= 25, n_commands
+
+
+def test_included_tables_equal_their_results_files() -> None:
+    """Every ``<!-- include FILE "HEADING" -->`` block is that section of the file, as
+    ``python benchmarks/_include.py`` writes it (see benchmarks/_include.py)."""
+    include = _include_module()
+    blocks = 0
+    for doc in DOCS:
+        text = (REPO / doc).read_text()
+        blocks += len(include.BLOCK.findall(text))
+        assert include.stale_blocks(text) == [], f"{doc}: run python benchmarks/_include.py {doc}"
+    assert blocks >= 3
+    stale = '<!-- include benchmarks/results/own_study.md "## Known fronts: how often the verdict is right" -->\n| x |\n<!-- end include -->'  # noqa: E501
+    assert include.stale_blocks(stale) != []
+    assert include.stale_blocks(include.refreshed(stale)) == []
+
+
+def _include_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_include", REPO / "benchmarks" / "_include.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_readme_commands_that_must_be_found_are_found() -> None:

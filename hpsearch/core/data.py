@@ -1,10 +1,12 @@
-"""Small real datasets from scikit-learn as seeded, stratified, scaled tensor splits."""
+"""Datasets as seeded, stratified, scaled tensor splits: scikit-learn's small real datasets,
+your own data files and registered loaders (:mod:`hpsearch.core.sources`)."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import importlib.metadata
 import os
 import tempfile
@@ -15,6 +17,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpsearch._lazy import lazy_import
+from hpsearch.core.sources import (
+    SKLEARN_DATASETS,
+    DataFile,
+    Rows,
+    registered_dataset,
+    registered_names,
+    rows_digest,
+)
 from hpsearch.errors import HpsearchError, did_you_mean
 
 if TYPE_CHECKING:
@@ -22,19 +32,19 @@ if TYPE_CHECKING:
 else:  # torch starts when data is loaded, not when a study file is checked
     torch = lazy_import("torch", globals())
 
-# name -> (scikit-learn loader, task). Every loader reads files shipped inside scikit-learn:
-# no network. scikit-learn itself is imported on first load (it costs ~1 s of start-up).
-_LOADERS: dict[str, tuple[str, str]] = {
-    "digits": ("load_digits", "classification"),
-    "breast_cancer": ("load_breast_cancer", "classification"),
-    "wine": ("load_wine", "classification"),
-    "iris": ("load_iris", "classification"),
-    "diabetes": ("load_diabetes", "regression"),
-}
+_LOADERS = SKLEARN_DATASETS
 
-# "none": no data, for analytic problems (setups whose losses depend on the parameters only);
-# one dummy row in every split, so each epoch is a single full-batch step.
+# The built-in datasets. "none": no data, for analytic problems (setups whose losses depend on
+# the parameters only); one dummy row in every split, so each epoch is a single full-batch step.
 DATASETS: tuple[str, ...] = (*_LOADERS, "none")
+
+DataSource = str | DataFile
+"""A dataset: a built-in or registered name (:func:`register_dataset`), or a data file."""
+
+
+def available_datasets() -> tuple[str, ...]:
+    """The names a study file may give: the built-in datasets, then the registered ones."""
+    return (*DATASETS, *registered_names())
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ class Dataset:
     """A dataset split into train/validation/test, scaled with train statistics only.
 
     Attributes:
-        name: Dataset name, one of :data:`DATASETS`.
+        name: Dataset name: one of :data:`DATASETS`, a registered name, or a data file's name.
         task: ``"classification"``, ``"regression"``, or ``"none"`` (no data).
         n_classes: Number of classes (0 for regression).
         feature_names: One name per input column.
@@ -90,12 +100,13 @@ def _stratify_labels(y: np.ndarray, task: str, n_bins: int = 5) -> np.ndarray:
 
 
 def _check_arguments(
-    name: str, val_fraction: float, test_fraction: float, label_noise: float
+    name: DataSource, val_fraction: float, test_fraction: float, label_noise: float
 ) -> None:
-    if name not in DATASETS:
+    if isinstance(name, str) and name not in available_datasets():
+        names = available_datasets()
         raise HpsearchError(
-            f"unknown dataset {name!r}; available: {', '.join(DATASETS)}"
-            + did_you_mean(name, DATASETS)
+            f"unknown dataset {name!r}; available: {', '.join(names)} (or a data file: "
+            "dataset = { path = ..., target = ... })" + did_you_mean(name, names)
         )
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise HpsearchError(
@@ -106,13 +117,23 @@ def _check_arguments(
         raise HpsearchError(f"label_noise={label_noise} must be in [0, 1)")
 
 
-def dataset_task(name: str) -> str:
+def dataset_task(name: DataSource) -> str:
     """``"classification"``, ``"regression"`` or ``"none"``: what dataset ``name`` is."""
+    if isinstance(name, DataFile):
+        return name.task
+    registered = registered_dataset(name)
+    if registered is not None:
+        return registered.task
     return _LOADERS[name][1] if name in _LOADERS else "none"
 
 
+def dataset_name(name: DataSource) -> str:
+    """What tables and setups call the dataset (a data file: its file name)."""
+    return name.name if isinstance(name, DataFile) else name
+
+
 def check_dataset(
-    name: str,
+    name: DataSource,
     seed: int = 0,
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
@@ -123,7 +144,9 @@ def check_dataset(
     hold every class is found."""
     _check_arguments(name, val_fraction, test_fraction, label_noise)
     if label_noise > 0 and dataset_task(name) != "classification":
-        raise HpsearchError(_NOISE_NEEDS_CLASSES.format(name=name, task=dataset_task(name)))
+        raise HpsearchError(
+            _NOISE_NEEDS_CLASSES.format(name=dataset_name(name), task=dataset_task(name))
+        )
     if name != "none":
         _split_rows(name, int(seed), float(val_fraction), float(test_fraction))
 
@@ -132,16 +155,17 @@ _NOISE_NEEDS_CLASSES = "label_noise needs a classification dataset; {name} is {t
 
 
 def load_dataset(
-    name: str,
+    name: DataSource,
     seed: int = 0,
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
     label_noise: float = 0.0,
 ) -> Dataset:
-    """Load a scikit-learn dataset as seeded, stratified, standardized tensor splits.
+    """Load a dataset as seeded, stratified, standardized tensor splits.
 
     Args:
-        name: One of :data:`DATASETS`.
+        name: One of :data:`DATASETS`, a name given to :func:`register_dataset`, or a
+            :class:`DataFile`.
         seed: Seed of the split; the same seed always gives the same rows in each split.
         val_fraction: Fraction of all rows in the validation split.
         test_fraction: Fraction of all rows in the test split.
@@ -154,7 +178,8 @@ def load_dataset(
         is on the scale of 1 (R² is unaffected).
 
     Raises:
-        HpsearchError: Unknown name or fractions that leave no training data.
+        HpsearchError: Unknown name, fractions that leave no training data, or a data file or
+            loader whose rows cannot be used (see :func:`hpsearch.core.sources.check_rows`).
     """
     _check_arguments(name, val_fraction, test_fraction, label_noise)
     # Cached per arguments: every trial of a study shares one copy, so treat it as read-only.
@@ -191,12 +216,13 @@ def with_label_noise(data: Dataset, rate: float, seed: int = 0) -> Dataset:
 
 @functools.lru_cache(maxsize=32)
 def _noisy_cached(
-    name: str, seed: int, val_fraction: float, test_fraction: float, rate: float
+    name: DataSource, seed: int, val_fraction: float, test_fraction: float, rate: float
 ) -> Dataset:
     return with_label_noise(_load_cached(name, seed, val_fraction, test_fraction), rate, seed)
 
 
 _Rows = tuple[np.ndarray, np.ndarray, Any, tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""Raw features, raw targets, feature names, and the rows of train, validation and test."""
 
 # Where made splits are kept between processes (default: $XDG_CACHE_HOME/hpsearch, else
 # ~/.cache/hpsearch); "off" keeps none.
@@ -204,7 +230,10 @@ CACHE_ENV = "HPSEARCH_CACHE_DIR"
 
 
 def _cache_file(name: str, seed: int, val_fraction: float, test_fraction: float) -> Path | None:
-    """The file that keeps this split, or None (caching off, or scikit-learn not installed)."""
+    """The file that keeps this split, or None (caching off, or scikit-learn not installed).
+
+    ``name`` is a built-in dataset's name or the key of other rows' content
+    (:func:`_source_key`): a data file edited in place gets a new split, not the old one."""
     root = os.environ.get(CACHE_ENV)
     if root == "off":
         return None
@@ -246,8 +275,23 @@ def _write_cached(path: Path, rows: _Rows) -> None:
                 os.unlink(tmp)
 
 
+def _source_key(name: DataSource) -> tuple[str, Rows | None]:
+    """The split cache's name of a dataset, and its rows when they had to be read for it."""
+    if isinstance(name, DataFile):
+        features = (
+            name.features if isinstance(name.features, str) else ",".join(name.features or ())
+        )
+        tail = hashlib.sha256(f"{name.target}\0{name.task}\0{features}".encode()).hexdigest()
+        return f"file-{name.digest()}-{tail[:8]}", None
+    registered = registered_dataset(name)
+    if registered is not None:
+        rows = registered.read()
+        return f"registered-{rows_digest(rows)}-{registered.task}", rows
+    return name, None
+
+
 @functools.lru_cache(maxsize=32)
-def _split_rows(name: str, seed: int, val_fraction: float, test_fraction: float) -> _Rows:
+def _split_rows(name: DataSource, seed: int, val_fraction: float, test_fraction: float) -> _Rows:
     """The raw features and targets of ``name``, its feature names, and the row indices of the
     train, validation and test splits (stratified, seeded).
 
@@ -255,23 +299,42 @@ def _split_rows(name: str, seed: int, val_fraction: float, test_fraction: float)
     kept in a file (:data:`CACHE_ENV`) that the next process reads instead: the same arrays,
     without importing scikit-learn (every worker of a study, every ``check`` and ``run``).
     """
-    path = _cache_file(name, seed, val_fraction, test_fraction)
+    key, read = _source_key(name)
+    path = _cache_file(key, seed, val_fraction, test_fraction)
     rows = _read_cached(path) if path is not None else None
     if rows is None:
-        rows = _make_split_rows(name, seed, val_fraction, test_fraction)
+        rows = _make_split_rows(name, seed, val_fraction, test_fraction, read)
         if path is not None:
             _write_cached(path, rows)
     return rows
 
 
-def _make_split_rows(name: str, seed: int, val_fraction: float, test_fraction: float) -> _Rows:
+def _read_rows(name: DataSource) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The raw rows of a dataset: a data file's or a registered loader's (checked), or
+    scikit-learn's bundled files."""
+    if isinstance(name, DataFile):
+        return name.read()
+    registered = registered_dataset(name)
+    if registered is not None:
+        return registered.read()
     from sklearn import datasets as sk_datasets
+
+    bunch = getattr(sk_datasets, _LOADERS[name][0])()
+    names = getattr(bunch, "feature_names", None)
+    return np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target), names
+
+
+def _make_split_rows(
+    name: DataSource,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    read: Rows | None = None,
+) -> _Rows:
     from sklearn.model_selection import train_test_split
 
-    loader, task = _LOADERS[name]
-    bunch = getattr(sk_datasets, loader)()
-    x = np.asarray(bunch.data, dtype=np.float64)
-    y = np.asarray(bunch.target)
+    x, y, names = read if read is not None else _read_rows(name)
+    task = dataset_task(name)
     idx = np.arange(len(x))
     strat = _stratify_labels(y, task)
     try:
@@ -286,14 +349,14 @@ def _make_split_rows(name: str, seed: int, val_fraction: float, test_fraction: f
         )
     except ValueError as e:  # a split too small to hold every class
         raise HpsearchError(
-            f"cannot split {name} ({len(x)} rows) into val_fraction={val_fraction}, "
-            f"test_fraction={test_fraction} with every class in each split: {e}"
+            f"cannot split {dataset_name(name)} ({len(x)} rows) into val_fraction="
+            f"{val_fraction}, test_fraction={test_fraction} with every class in each split: {e}"
         ) from None
-    return x, y, getattr(bunch, "feature_names", None), (idx_train, idx_val, idx_test)
+    return x, y, names, (idx_train, idx_val, idx_test)
 
 
 @functools.lru_cache(maxsize=32)
-def _load_cached(name: str, seed: int, val_fraction: float, test_fraction: float) -> Dataset:
+def _load_cached(name: DataSource, seed: int, val_fraction: float, test_fraction: float) -> Dataset:
     if name == "none":
         dummy = Split(x=torch.zeros(1, 1), y=torch.zeros(1))
         return Dataset(
@@ -336,7 +399,7 @@ def _load_cached(name: str, seed: int, val_fraction: float, test_fraction: float
         else tuple(f"x{i}" for i in range(x.shape[1]))
     )
     return Dataset(
-        name=name,
+        name=dataset_name(name),
         task=task,
         n_classes=n_classes,
         feature_names=feature_names,

@@ -55,6 +55,9 @@ CONVERGED_TOL = 0.01
 CONVERGENCE_WINDOW = 0.2
 # Runs on each side of a hole, nearest in α, that measure how fast the point moves with α.
 JUMP_CONTEXT = 3
+# Below this scalarization gap (% of HV), a concave verdict says that the gap cannot see the
+# stretch (a linear-α study's points are all on its own hull).
+GAP_UNSEEN_PCT = 1.0
 
 
 def pareto_mask(points: np.ndarray) -> np.ndarray:
@@ -288,14 +291,21 @@ class FrontAnalysis:
     unsettled: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
 
     @property
-    def gap(self) -> float:
-        """Scalarization gap: ``HV(front) − HV(supported part)``."""
+    def gap_hv(self) -> float:
+        """Scalarization gap in HV units (normalized): ``HV(front) − HV(supported part)``, the
+        area that only the front points above the convex hull add.
+
+        It measures what points found above the hull add; it cannot measure a stretch that no
+        trial reached. A linear-α study rarely has a point inside the stretch it skips, so its
+        own gap stays near 0 even when the diagnosis finds a jump: the stretch shows up in the
+        gap once a pareto, Chebyshev or MDMM study (or ``hpsearch fill``) puts points there.
+        """
         return self.hypervolume - self.hypervolume_supported
 
     @property
-    def gap_fraction(self) -> float:
-        """The gap as a fraction of the front's hypervolume (0 for an empty front)."""
-        return self.gap / self.hypervolume if self.hypervolume > 0 else 0.0
+    def gap_pct(self) -> float:
+        """:attr:`gap_hv` as a percentage of the front's hypervolume (0 for an empty front)."""
+        return 100 * self.gap_hv / self.hypervolume if self.hypervolume > 0 else 0.0
 
     @property
     def n_unsupported(self) -> int:
@@ -467,6 +477,7 @@ def analyze_front(
     alpha: np.ndarray | None = None,
     drift: np.ndarray | None = None,
     reference_raw: tuple[float, float] | None = None,
+    settled: np.ndarray | None = None,
 ) -> FrontAnalysis:
     """Pareto front, hypervolume, convex hull, α ranges, concave stretches and the gap.
 
@@ -482,6 +493,8 @@ def analyze_front(
         drift: n × 2 change of each run's validation losses over the last
             :data:`CONVERGENCE_WINDOW` of its epochs (raw units), to tell converged runs.
         reference_raw: A fixed reference point in raw units.
+        settled: Which runs converged by other evidence than a history of both losses (the
+            intermediate values of a study hpsearch did not run), or None.
 
     Returns:
         A :class:`FrontAnalysis`; indices refer to rows of ``points``.
@@ -510,6 +523,8 @@ def analyze_front(
     raw_front = points[front]
     w_ideal = np.where(raw_front.min(0) >= 0, 0.0, raw_front.min(0))
     converged = converged_mask(drift, norm, n)
+    if settled is not None:
+        converged = converged & np.asarray(settled, bool)
 
     def stretch(a: int, b: int, kind: str, alpha_at: float, bracket, evidence: float) -> Stretch:
         pa, pb = points[a], points[b]
@@ -610,22 +625,37 @@ def preferred_index(front: np.ndarray, weight: float) -> int:
     return int(np.argmin(np.maximum(weight * front[:, 0], (1 - weight) * front[:, 1])))
 
 
-def verdict(points: np.ndarray, analysis: FrontAnalysis, names: tuple[str, str]) -> str:
-    """The diagnosis in words: concave stretches with the knobs that reach them, and the gap."""
+def verdict(
+    points: np.ndarray,
+    analysis: FrontAnalysis,
+    names: tuple[str, str],
+    signs: tuple[int, int] = (1, 1),
+) -> str:
+    """The diagnosis in words: concave stretches with the knobs that reach them, and the gap.
+
+    Args:
+        points: The analysed points (minimized).
+        analysis: Their :class:`FrontAnalysis`.
+        names: The two losses' names.
+        signs: Per loss, -1 where the study maximizes it (shown in its own sign; ε, w and the
+            ideal point stay those of the minimized form, ``−value``).
+    """
     n = len(analysis.front)
     if n == 0:
         return "no complete trial counts: no front to judge"
-    gap = f"HV gap {100 * analysis.gap_fraction:.1f}%"
+    gap = f"scalarization gap {analysis.gap_pct:.1f}% of HV"
     combo = f"{names[0]} + α·{names[1]}"
+    shown = np.asarray(points, float) * np.asarray(signs, float)
+    minimized = "" if signs == (1, 1) else " (of the minimized form: −value of a maximized one)"
 
     def at(i: int) -> str:
-        return f"({names[0]}={points[i, 0]:.4g}, {names[1]}={points[i, 1]:.4g})"
+        return f"({names[0]}={shown[i, 0]:.4g}, {names[1]}={shown[i, 1]:.4g})"
 
     def aim(s: Stretch) -> str:
         return (
             f"to aim into it: MDMM ε in ({s.epsilon_range[0]:.4g}, {s.epsilon_range[1]:.4g}) "
             f"or Chebyshev w in ({s.w_range[0]:.3g}, {s.w_range[1]:.3g}) (ideal "
-            f'({s.w_ideal[0]:g}, {s.w_ideal[1]:g}), normalize "none")'
+            f'({s.w_ideal[0]:g}, {s.w_ideal[1]:g}), normalize "none"){minimized}'
         )
 
     concave, holes = [], []
@@ -680,4 +710,12 @@ def verdict(points: np.ndarray, analysis: FrontAnalysis, names: tuple[str, str])
         )
     if holes:
         text += "; " + "; ".join(holes)
-    return text + f" ({gap} over {n} Pareto points)"
+    tail = f" ({gap} over {n} Pareto points)"
+    if concave and analysis.gap_pct < GAP_UNSEEN_PCT:
+        # A jump with (nearly) nothing found above the hull: say why the gap reads ~0.
+        tail = (
+            f" ({gap} over {n} Pareto points: the gap counts only points found above the hull, "
+            "and this study has none inside the stretch it skips, so its gap cannot show what "
+            "it misses; hpsearch fill measures that)"
+        )
+    return text + tail

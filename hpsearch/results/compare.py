@@ -19,13 +19,8 @@ from hpsearch.results.analysis import (
     analyze_front,
     verdict,
 )
-from hpsearch.results.report import (
-    StudyPoints,
-    alpha_text,
-    format_table,
-    load_stored_study,
-    points_of_study,
-)
+from hpsearch.results.points import Reading, StudyPoints, points_of_study
+from hpsearch.results.report import alpha_text, format_table, load_stored_study
 from hpsearch.study.storage import StorageLike, open_storage
 
 
@@ -68,7 +63,8 @@ class Comparison:
 
     def table(self) -> tuple[list[str], list[list[object]]]:
         """Per study and for all together: trials, Pareto size, HV (normalized and raw),
-        supported HV, gap, gap %, points above the hull, concave or not, wall time."""
+        supported HV, the scalarization gap in HV units (``gap_hv``) and as % of HV
+        (``gap_pct``), points above the hull, concave or not, wall time."""
         columns = [
             "study",
             "trials",
@@ -76,8 +72,8 @@ class Comparison:
             "HV",
             "HV_raw",
             "HV_supported",
-            "gap",
-            "gap_%",
+            "gap_hv",
+            "gap_pct",
             "unsupported",
             "concave",
             "wall_s",
@@ -91,8 +87,8 @@ class Comparison:
                 round(a.hypervolume, 4),
                 float(f"{a.hypervolume_raw:.4g}"),
                 round(a.hypervolume_supported, 4),
-                round(a.gap, 4),
-                round(100 * a.gap_fraction, 1),
+                round(a.gap_hv, 4),
+                round(a.gap_pct, 1),
                 a.n_unsupported,
                 "yes" if a.concave else "no",
                 None if wall is None else round(wall, 1),
@@ -140,7 +136,8 @@ class Comparison:
     def verdicts(self) -> list[str]:
         """One line per study and one for all trials together."""
         lines = [
-            f"{s.points.study_name}: {verdict(s.xy, s.analysis, self.loss_names)}"
+            f"{s.points.study_name}: {verdict(s.xy, s.analysis, self.loss_names, s.points.signs)}"
+            + assumed_note(s.points)
             for s in self.studies
         ]
         lines.append(
@@ -211,17 +208,33 @@ def compare_points(
 
 
 def compare_studies(
-    storage: StorageLike, study_names: list[str], reference_raw: tuple[float, float] | None = None
+    storage: StorageLike,
+    study_names: list[str],
+    reference_raw: tuple[float, float] | None = None,
+    reading: Reading | None = None,
 ) -> Comparison:
     """Load stored studies (of the same setup) and compare them in one objective space.
 
-    The storage is opened once, and each study read once.
+    The storage is opened once, and each study read once (each as ``reading`` says: see
+    :func:`hpsearch.results.points.points_of_study`).
     """
     if not study_names:
         raise HpsearchError("name at least one study to compare")
     store = open_storage(storage, must_exist=True, read_only=True)
     studies = [load_stored_study(store, n) for n in study_names]
-    return compare_points([(points_of_study(s), wall_seconds(s)) for s in studies], reference_raw)
+    return compare_points(
+        [(points_of_study(s, reading), wall_seconds(s)) for s in studies], reference_raw
+    )
+
+
+def assumed_note(points: StudyPoints) -> str:
+    """What a verdict adds when no trial of the study says whether its run converged."""
+    if points.convergence != "assumed":
+        return ""
+    return (
+        " [convergence assumed: the trials record no per-epoch history nor intermediate "
+        "values, so every run counts as converged; record them with hpsearch.record]"
+    )
 
 
 def wall_seconds(study: optuna.Study) -> float:
@@ -256,7 +269,8 @@ def _analysis_json(
         "hv": a.hypervolume,
         "hv_raw": a.hypervolume_raw,
         "hv_supported": a.hypervolume_supported,
-        "gap": a.gap_fraction,
+        "gap_hv": a.gap_hv,
+        "gap_pct": a.gap_pct,
         "concave": a.concave,
         "stretches": [
             {

@@ -23,6 +23,7 @@ import optuna
 
 from hpsearch.core.setups import get_setup
 from hpsearch.errors import HpsearchError, StudyFileError, check_choice, did_you_mean
+from hpsearch.results.aim import FILL_METHODS, end_params, knob_range, spread_aims
 from hpsearch.results.analysis import (
     AIMING_KNOBS,
     FrontAnalysis,
@@ -32,7 +33,8 @@ from hpsearch.results.analysis import (
     feasible_pareto_mask,
 )
 from hpsearch.results.compare import Comparison, compare_points, wall_seconds
-from hpsearch.results.report import StudyPoints, load_stored_study, points_of_study
+from hpsearch.results.points import StudyPoints, points_of_study
+from hpsearch.results.report import load_stored_study
 from hpsearch.study import keys
 from hpsearch.study.config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
 from hpsearch.study.runner import (
@@ -43,7 +45,6 @@ from hpsearch.study.runner import (
 )
 from hpsearch.study.storage import HEARTBEAT_SECONDS, open_storage
 
-FILL_METHODS: tuple[str, ...] = tuple(AIMING_KNOBS)
 _KNOB = AIMING_KNOBS
 
 
@@ -101,7 +102,11 @@ def original_config(study: optuna.Study, study_file: str | None) -> StudyConfig:
     study_name = study.study_name
     stored = study.user_attrs.get(keys.STUDY)
     if stored is None:
-        raise HpsearchError(f"study {study_name!r} was not made by hpsearch: nothing to fill")
+        raise HpsearchError(
+            f"study {study_name!r} was not made by hpsearch, which cannot train its runs: "
+            "--plan prints the knob values that aim into its stretches, --enqueue also queues "
+            "them into the study for your own training loop"
+        )
     path = study_file or stored.get("study_file")
     try:
         config = load_study_file(path)
@@ -118,7 +123,7 @@ def original_config(study: optuna.Study, study_file: str | None) -> StudyConfig:
     return config
 
 
-def plan_fill(
+def plan_follow_up(
     config: StudyConfig,
     points: StudyPoints,
     trial_params: dict[int, dict[str, Any]],
@@ -160,19 +165,14 @@ def plan_fill(
         )
     knob = _KNOB[method]
     xy = points.xy
-    span = np.maximum(xy[analysis.front].max(0) - xy[analysis.front].min(0), 1e-12)
-    lengths = np.array([np.hypot(*((xy[s.end] - xy[s.start]) / span)) for s in stretches])
-    searched = [k for k, p in config.params.items() if p.searched and k not in ("alpha", knob)]
-    bases = []
-    for stretch in stretches:
-        end_params = trial_params[int(points.numbers[stretch.start])]
-        bases.append({k: end_params[k] for k in searched if k in end_params})
-    first: list[dict[str, Any]] = []
-    ranges = [_knob_range(s, method) for s in stretches]
-    for (lo, hi), base, m in zip(
-        ranges, bases, _apportion(lengths, max(len(stretches), (n_trials + 1) // 2)), strict=True
-    ):
-        first += [{**base, knob: lo + (hi - lo) * (j + 1) / (m + 1)} for j in range(m)]
+    searched = {k for k, p in config.params.items() if p.searched} - {"alpha", knob}
+    others = {k for params in trial_params.values() for k in params} - searched
+    bases = [end_params(points, s, trial_params, others) for s in stretches]
+    first = [
+        {**bases[k], knob: value}
+        for k, value in spread_aims(points, analysis, method, (n_trials + 1) // 2)
+    ]
+    ranges = [knob_range(s, method) for s in stretches]
     params = dict(config.params)
     params["method"] = ParamSpec("method", "fixed", value=method)
     params["alpha"] = ParamSpec("alpha", "fixed", value=0.0)
@@ -226,10 +226,6 @@ def plan_fill(
     return FillPlan(config=fill, stretches=stretches, bases=bases, first=first)
 
 
-def _knob_range(stretch: Stretch, method: str) -> tuple[float, float]:
-    return stretch.epsilon_range if method == "mdmm" else stretch.w_range
-
-
 # Where in a hole the next trial aims, as a fraction of its chord: the middle first; a hole
 # whose middle was tried already (a run that did not land there) gets a quarter, and so on.
 _AIM_FRACTIONS = (0.5, 0.25, 0.75, 0.125, 0.875, 0.375, 0.625)
@@ -258,7 +254,7 @@ def next_targets(
     norm = Normalization.from_fronts([xy[counted]])
     front = np.flatnonzero(feasible_pareto_mask(xy, counted))
     front = front[np.argsort(xy[front, 0])]
-    ranges = [_knob_range(s, method) for s in plan.stretches]
+    ranges = [knob_range(s, method) for s in plan.stretches]
     holes = []
     for a, b in zip(front[:-1], front[1:], strict=True):
         p, q = xy[a], xy[b]
@@ -290,17 +286,6 @@ def next_targets(
     return out
 
 
-def _apportion(lengths: np.ndarray, total: int) -> list[int]:
-    """Split ``total`` in proportion to ``lengths`` (largest remainders), at least 1 each."""
-    k = len(lengths)
-    extra = total - k
-    share = lengths / lengths.sum() * extra if lengths.sum() > 0 else np.full(k, extra / k)
-    counts = np.floor(share).astype(int)
-    for i in np.argsort(-(share - counts))[: extra - counts.sum()]:
-        counts[i] += 1
-    return [int(c) + 1 for c in counts]
-
-
 def run_fill(
     storage: str,
     study_name: str,
@@ -316,7 +301,7 @@ def run_fill(
 ) -> FillResult:
     """Diagnose a stored study, run the follow-up study that fills its stretches, compare.
 
-    Rounds: the first half of the trials evenly inside the stretches (:func:`plan_fill`), then
+    Rounds: the first half of the trials evenly inside the stretches (:func:`plan_follow_up`), then
     rounds of half the remaining ones aimed at the holes of the joint front that lose the most
     hypervolume (:func:`next_targets`). A rerun continues the follow-up where it stopped.
 
@@ -335,7 +320,7 @@ def run_fill(
     config = original_config(original, study_file)
     points = points_of_study(original)
     trial_params = {t.number: t.params for t in original.get_trials(deepcopy=False)}
-    plan = plan_fill(config, points, trial_params, method, n_trials, name, overrides)
+    plan = plan_follow_up(config, points, trial_params, method, n_trials, name, overrides)
     if on_start is not None:
         on_start()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hpsearch.results.report import StudyPoints
+from hpsearch.results.points import StudyPoints
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -379,8 +379,8 @@ def study_figure(points: StudyPoints) -> Figure:
         label=f"Pareto front ({int(front.sum())} trials)",
     )
     _apply_limits(ax, lim)
-    ax.set_xlabel(f"validation {l1n} (L1)")
-    ax.set_ylabel(f"validation {l2n} (L2)")
+    ax.set_xlabel(axis_label(points, 0))
+    ax.set_ylabel(axis_label(points, 1))
     ax.set_title(f"{points.study_name}: {len(points.numbers)} complete trials", fontsize=10)
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
@@ -434,14 +434,19 @@ def study_figure(points: StudyPoints) -> Figure:
         handles, labels = handles + h2, labels + l2
     else:
         xs = alpha if alpha is not None else points.numbers
-        ax2.scatter(xs, points.metric, c=np.where(front, "crimson", "tab:blue"), s=22)
+        # Without a metric (a study hpsearch did not make), where L1 landed: a jump shows as a step.
+        with_metric = bool(np.isfinite(points.metric).any())
+        ys = points.metric if with_metric else points.loss1
+        ax2.scatter(xs, ys, c=np.where(front, "crimson", "tab:blue"), s=22)
         ax2.set_xlabel("α" if alpha is not None else "trial")
         if alpha is not None and np.all(alpha > 0) and alpha.max() / alpha.min() > 10:
             ax2.set_xscale("log")
         if alpha is None:
             _integer_ticks(ax2.xaxis)
-        ax2.set_ylabel(f"validation {points.metric_name}")
-        ax2.set_title("metric of each trial (red: on the Pareto front)", fontsize=10)
+        shown = f"validation {points.metric_name}" if with_metric else axis_label(points, 0)
+        ax2.set_ylabel(shown)
+        what = "metric" if with_metric else "L1"
+        ax2.set_title(f"{what} of each trial (red: on the Pareto front)", fontsize=10)
     ax2.grid(alpha=0.3)
     # Outside the data: below both panels.
     fig.legend(
@@ -453,6 +458,16 @@ def study_figure(points: StudyPoints) -> Figure:
         frameon=False,
     )
     return fig
+
+
+def axis_label(points: StudyPoints, k: int) -> str:
+    """The axis label of loss ``k``: hpsearch's runs record validation losses; a maximized
+    objective of another study is drawn as minimized, −value."""
+    name = points.loss_names[k]
+    label = f"validation {name}" if points.hpsearch_made else name
+    if points.signs[k] < 0:
+        label = f"−{label} (maximized)"
+    return f"{label} (L{k + 1})"
 
 
 def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
@@ -513,8 +528,7 @@ def comparison_figure(comparison: Comparison) -> Figure:
             )
         f = xy[s.analysis.front]
         label = (
-            f"{s.points.study_name}: HV {s.analysis.hypervolume:.3f}, "
-            f"gap {100 * s.analysis.gap_fraction:.0f}%"
+            f"{s.points.study_name}: HV {s.analysis.hypervolume:.3f}, gap {s.analysis.gap_pct:.0f}%"
         )
         ax.plot(
             f[:, 0], f[:, 1], "-", marker=m, color=c, ms=6, lw=1.6, zorder=3 + i * 0.1, label=label
@@ -587,8 +601,8 @@ def comparison_figure(comparison: Comparison) -> Figure:
     ax.set_xlabel(f"validation {l1n} (L1)")
     ax.set_ylabel(f"validation {l2n} (L2)")
     ax.set_title(
-        f"{len(comparison.studies)} studies in one objective space; joint HV gap "
-        f"{100 * u.gap_fraction:.1f}%"
+        f"{len(comparison.studies)} studies in one objective space; joint scalarization gap "
+        f"{u.gap_pct:.1f}% of HV"
     )
     ax.grid(alpha=0.3)
     ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))

@@ -33,7 +33,7 @@ from hpsearch.results.plots import (
     plot_study,
     representative_front,
 )
-from hpsearch.results.report import StudyPoints, points_of_study
+from hpsearch.results.points import StudyPoints, points_of_study
 from hpsearch.study import keys
 from hpsearch.study.config import CORE_PARAMS
 from hpsearch.study.storage import complete_trials

@@ -18,11 +18,19 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hpsearch.core.data import DATASETS, Dataset, check_dataset, load_dataset
+from hpsearch.core.data import (
+    Dataset,
+    DataSource,
+    available_datasets,
+    check_dataset,
+    dataset_name,
+    load_dataset,
+)
 from hpsearch.core.knobs import TRAIN_BUDGET, TRAIN_PARAMS, TrainConfig
 from hpsearch.core.models import ACTIVATIONS, MODEL_KINDS, ModelSpec
 from hpsearch.core.options import Option
 from hpsearch.core.setups import available_setups, get_setup
+from hpsearch.core.sources import TASKS, DataFile, DataFileError
 from hpsearch.errors import HpsearchError, StudyFileError, did_you_mean
 from hpsearch.study.limits import RUN_LIMITS
 from hpsearch.study.samplers import BATCH_PRUNER, PRUNERS, SAMPLERS
@@ -151,6 +159,7 @@ class StudyConfig:
     label_noise: float = 0.0
     params: dict[str, ParamSpec] = field(default_factory=dict)
     imports: tuple[str, ...] = ()
+    data_file: DataFile | None = None
 
     @property
     def directions(self) -> list[Literal["minimize", "maximize"]]:
@@ -166,7 +175,8 @@ class StudyConfig:
         """
         defaults = self._defaults()
         return {
-            "dataset": self.dataset,
+            # A data file by its content: moved, it is the same study; edited, another.
+            "dataset": self.data_file.describe() if self.data_file else self.dataset,
             "setup": self.setup,
             "model": self.model,
             "mode": self.mode,
@@ -195,7 +205,7 @@ class StudyConfig:
     def load_data(self) -> Dataset:
         """The study's dataset, split and scaled as its ``[data]`` table says."""
         return load_dataset(
-            self.dataset,
+            self.data_file or self.dataset,
             self.split_seed,
             self.val_fraction,
             self.test_fraction,
@@ -537,6 +547,40 @@ def read_table_file(
     return check, check.table(doc[table], table, keys)
 
 
+# The keys of a data file's table, `dataset = { path = ..., target = ... }`.
+_DATA_FILE_KEYS = ("path", "target", "task", "features")
+
+
+def _dataset(check: _Checker, raw: Any, folder: Path) -> DataSource:
+    """``study.dataset``: a built-in or registered name, or a data file's table (its path
+    relative to the study file's folder)."""
+    if not isinstance(raw, dict):
+        return check.string(raw, "study.dataset", available_datasets())
+    table = check.table(raw, "study.dataset", _DATA_FILE_KEYS)
+    for required in ("path", "target"):
+        if required not in table:
+            raise check.fail(
+                f"study.dataset.{required}",
+                'missing (required): dataset = { path = "data.csv", target = "label" }',
+            )
+    features = table.get("features")
+    if features is not None and not (
+        isinstance(features, str)
+        or (isinstance(features, list) and features and all(isinstance(f, str) for f in features))
+    ):
+        raise check.fail(
+            "study.dataset.features",
+            f"must be a list of column names (CSV, Parquet) or an array's name (NPZ), got "
+            f"{_show(features)}",
+        )
+    return DataFile(
+        path=str((folder / check.string(table["path"], "study.dataset.path")).resolve()),
+        target=check.string(table["target"], "study.dataset.target"),
+        task=check.string(table.get("task", "classification"), "study.dataset.task", TASKS),
+        features=tuple(features) if isinstance(features, list) else features,
+    )
+
+
 def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
     """Read and validate a study file.
 
@@ -567,7 +611,8 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
     name = check.study_name(study["name"], "study.name")
     description = check.string(study.get("description", ""), "study.description")
     imports = _run_imports(check, study.get("imports", []), path.parent, run_imports)
-    dataset = check.string(study["dataset"], "study.dataset", DATASETS)
+    source = _dataset(check, study["dataset"], path.parent)
+    dataset = dataset_name(source)
     setup_name = check.string(study["setup"], "study.setup")
     try:
         setup_cls = get_setup(setup_name)
@@ -696,6 +741,7 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
         name=name,
         description=description,
         dataset=dataset,
+        data_file=source if isinstance(source, DataFile) else None,
         setup=setup_name,
         model=model,
         mode=mode,
@@ -722,9 +768,11 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
     try:  # the setup takes this dataset, and the split is possible (rows in every class)
         setup_cls.check_dataset(dataset)
         check_dataset(
-            dataset, data["split_seed"], data["val_fraction"], data["test_fraction"],
+            source, data["split_seed"], data["val_fraction"], data["test_fraction"],
             data["label_noise"],
         )  # fmt: skip
+    except DataFileError as e:
+        raise check.fail("study.dataset", str(e)) from None
     except HpsearchError as e:
         raise check.fail(
             "data.label_noise" if "label_noise" in str(e) else "data", str(e)
