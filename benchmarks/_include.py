@@ -45,9 +45,7 @@ def section(path: str, heading: str) -> str:
 
 def refreshed(text: str) -> str:
     """``text`` with every include block rewritten from its file."""
-    return BLOCK.sub(
-        lambda m: m.group(1) + section(m["path"], m["heading"]) + m.group(5), text
-    )
+    return BLOCK.sub(lambda m: m.group(1) + section(m["path"], m["heading"]) + m.group(5), text)
 
 
 def stale_blocks(text: str) -> list[str]:
