@@ -12,10 +12,17 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from optuna.trial import TrialState
 
+from hpsearch.core.knobs import AIMING_KNOBS
+
 # Only modules that do not import torch at the top: `list`, `show` and `--help` start fast.
 # The commands that train import what they need when they run.
-from hpsearch.errors import EXIT_USAGE, StudyFileError, did_you_mean, run_reporting_errors
-from hpsearch.results.analysis import AIMING_KNOBS
+from hpsearch.errors import (
+    EXIT_USAGE,
+    HpsearchError,
+    StudyFileError,
+    did_you_mean,
+    run_reporting_errors,
+)
 from hpsearch.results.points import Reading, points_of_study
 from hpsearch.results.report import (
     format_table,
@@ -165,9 +172,9 @@ def _add_reading(p: argparse.ArgumentParser) -> None:
     """How to read a study hpsearch did not make (any Optuna study)."""
     p.add_argument(
         "--alpha",
-        default="alpha",
         metavar="PARAM",
-        help="the parameter that holds alpha, the weight of L2 in L1 + alpha*L2 (default: alpha)",
+        help="the parameter that holds alpha, the weight of L2 in L1 + alpha*L2 (default: "
+        "alpha, where the trials have it)",
     )
     p.add_argument(
         "--losses",
@@ -737,6 +744,12 @@ def _write_comparison(comparison: Comparison, out: str) -> None:
 def _cmd_fill(args: argparse.Namespace) -> int:
     if args.plan or args.enqueue:
         return _fill_plan(args)
+    given = [f"--{k}" for k in ("alpha", "losses", "objectives") if getattr(args, k) is not None]
+    if given:
+        raise HpsearchError(
+            f"{', '.join(given)}: only with --plan (a study hpsearch trains is read as its "
+            "study file says)"
+        )
     plan = _choose_threads(args)
     from hpsearch.results.compare import format_comparison
     from hpsearch.results.fill import run_fill  # starts torch
@@ -784,6 +797,8 @@ def _fill_plan(args: argparse.Namespace) -> int:
     )
     print(f"diagnosis: {plan.diagnosis.verdict}\n")
     print(format_table(*plan.table()))
+    if plan.minimized_form:
+        print(f"\n{plan.minimized_form}")
     if args.enqueue:
         queued = plan.enqueue(study)
         print(

@@ -63,6 +63,13 @@ def test_a_csv_gives_the_split_of_the_same_rows_as_scikit_learn(tmp_path: Path) 
         )
     identity = config.identity()["dataset"]
     assert identity["file"] == "wine.csv" and len(identity["sha256"]) == 16
+    picked = load_study_file(
+        _study_file(
+            tmp_path, f'{{ path = "{WINE_CSV}", target = "cultivar", features = ["alcohol"] }}'
+        )
+    )
+    assert picked.identity()["dataset"] != identity  # other features: another study
+    assert picked.load_data().n_features == 1
 
 
 def test_the_path_is_relative_to_the_study_file_and_npz_and_parquet_read_alike(
@@ -114,6 +121,9 @@ def test_the_split_cache_is_keyed_by_content_not_name(
         ("a,y\n1,0\n2,1\n3,0\n4,1\n", '{ path = "d.csv", target = "y" }', "cannot split d.csv"),
         ("a,y\n1,0\n", '{ path = "d.txt", target = "y" }', "unknown data file format '.txt'"),
         (None, '{ path = "d.csv" }', "study.dataset.target: missing"),
+        ("a,b,y\n", '{ path = "d.csv", target = "y" }', "no data rows, only a header"),
+        (None, '{ path = "d.csv", target = "y", features = "x" }', "a list of columns"),
+        (None, '{ path = "d.csv", target = "y", features = ["a", "y"] }', "never the target"),
         (None, '{ path = "d.csv", target = "y", task = "ranking" }', "unknown value 'ranking'"),
     ],
 )
@@ -129,6 +139,8 @@ def test_a_bad_data_file_is_refused_in_one_line_by_check(
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     key = "data" if "cannot split" in message else "study.dataset"  # the fractions' fault
+    if "features" in dataset:
+        key = "study.dataset.features"
     assert lines[0].startswith(f"hpsearch: error: {path}: {key}")
 
 
@@ -148,6 +160,13 @@ def test_a_registered_dataset_is_split_scaled_and_named_like_a_built_in_one() ->
     hpsearch.register_dataset("broken", lambda: (x, np.zeros(120)))
     with pytest.raises(HpsearchError, match="one class only"):
         data_module.load_dataset("broken")
+    mixed = np.array([1, "a"] * 60, dtype=object)
+    hpsearch.register_dataset("mixed", lambda: (x, mixed))
+    with pytest.raises(HpsearchError, match="the labels mix types"):
+        data_module.load_dataset("mixed")
+    hpsearch.register_dataset("ragged", lambda: ([[1.0], [1.0, 2.0]], [0, 1]))
+    with pytest.raises(HpsearchError, match="not a table of numbers"):
+        data_module.load_dataset("ragged")
 
 
 def test_an_unknown_dataset_names_the_file_table_too(tmp_path: Path) -> None:

@@ -53,6 +53,9 @@ def test_the_csv_study_file_checks_and_runs(tmp_path: Path) -> None:
     ran = run_main("run", study_file, "--storage", url, "--n-trials", "4", "--no-progress",
                    "--no-dashboard", cwd=tmp_path)  # fmt: skip
     assert ran.returncode == 0, ran.stderr
+    listed = run_main("list", "--storage", url, cwd=tmp_path)
+    row = listed.stdout.splitlines()[2].split()
+    assert row[:3] == ["wine-csv-weight-decay", "pareto", "wine.csv"]
     shown = run_main("show", "wine-csv-weight-decay", "--storage", url, cwd=tmp_path)
     assert (
         shown.returncode == 0 and "val_task_loss  val_sq_weight_norm  val_accuracy" in shown.stdout

@@ -115,9 +115,68 @@ def test_metric_names_name_the_losses() -> None:
 
 def test_alpha_is_read_from_the_parameter_named() -> None:
     study = plain_study(0.5, 2, alpha_name="lam")
-    assert hpsearch.diagnose(study).points.alpha is None  # no parameter named alpha
+    unnamed = hpsearch.diagnose(study)
+    assert unnamed.points.alpha is None  # no parameter named alpha: no jump test, and it says so
+    assert "[no trial has a parameter 'alpha': a jump of linear α cannot be seen" in (
+        unnamed.verdict
+    )
     named = hpsearch.diagnose(study, alpha="lam")
     assert named.points.alpha is not None and named.stretches[0].kind == "jump"
+    assert "no trial has a parameter" not in named.verdict
+    with pytest.raises(HpsearchError, match="no trial of .* has a parameter 'lamb'.*'lam'"):
+        hpsearch.diagnose(study, alpha="lamb")
+
+
+def test_a_maximized_loss_is_aimed_at_in_its_minimized_form() -> None:
+    study = plain_study(0.5, 0, directions=("minimize", "maximize"))
+    verdict = hpsearch.diagnose(study).verdict
+    assert "objective 0 + α·(−objective 1)" in verdict
+    plan = hpsearch.plan_fill(study, n=3, method="mdmm")
+    # The study stores −L2 maximized: its minimized form is L2 itself, in (0, 1).
+    assert all(0 < a.value < 1 for a in plan.aims)
+    assert "pass −objective 1 as the loss" in plan.minimized_form
+    mdmm = hpsearch.MDMM(epsilon=-0.3)  # a negative budget is a budget (a loss may be < 0)
+    # 0.5 + max(0, 0 + 10·(−0.2 + 0.3))·(−0.2) = 0.3; λ ← 0.01·(−0.2 + 0.3)
+    assert mdmm(torch.tensor(0.5), torch.tensor(-0.2)).item() == pytest.approx(0.3)
+    assert mdmm.multiplier.item() == pytest.approx(0.001)
+    assert hpsearch.plan_fill(plain_study(0.5, 0), n=2).minimized_form == ""
+
+
+def test_compare_shows_a_maximized_loss_in_its_sign_and_refuses_mixed_signs() -> None:
+    from hpsearch.results.compare import compare_points
+    from hpsearch.results.points import points_of_study
+
+    maximized = points_of_study(plain_study(0.5, 0, directions=("minimize", "maximize")))
+    comparison = compare_points([(maximized, 1.0)])
+    assert "objective 1=-" in comparison.verdicts()[0]
+    _, rows = comparison.front_rows()
+    assert all(row[3] <= 1e-3 for row in rows)
+    with pytest.raises(HpsearchError, match="maximize different losses"):
+        compare_points([(maximized, 1.0), (points_of_study(plain_study(0.5, 1)), 1.0)])
+
+
+def test_numpy_numbers_count_infinite_points_are_off_the_front_and_unread_trials_are_said() -> None:
+    study = optuna.create_study(direction="minimize")
+    for i, alpha in enumerate((0.1, 0.5, 1.0, 5.0)):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"alpha": alpha},
+                distributions={"alpha": ALPHA},
+                value=1.0,
+                user_attrs={"a": np.float32(i), "b": np.float64(4 - i)},
+            )
+        )
+    study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"other": 1}))
+    diagnosis = hpsearch.diagnose(study, losses=("a", "b"))
+    assert len(diagnosis.points.numbers) == 4
+    assert "[4 of 5 complete trials read: the others record no pair of losses]" in (
+        diagnosis.verdict
+    )
+    two = plain_study(2.0, 0)
+    two.add_trial(optuna.trial.create_trial(params={"alpha": 1.0}, distributions={"alpha": ALPHA},
+                                            values=[math.inf, 0.0]))  # fmt: skip
+    points = hpsearch.diagnose(two).points
+    assert not points.pareto[~np.isfinite(points.xy).all(1)].any()
 
 
 def test_a_single_linear_study_says_what_its_zero_gap_cannot_measure() -> None:
@@ -252,6 +311,8 @@ def test_cli_refusals_name_what_is_allowed(stored: tuple[Path, str]) -> None:
     fill = run_main("fill", "concave", "--storage", url, cwd=folder)
     assert fill.returncode == 1
     assert "was not made by hpsearch" in fill.stderr and "--plan" in fill.stderr
+    alpha = run_main("fill", "concave", "--storage", url, "--alpha", "a", cwd=folder)
+    assert alpha.returncode == 1 and "--alpha: only with --plan" in alpha.stderr
 
 
 # --- aiming your own loop: plan, enqueue, run, show --------------------------------------------

@@ -19,6 +19,9 @@ INNER_METHODS: tuple[str, ...] = ("linear", "chebyshev", "mdmm")
 # sample's loss before averaging (iFlood, Xie et al., ICLR 2022).
 FLOOD_MODES: tuple[str, ...] = ("batch", "sample")
 NORMALIZATIONS: tuple[str, ...] = ("initial", "none")
+# The inner methods that can aim into a concave stretch, and the knob each aims with: Chebyshev's
+# weight w of L1, MDMM's budget epsilon on L2 (``hpsearch fill --method``).
+AIMING_KNOBS: dict[str, str] = {"chebyshev": "w", "mdmm": "epsilon"}
 
 # The domain of every training knob and budget field, declared once: TrainConfig validates
 # itself against it, and study files (hpsearch.study.config) offer the same table.

@@ -14,6 +14,7 @@ Chebyshev by its weight ``w`` of L1, MDMM by its budget ``ε`` on L2. ``hpsearch
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from hpsearch._lazy import lazy_import
@@ -68,7 +69,8 @@ class MDMM:
     optimizer step.
 
     Args:
-        epsilon: The budget ε on L2.
+        epsilon: The budget ε on L2 (any finite number: a loss may be negative, as the
+            minimized form −value of a maximized objective is).
         damping: The damping ``c`` (default: hpsearch's).
         lambda_lr: The multiplier's step size ``η_λ`` (default: hpsearch's).
 
@@ -82,9 +84,9 @@ class MDMM:
         damping: float = TRAIN_PARAMS["damping"].default,
         lambda_lr: float = TRAIN_PARAMS["lambda_lr"].default,
     ) -> None:
-        if not (epsilon >= 0 and damping >= 0 and lambda_lr > 0):
+        if not (math.isfinite(epsilon) and damping >= 0 and lambda_lr > 0):
             raise HpsearchError(
-                f"MDMM needs epsilon >= 0, damping >= 0 and lambda_lr > 0; got epsilon="
+                f"MDMM needs a finite epsilon, damping >= 0 and lambda_lr > 0; got epsilon="
                 f"{epsilon!r}, damping={damping!r}, lambda_lr={lambda_lr!r}"
             )
         self.epsilon = float(epsilon)

@@ -73,8 +73,9 @@ class DataFile:
 
     def describe(self) -> dict[str, Any]:
         """What a study's identity records of it: the content, not where it lies."""
+        features = list(self.features) if isinstance(self.features, tuple) else self.features
         return {"file": self.name, "target": self.target, "task": self.task,
-                "sha256": self.digest()}  # fmt: skip
+                "features": features, "sha256": self.digest()}  # fmt: skip
 
     def read(self) -> Rows:
         """The file's rows, checked (see :func:`check_rows`)."""
@@ -113,6 +114,8 @@ class DataFile:
 
     def _read_table(self, suffix: str) -> tuple[Any, Any, tuple[str, ...]]:
         frame = _read_frame(self.path, suffix)
+        if len(frame) == 0:
+            raise DataFileError(f"{self.path}: no data rows, only a header")
         columns = [str(c) for c in frame.columns]
         frame.columns = columns
         wanted = list(self.features) if isinstance(self.features, tuple) else None
@@ -204,7 +207,13 @@ def _class_labels(where: str, y: np.ndarray) -> np.ndarray:
         raise DataFileError(f"{where}: the target has missing values; every row needs a label")
     if y.dtype.kind == "O" and any(v is None or v != v for v in y):  # None or NaN
         raise DataFileError(f"{where}: the target has missing values; every row needs a label")
-    classes, labels = np.unique(y, return_inverse=True)
+    try:
+        classes, labels = np.unique(y, return_inverse=True)
+    except TypeError:  # labels that do not sort together, 1 and "a"
+        raise DataFileError(
+            f"{where}: the labels mix types ({sorted({type(v).__name__ for v in y})}); give "
+            "them one type (cast them to str, say)"
+        ) from None
     if len(classes) < 2:
         raise DataFileError(
             f"{where}: the target has one class only ({classes[0]!r}); classification needs 2 "
@@ -239,13 +248,16 @@ class RegisteredDataset:
             raise DataFileError(
                 f"dataset {self.name!r}: its loader must return (x, y) or (x, y, feature_names)"
             )
-        x, y = loaded[0], loaded[1]
-        width = np.shape(x)[1] if np.ndim(x) == 2 else 0
+        where = f"dataset {self.name!r}"
+        try:
+            x = np.asarray(loaded[0], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataFileError(f"{where}: the features are not a table of numbers") from None
+        width = x.shape[1] if x.ndim == 2 else 0
         names = tuple(str(n) for n in loaded[2]) if len(loaded) == 3 else None
         return check_rows(
-            f"dataset {self.name!r}", x, y, names or tuple(f"x{i}" for i in range(width)),
-            self.task,
-        )  # fmt: skip
+            where, x, loaded[1], names or tuple(f"x{i}" for i in range(width)), self.task
+        )
 
 
 _REGISTERED: dict[str, RegisteredDataset] = {}

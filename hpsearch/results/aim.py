@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import optuna
 
+from hpsearch.core.knobs import AIMING_KNOBS
 from hpsearch.errors import HpsearchError, check_choice
-from hpsearch.results.analysis import AIMING_KNOBS, FrontAnalysis, Stretch
-from hpsearch.results.diagnose import Diagnosis, diagnosis_of
+from hpsearch.results.analysis import FrontAnalysis, Stretch
+from hpsearch.results.diagnose import Diagnosis, as_study, diagnosis_of
 from hpsearch.results.points import Reading, StudyPoints, points_of_study
-from hpsearch.results.report import load_stored_study
 from hpsearch.study import keys
 from hpsearch.study.record import Aim
 from hpsearch.study.storage import StorageLike
@@ -94,9 +94,24 @@ class AimPlan:
     def knob(self) -> str:
         return AIMING_KNOBS[self.method]
 
+    @property
+    def minimized_form(self) -> str:
+        """What to pass as the losses where the study maximizes one (else ``""``): the knob
+        values and the ideal point are of the minimized form, −value."""
+        points = self.diagnosis.points
+        negated = [n for n, s in zip(points.loss_names, points.signs, strict=True) if s < 0]
+        if not negated:
+            return ""
+        return (
+            f"{self.knob} and the ideal point are of the minimized form: pass "
+            + " and ".join(f"−{name}" for name in negated)
+            + " as the loss to hpsearch.Chebyshev / hpsearch.MDMM"
+        )
+
     def table(self) -> tuple[list[str], list[list[Any]]]:
         """One row per trial: the stretch, its ends (the study's own signs), the knob value,
-        the ideal point and scales (Chebyshev) and the other parameters."""
+        the ideal point and scales (Chebyshev; both of the minimized form, see
+        :attr:`minimized_form`) and the other parameters."""
         points, stretches = self.diagnosis.points, self.diagnosis.stretches
         shown = points.shown(points.xy)
         others = sorted({k for a in self.aims for k in (a.params or {})})
@@ -118,7 +133,18 @@ class AimPlan:
     def enqueue(self, study: optuna.Study) -> int:
         """Queue the trials into ``study`` (``enqueue_trial``): the knob and the other
         parameters as fixed parameters, the whole aim as the user attribute that
-        :func:`hpsearch.fill_aim` reads. Returns how many were queued."""
+        :func:`hpsearch.fill_aim` reads. Returns how many were queued.
+
+        Raises:
+            HpsearchError: ``study`` was made by hpsearch: its runs train as its study file
+                says and would not read the aim (``hpsearch fill`` trains aimed runs itself).
+        """
+        if keys.STUDY in study.user_attrs:
+            raise HpsearchError(
+                f"study {study.study_name!r} was made by hpsearch, whose runs train as its study "
+                f"file says: run hpsearch fill {study.study_name} (without --plan) to train the "
+                "aimed trials in a follow-up study"
+            )
         for aim in self.aims:
             study.enqueue_trial(
                 {**(aim.params or {}), aim.knob: aim.value},
@@ -131,7 +157,7 @@ def plan_fill(
     study: optuna.Study | str,
     n: int = 8,
     method: str = "chebyshev",
-    alpha: str = "alpha",
+    alpha: str | None = None,
     losses: tuple[str, str] | None = None,
     objectives: tuple[int, int] | None = None,
     *,
@@ -155,10 +181,7 @@ def plan_fill(
             (a convex front); ``n`` below the number of stretches.
     """
     check_choice("fill method", method, FILL_METHODS)
-    if isinstance(study, str):
-        if storage is None:
-            raise HpsearchError(f"plan_fill({study!r}): give the storage= that holds it")
-        study = load_stored_study(storage, study)
+    study = as_study(study, storage, "plan_fill")
     reading = Reading(alpha=alpha, losses=losses, objectives=objectives)
     points = points_of_study(study, reading)
     diagnosis = diagnosis_of(points)
@@ -172,7 +195,7 @@ def plan_fill(
         raise HpsearchError(f"n={n} is fewer than the {len(stretches)} stretches to aim at")
     knob = AIMING_KNOBS[method]
     trial_params = {t.number: t.params for t in study.get_trials(deepcopy=False)}
-    drop = {alpha, knob}
+    drop = {alpha or "alpha", knob}
     aims = [
         Aim(
             method=method,

@@ -209,11 +209,6 @@ def height_above_hull(front: np.ndarray, hull: np.ndarray) -> np.ndarray:
     return np.where(above, gap, 0.0)
 
 
-# The inner methods that can aim into a stretch, and the knob each aims with (a Stretch gives
-# its range of both): ``hpsearch fill --method`` offers these.
-AIMING_KNOBS: dict[str, str] = {"chebyshev": "w", "mdmm": "epsilon"}
-
-
 @dataclass(frozen=True)
 class Stretch:
     """A stretch of the front that descent on L1 + α·L2 skips, and the knobs that aim into it.
@@ -625,6 +620,13 @@ def preferred_index(front: np.ndarray, weight: float) -> int:
     return int(np.argmin(np.maximum(weight * front[:, 0], (1 - weight) * front[:, 1])))
 
 
+def combination_text(names: tuple[str, str], signs: tuple[int, int] = (1, 1)) -> str:
+    """``L1 + α·L2`` in the losses' names, a maximized one as ``(−name)``: what linear α
+    descends on in the minimized form."""
+    term = [name if sign > 0 else f"(−{name})" for name, sign in zip(names, signs, strict=True)]
+    return f"{term[0]} + α·{term[1]}"
+
+
 def verdict(
     points: np.ndarray,
     analysis: FrontAnalysis,
@@ -644,7 +646,7 @@ def verdict(
     if n == 0:
         return "no complete trial counts: no front to judge"
     gap = f"scalarization gap {analysis.gap_pct:.1f}% of HV"
-    combo = f"{names[0]} + α·{names[1]}"
+    combo = combination_text(names, signs)
     shown = np.asarray(points, float) * np.asarray(signs, float)
     minimized = "" if signs == (1, 1) else " (of the minimized form: −value of a maximized one)"
 

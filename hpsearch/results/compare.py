@@ -53,6 +53,7 @@ class Comparison:
         union_points: Every trial of every study (n × 2).
         union: Analysis of the joint front of ``union_points``.
         loss_names: Names of L1 and L2.
+        signs: Per loss, -1 where the studies maximize it (shown in its own sign).
     """
 
     studies: list[StudyComparison]
@@ -60,6 +61,7 @@ class Comparison:
     union_points: np.ndarray
     union: FrontAnalysis
     loss_names: tuple[str, str]
+    signs: tuple[int, int] = (1, 1)
 
     def table(self) -> tuple[list[str], list[list[object]]]:
         """Per study and for all together: trials, Pareto size, HV (normalized and raw),
@@ -104,11 +106,13 @@ class Comparison:
     def front_rows(self) -> tuple[list[str], list[list[object]]]:
         """The joint front point by point: where it comes from and the α that gets it."""
         l1, l2 = self.loss_names
-        columns = ["study", "trial", f"val_{l1}", f"val_{l2}", "alpha_range"]
+        prefix = "val_" if all(s.points.hpsearch_made for s in self.studies) else ""
+        columns = ["study", "trial", f"{prefix}{l1}", f"{prefix}{l2}", "alpha_range"]
         rows = []
+        shown = self.union_points * np.asarray(self.signs, float)
         for i, alphas in zip(self.union.front, self.union.alpha_ranges, strict=True):
             study, number = self.locate(int(i))
-            x, y = self.union_points[i]
+            x, y = shown[i]
             rows.append([study, number, float(x), float(y), alpha_text(alphas)])
         return columns, rows
 
@@ -137,15 +141,16 @@ class Comparison:
         """One line per study and one for all trials together."""
         lines = [
             f"{s.points.study_name}: {verdict(s.xy, s.analysis, self.loss_names, s.points.signs)}"
-            + assumed_note(s.points)
+            + reading_notes(s.points)
             for s in self.studies
         ]
         lines.append(
-            "all studies together: " + verdict(self.union_points, self.union, self.loss_names)
+            "all studies together: "
+            + verdict(self.union_points, self.union, self.loss_names, self.signs)
         )
         if self.union.knee >= 0:
             study, number = self.locate(self.union.knee)
-            x, y = self.union_points[self.union.knee]
+            x, y = self.union_points[self.union.knee] * np.asarray(self.signs, float)
             lines.append(
                 f"knee of the joint front: {study} trial {number} "
                 f"({self.loss_names[0]}={x:.4g}, {self.loss_names[1]}={y:.4g})"
@@ -184,6 +189,12 @@ def compare_points(
     names = {p.loss_names for p, _ in items}
     if len(names) > 1:
         raise HpsearchError(f"cannot compare studies of different loss pairs: {sorted(names)}")
+    signs = {p.signs for p, _ in items}
+    if len(signs) > 1:
+        raise HpsearchError(
+            "cannot compare studies that maximize different losses: one study minimizes what "
+            "another maximizes"
+        )
     counted = [p.xy[p.counted] for p, _ in items]
     norm = Normalization.from_fronts(
         [c for c in counted if np.isfinite(c).all(1).any()] or [np.zeros((1, 2))]
@@ -204,6 +215,7 @@ def compare_points(
         # No jump diagnosis across studies: their α runs start from different initializations.
         union=analyze_front(union_xy, union_ok, norm, reference_raw=reference_raw),
         loss_names=items[0][0].loss_names,
+        signs=items[0][0].signs,
     )
 
 
@@ -227,14 +239,27 @@ def compare_studies(
     )
 
 
-def assumed_note(points: StudyPoints) -> str:
-    """What a verdict adds when no trial of the study says whether its run converged."""
-    if points.convergence != "assumed":
-        return ""
-    return (
-        " [convergence assumed: the trials record no per-epoch history nor intermediate "
-        "values, so every run counts as converged; record them with hpsearch.record]"
-    )
+def reading_notes(points: StudyPoints) -> str:
+    """What a verdict adds about how the study was read: convergence assumed (no trial says
+    whether its run converged), trials left out, no parameter holding α."""
+    notes = []
+    if points.convergence == "assumed":
+        notes.append(
+            "convergence assumed: the trials record no per-epoch history nor intermediate "
+            "values, so every run counts as converged; record them with hpsearch.record"
+        )
+    if points.alpha_missing is not None:
+        notes.append(
+            f"no trial has a parameter {points.alpha_missing!r}: a jump of linear α cannot be "
+            "seen; name the parameter that holds α with --alpha PARAM (alpha= in Python)"
+        )
+    if points.unread:
+        read = len(points.numbers)
+        notes.append(
+            f"{read} of {read + points.unread} complete trials read: the others record no "
+            "pair of losses"
+        )
+    return "".join(f" [{note}]" for note in notes)
 
 
 def wall_seconds(study: optuna.Study) -> float:

@@ -3,7 +3,6 @@ prints, for any two-objective Optuna study, in memory or in a storage."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +10,7 @@ import optuna
 
 from hpsearch.errors import HpsearchError
 from hpsearch.results.analysis import FrontAnalysis, Normalization, Stretch, verdict
-from hpsearch.results.compare import assumed_note
+from hpsearch.results.compare import reading_notes
 from hpsearch.results.points import Reading, StudyPoints, points_of_study
 from hpsearch.results.report import alpha_text, format_table, load_stored_study
 from hpsearch.study.storage import StorageLike
@@ -105,7 +104,7 @@ class Diagnosis:
 
 def diagnose(
     study: optuna.Study | str,
-    alpha: str = "alpha",
+    alpha: str | None = None,
     losses: tuple[str, str] | None = None,
     objectives: tuple[int, int] | None = None,
     *,
@@ -115,7 +114,8 @@ def diagnose(
 
     Args:
         study: An ``optuna.Study`` (in memory or loaded), or a study name with ``storage``.
-        alpha: The parameter that holds α (the weight of L2 in L1 + α·L2).
+        alpha: The parameter that holds α (the weight of L2 in L1 + α·L2; default: one named
+            ``alpha``, if any trial has it).
         losses: Two user attributes holding L1 and L2, for a single-objective study whose
             trials record them (default: what :func:`hpsearch.record` writes).
         objectives: The two objectives to trade off, of a study with three or more.
@@ -128,18 +128,24 @@ def diagnose(
         HpsearchError: No such study, no complete trial, one objective and no losses
             recorded, or three objectives and no two picked.
     """
-    if isinstance(study, str):
-        if storage is None:
-            raise HpsearchError(f"diagnose({study!r}): give the storage= that holds it")
-        study = load_stored_study(storage, study)
+    study = as_study(study, storage, "diagnose")
     points = points_of_study(study, Reading(alpha=alpha, losses=losses, objectives=objectives))
     return diagnosis_of(points)
+
+
+def as_study(study: optuna.Study | str, storage: StorageLike | None, caller: str) -> optuna.Study:
+    """The study itself, or the one of that name in ``storage``."""
+    if not isinstance(study, str):
+        return study
+    if storage is None:
+        raise HpsearchError(f"{caller}({study!r}): give the storage= that holds it")
+    return load_stored_study(storage, study)
 
 
 def diagnosis_of(points: StudyPoints) -> Diagnosis:
     """The :class:`Diagnosis` of a study's points already read."""
     analysis = points.analyze()
-    text = verdict(points.xy, analysis, points.loss_names, points.signs) + assumed_note(points)
+    text = verdict(points.xy, analysis, points.loss_names, points.signs) + reading_notes(points)
     return Diagnosis(points, analysis, text, fill_effect(points))
 
 
@@ -159,9 +165,9 @@ def fill_effect(points: StudyPoints) -> FillEffect | None:
 
 def describe_fill(effect: FillEffect) -> str:
     """One line on what the aimed trials added."""
-    gain = effect.after / effect.before - 1 if effect.before > 0 else math.inf
+    gain = f"{100 * (effect.after / effect.before - 1):+.1f}%; " if effect.before > 0 else ""
     return (
         f"fill: {effect.aimed} trial{'s' if effect.aimed != 1 else ''} aimed by hpsearch fill; "
         f"hypervolume {effect.before:.4f} without them, {effect.after:.4f} with them "
-        f"({100 * gain:+.1f}%; normalized by the joint front, reference (1.1, 1.1))"
+        f"({gain}normalized by the joint front, reference (1.1, 1.1))"
     )

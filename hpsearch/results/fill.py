@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import optuna
 
+from hpsearch.core.knobs import AIMING_KNOBS
 from hpsearch.core.setups import get_setup
 from hpsearch.errors import HpsearchError, StudyFileError, check_choice, did_you_mean
 from hpsearch.results.aim import FILL_METHODS, end_params, knob_range, spread_aims
 from hpsearch.results.analysis import (
-    AIMING_KNOBS,
     FrontAnalysis,
     Normalization,
     Stretch,

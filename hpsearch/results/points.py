@@ -19,6 +19,7 @@ of a single-objective study; without either, every run counts as converged and
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,13 +49,14 @@ class Reading:
     and any two-objective study).
 
     Attributes:
-        alpha: The parameter that holds α, the weight of L2 in ``L1 + α·L2``.
+        alpha: The parameter that holds α, the weight of L2 in ``L1 + α·L2``; a name given
+            must be a parameter of some trial (None: ``alpha``, where there is one).
         losses: Two user attributes holding L1 and L2, for a single-objective study (default:
             those :func:`hpsearch.record` writes, when present).
         objectives: The two objectives (indices) of a study with three or more.
     """
 
-    alpha: str = "alpha"
+    alpha: str | None = None
     losses: tuple[str, str] | None = None
     objectives: tuple[int, int] | None = None
 
@@ -90,6 +92,9 @@ class StudyPoints:
         aimed: Which trials were aimed into a stretch by ``hpsearch fill`` (enqueued by
             :func:`hpsearch.plan_fill`): not linear-α runs, and not part of the front "before".
         hpsearch_made: Whether hpsearch ran the study (a study file defines it).
+        unread: Complete trials left out: they record no pair of losses to read.
+        alpha_missing: The parameter α was looked for under, in a study hpsearch did not
+            make whose trials have none (the jump test then has nothing to read), else None.
     """
 
     study_name: str
@@ -113,6 +118,8 @@ class StudyPoints:
     settled: np.ndarray | None = None
     aimed: np.ndarray | None = None
     hpsearch_made: bool = True
+    unread: int = 0
+    alpha_missing: str | None = None
 
     @property
     def xy(self) -> np.ndarray:
@@ -171,7 +178,10 @@ def _hpsearch_points(
     attrs = study.user_attrs[keys.STUDY]
     trials = [t for t in complete if keys.VAL_LOSS1 in t.user_attrs]
     if not trials:
-        raise HpsearchError(f"study {study.study_name!r} has no complete trial yet")
+        raise HpsearchError(
+            f"none of the {len(complete)} complete trials of {study.study_name!r} records its "
+            f"validation losses ({keys.VAL_LOSS1}, {keys.VAL_LOSS2})"
+        )
     multi = len(study.directions) > 1
     feasible = np.array([bool(t.user_attrs.get(keys.FEASIBLE, True)) for t in trials])
     fixed_method = attrs.get("identity", {}).get("params", {}).get("method", {}).get("value")
@@ -220,6 +230,7 @@ def _foreign_points(
         counted=feasible,
         linear=lambda t: True,
         reading=reading,
+        unread=len(complete) - len(trials),
     )
 
 
@@ -256,6 +267,7 @@ def _recorded_losses(
 ) -> tuple[list[FrozenTrial], np.ndarray, tuple[str, str]]:
     """Trials of a single-objective study that record both losses, their points and names:
     the last epoch of :func:`hpsearch.record`'s history, or the user attributes ``losses``."""
+    found = sorted({k for t in complete for k in t.user_attrs})
     if losses is None:
         keys_used = names = (keys.VAL_LOSS1, keys.VAL_LOSS2)
 
@@ -263,7 +275,6 @@ def _recorded_losses(
             return recorded(t.user_attrs.get(keys.HISTORY), key)
 
         if not any(value(t, keys.VAL_LOSS1) is not None for t in complete):
-            found = sorted({k for t in complete for k in t.user_attrs})
             raise HpsearchError(
                 f"study {study.study_name!r} has one objective and records no pair of losses: "
                 "record them per epoch with hpsearch.record(trial, loss1, loss2), or name the "
@@ -278,7 +289,6 @@ def _recorded_losses(
 
     trials = [t for t in complete if all(_is_number(value(t, k)) for k in keys_used)]
     if not trials:
-        found = sorted({k for t in complete for k in t.user_attrs})
         missing = [k for k in keys_used if not any(k in t.user_attrs for t in complete)]
         raise HpsearchError(
             f"none of the {len(complete)} complete trials of {study.study_name!r} records "
@@ -290,7 +300,8 @@ def _recorded_losses(
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A real number of any type (numpy's too), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def _assemble(
@@ -305,9 +316,11 @@ def _assemble(
     counted: np.ndarray,
     linear: Any,
     reading: Reading,
+    unread: int = 0,
 ) -> StudyPoints:
     """The :class:`StudyPoints` of ``trials`` once their points are read."""
     xy = np.asarray(xy, float).reshape(-1, 2)
+    alpha_name = _alpha_name(study, trials, reading.alpha)
     numeric = sorted(
         k
         for k in {k for t in trials for k in t.params}
@@ -326,20 +339,42 @@ def _assemble(
         loss2=xy[:, 1],
         metric=np.array([_metric(t) for t in trials]),
         params={k: np.array([t.params[k] for t in trials], dtype=float) for k in numeric},
-        pareto=feasible_pareto_mask(xy, counted),
+        pareto=feasible_pareto_mask(xy, counted & np.isfinite(xy).all(1)),
         values=None if multi else np.array([t.value for t in trials], dtype=float),
         objective_name=", ".join(study.metric_names or ["value"]),
         minimize=multi or study.direction == optuna.study.StudyDirection.MINIMIZE,
         feasible=feasible,
         counted=counted,
-        alpha=_linear_alpha(trials, reading.alpha, lambda t: linear(t) and not _aimed(t)),
+        alpha=_linear_alpha(
+            trials, alpha_name, lambda t: linear(t) and keys.FILL_AIM not in t.user_attrs
+        ),
         drift=np.array([_drift(h) for h in histories], float).reshape(-1, 2),
         signs=signs,
         convergence=convergence,
         settled=settled,
         aimed=aimed if aimed.any() else None,
         hpsearch_made=keys.STUDY in study.user_attrs,
+        unread=unread,
+        alpha_missing=(
+            alpha_name
+            if keys.STUDY not in study.user_attrs
+            and not any(alpha_name in t.params for t in trials)
+            else None
+        ),
     )
+
+
+def _alpha_name(study: optuna.Study, trials: list[FrozenTrial], given: str | None) -> str:
+    """The parameter to read α from: the one given, which some trial must have, else alpha."""
+    if given is None:
+        return "alpha"
+    params = sorted({k for t in trials for k in t.params})
+    if given not in params:
+        raise HpsearchError(
+            f"--alpha {given}: no trial of {study.study_name!r} has a parameter {given!r}; "
+            f"parameters: {', '.join(params) or 'none'}" + did_you_mean(given, params)
+        )
+    return given
 
 
 def _metric(trial: FrozenTrial) -> float:
@@ -348,10 +383,6 @@ def _metric(trial: FrozenTrial) -> float:
     if value is None:
         value = recorded(trial.user_attrs.get(keys.HISTORY), keys.VAL_METRIC)
     return float(value) if _is_number(value) else math.nan
-
-
-def _aimed(trial: FrozenTrial) -> bool:
-    return keys.FILL_AIM in trial.user_attrs
 
 
 def _linear_alpha(trials: list[FrozenTrial], name: str, linear: Any) -> np.ndarray | None:

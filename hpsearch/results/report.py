@@ -59,13 +59,16 @@ def list_studies(storage: StorageLike) -> list[StudyRow]:
         study = optuna.load_study(study_name=name, storage=store)
         states = Counter(t.state for t in study.get_trials(deepcopy=False))
         identity = _listed_identity(study.user_attrs) or _foreign_identity(study)
+        dataset = identity.get("dataset", "?")
+        if isinstance(dataset, dict):  # a data file: its name (the identity holds its hash)
+            dataset = dataset.get("file", "?")
         multi = len(study.directions) > 1
         has_complete = states[TrialState.COMPLETE] > 0
         rows.append(
             StudyRow(
                 name=name,
                 mode=identity.get("mode", "?"),
-                dataset=identity.get("dataset", "?"),
+                dataset=str(dataset),
                 setup=identity.get("setup", "?"),
                 complete=states[TrialState.COMPLETE],
                 pruned=states[TrialState.PRUNED],

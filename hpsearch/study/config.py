@@ -573,9 +573,18 @@ def _dataset(check: _Checker, raw: Any, folder: Path) -> DataSource:
             f"must be a list of column names (CSV, Parquet) or an array's name (NPZ), got "
             f"{_show(features)}",
         )
+    path = folder / check.string(table["path"], "study.dataset.path")
+    target = check.string(table["target"], "study.dataset.target")
+    npz = path.suffix.lower() == ".npz"
+    if features is not None and (npz != isinstance(features, str) or target in features):
+        raise check.fail(
+            "study.dataset.features",
+            'an NPZ file names its 2-D feature array (features = "x"), a CSV or Parquet '
+            'file a list of columns (features = ["a", "b"]), never the target',
+        )
     return DataFile(
-        path=str((folder / check.string(table["path"], "study.dataset.path")).resolve()),
-        target=check.string(table["target"], "study.dataset.target"),
+        path=str(path.resolve()),
+        target=target,
         task=check.string(table.get("task", "classification"), "study.dataset.task", TASKS),
         features=tuple(features) if isinstance(features, list) else features,
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 import optuna
 
+from hpsearch.core.knobs import AIMING_KNOBS
 from hpsearch.errors import HpsearchError
 from hpsearch.study import keys
 
@@ -106,7 +107,7 @@ class Aim:
     @property
     def knob(self) -> str:
         """The knob's name: ``w`` or ``epsilon``."""
-        return "w" if self.method == "chebyshev" else "epsilon"
+        return AIMING_KNOBS[self.method]
 
     def scalarizer(self, **mdmm_options: float) -> Any:
         """:class:`hpsearch.Chebyshev` or :class:`hpsearch.MDMM` with these knobs (for MDMM,
@@ -131,10 +132,9 @@ class Aim:
     @classmethod
     def from_attr(cls, attr: dict[str, Any]) -> Aim:
         method = attr["method"]
-        knob = "w" if method == "chebyshev" else "epsilon"
         return cls(
             method=method,
-            value=float(attr[knob]),
+            value=float(attr[AIMING_KNOBS[method]]),
             ideal=(float(attr["ideal"][0]), float(attr["ideal"][1])),
             scales=(float(attr["scales"][0]), float(attr["scales"][1])),
             stretch=int(attr.get("stretch", 0)),
