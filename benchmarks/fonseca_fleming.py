@@ -25,7 +25,7 @@ from _common import Run, add_output_arguments, parse_args
 
 from hpsearch import compare_points, hypervolume_2d, load_study_file, run_study, study_points
 from hpsearch.core.setups import fonseca_fleming_front
-from hpsearch.results.compare import write_comparison
+from hpsearch.results.export import write_comparison
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("linear", "chebyshev", "mdmm")

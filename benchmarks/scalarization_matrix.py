@@ -33,7 +33,8 @@ from optuna.trial import TrialState
 
 from hpsearch import load_study_file, run_study
 from hpsearch.results.analysis import Normalization, analyze_front, converged_mask
-from hpsearch.results.compare import compare_points, write_comparison
+from hpsearch.results.compare import compare_points
+from hpsearch.results.export import write_comparison
 from hpsearch.results.report import study_points
 from hpsearch.study import keys
 

@@ -58,7 +58,7 @@ _API: dict[str, dict[str, str]] = {
         "compare_studies": "hpsearch.results.compare",
         "compare_points": "hpsearch.results.compare",
         "Comparison": "hpsearch.results.compare",
-        "write_comparison": "hpsearch.results.compare",
+        "write_comparison": "hpsearch.results.export",
         "run_fill": "hpsearch.results.fill",
         "FillResult": "hpsearch.results.fill",
         "publish_study": "hpsearch.results.publish",
@@ -184,9 +184,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         Comparison,
         compare_points,
         compare_studies,
-        write_comparison,
     )
     from hpsearch.results.diagnose import Diagnosis, diagnose
+    from hpsearch.results.export import write_comparison
     from hpsearch.results.fill import FillResult, run_fill
     from hpsearch.results.points import Reading
     from hpsearch.results.publish import publish_study

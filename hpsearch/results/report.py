@@ -244,6 +244,13 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
 
+def markdown_table(columns: list[str], rows: list[list[Any]]) -> list[str]:
+    """The lines of a Markdown table (None as an empty cell)."""
+    md = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    md += ["| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in rows]
+    return md
+
+
 def format_table(columns: list[str], rows: list[list[Any]]) -> str:
     """Align a table in plain text, numbers to 4 significant digits."""
     cells = [[_cell(v) for v in r] for r in rows]

@@ -279,7 +279,7 @@ def run_population(
         The stored trials, in the order asked.
     """
     setup_cls = get_setup(config.setup)
-    rule = batch_halving(config)
+    rule = batch_halving(config.pruner, config.pruner_options, config.epochs)
     total = n if rule is None or total is None else max(n, total)
     table = None if rule is None else _rung_table(study, config, rule)
     rungs = set() if rule is None else set(rule.rungs)

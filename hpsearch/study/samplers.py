@@ -10,16 +10,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
 from hpsearch.core.options import Option
 from hpsearch.errors import check_choice
 from hpsearch.study.halving import Halving
-
-if TYPE_CHECKING:
-    from hpsearch.study.config import StudyConfig
 
 Grid = Callable[[], dict[str, list]]
 
@@ -152,14 +149,15 @@ def make_sampler(
         return SAMPLERS[name].make(dict(options), seed, grid)
 
 
-def batch_halving(config: StudyConfig) -> Halving | None:
-    """The rule population mode prunes a study's batches by, or None (no pruning)."""
-    if config.pruner != BATCH_PRUNER:
+def batch_halving(pruner: str, pruner_options: dict[str, Any], epochs: int) -> Halving | None:
+    """The rule population mode prunes a study's batches by (its pruner, the pruner's options
+    and the epochs of a run), or None (no pruning)."""
+    if pruner != BATCH_PRUNER:
         return None
     options = {k: o.default for k, o in PRUNERS[BATCH_PRUNER].options.items()}
-    options.update(config.pruner_options)
+    options.update(pruner_options)
     return Halving(
-        epochs=config.epochs,
+        epochs=epochs,
         min_resource=options["min_resource"],
         reduction_factor=options["reduction_factor"],
         margin=options["margin"],
