@@ -7,7 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 import hpsearch
-import hpsearch.study.objective  # monkeypatched by attribute below: loaded whatever ran first
+import hpsearch.study.batch  # monkeypatched by attribute below: loaded whatever ran first
 from hpsearch import DivergedError, ModelSpec, TrainConfig, load_dataset, train
 from hpsearch.core.population import population_groups, train_population
 
@@ -235,7 +235,7 @@ def test_an_interrupted_batch_keeps_the_groups_already_trained(
     )
     path.write_text(path.read_text().replace('optimizer = "adam"\n', ""))
     config = hpsearch.load_study_file(path)
-    real = hpsearch.study.objective.train_population
+    real = hpsearch.study.batch.train_population
     calls = []
 
     def interrupted_after_one_group(*args, **kwargs):
@@ -244,7 +244,7 @@ def test_an_interrupted_batch_keeps_the_groups_already_trained(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(hpsearch.study.objective, "train_population", interrupted_after_one_group)
+    monkeypatch.setattr(hpsearch.study.batch, "train_population", interrupted_after_one_group)
     with pytest.raises(KeyboardInterrupt):
         hpsearch.run_study(config, storage, progress=False, batch=6)
     trials = optuna.load_study(study_name="small", storage=storage).trials
@@ -256,7 +256,7 @@ def test_an_interrupted_batch_keeps_the_groups_already_trained(
         if t.state != TrialState.COMPLETE:
             assert t.state == TrialState.FAIL and "fail_reason" not in t.user_attrs
             assert t.params["optimizer"] != done[0].params["optimizer"]
-    monkeypatch.setattr(hpsearch.study.objective, "train_population", real)
+    monkeypatch.setattr(hpsearch.study.batch, "train_population", real)
     summary = hpsearch.run_study(config, storage, progress=False, batch=6)
     assert summary.counted_before == len(done) and summary.counted_after == 6
 
@@ -381,7 +381,7 @@ def test_a_batch_shows_as_running_while_it_trains(
         f"sqlite:///{tmp_path / 'r.db'}" if kind == "sqlite" else f"journal:///{tmp_path / 'r.log'}"
     )
     config = hpsearch.load_study_file(study_file(n_trials=4))
-    real = hpsearch.study.objective.train_population
+    real = hpsearch.study.batch.train_population
     seen = []
 
     def look_then_train(*args, **kwargs):
@@ -390,7 +390,7 @@ def test_a_batch_shows_as_running_while_it_trains(
         seen.append([(t.number, t.state, dict(t.params)) for t in other.trials])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(hpsearch.study.objective, "train_population", look_then_train)
+    monkeypatch.setattr(hpsearch.study.batch, "train_population", look_then_train)
     hpsearch.run_study(config, storage, progress=False, batch=4)
     (running,) = seen
     assert [(n, s) for n, s, _ in running] == [(i, TrialState.RUNNING) for i in range(4)]

@@ -361,56 +361,111 @@ def train_members(
         :class:`DivergedError` naming its non-finite figures, or what ``on_epoch_end`` or
         ``judge`` gave.
     """
-    start = time.perf_counter() if start is None else start
-    method = configs[0].method
-    chebyshev_initial = method == "chebyshev" and configs[0].normalize == "initial"
-    capacity = len(configs)
-    runs = [_Run(i, c, start) for i, c in enumerate(configs)]
-    n_runs = len(runs)
-    results: dict[int, TrainResult | Exception] = {}
-    multiplier = torch.zeros(0)
-    scale1 = scale2 = torch.zeros(0)
+    loop = _EpochLoop(members, configs, start, on_epoch_end, judge, refill, on_results)
+    return loop.run()
 
-    def columns() -> tuple[Knobs, torch.Tensor, torch.Tensor]:
-        cfgs = [run.config for run in runs]
-        lambda_lr = knob_columns(cfgs, ["lambda_lr"])["lambda_lr"]
+
+class _EpochLoop:
+    """The state of :func:`train_members` between epochs: the live runs (one per member slot,
+    in slot order), their per-member knob columns and run state (MDMM multipliers, Chebyshev
+    scales), and the results of the runs that ended."""
+
+    def __init__(
+        self,
+        members: Members,
+        configs: Sequence[TrainConfig],
+        start: float | None,
+        on_epoch_end: Callable[[int, EpochRecord], None] | None,
+        judge: EpochJudge | None,
+        refill: Refill | None,
+        on_results: Callable[[list[tuple[int, TrainResult | Exception]]], None] | None,
+    ) -> None:
+        self.members = members
+        self.on_epoch_end, self.judge, self.refill, self.on_results = (
+            on_epoch_end, judge, refill, on_results,
+        )  # fmt: skip
+        self.start = time.perf_counter() if start is None else start
+        self.method = configs[0].method
+        self.chebyshev_initial = self.method == "chebyshev" and configs[0].normalize == "initial"
+        self.capacity = len(configs)
+        self.runs = [_Run(i, c, self.start) for i, c in enumerate(configs)]
+        self.n_runs = len(self.runs)
+        self.results: dict[int, TrainResult | Exception] = {}
+        self.multiplier = torch.zeros(0)
+        self.scale1 = self.scale2 = torch.zeros(0)
+        self.columns()
+        self.started(len(self.runs))
+
+    def run(self) -> list[TrainResult | Exception]:
+        mark = self.start
+        while self.runs:
+            objective, lr_now, val = self.train_epoch()
+            now = time.perf_counter()
+            share, mark = (now - mark) / len(self.runs), now
+            ended, records = self.epoch_records(objective, lr_now, val, share, now)
+            if self.judge is not None and records:
+                slot = {self.runs[k].index: k for k, _ in records}
+                for index, reason in self.judge(
+                    [(self.runs[k].index, r) for k, r in records]
+                ).items():
+                    ended[slot[index]] = reason
+            self.end_runs(ended)
+            if self.runs and (self.lr_decay != 1.0).any():
+                self.members.set_learning_rates(self.members.learning_rates() * self.lr_decay)
+            if self.refill is not None and len(self.runs) < self.capacity:
+                self.add_runs()
+        return [self.results[i] for i in range(self.n_runs)]
+
+    def columns(self) -> None:
+        """The live runs' knobs as per-member columns."""
+        cfgs = [run.config for run in self.runs]
+        self.lambda_lr = knob_columns(cfgs, ["lambda_lr"])["lambda_lr"]
         # In double, like a torch optimizer's learning rate, so decay does not round it.
-        lr_decay = knob_columns(cfgs, ["lr_decay"], torch.float64)["lr_decay"]
-        return knob_columns(cfgs, SCALARIZATION_FIELDS), lambda_lr, lr_decay
+        self.lr_decay = knob_columns(cfgs, ["lr_decay"], torch.float64)["lr_decay"]
+        self.knobs: Knobs = knob_columns(cfgs, SCALARIZATION_FIELDS)
 
-    def started(n_new: int) -> None:
-        # The run state of the last n_new members, which have not stepped yet.
-        nonlocal multiplier, scale1, scale2
-        multiplier = torch.cat([multiplier, torch.zeros(n_new)])
+    def started(self, n_new: int) -> None:
+        """The run state of the last ``n_new`` members, which have not stepped yet."""
+        self.multiplier = torch.cat([self.multiplier, torch.zeros(n_new)])
         new1 = new2 = torch.ones(n_new)
-        if chebyshev_initial:
-            start1, start2 = members.initial_losses()
+        if self.chebyshev_initial:
+            start1, start2 = self.members.initial_losses()
             # Floor the scales: a loss already at its ideal point would otherwise divide by 0.
-            new1 = torch.clamp(start1[-n_new:] - knobs["ideal1"][-n_new:], min=1e-8)
-            new2 = torch.clamp(start2[-n_new:] - knobs["ideal2"][-n_new:], min=1e-8)
-        scale1, scale2 = torch.cat([scale1, new1]), torch.cat([scale2, new2])
+            new1 = torch.clamp(start1[-n_new:] - self.knobs["ideal1"][-n_new:], min=1e-8)
+            new2 = torch.clamp(start2[-n_new:] - self.knobs["ideal2"][-n_new:], min=1e-8)
+        self.scale1, self.scale2 = torch.cat([self.scale1, new1]), torch.cat([self.scale2, new2])
 
-    knobs, lambda_lr, lr_decay = columns()
-    started(len(runs))
-    mark = start
-    while runs:
+    def train_epoch(self) -> tuple[torch.Tensor, list[float], tuple[torch.Tensor, ...]]:
+        """One epoch of every live run: the mean train objective per member, the learning
+        rates it ran at, and the validation (L1, L2, metric) per member."""
         # Accumulated without .item(): one sync per epoch, and a NaN/inf anywhere stays.
-        total = torch.zeros(len(runs))
+        total = torch.zeros(len(self.runs))
         n_batches = 0
-        step_knobs = {**knobs, "scale1": scale1, "scale2": scale2}
-        for batch in members.epoch_batches():
-            loss, loss2 = members.step(batch, {**step_knobs, "multiplier": multiplier})
-            if method == "mdmm":
-                multiplier = mdmm_multiplier_step(multiplier, loss2, knobs["epsilon"], lambda_lr)
+        step_knobs = {**self.knobs, "scale1": self.scale1, "scale2": self.scale2}
+        for batch in self.members.epoch_batches():
+            loss, loss2 = self.members.step(batch, {**step_knobs, "multiplier": self.multiplier})
+            if self.method == "mdmm":
+                self.multiplier = mdmm_multiplier_step(
+                    self.multiplier, loss2, self.knobs["epsilon"], self.lambda_lr
+                )
             total += loss
             n_batches += 1
-        lr_now = members.learning_rates().tolist()
-        val1, val2, val_metric = members.validate()
-        objective = total.double() / n_batches
-        now = time.perf_counter()
-        share, mark = (now - mark) / len(runs), now
+        lr_now = self.members.learning_rates().tolist()
+        return total.double() / n_batches, lr_now, self.members.validate()
+
+    def epoch_records(
+        self,
+        objective: torch.Tensor,
+        lr_now: list[float],
+        val: tuple[torch.Tensor, ...],
+        share: float,
+        now: float,
+    ) -> tuple[dict[int, Exception], list[tuple[int, EpochRecord]]]:
+        """Each live run's record of the epoch (slot, record), and the slots it ended: those
+        that diverged, and those whose ``on_epoch_end`` raised."""
         ended: dict[int, Exception] = {}  # member -> what stopped it
         records: list[tuple[int, EpochRecord]] = []
+        val1, val2, val_metric = val
         # One conversion per column, not one per member and field.
         cols = zip(
             lr_now,
@@ -418,11 +473,11 @@ def train_members(
             val1.tolist(),
             val2.tolist(),
             val_metric.tolist(),
-            multiplier.tolist(),
+            self.multiplier.tolist(),
             strict=True,
         )
         for k, (lr_k, obj_k, v1_k, v2_k, vm_k, lam_k) in enumerate(cols):
-            run = runs[k]
+            run = self.runs[k]
             run.seconds += share
             epoch = len(run.history) + 1
             error = divergence(
@@ -443,55 +498,60 @@ def train_members(
                 seconds=now - run.started,
             )
             run.history.append(record)
-            if on_epoch_end is not None:
+            if self.on_epoch_end is not None:
                 try:
-                    on_epoch_end(run.index, record)
+                    self.on_epoch_end(run.index, record)
                 except Exception as e:  # noqa: BLE001 - the run's result, raised by its caller
                     ended[k] = e
                     continue
             records.append((k, record))
-        if judge is not None and records:
-            slot = {runs[k].index: k for k, _ in records}
-            for index, reason in judge([(runs[k].index, r) for k, r in records]).items():
-                ended[slot[index]] = reason
+        return ended, records
+
+    def end_runs(self, ended: dict[int, Exception]) -> None:
+        """Take the results of the runs that were stopped or trained all their epochs, pass
+        them on, and drop their slots."""
         done = [
             k
-            for k, run in enumerate(runs)
+            for k, run in enumerate(self.runs)
             if k not in ended and len(run.history) == run.config.epochs
         ]
-        figures = dict(zip(done, members.final_figures(done), strict=True)) if done else {}
+        figures = dict(zip(done, self.members.final_figures(done), strict=True)) if done else {}
         ended_now: list[tuple[int, TrainResult | Exception]] = []
-        for k, run in enumerate(runs):
+        for k, run in enumerate(self.runs):
             result: TrainResult | Exception
             if k in ended:
                 result = ended[k]
             elif k in figures:
-                result = _result(run, figures[k], float(scale1[k]), float(scale2[k]),
-                                 float(multiplier[k]), chebyshev_initial)  # fmt: skip
+                result = _result(run, figures[k], float(self.scale1[k]), float(self.scale2[k]),
+                                 float(self.multiplier[k]), self.chebyshev_initial)  # fmt: skip
             else:
                 continue
-            results[run.index] = result
+            self.results[run.index] = result
             ended_now.append((run.index, result))
-        if ended_now and on_results is not None:
-            on_results(ended_now)
-        keep = [k for k in range(len(runs)) if k not in ended and k not in figures]
-        if len(keep) < len(runs):
-            members.remove(keep)
-            runs = [runs[k] for k in keep]
-            multiplier, scale1, scale2 = multiplier[keep], scale1[keep], scale2[keep]
-            knobs, lambda_lr, lr_decay = columns()
-        if runs and (lr_decay != 1.0).any():
-            members.set_learning_rates(members.learning_rates() * lr_decay)
-        if refill is not None and len(runs) < capacity and members.can_add():
-            new = list(refill(capacity - len(runs)))[: capacity - len(runs)]
-            if new:
-                members.add(new)
-                now = time.perf_counter()
-                runs += [_Run(n_runs + i, c, now) for i, c in enumerate(new)]
-                n_runs += len(new)
-                knobs, lambda_lr, lr_decay = columns()
-                started(len(new))
-    return [results[i] for i in range(n_runs)]
+        if ended_now and self.on_results is not None:
+            self.on_results(ended_now)
+        keep = [k for k in range(len(self.runs)) if k not in ended and k not in figures]
+        if len(keep) < len(self.runs):
+            self.members.remove(keep)
+            self.runs = [self.runs[k] for k in keep]
+            self.multiplier = self.multiplier[keep]
+            self.scale1, self.scale2 = self.scale1[keep], self.scale2[keep]
+            self.columns()
+
+    def add_runs(self) -> None:
+        """Start the runs ``refill`` gives in the free slots."""
+        assert self.refill is not None
+        if not self.members.can_add():
+            return
+        free = self.capacity - len(self.runs)
+        new = list(self.refill(free))[:free]
+        if new:
+            self.members.add(new)
+            now = time.perf_counter()
+            self.runs += [_Run(self.n_runs + i, c, now) for i, c in enumerate(new)]
+            self.n_runs += len(new)
+            self.columns()
+            self.started(len(new))
 
 
 def _result(

@@ -516,10 +516,43 @@ def analyze_front(
     supported = height <= tol
     supported[hull_local] = True
     raw_front = points[front]
-    w_ideal = np.where(raw_front.min(0) >= 0, 0.0, raw_front.min(0))
     converged = converged_mask(drift, norm, n)
     if settled is not None:
         converged = converged & np.asarray(settled, bool)
+
+    stretches = _stretches(points, z_all, front, hull_local, height, converged, alpha)
+    unsettled = _unsettled(points, front, height, converged, stretches)
+    knee = knee_index(z)
+    return FrontAnalysis(
+        front=front,
+        supported=supported,
+        hull=front[hull_local],
+        hypervolume=hypervolume_2d(z, reference),
+        hypervolume_supported=hypervolume_2d(z[supported], reference),
+        hypervolume_raw=hypervolume_2d(raw_front, ref_raw),
+        reference_raw=ref_raw,
+        reference=reference,
+        stretches=stretches,
+        knee=int(front[knee]) if knee >= 0 else -1,
+        alpha_ranges=alpha_ranges(raw_front, hull_local, supported),
+        converged=converged,
+        unsettled=unsettled,
+    )
+
+
+def _stretches(
+    points: np.ndarray,
+    z_all: np.ndarray,
+    front: np.ndarray,
+    hull_local: np.ndarray,
+    height: np.ndarray,
+    converged: np.ndarray,
+    alpha: np.ndarray | None,
+) -> list[Stretch]:
+    """The stretches linear α skips, by increasing L1: the jumps (and unresolved holes) of a
+    linear-α study, then the stretches above the hull that no jump already covers."""
+    raw_front = points[front]
+    w_ideal = np.where(raw_front.min(0) >= 0, 0.0, raw_front.min(0))
 
     def stretch(a: int, b: int, kind: str, alpha_at: float, bracket, evidence: float) -> Stretch:
         pa, pb = points[a], points[b]
@@ -541,6 +574,7 @@ def analyze_front(
             kind = "jump" if evidence >= JUMP_FACTOR else "hole"
             at = math.sqrt(bracket[0] * bracket[1])
             stretches.append(stretch(a, b, kind, at, bracket, evidence))
+    z = z_all[front]
     for a, b in zip(hull_local[:-1], hull_local[1:], strict=True):
         # Only converged runs are evidence: a run still moving may stand anywhere.
         between = (z[:, 0] > z[a, 0]) & (z[:, 0] < z[b, 0]) & converged[front]
@@ -550,29 +584,24 @@ def analyze_front(
             continue
         stretches.append(stretch(fa, fb, "hull", _tie_alpha(points[fa], points[fb]), None, top))
     stretches.sort(key=lambda s: points[s.start, 0])
-    # Well above the hull but still moving: neither evidence of a concave stretch nor of noise.
+    return stretches
+
+
+def _unsettled(
+    points: np.ndarray,
+    front: np.ndarray,
+    height: np.ndarray,
+    converged: np.ndarray,
+    stretches: list[Stretch],
+) -> np.ndarray:
+    """Front points well above the hull, outside every concave stretch, whose runs were still
+    moving: neither evidence of a concave stretch nor of noise."""
     inside = np.zeros(len(front), bool)
     for s in stretches:
         if s.kind != "hole":
             lo, hi = sorted((points[s.start, 0], points[s.end, 0]))
             inside |= (points[front, 0] >= lo) & (points[front, 0] <= hi)
-    unsettled = front[(height >= CONCAVE_HEIGHT) & ~converged[front] & ~inside]
-    knee = knee_index(z)
-    return FrontAnalysis(
-        front=front,
-        supported=supported,
-        hull=front[hull_local],
-        hypervolume=hypervolume_2d(z, reference),
-        hypervolume_supported=hypervolume_2d(z[supported], reference),
-        hypervolume_raw=hypervolume_2d(raw_front, ref_raw),
-        reference_raw=ref_raw,
-        reference=reference,
-        stretches=stretches,
-        knee=int(front[knee]) if knee >= 0 else -1,
-        alpha_ranges=alpha_ranges(raw_front, hull_local, supported),
-        converged=converged,
-        unsettled=unsettled,
-    )
+    return front[(height >= CONCAVE_HEIGHT) & ~converged[front] & ~inside]
 
 
 def _overlaps(s: Stretch, points: np.ndarray, a: int, b: int) -> bool:

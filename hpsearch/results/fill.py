@@ -172,40 +172,8 @@ def plan_follow_up(
         {**bases[k], knob: value}
         for k, value in spread_aims(points, analysis, method, (n_trials + 1) // 2)
     ]
-    ranges = [knob_range(s, method) for s in stretches]
-    params = dict(config.params)
-    params["method"] = ParamSpec("method", "fixed", value=method)
-    params["alpha"] = ParamSpec("alpha", "fixed", value=0.0)
-    # Later rounds may aim at any hole of the joint front (one linear α skipped by chance
-    # too), so the knob spans the whole front, not only the stretches.
-    front_xy = xy[analysis.front]
-    if method == "mdmm":
-        reach = front_xy[:, 1]
-    else:
-        reach = np.array([chebyshev_weight(p, stretches[0].w_ideal) for p in front_xy])
-    low = min(min(r[0] for r in ranges), float(reach.min()))
-    high = max(max(r[1] for r in ranges), float(reach.max()))
-    params[knob] = ParamSpec(knob, "float", low=low, high=high)
-    if method == "chebyshev":
-        ideal = stretches[0].w_ideal
-        params["normalize"] = ParamSpec("normalize", "fixed", value="none")
-        params["ideal1"] = ParamSpec("ideal1", "fixed", value=ideal[0])
-        params["ideal2"] = ParamSpec("ideal2", "fixed", value=ideal[1])
-    domains = {**CORE_PARAMS, **get_setup(config.setup).options}
-    for key, value in (overrides or {}).items():
-        if key not in domains or key in ("method", "alpha", knob):
-            allowed = sorted(set(domains) - {"method", "alpha", knob})
-            raise HpsearchError(
-                f"--set {key}: not a parameter to fix here; allowed: {allowed}"
-                + did_you_mean(key, allowed)
-            )
-        if not domains[key].contains(value):
-            raise HpsearchError(f"--set {key}={value!r}: allowed {domains[key].allowed()}")
-        params[key] = ParamSpec(key, "fixed", value=value)
-        for base in bases:
-            base.pop(key, None)
-        for q in first:
-            q.pop(key, None)
+    params = _follow_up_params(config, method, stretches, xy[analysis.front])
+    _apply_overrides(params, config, knob, overrides or {}, [*bases, *first])
     fill = dataclasses.replace(
         config,
         name=name or f"{config.name}-fill-{method}",
@@ -224,6 +192,56 @@ def plan_follow_up(
         params=params,
     )
     return FillPlan(config=fill, stretches=stretches, bases=bases, first=first)
+
+
+def _follow_up_params(
+    config: StudyConfig, method: str, stretches: list[Stretch], front_xy: np.ndarray
+) -> dict[str, ParamSpec]:
+    """The follow-up's parameters: the original's, with ``method`` fixed, α off, and the knob
+    searched over the range that reaches the whole front (later rounds may aim at any hole of
+    the joint front, one linear α skipped by chance too)."""
+    knob = _KNOB[method]
+    params = dict(config.params)
+    params["method"] = ParamSpec("method", "fixed", value=method)
+    params["alpha"] = ParamSpec("alpha", "fixed", value=0.0)
+    ranges = [knob_range(s, method) for s in stretches]
+    if method == "mdmm":
+        reach = front_xy[:, 1]
+    else:
+        reach = np.array([chebyshev_weight(p, stretches[0].w_ideal) for p in front_xy])
+    low = min(min(r[0] for r in ranges), float(reach.min()))
+    high = max(max(r[1] for r in ranges), float(reach.max()))
+    params[knob] = ParamSpec(knob, "float", low=low, high=high)
+    if method == "chebyshev":
+        ideal = stretches[0].w_ideal
+        params["normalize"] = ParamSpec("normalize", "fixed", value="none")
+        params["ideal1"] = ParamSpec("ideal1", "fixed", value=ideal[0])
+        params["ideal2"] = ParamSpec("ideal2", "fixed", value=ideal[1])
+    return params
+
+
+def _apply_overrides(
+    params: dict[str, ParamSpec],
+    config: StudyConfig,
+    knob: str,
+    overrides: dict[str, Any],
+    queued: list[dict[str, Any]],
+) -> None:
+    """Fix the parameters ``--set`` gives (checked against their domains), in ``params`` and
+    out of every queued trial's values."""
+    domains = {**CORE_PARAMS, **get_setup(config.setup).options}
+    for key, value in overrides.items():
+        if key not in domains or key in ("method", "alpha", knob):
+            allowed = sorted(set(domains) - {"method", "alpha", knob})
+            raise HpsearchError(
+                f"--set {key}: not a parameter to fix here; allowed: {allowed}"
+                + did_you_mean(key, allowed)
+            )
+        if not domains[key].contains(value):
+            raise HpsearchError(f"--set {key}={value!r}: allowed {domains[key].allowed()}")
+        params[key] = ParamSpec(key, "fixed", value=value)
+        for values in queued:
+            values.pop(key, None)
 
 
 # Where in a hole the next trial aims, as a fraction of its chord: the middle first; a hole

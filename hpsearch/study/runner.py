@@ -31,8 +31,9 @@ from hpsearch.core.setups import get_setup
 from hpsearch.core.threads import LoadWatch, follows_load, plan_threads, thread_environment
 from hpsearch.errors import HpsearchError, Terminated, is_terminating, terminated
 from hpsearch.study import keys
+from hpsearch.study.batch import run_population
 from hpsearch.study.config import StudyConfig, grid_values, load_study_file
-from hpsearch.study.objective import make_objective, run_population
+from hpsearch.study.objective import make_objective
 from hpsearch.study.samplers import BATCH_PRUNER, make_pruner, make_sampler
 from hpsearch.study.storage import (
     DEFAULT_STORAGE,
@@ -581,6 +582,30 @@ def run_workers(
         _publish_safely(publish, study, artifact)
 
     refresh()
+    procs = _supervise_workers(
+        [assignment] * workers,
+        env,
+        study,
+        lambda: _Progress(study, target, done, progress).bar,
+        refresh,
+    )
+    after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
+    _report_worker_exits(procs, after, target)
+    # Artifacts cannot be replaced: a new PNG only when there is something new to draw.
+    refresh(artifact=after > done or not is_published(study))
+    return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
+
+
+def _supervise_workers(
+    assignments: list[str],
+    env: dict[str, str],
+    study: optuna.Study,
+    make_bar: Callable[[], Any],
+    refresh: Callable[[], None],
+) -> list[subprocess.Popen]:
+    """Start one worker per assignment and follow the study until every worker has exited:
+    the progress bar, a dashboard refresh every :data:`REFRESH_SECONDS`, and Ctrl-C or
+    SIGTERM passed on to the workers, waited for, then raised."""
     procs: list[subprocess.Popen] = []
     bar = None
     try:
@@ -588,8 +613,8 @@ def run_workers(
         # read, the database driver could swallow them and the run would go on as if never
         # interrupted; raised while the workers start, some would be left unsupervised.
         with _DeferredInterrupt() as interrupt:
-            procs = [_start_worker(assignment, env) for _ in range(workers)]
-            bar = _Progress(study, target, done, progress).bar
+            procs = [_start_worker(assignment, env) for assignment in assignments]
+            bar = make_bar()
             refreshed = time.monotonic()
             while any(p.poll() is None for p in procs):
                 time.sleep(POLL_SECONDS)
@@ -615,7 +640,12 @@ def run_workers(
     finally:
         if bar is not None:
             bar.close()
-    after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
+    return procs
+
+
+def _report_worker_exits(procs: list[subprocess.Popen], after: int, target: int) -> None:
+    """Fail in one line when workers exited with an error before the target was reached;
+    warn when the others completed the study anyway."""
     failures = [_describe_exit(i, p.returncode) for i, p in enumerate(procs) if p.returncode]
     if failures and after < target:
         printed = any(p.returncode > 0 for p in procs)
@@ -629,9 +659,6 @@ def run_workers(
             f"hpsearch: warning: {', '.join(failures)}; the other workers completed the study",
             file=sys.stderr,
         )
-    # Artifacts cannot be replaced: a new PNG only when there is something new to draw.
-    refresh(artifact=after > done or not is_published(study))
-    return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
 
 
 def _describe_exit(index: int, code: int) -> str:
