@@ -29,7 +29,7 @@ from hpsearch.core.data import (
 from hpsearch.core.knobs import TRAIN_BUDGET, TRAIN_PARAMS, TrainConfig
 from hpsearch.core.models import ACTIVATIONS, MODEL_KINDS, ModelSpec
 from hpsearch.core.options import Option
-from hpsearch.core.setups import available_setups, get_setup
+from hpsearch.core.setups import Setup, available_setups, get_setup
 from hpsearch.core.sources import TASKS, DataFile, DataFileError
 from hpsearch.errors import HpsearchError, StudyFileError, did_you_mean
 from hpsearch.study.limits import RUN_LIMITS
@@ -612,17 +612,52 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
     check.table(doc, "", _TABLES)
     if "study" not in doc:
         raise check.fail("study", "missing table [study]")
-    study = check.table(doc["study"], "study", _STUDY_KEYS)
+    study, setup_cls, source = _read_study(check, doc["study"], path, run_imports)
+    data = _read_data(check, doc.get("data", {}))
+    budget = _read_options(check, doc.get("budget", {}), "budget", BUDGET)
+    params = _read_params(check, doc.get("params", {}), setup_cls, study)
+    config = StudyConfig(path=str(path), **study, **data, **budget, params=params)
+    _check_data(check, config, setup_cls, source)
+    return config
+
+
+def _read_study(
+    check: _Checker, raw: Any, path: Path, run_imports: bool
+) -> tuple[dict[str, Any], type[Setup], DataSource]:
+    """The ``[study]`` table: StudyConfig's fields from it, the setup's class and the data
+    source."""
+    study = check.table(raw, "study", _STUDY_KEYS)
     for required in ("name", "dataset", "setup", "mode", "n_trials"):
         if required not in study:
             raise check.fail(f"study.{required}", "missing (required)")
-
+    # Checked in the order of the keys' documentation: the first problem is the one named.
     name = check.study_name(study["name"], "study.name")
     description = check.string(study.get("description", ""), "study.description")
     imports = _run_imports(check, study.get("imports", []), path.parent, run_imports)
     source = _dataset(check, study["dataset"], path.parent)
-    dataset = dataset_name(source)
-    setup_name = check.string(study["setup"], "study.setup")
+    setup_cls = _setup_class(check, study["setup"], dataset_name(source), imports, run_imports)
+    model = check.string(study.get("model", "mlp"), "study.model", MODEL_KINDS)
+    mode = check.string(study["mode"], "study.mode", MODES)
+    fields = {
+        "name": name,
+        "description": description,
+        "imports": imports,
+        "dataset": dataset_name(source),
+        "data_file": source if isinstance(source, DataFile) else None,
+        "setup": study["setup"],
+        "model": model,
+        "mode": mode,
+        **_read_objective(check, study, mode, setup_cls),
+        **_read_search(check, study, mode),
+    }
+    return fields, setup_cls, source
+
+
+def _setup_class(
+    check: _Checker, raw: Any, dataset: str, imports: tuple[str, ...], run_imports: bool
+) -> type[Setup]:
+    """``study.setup``: a registered setup that takes ``dataset`` (data, or ``"none"``)."""
+    setup_name = check.string(raw, "study.setup")
     try:
         setup_cls = get_setup(setup_name)
     except HpsearchError as e:
@@ -644,37 +679,16 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
             )
             + f' ("none" goes with the analytic setups: {", ".join(analytic)})',
         )
-    model = check.string(study.get("model", "mlp"), "study.model", MODEL_KINDS)
-    mode = check.string(study["mode"], "study.mode", MODES)
+    return setup_cls
 
-    objective: str | None = None
-    weights: tuple[float, float] | None = None
+
+def _read_objective(
+    check: _Checker, study: dict[str, Any], mode: str, setup_cls: type[Setup]
+) -> dict[str, Any]:
+    """``study.objective`` and ``study.objective_weights``: a scalarized study's one
+    objective; none in pareto mode."""
     loss_help = f"loss1 = {setup_cls.loss_names[0]}, loss2 = {setup_cls.loss_names[1]}"
-    if mode == "scalarized":
-        if "objective" not in study:
-            raise check.fail(
-                "study.objective",
-                f"missing; scalarized mode needs one of {', '.join(OBJECTIVES)} ({loss_help})",
-            )
-        objective = check.string(study["objective"], "study.objective", OBJECTIVES)
-        if objective == "weighted":
-            raw_w = study.get("objective_weights")
-            if (
-                not isinstance(raw_w, list)
-                or len(raw_w) != 2
-                or not all(Option("float", 0).contains(w) for w in raw_w)
-                or min(raw_w) < 0
-                or max(raw_w) == 0
-            ):
-                raise check.fail(
-                    "study.objective_weights",
-                    "objective = 'weighted' needs two non-negative numbers, not both 0, "
-                    f"[w1, w2] for w1*loss1 + w2*loss2, got {_show(raw_w)}",
-                )
-            weights = (float(raw_w[0]), float(raw_w[1]))
-        elif "objective_weights" in study:
-            raise check.fail("study.objective_weights", "only allowed with objective = 'weighted'")
-    else:
+    if mode != "scalarized":
         for key in ("objective", "objective_weights"):
             if key in study:
                 raise check.fail(
@@ -682,7 +696,36 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
                     "not allowed in pareto mode, which minimizes both validation losses "
                     f"({loss_help})",
                 )
+        return {"objective": None, "objective_weights": None}
+    if "objective" not in study:
+        raise check.fail(
+            "study.objective",
+            f"missing; scalarized mode needs one of {', '.join(OBJECTIVES)} ({loss_help})",
+        )
+    objective = check.string(study["objective"], "study.objective", OBJECTIVES)
+    if objective != "weighted":
+        if "objective_weights" in study:
+            raise check.fail("study.objective_weights", "only allowed with objective = 'weighted'")
+        return {"objective": objective, "objective_weights": None}
+    raw_w = study.get("objective_weights")
+    if (
+        not isinstance(raw_w, list)
+        or len(raw_w) != 2
+        or not all(Option("float", 0).contains(w) for w in raw_w)
+        or min(raw_w) < 0
+        or max(raw_w) == 0
+    ):
+        raise check.fail(
+            "study.objective_weights",
+            "objective = 'weighted' needs two non-negative numbers, not both 0, "
+            f"[w1, w2] for w1*loss1 + w2*loss2, got {_show(raw_w)}",
+        )
+    return {"objective": objective, "objective_weights": (float(raw_w[0]), float(raw_w[1]))}
 
+
+def _read_search(check: _Checker, study: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The keys of ``[study]`` that say how the search runs: sampler, pruner, trials, seed,
+    timeout, population batch and threads."""
     sampler, sampler_options = check.named(
         study.get("sampler", "tpe"), "study.sampler", {k: s.options for k, s in SAMPLERS.items()}
     )
@@ -695,27 +738,50 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
             "Optuna's pruners need one objective: in pareto mode only 'none' or "
             f"'{BATCH_PRUNER}' (across a population batch, batch > 1) is allowed",
         )
-    n_trials = check.value(study["n_trials"], "study.n_trials", _limit("n_trials", 1))
-    seed = check.value(study.get("seed", 0), "study.seed", _limit("seed", 0))
     timeout = None
     if "timeout" in study:
         timeout = check.value(
             study["timeout"], "study.timeout", Option("float", 1, low=0, low_open=True)
         )
-
-    batch = check.value(study.get("batch", 1), "study.batch", _limit("batch", 1))
     threads = None  # None: chosen at run time (hpsearch.core.threads)
     if "threads" in study:
         threads = check.value(study["threads"], "study.threads", _limit("threads", 1))
-    data = check.options(doc.get("data", {}), "data", DATA)
-    data = {k: data.get(k, o.default) for k, o in DATA.items()}
+    return {
+        "sampler": sampler,
+        "sampler_options": sampler_options,
+        "pruner": pruner,
+        "pruner_options": pruner_options,
+        "n_trials": check.value(study["n_trials"], "study.n_trials", _limit("n_trials", 1)),
+        "seed": check.value(study.get("seed", 0), "study.seed", _limit("seed", 0)),
+        "timeout": timeout,
+        "batch": check.value(study.get("batch", 1), "study.batch", _limit("batch", 1)),
+        "threads": threads,
+    }
+
+
+def _read_options(
+    check: _Checker, raw: Any, table: str, options: dict[str, Option]
+) -> dict[str, Any]:
+    """A table of plain options (``[budget]``, ``[data]``), defaults filled in."""
+    given = check.options(raw, table, options)
+    return {k: given.get(k, o.default) for k, o in options.items()}
+
+
+def _read_data(check: _Checker, raw: Any) -> dict[str, Any]:
+    """The ``[data]`` table: the split's fractions and seed, and the label noise."""
+    data = _read_options(check, raw, "data", DATA)
     if data["val_fraction"] + data["test_fraction"] >= 1:
         raise check.fail("data", "val_fraction + test_fraction must be < 1")
-    budget = check.options(doc.get("budget", {}), "budget", BUDGET)
-    budget = {k: budget.get(k, o.default) for k, o in BUDGET.items()}
+    return data
 
+
+def _read_params(
+    check: _Checker, raw: Any, setup_cls: type[Setup], study: dict[str, Any]
+) -> dict[str, ParamSpec]:
+    """The ``[params]`` table: every hyperparameter of the run and of the setup, fixed (its
+    default unless given) or searched; at least one searched."""
     domains = {**CORE_PARAMS, **setup_cls.options}
-    raw_params = check.table(doc.get("params", {}), "params", domains)
+    raw_params = check.table(raw, "params", domains)
     params = {
         k: check.param(raw_params[k], f"params.{k}", k, o)
         if k in raw_params
@@ -726,59 +792,35 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
         raise check.fail(
             "params", "nothing to search: give at least one parameter a type and range"
         )
-
     flood_mode = params["flood_mode"]
     if (flood_mode.value == "sample" or "sample" in flood_mode.choices) and (
         not setup_cls.has_sample_losses()
     ):
         raise check.fail(
             "params.flood_mode",
-            f"'sample' (iFlood) needs per-sample task losses, which setup {setup_name!r} "
+            f"'sample' (iFlood) needs per-sample task losses, which setup {study['setup']!r} "
             "does not give; allowed here: 'batch'",
         )
-    grid_size = None
-    if sampler == "grid":
+    if study["sampler"] == "grid":
         grid_size = math.prod(len(v) for v in grid_values(params, check).values())
-        if n_trials > grid_size:
+        if study["n_trials"] > grid_size:
             raise check.fail(
                 "study.n_trials",
-                f"{n_trials} is more than the grid's {grid_size} points; allowed: 1 to {grid_size}",
+                f"{study['n_trials']} is more than the grid's {grid_size} points; allowed: 1 "
+                f"to {grid_size}",
             )
+    return params
 
-    config = StudyConfig(
-        path=str(path),
-        name=name,
-        description=description,
-        dataset=dataset,
-        data_file=source if isinstance(source, DataFile) else None,
-        setup=setup_name,
-        model=model,
-        mode=mode,
-        objective=objective,
-        objective_weights=weights,
-        sampler=sampler,
-        sampler_options=sampler_options,
-        pruner=pruner,
-        pruner_options=pruner_options,
-        n_trials=n_trials,
-        seed=seed,
-        timeout=timeout,
-        batch=batch,
-        threads=threads,
-        epochs=budget["epochs"],
-        batch_size=budget["batch_size"],
-        val_fraction=data["val_fraction"],
-        test_fraction=data["test_fraction"],
-        split_seed=data["split_seed"],
-        label_noise=data["label_noise"],
-        params=params,
-        imports=imports,
-    )
-    try:  # the setup takes this dataset, and the split is possible (rows in every class)
-        setup_cls.check_dataset(dataset)
+
+def _check_data(
+    check: _Checker, config: StudyConfig, setup_cls: type[Setup], source: DataSource
+) -> None:
+    """The setup takes this dataset, and the split is possible (rows in every class)."""
+    try:
+        setup_cls.check_dataset(config.dataset)
         check_dataset(
-            source, data["split_seed"], data["val_fraction"], data["test_fraction"],
-            data["label_noise"],
+            source, config.split_seed, config.val_fraction, config.test_fraction,
+            config.label_noise,
         )  # fmt: skip
     except DataFileError as e:
         raise check.fail("study.dataset", str(e)) from None
@@ -786,4 +828,3 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
         raise check.fail(
             "data.label_noise" if "label_noise" in str(e) else "data", str(e)
         ) from None
-    return config
