@@ -184,3 +184,41 @@ def test_each_command_is_an_object_that_owns_its_arguments() -> None:
     tree = ast.parse((PACKAGE / "cli" / "__init__.py").read_text())
     (top,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "build_parser"]
     assert _code_lines(top) <= 25
+
+
+# The house rule: a function does one job, in at most this many lines of code (docstring,
+# comments and blank lines left out), with at most this many functions nested in it.
+MAX_CODE_LINES = 60
+MAX_NESTED = 3
+
+
+def _long_functions(tree: ast.AST, where: str) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            nested = sum(
+                isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+                for n in ast.walk(node)
+                if n is not node
+            )
+            lines = _code_lines(node)  # type: ignore[arg-type]
+            if lines > MAX_CODE_LINES or nested > MAX_NESTED:
+                found.append(f"{where}:{node.lineno} {node.name}: {lines} lines, {nested} nested")
+    return found
+
+
+def test_no_function_is_long_or_nests_many_functions() -> None:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        found += _long_functions(ast.parse(path.read_text()), str(path.relative_to(PACKAGE)))
+    assert found == []
+
+
+def test_the_function_size_check_sees_a_long_function() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_CODE_LINES + 1))
+    nested = "\n".join(f"    def f{i}():\n        pass" for i in range(MAX_NESTED + 1))
+    code = f'def long():\n    """Doc."""\n{body}\n\ndef nesting():\n{nested}\n'
+    found = _long_functions(ast.parse(code), "x.py")
+    assert [f.split()[1] for f in found] == ["long:", "nesting:"]
+    short = f"def ok():\n    # a comment\n\n{body.splitlines()[0]}\n"
+    assert _long_functions(ast.parse(short), "x.py") == []

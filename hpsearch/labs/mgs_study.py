@@ -156,7 +156,17 @@ def run_mgs_study(
 
     names = [f"{config.name}-{estimator}" for estimator in config.estimators]
     check_stored_budgets(storage, names, {"epochs": config.epochs})
-    data = _split(config, config.seed)
+    summaries = [_tune(config, storage, estimator, progress) for estimator in config.estimators]
+    summaries = _at_equal_wall_time(config, summaries, progress)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_metric_against_time(summaries, config.metric, out / f"{config.name}.png")
+    (out / f"{config.name}.md").write_text(mgs_table(config, summaries))
+    return summaries
+
+
+def _base_config(config: MGSStudyConfig) -> tuple[ModelSpec, MGSConfig]:
+    """The model and the run settings every estimator's runs share."""
     model = ModelSpec(depth=config.depth, width=config.width)
     base = MGSConfig(
         metric=config.metric,
@@ -164,57 +174,73 @@ def run_mgs_study(
         batch_size=config.batch_size,
         seed=config.seed,
     )
-    summaries = []
-    for estimator in config.estimators:
-        name = f"{config.name}-{estimator}"
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            direction="maximize",
-            load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=8),
+    return model, base
+
+
+def _tune(
+    config: MGSStudyConfig,
+    storage: str | optuna.storages.BaseStorage,
+    estimator: str,
+    progress: Callable[[str], None] | None,
+) -> EstimatorSummary:
+    """Tune one estimator on the study's split, then re-run its best over the seeds."""
+    data = _split(config, config.seed)
+    model, base = _base_config(config)
+    name = f"{config.name}-{estimator}"
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=8),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([f"val_{config.metric}"])
+    # What `hpsearch list` shows for this study.
+    study.set_user_attr(keys.LAB_DATASET, config.dataset)
+    study.set_user_attr(keys.LAB_ESTIMATOR, estimator)
+    study.set_user_attr(keys.LAB_METRIC, config.metric)
+    check_budget(study, {"epochs": config.epochs})
+
+    def objective(trial: optuna.Trial) -> float:
+        run = train_metric(
+            data, model, replace(base, estimator=estimator, **suggest(trial, estimator))
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([f"val_{config.metric}"])
-        # What `hpsearch list` shows for this study.
-        study.set_user_attr(keys.LAB_DATASET, config.dataset)
-        study.set_user_attr(keys.LAB_ESTIMATOR, estimator)
-        study.set_user_attr(keys.LAB_METRIC, config.metric)
-        check_budget(study, {"epochs": config.epochs})
+        trial.set_user_attr(keys.LAB_SECONDS, run.seconds[-1])
+        trial.set_user_attr(keys.LAB_TEST, run.test)
+        if not math.isfinite(run.val):  # failed by itself: counts, as a diverged run
+            trial.set_user_attr(keys.FAIL_REASON, "non-finite validation metric")
+            raise HpsearchError(f"{estimator}: non-finite validation metric")
+        return run.val
 
-        def objective(trial: optuna.Trial, estimator: str = estimator) -> float:
-            run = train_metric(
-                data, model, replace(base, estimator=estimator, **suggest(trial, estimator))
-            )
-            trial.set_user_attr(keys.LAB_SECONDS, run.seconds[-1])
-            trial.set_user_attr(keys.LAB_TEST, run.test)
-            if not math.isfinite(run.val):  # failed by itself: counts, as a diverged run
-                trial.set_user_attr(keys.FAIL_REASON, "non-finite validation metric")
-                raise HpsearchError(f"{estimator}: non-finite validation metric")
-            return run.val
+    remaining = trials_to_run(study, config.n_trials)  # the target counts the stored ones
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining, catch=(HpsearchError,))
+    best = dict(study.best_trial.params)
+    runs = [
+        train_metric(_split(config, e), model, replace(base, estimator=estimator, seed=e, **best))
+        for e in eval_seeds(config)
+    ]
+    # Timed on the evaluation runs (warm: the tuning ran first), the median of them.
+    per_epoch = statistics.median(r.seconds[-1] for r in runs) / config.epochs
+    if progress is not None:
+        tests = [r.test for r in runs]
+        progress(
+            f"{estimator:<13} best val {study.best_value:.4f}; test {config.metric} "
+            f"{statistics.mean(tests):.4f} over {len(runs)} evaluation seeds, "
+            f"{statistics.mean(r.seconds[-1] for r in runs):.1f} s a run"
+        )
+    return EstimatorSummary(estimator, best, runs, name, seconds_per_epoch=per_epoch)
 
-        remaining = trials_to_run(study, config.n_trials)  # the target counts the stored ones
-        if remaining > 0:
-            study.optimize(objective, n_trials=remaining, catch=(HpsearchError,))
-        best = dict(study.best_trial.params)
-        runs = [
-            train_metric(
-                _split(config, e), model, replace(base, estimator=estimator, seed=e, **best)
-            )
-            for e in eval_seeds(config)
-        ]
-        # Timed on the evaluation runs (warm: the tuning ran first), the median of them.
-        per_epoch = statistics.median(r.seconds[-1] for r in runs) / config.epochs
-        summaries.append(EstimatorSummary(estimator, best, runs, name, seconds_per_epoch=per_epoch))
-        if progress is not None:
-            tests = [r.test for r in runs]
-            progress(
-                f"{estimator:<13} best val {study.best_value:.4f}; test {config.metric} "
-                f"{statistics.mean(tests):.4f} over {len(runs)} evaluation seeds, "
-                f"{statistics.mean(r.seconds[-1] for r in runs):.1f} s a run"
-            )
-    # Equal wall time: every estimator gets the epochs that fit in the costliest one's time.
+
+def _at_equal_wall_time(
+    config: MGSStudyConfig,
+    summaries: list[EstimatorSummary],
+    progress: Callable[[str], None] | None,
+) -> list[EstimatorSummary]:
+    """Every estimator re-run for the epochs that fit in the costliest one's wall time."""
+    model, base = _base_config(config)
     budget = max(s.seconds_per_epoch for s in summaries) * config.epochs
     timed = []
     for s in summaries:
@@ -235,12 +261,7 @@ def run_mgs_study(
                 f"{s.estimator:<13} at equal wall time ({epochs} epochs): test {config.metric} "
                 f"{statistics.mean(r.test for r in runs):.4f}"
             )
-    summaries = timed
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    plot_metric_against_time(summaries, config.metric, out / f"{config.name}.png")
-    (out / f"{config.name}.md").write_text(mgs_table(config, summaries))
-    return summaries
+    return timed
 
 
 def paired_differences(

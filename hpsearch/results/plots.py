@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hpsearch.results.points import StudyPoints
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from hpsearch.results.compare import Comparison
@@ -325,11 +326,36 @@ def study_figure(points: StudyPoints) -> Figure:
     triangles. Right: a pareto study's validation metric against α (or trial number); a
     scalarized study's objective per trial with the best so far. The legend is below both.
     """
-    from matplotlib.colors import LogNorm, Normalize  # imported here: ~0.5 s of start-up
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # imported here: ~0.5 s of start-up
 
     fig = Figure(figsize=(12, 5.6), layout="constrained")
     ax, ax2 = fig.subplots(1, 2)
+    _draw_trials(fig, ax, points)
+    handles, labels = ax.get_legend_handles_labels()
+    if points.values is not None:  # scalarized: the objective per trial and the best so far
+        _draw_course(ax2, points)
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    else:
+        _draw_by_alpha(ax2, points)
+    ax2.grid(alpha=0.3)
+    # Outside the data: below both panels.
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(4, len(handles)),
+        fontsize=9,
+        frameon=False,
+    )
+    return fig
+
+
+def _draw_trials(fig: Figure, ax: Axes, points: StudyPoints) -> None:
+    """Every complete trial in (L1, L2), coloured by α (else the trial number), and the
+    Pareto front joined by a line."""
+    from matplotlib.colors import LogNorm, Normalize
+
     l1n, l2n = points.loss_names
     alpha = points.params.get("alpha")
     norm: Normalize
@@ -342,7 +368,7 @@ def study_figure(points: StudyPoints) -> Figure:
     front = points.pareto
     lim = objective_limits(points.xy, front)
     inside = ~lim.beyond
-    style = {"cmap": "viridis", "norm": norm, "alpha": 0.85}
+    style: dict[str, Any] = {"cmap": "viridis", "norm": norm, "alpha": 0.85}
     sc = ax.scatter(
         points.loss1[inside],
         points.loss2[inside],
@@ -383,81 +409,76 @@ def study_figure(points: StudyPoints) -> Figure:
     ax.set_ylabel(axis_label(points, 1))
     ax.set_title(f"{points.study_name}: {len(points.numbers)} complete trials", fontsize=10)
     ax.grid(alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
 
-    if points.values is not None:  # scalarized: the objective per trial and the best so far
-        # In trial order: "the best so far" accumulates along it.
-        order = np.argsort(points.numbers)
-        numbers, v = points.numbers[order], points.values[order]
-        best = np.minimum.accumulate(v) if points.minimize else np.maximum.accumulate(v)
-        rng = robust_range(v, v == best)  # the best so far is always shown
-        side = rng.side(v)
-        within = side == 0
-        ax2.scatter(
-            numbers[within],
-            v[within],
-            s=18,
-            color="tab:blue",
-            label="objective of each trial (right)",
-        )
-        for s, marker in ((1, "^"), (-1, "v")):
-            sel = side == s
-            if sel.any():
-                ax2.scatter(
-                    numbers[sel],
-                    np.full(sel.sum(), rng.edge(s)),
-                    marker=marker,
-                    s=60,
-                    color="tab:blue",
-                    edgecolors="black",
-                    clip_on=False,
-                    zorder=4,
-                    label=f"objective beyond the axis limits ({int(sel.sum())})",
-                )
-        ax2.step(
-            numbers,
-            best,
-            where="post",
-            color="crimson",
-            label="best so far (right)",
-        )
-        ax2.set_xlabel("trial")
-        _integer_ticks(ax2.xaxis)
-        ax2.set_ylabel(points.objective_name)
-        if rng.log:
-            ax2.set_yscale("log")
-        ax2.set_ylim(*rng.limits)
-        ax2.set_title(
-            "scalarized search: " + ("minimize" if points.minimize else "maximize"), fontsize=10
-        )
-        h2, l2 = ax2.get_legend_handles_labels()
-        handles, labels = handles + h2, labels + l2
-    else:
-        xs = alpha if alpha is not None else points.numbers
-        # Without a metric (a study hpsearch did not make), where L1 landed: a jump shows as a step.
-        with_metric = bool(np.isfinite(points.metric).any())
-        ys = points.metric if with_metric else points.loss1
-        ax2.scatter(xs, ys, c=np.where(front, "crimson", "tab:blue"), s=22)
-        ax2.set_xlabel("α" if alpha is not None else "trial")
-        if alpha is not None and np.all(alpha > 0) and alpha.max() / alpha.min() > 10:
-            ax2.set_xscale("log")
-        if alpha is None:
-            _integer_ticks(ax2.xaxis)
-        shown = f"validation {points.metric_name}" if with_metric else axis_label(points, 0)
-        ax2.set_ylabel(shown)
-        what = "metric" if with_metric else "L1"
-        ax2.set_title(f"{what} of each trial (red: on the Pareto front)", fontsize=10)
-    ax2.grid(alpha=0.3)
-    # Outside the data: below both panels.
-    fig.legend(
-        handles,
-        labels,
-        loc="outside lower center",
-        ncols=min(4, len(handles)),
-        fontsize=9,
-        frameon=False,
+
+def _draw_course(ax2: Axes, points: StudyPoints) -> None:
+    """A single-objective study: the objective per trial and the best so far."""
+    assert points.values is not None
+    # In trial order: "the best so far" accumulates along it.
+    order = np.argsort(points.numbers)
+    numbers, v = points.numbers[order], points.values[order]
+    best = np.minimum.accumulate(v) if points.minimize else np.maximum.accumulate(v)
+    rng = robust_range(v, v == best)  # the best so far is always shown
+    side = rng.side(v)
+    within = side == 0
+    ax2.scatter(
+        numbers[within],
+        v[within],
+        s=18,
+        color="tab:blue",
+        label="objective of each trial (right)",
     )
-    return fig
+    for s, marker in ((1, "^"), (-1, "v")):
+        sel = side == s
+        if sel.any():
+            ax2.scatter(
+                numbers[sel],
+                np.full(sel.sum(), rng.edge(s)),
+                marker=marker,
+                s=60,
+                color="tab:blue",
+                edgecolors="black",
+                clip_on=False,
+                zorder=4,
+                label=f"objective beyond the axis limits ({int(sel.sum())})",
+            )
+    ax2.step(
+        numbers,
+        best,
+        where="post",
+        color="crimson",
+        label="best so far (right)",
+    )
+    ax2.set_xlabel("trial")
+    _integer_ticks(ax2.xaxis)
+    ax2.set_ylabel(points.objective_name)
+    if rng.log:
+        ax2.set_yscale("log")
+    ax2.set_ylim(*rng.limits)
+    ax2.set_title(
+        "scalarized search: " + ("minimize" if points.minimize else "maximize"), fontsize=10
+    )
+
+
+def _draw_by_alpha(ax2: Axes, points: StudyPoints) -> None:
+    """A two-objective study: each trial's metric (without one, its L1) against α (else the
+    trial number), the Pareto trials in red."""
+    alpha = points.params.get("alpha")
+    front = points.pareto
+    xs = alpha if alpha is not None else points.numbers
+    # Without a metric (a study hpsearch did not make), where L1 landed: a jump shows as a step.
+    with_metric = bool(np.isfinite(points.metric).any())
+    ys = points.metric if with_metric else points.loss1
+    ax2.scatter(xs, ys, c=np.where(front, "crimson", "tab:blue"), s=22)
+    ax2.set_xlabel("α" if alpha is not None else "trial")
+    if alpha is not None and np.all(alpha > 0) and alpha.max() / alpha.min() > 10:
+        ax2.set_xscale("log")
+    if alpha is None:
+        _integer_ticks(ax2.xaxis)
+    shown = f"validation {points.metric_name}" if with_metric else axis_label(points, 0)
+    ax2.set_ylabel(shown)
+    what = "metric" if with_metric else "L1"
+    ax2.set_title(f"{what} of each trial (red: on the Pareto front)", fontsize=10)
 
 
 def axis_label(points: StudyPoints, k: int) -> str:
@@ -492,7 +513,6 @@ def comparison_figure(comparison: Comparison) -> Figure:
     trials drawn at the edge (:func:`objective_limits`).
     """
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
 
     fig = Figure(figsize=(12, 6.5), layout="constrained")
     ax = fig.subplots()
@@ -505,6 +525,40 @@ def comparison_figure(comparison: Comparison) -> Figure:
     )
     pts = comparison.union_points
     lim = objective_limits(pts, keep, allow_log=False)
+    _draw_study_fronts(ax, comparison, lim, markers, colors)
+    study_of = np.concatenate(
+        [np.full(len(s.points.numbers), i) for i, s in enumerate(comparison.studies)]
+    )
+    if lim.n_beyond:
+        _draw_beyond(
+            ax,
+            lim,
+            lim.note(("L1", "L2")),
+            c=np.array(colors, object)[study_of],
+            s=60,
+            edgecolors="black",
+            linewidths=0.6,
+            zorder=4,
+        )
+    unsupported = _draw_joint_hull(ax, comparison, study_of, markers)
+    handles, labels = _joint_legend(ax, comparison, study_of, unsupported)
+    _apply_limits(ax, lim)
+    ax.set_xlabel(axis_label(comparison.studies[0].points, 0))
+    ax.set_ylabel(axis_label(comparison.studies[0].points, 1))
+    ax.set_title(
+        f"{len(comparison.studies)} studies in one objective space; joint scalarization gap "
+        f"{comparison.union.gap_pct:.1f}% of HV"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def _draw_study_fronts(
+    ax: Axes, comparison: Comparison, lim: ObjectiveLimits, markers: list[str], colors: list[Any]
+) -> None:
+    """Each study's trials (hollow where they missed their constraint) and its front, in its
+    colour and marker, labelled with its HV and gap."""
     offset = 0
     for i, s in enumerate(comparison.studies):
         c, m = colors[i], markers[i]
@@ -534,20 +588,14 @@ def comparison_figure(comparison: Comparison) -> Figure:
             f[:, 0], f[:, 1], "-", marker=m, color=c, ms=6, lw=1.6, zorder=3 + i * 0.1, label=label
         )
         offset += n
-    study_of = np.concatenate(
-        [np.full(len(s.points.numbers), i) for i, s in enumerate(comparison.studies)]
-    )
-    if lim.n_beyond:
-        _draw_beyond(
-            ax,
-            lim,
-            lim.note(("L1", "L2")),
-            c=np.array(colors, object)[study_of],
-            s=60,
-            edgecolors="black",
-            linewidths=0.6,
-            zorder=4,
-        )
+
+
+def _draw_joint_hull(
+    ax: Axes, comparison: Comparison, study_of: np.ndarray, markers: list[str]
+) -> np.ndarray:
+    """The convex hull of the joint front, dashed, and the joint-front points above it ringed
+    in black; returns those points' indices."""
+    pts = comparison.union_points
     u = comparison.union
     hull = pts[u.hull]
     ax.plot(
@@ -573,6 +621,17 @@ def comparison_figure(comparison: Comparison) -> Figure:
             linewidths=1.2,
             zorder=5,
         )
+    return unsupported
+
+
+def _joint_legend(
+    ax: Axes, comparison: Comparison, study_of: np.ndarray, unsupported: np.ndarray
+) -> tuple[list[Any], list[str]]:
+    """The legend's entries: the studies, the hull, the points above it, and the knee (drawn
+    here as a star)."""
+    from matplotlib.lines import Line2D
+
+    pts, u = comparison.union_points, comparison.union
     handles, labels = ax.get_legend_handles_labels()
     if len(unsupported):
         handles.append(
@@ -596,17 +655,7 @@ def comparison_figure(comparison: Comparison) -> Figure:
         labels.append(
             f"knee of the joint front ({comparison.studies[study_of[u.knee]].points.study_name})"
         )
-    _apply_limits(ax, lim)
-    l1n, l2n = comparison.loss_names
-    ax.set_xlabel(f"validation {l1n} (L1)")
-    ax.set_ylabel(f"validation {l2n} (L2)")
-    ax.set_title(
-        f"{len(comparison.studies)} studies in one objective space; joint scalarization gap "
-        f"{u.gap_pct:.1f}% of HV"
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return fig
+    return handles, labels
 
 
 def study_markers(n: int) -> list[str]:

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from hpsearch.errors import HpsearchError
 from hpsearch.results.analysis import (
+    FrontAnalysis,
     Normalization,
     hypervolume_2d,
     pareto_mask,
@@ -29,6 +30,7 @@ from hpsearch.results.analysis import (
 from hpsearch.results.plots import (
     LOG_SPREAD,
     AxisRange,
+    ObjectiveLimits,
     objective_limits,
     plot_study,
     representative_front,
@@ -156,17 +158,7 @@ def objective_space_figure(points: StudyPoints) -> go.Figure:
     lim = objective_limits(points.xy, keep)
     pinned, directions = lim.pinned(), np.array(lim.directions())
     inside = ~lim.beyond
-    colour_by = next((p for p in _TRADE_OFF_PARAMS if p in points.params), None)
-    colour: dict[str, Any] = {}  # the colour scale of the trials inside and beyond the limits
-    colours: np.ndarray | None = None
-    bar: dict[str, Any] = {}
-    if colour_by is not None:
-        values = points.params[colour_by]
-        log = bool(np.all(values > 0) and values.max() / max(values.min(), 1e-300) > 20)
-        colours = np.log10(values) if log else values
-        colour = {"colorscale": "Viridis", "cmin": colours.min(), "cmax": colours.max()}
-        title = f"log10 {colour_by}" if log else colour_by
-        bar = {"showscale": True, "colorbar": {"title": {"text": title}}}
+    colours, colour, bar = _trade_off_colours(points)
     hover = [
         f"trial {n}<br>{name1} {x:.4g}<br>{name2} {y:.4g}"
         for n, x, y in zip(points.numbers, points.loss1, points.loss2, strict=True)
@@ -198,6 +190,41 @@ def objective_space_figure(points: StudyPoints) -> go.Figure:
                 **trials(lim.beyond, size=13, symbol=symbols, line=line),
             )
         )
+    _add_front_and_hull(fig, points, analysis, lim)
+    note = lim.note((name1, name2))
+    fig.update_layout(
+        title={"text": "objective space" + (f"<br><sup>{note}</sup>" if note else "")},
+        margin={"t": 90},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
+        xaxis=_plotly_axis(lim.x, f"validation {name1} (L1)"),
+        yaxis=_plotly_axis(lim.y, f"validation {name2} (L2)"),
+    )
+    return fig
+
+
+def _trade_off_colours(
+    points: StudyPoints,
+) -> tuple[np.ndarray | None, dict[str, Any], dict[str, Any]]:
+    """The trials' colours by the first trade-off parameter searched (log10 past a 20x
+    range), the colour scale, and the colour bar; (None, {}, {}) when none is searched."""
+    colour_by = next((p for p in _TRADE_OFF_PARAMS if p in points.params), None)
+    if colour_by is None:
+        return None, {}, {}
+    values = points.params[colour_by]
+    log = bool(np.all(values > 0) and values.max() / max(values.min(), 1e-300) > 20)
+    colours = np.log10(values) if log else values
+    colour = {"colorscale": "Viridis", "cmin": colours.min(), "cmax": colours.max()}
+    title = f"log10 {colour_by}" if log else colour_by
+    return colours, colour, {"showscale": True, "colorbar": {"title": {"text": title}}}
+
+
+def _add_front_and_hull(
+    fig: go.Figure, points: StudyPoints, analysis: FrontAnalysis, lim: ObjectiveLimits
+) -> None:
+    """The Pareto front (red, open circles) and the lower convex hull (dashed grey)."""
+    import plotly.graph_objects as go
+
+    front = analysis.front
     fig.add_trace(
         go.Scatter(
             x=points.loss1[front],
@@ -221,15 +248,6 @@ def objective_space_figure(points: StudyPoints) -> go.Figure:
             hoverinfo="skip",
         )
     )
-    note = lim.note((name1, name2))
-    fig.update_layout(
-        title={"text": "objective space" + (f"<br><sup>{note}</sup>" if note else "")},
-        margin={"t": 90},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
-        xaxis=_plotly_axis(lim.x, f"validation {name1} (L1)"),
-        yaxis=_plotly_axis(lim.y, f"validation {name2} (L2)"),
-    )
-    return fig
 
 
 def _plotly_axis(rng: AxisRange, title: str) -> dict[str, Any]:
