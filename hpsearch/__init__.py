@@ -24,7 +24,7 @@ _API: dict[str, dict[str, str]] = {
     "Run studies": {
         "load_study_file": "hpsearch.study.config",
         "StudyConfig": "hpsearch.study.config",
-        "ParamSpec": "hpsearch.study.config",
+        "ParamSpec": "hpsearch.study.validation",
         "CORE_PARAMS": "hpsearch.study.config",
         "run_study": "hpsearch.study.runner",
         "run_workers": "hpsearch.study.runner",
@@ -197,8 +197,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         study_points,
         study_rows,
     )
-    from hpsearch.study.config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
+    from hpsearch.study.config import CORE_PARAMS, StudyConfig, load_study_file
     from hpsearch.study.objective import make_objective, suggest_params
     from hpsearch.study.record import Aim, fill_aim, record
     from hpsearch.study.runner import RunSummary, run_study, run_workers
     from hpsearch.study.storage import DEFAULT_STORAGE, counts_toward_target, open_storage
+    from hpsearch.study.validation import ParamSpec

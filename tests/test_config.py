@@ -441,3 +441,26 @@ def test_bounds_beyond_float32_are_refused_before_training(tmp_path) -> None:
     path.write_text(VALID.replace("high = 1.0, log = true", "high = 1e39, log = true"))
     with pytest.raises(StudyFileError, match=r"params.alpha.high: 1e\+39 .* \[0, 3.4e\+38\]"):
         load_study_file(path)
+
+
+def test_resolve_passes_every_knob_of_the_table_on() -> None:
+    """Each knob of TRAIN_PARAMS fixed at a value other than its default reaches the
+    TrainConfig (none is left at its default by omission)."""
+    import dataclasses
+
+    from hpsearch.core.knobs import TRAIN_PARAMS
+    from hpsearch.study.validation import ParamSpec
+
+    config = load_study_file("studies/demo.toml")
+    chosen = {}
+    for name, option in TRAIN_PARAMS.items():
+        if option.type == "categorical":
+            candidates = [c for c in option.choices if c != option.default]
+        elif option.type == "int":
+            candidates = [v for v in (2, 3, 7) if option.contains(v)]
+        else:
+            candidates = [v for v in (0.37, 0.61, 2.5) if option.contains(v)]
+        chosen[name] = next(v for v in candidates if v != option.default)
+    params = {**config.params, **{k: ParamSpec(k, "fixed", value=v) for k, v in chosen.items()}}
+    train, _, _ = dataclasses.replace(config, params=params).resolve({})
+    assert {k: getattr(train, k) for k in chosen} == chosen

@@ -12,7 +12,7 @@ import pytest
 import hpsearch
 from hpsearch.results.analysis import Stretch
 from hpsearch.results.fill import FillPlan, next_targets
-from hpsearch.study.config import ParamSpec
+from hpsearch.study.validation import ParamSpec
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -40,7 +40,8 @@ class Check(Command):
 
 def check_one(path: str, run_imports: bool) -> str:
     """Validate a study, playground or MGS file (told apart by its table) and describe it."""
-    from hpsearch.study.config import load_study_file, read_toml_file
+    from hpsearch.study.config import load_study_file
+    from hpsearch.study.validation import read_toml_file
 
     tables = set(read_toml_file(path))
     if tables == {"playground"}:

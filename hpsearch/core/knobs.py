@@ -105,25 +105,25 @@ class TrainConfig:
             from different starting points.
     """
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    lr_decay: float = 1.0
-    alpha: float = 0.0
-    flood: float = 0.0
-    flood_mode: str = "batch"
-    backstitch: float = 0.0
-    backstitch_interval: int = 1
-    method: str = "linear"
-    w: float = 0.5
-    ideal1: float = 0.0
-    ideal2: float = 0.0
-    normalize: str = "initial"
-    epsilon: float = 1.0
-    damping: float = 10.0
-    lambda_lr: float = 0.01
-    epochs: int = 20
-    batch_size: int = 64
+    optimizer: str = TRAIN_PARAMS["optimizer"].default
+    lr: float = TRAIN_PARAMS["lr"].default
+    momentum: float = TRAIN_PARAMS["momentum"].default
+    lr_decay: float = TRAIN_PARAMS["lr_decay"].default
+    alpha: float = TRAIN_PARAMS["alpha"].default
+    flood: float = TRAIN_PARAMS["flood"].default
+    flood_mode: str = TRAIN_PARAMS["flood_mode"].default
+    backstitch: float = TRAIN_PARAMS["backstitch"].default
+    backstitch_interval: int = TRAIN_PARAMS["backstitch_interval"].default
+    method: str = TRAIN_PARAMS["method"].default
+    w: float = TRAIN_PARAMS["w"].default
+    ideal1: float = TRAIN_PARAMS["ideal1"].default
+    ideal2: float = TRAIN_PARAMS["ideal2"].default
+    normalize: str = TRAIN_PARAMS["normalize"].default
+    epsilon: float = TRAIN_PARAMS["epsilon"].default
+    damping: float = TRAIN_PARAMS["damping"].default
+    lambda_lr: float = TRAIN_PARAMS["lambda_lr"].default
+    epochs: int = TRAIN_BUDGET["epochs"].default
+    batch_size: int = TRAIN_BUDGET["batch_size"].default
     seed: int = 0
     init_seed: int | None = None
 

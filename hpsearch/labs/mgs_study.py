@@ -28,8 +28,8 @@ from hpsearch.labs.mgs import ESTIMATORS, METRICS, MGSConfig, MGSResult, train_m
 from hpsearch.results.report import mean_sd
 from hpsearch.results.stats import bootstrap_interval
 from hpsearch.study import keys
-from hpsearch.study.config import read_table_file
 from hpsearch.study.limits import RUN_LIMITS
+from hpsearch.study.validation import read_table_file
 
 
 @dataclass(frozen=True)

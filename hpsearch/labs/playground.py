@@ -27,8 +27,8 @@ from hpsearch.core.knobs import OPTIMIZERS
 from hpsearch.core.options import Option
 from hpsearch.labs.budget import check_budget, check_stored_budgets, trials_to_run
 from hpsearch.study import keys
-from hpsearch.study.config import read_table_file
 from hpsearch.study.limits import RUN_LIMITS
+from hpsearch.study.validation import read_table_file
 
 if TYPE_CHECKING:
     import torch

@@ -36,7 +36,7 @@ from hpsearch.results.compare import Comparison, compare_points, wall_seconds
 from hpsearch.results.points import StudyPoints, points_of_study
 from hpsearch.results.report import load_stored_study
 from hpsearch.study import keys
-from hpsearch.study.config import CORE_PARAMS, ParamSpec, StudyConfig, load_study_file
+from hpsearch.study.config import CORE_PARAMS, StudyConfig, load_study_file
 from hpsearch.study.runner import (
     Publisher,
     _describe_difference,
@@ -44,6 +44,7 @@ from hpsearch.study.runner import (
     run_study,
 )
 from hpsearch.study.storage import HEARTBEAT_SECONDS, open_storage
+from hpsearch.study.validation import ParamSpec
 
 _KNOB = AIMING_KNOBS
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
-import re
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +22,7 @@ from hpsearch.core.data import (
     available_datasets,
     check_dataset,
     dataset_name,
+    dataset_task,
     load_dataset,
 )
 from hpsearch.core.knobs import TRAIN_BUDGET, TRAIN_PARAMS, TrainConfig
@@ -31,9 +30,10 @@ from hpsearch.core.models import ACTIVATIONS, MODEL_KINDS, ModelSpec
 from hpsearch.core.options import Option
 from hpsearch.core.setups import Setup, available_setups, get_setup
 from hpsearch.core.sources import TASKS, DataFile, DataFileError
-from hpsearch.errors import HpsearchError, StudyFileError, did_you_mean
+from hpsearch.errors import HpsearchError, StudyFileError
 from hpsearch.study.limits import RUN_LIMITS
 from hpsearch.study.samplers import BATCH_PRUNER, PRUNERS, SAMPLERS
+from hpsearch.study.validation import Checker, ParamSpec, read_toml_file, shown
 
 MODES: tuple[str, ...] = ("scalarized", "pareto")
 OBJECTIVES: tuple[str, ...] = ("loss1", "loss2", "metric", "weighted")
@@ -71,58 +71,6 @@ _STUDY_KEYS = (
     "imports",
 )
 _TABLES = ("study", "data", "budget", "params")
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_SPEC_KEYS = {
-    "float": ("type", "low", "high", "log", "step"),
-    "int": ("type", "low", "high", "log", "step"),
-    "categorical": ("type", "choices"),
-}
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One hyperparameter of a study: a fixed value or an Optuna distribution.
-
-    Attributes:
-        name: Hyperparameter name.
-        type: ``"fixed"``, ``"float"``, ``"int"`` or ``"categorical"``.
-        value: The fixed value (``type == "fixed"``).
-        low, high, log, step: Range of a float/int distribution.
-        choices: Values of a categorical distribution.
-    """
-
-    name: str
-    type: str
-    value: Any = None
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: tuple[Any, ...] = ()
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        """``(low, high)`` of a searched number (a study file always gives both)."""
-        if self.low is None or self.high is None:
-            raise HpsearchError(f"parameter {self.name!r} has no range")
-        return self.low, self.high
-
-    @property
-    def searched(self) -> bool:
-        return self.type != "fixed"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data, as written in the study file."""
-        if self.type == "fixed":
-            return {"value": self.value}
-        if self.type == "categorical":
-            return {"type": "categorical", "choices": list(self.choices)}
-        out: dict[str, Any] = {"type": self.type, "low": self.low, "high": self.high}
-        if self.log:
-            out["log"] = True
-        if self.step is not None:
-            out["step"] = self.step
-        return out
 
 
 @dataclass(frozen=True)
@@ -228,24 +176,11 @@ class StudyConfig:
         """
         full = {k: p.value for k, p in self.params.items() if not p.searched}
         full.update(values)
+        # Every knob of TRAIN_PARAMS, by its type there: a knob added to the table is passed
+        # on, never left at its default by omission.
+        knobs = {k: _typed(full[k], o) for k, o in TRAIN_PARAMS.items() if k != "init_seed"}
         train = TrainConfig(
-            optimizer=full["optimizer"],
-            lr=float(full["lr"]),
-            momentum=float(full["momentum"]),
-            lr_decay=float(full["lr_decay"]),
-            alpha=float(full["alpha"]),
-            flood=float(full["flood"]),
-            flood_mode=full["flood_mode"],
-            backstitch=float(full["backstitch"]),
-            backstitch_interval=int(full["backstitch_interval"]),
-            method=full["method"],
-            w=float(full["w"]),
-            ideal1=float(full["ideal1"]),
-            ideal2=float(full["ideal2"]),
-            normalize=full["normalize"],
-            epsilon=float(full["epsilon"]),
-            damping=float(full["damping"]),
-            lambda_lr=float(full["lambda_lr"]),
+            **knobs,
             epochs=self.epochs,
             batch_size=self.batch_size,
             seed=self.seed if seed is None else seed,
@@ -263,6 +198,15 @@ class StudyConfig:
         return train, model, options
 
 
+def _typed(value: Any, option: Option) -> Any:
+    """A parameter's value as its option's type says (TOML and Optuna give ints for floats)."""
+    if option.type == "float":
+        return float(value)
+    if option.type == "int":
+        return int(value)
+    return value
+
+
 def trial_init_seed(study_seed: int, trial_number: int) -> int:
     """The initial weights' seed of trial ``trial_number`` under ``init_seed = "trial"``.
 
@@ -275,141 +219,10 @@ def trial_init_seed(study_seed: int, trial_number: int) -> int:
 # --- validation helpers ----------------------------------------------------------------------
 
 
-class _Checker:
-    """Raises StudyFileError for one file, with dotted keys."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, key: str, message: str) -> StudyFileError:
-        return StudyFileError(self.path, key, message)
-
-    def table(self, raw: Any, key: str, allowed: tuple[str, ...] | dict[str, Any]) -> dict:
-        if not isinstance(raw, dict):
-            raise self.fail(key, f"must be a table, got {_show(raw)}")
-        unknown = [k for k in raw if k not in allowed]
-        if unknown:
-            raise self.fail(
-                f"{key}.{unknown[0]}" if key else unknown[0],
-                f"unknown key; allowed: {', '.join(allowed) or 'none'}"
-                + did_you_mean(unknown[0], allowed),
-            )
-        return raw
-
-    def string(self, raw: Any, key: str, choices: tuple[str, ...] | None = None) -> str:
-        if not isinstance(raw, str):
-            allowed = f"one of {', '.join(choices)}" if choices else "a string"
-            raise self.fail(key, f"must be {allowed}, got {_show(raw)}")
-        if choices is not None and raw not in choices:
-            raise self.fail(
-                key,
-                f"unknown value {raw!r}; allowed: {', '.join(choices)}"
-                + did_you_mean(raw, choices),
-            )
-        return raw
-
-    def study_name(self, raw: Any, key: str) -> str:
-        """A name Optuna studies and output files are made from."""
-        name = self.string(raw, key)
-        if not _NAME_RE.fullmatch(name):  # fullmatch: "$" would let a trailing newline in
-            raise self.fail(
-                key, f"{name!r} is not allowed; use 1-128 letters, digits, '.', '_' or '-'"
-            )
-        return name
-
-    def names(self, raw: Any, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
-        """A non-empty list of distinct names from ``allowed``."""
-        if (
-            not isinstance(raw, list)
-            or not raw
-            or not all(isinstance(v, str) and v in allowed for v in raw)
-            or len(set(raw)) != len(raw)
-        ):
-            wrong = [v for v in raw if v not in allowed] if isinstance(raw, list) else []
-            raise self.fail(
-                key,
-                f"must be a non-empty list of distinct names from: {', '.join(allowed)}"
-                + (did_you_mean(wrong[0], allowed) if wrong else ""),
-            )
-        return tuple(raw)
-
-    def value(self, raw: Any, key: str, option: Option) -> Any:
-        if not option.contains(raw):
-            raise self.fail(
-                key,
-                f"{_show(raw)} is not allowed; must be {option.allowed()}"
-                + did_you_mean(raw, option.choices),
-            )
-        return float(raw) if option.type == "float" else raw
-
-    def options(self, raw: dict, key: str, domains: dict[str, Option]) -> dict[str, Any]:
-        self.table(raw, key, domains)
-        return {k: self.value(v, f"{key}.{k}", domains[k]) for k, v in raw.items()}
-
-    def named(
-        self, raw: Any, key: str, registry: dict[str, dict[str, Option]]
-    ) -> tuple[str, dict[str, Any]]:
-        """A sampler/pruner: ``"name"`` or ``{name = "…", option = …}``."""
-        if isinstance(raw, dict):
-            rest = dict(raw)
-            if "name" not in rest:
-                raise self.fail(f"{key}.name", f"missing; allowed: {', '.join(registry)}")
-            name = self.string(rest.pop("name"), f"{key}.name", tuple(registry))
-            return name, self.options(rest, key, registry[name])
-        return self.string(raw, key, tuple(registry)), {}
-
-    def param(self, raw: Any, key: str, name: str, option: Option) -> ParamSpec:
-        if not isinstance(raw, dict):
-            return ParamSpec(name, "fixed", value=self.value(raw, key, option))
-        kinds = ("categorical",) if option.type == "categorical" else (option.type, "categorical")
-        if "type" not in raw:
-            raise self.fail(
-                f"{key}.type", f"missing; a searched parameter needs type = {' or '.join(kinds)}"
-            )
-        kind = self.string(raw["type"], f"{key}.type", kinds)
-        self.table(raw, key, _SPEC_KEYS[kind])
-        if kind == "categorical":
-            choices = raw.get("choices")
-            if not isinstance(choices, list) or not choices:
-                raise self.fail(f"{key}.choices", "must be a non-empty list")
-            values = tuple(self.value(c, f"{key}.choices", option) for c in choices)
-            if len(set(values)) != len(values):
-                raise self.fail(f"{key}.choices", "has duplicate values")
-            return ParamSpec(name, "categorical", choices=values)
-        for bound in ("low", "high"):
-            if bound not in raw:
-                raise self.fail(f"{key}.{bound}", f"missing; must be {option.allowed()}")
-            self.value(raw[bound], f"{key}.{bound}", option)
-        low, high = raw["low"], raw["high"]
-        if low > high:
-            raise self.fail(key, f"low ({low}) must be <= high ({high})")
-        log = raw.get("log", False)
-        if not isinstance(log, bool):
-            raise self.fail(f"{key}.log", f"must be true or false, got {_show(log)}")
-        if log and low <= 0:
-            raise self.fail(f"{key}.low", f"log scale needs low > 0, got {low}")
-        step = raw.get("step")
-        if step is not None:
-            num = int if kind == "int" else (int, float)
-            if isinstance(step, bool) or not isinstance(step, num) or not step > 0:
-                raise self.fail(f"{key}.step", f"must be a positive {kind}, got {_show(step)}")
-            if log and (kind == "float" or step != 1):
-                raise self.fail(f"{key}.step", "cannot be combined with log = true")
-        cast = float if kind == "float" else int
-        return ParamSpec(
-            name,
-            kind,
-            low=cast(low),
-            high=cast(high),
-            log=log,
-            step=None if step is None else cast(step),
-        )
-
-
 MAX_GRID_POINTS = 10_000
 
 
-def grid_values(params: dict[str, ParamSpec], check: _Checker | None = None) -> dict[str, list]:
+def grid_values(params: dict[str, ParamSpec], check: Checker | None = None) -> dict[str, list]:
     """The grid sampler's values of every searched parameter: a categorical's choices, and
     ``low, low + step, …, high`` for a number (which therefore needs a step).
 
@@ -449,32 +262,17 @@ def grid_values(params: dict[str, ParamSpec], check: _Checker | None = None) -> 
     return out
 
 
-def _show(raw: Any) -> str:
-    kind = {
-        bool: "boolean",
-        int: "integer",
-        float: "number",
-        str: "string",
-        list: "array",
-        dict: "table",
-    }.get(type(raw), type(raw).__name__)
-    text = repr(raw) if not isinstance(raw, dict | list) else kind
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return text if isinstance(raw, dict | list) else f"{text} ({kind})"
-
-
 def _limit(name: str, default: int) -> Option:
     low, high = RUN_LIMITS[name]
     return Option("int", default, low=low, high=high)
 
 
-def _run_imports(check: _Checker, raw: Any, base: Path, run: bool = True) -> tuple[str, ...]:
+def _run_imports(check: Checker, raw: Any, base: Path, run: bool = True) -> tuple[str, ...]:
     """Import modules or .py files (relative to the study file) that register setups; with
     ``run=False`` only check that the list is well formed and its files exist."""
     if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
         raise check.fail(
-            "study.imports", f"must be a list of module names or .py paths, got {_show(raw)}"
+            "study.imports", f"must be a list of module names or .py paths, got {shown(raw)}"
         )
     for i, item in enumerate(raw):
         key = f"study.imports[{i}]"
@@ -505,53 +303,11 @@ def _run_imports(check: _Checker, raw: Any, base: Path, run: bool = True) -> tup
     return tuple(raw)
 
 
-def read_toml_file(path: str | Path, what: str = "study file") -> dict[str, Any]:
-    """The parsed TOML document of ``path``.
-
-    Raises:
-        StudyFileError: The file is missing, a directory, not UTF-8, unreadable or not TOML.
-    """
-    check = _Checker(str(path))
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise check.fail("", f"no such {what}") from None
-    except IsADirectoryError:
-        raise check.fail("", f"is a directory, not a {what}") from None
-    except UnicodeDecodeError:
-        raise check.fail("", "is not UTF-8 text") from None
-    except OSError as e:
-        raise check.fail("", f"cannot be read: {e.strerror or e}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise check.fail("", f"invalid TOML: {e}") from None
-
-
-def read_table_file(
-    path: str | Path, table: str, keys: tuple[str, ...]
-) -> tuple[_Checker, dict[str, Any]]:
-    """The one table of a single-table file (``[playground]``, ``[mgs]``), its keys checked.
-
-    Returns:
-        A checker that names the file in its errors, and the table's raw values.
-
-    Raises:
-        StudyFileError: The file is unreadable or not TOML, holds any other table, or the
-            table has a key outside ``keys``.
-    """
-    check = _Checker(str(path))
-    doc = read_toml_file(path, f"{table} file")
-    if set(doc) != {table}:
-        raise check.fail("", f"needs exactly one table, [{table}]")
-    return check, check.table(doc[table], table, keys)
-
-
 # The keys of a data file's table, `dataset = { path = ..., target = ... }`.
 _DATA_FILE_KEYS = ("path", "target", "task", "features")
 
 
-def _dataset(check: _Checker, raw: Any, folder: Path) -> DataSource:
+def _dataset(check: Checker, raw: Any, folder: Path) -> DataSource:
     """``study.dataset``: a built-in or registered name, or a data file's table (its path
     relative to the study file's folder)."""
     if not isinstance(raw, dict):
@@ -571,7 +327,7 @@ def _dataset(check: _Checker, raw: Any, folder: Path) -> DataSource:
         raise check.fail(
             "study.dataset.features",
             f"must be a list of column names (CSV, Parquet) or an array's name (NPZ), got "
-            f"{_show(features)}",
+            f"{shown(features)}",
         )
     path = folder / check.string(table["path"], "study.dataset.path")
     target = check.string(table["target"], "study.dataset.target")
@@ -607,7 +363,7 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
             type or out of range; the message names the file, the key and what is allowed.
     """
     path = Path(path)
-    check = _Checker(str(path))
+    check = Checker(str(path))
     doc = read_toml_file(path)
     check.table(doc, "", _TABLES)
     if "study" not in doc:
@@ -622,7 +378,7 @@ def load_study_file(path: str | Path, run_imports: bool = True) -> StudyConfig:
 
 
 def _read_study(
-    check: _Checker, raw: Any, path: Path, run_imports: bool
+    check: Checker, raw: Any, path: Path, run_imports: bool
 ) -> tuple[dict[str, Any], type[Setup], DataSource]:
     """The ``[study]`` table: StudyConfig's fields from it, the setup's class and the data
     source."""
@@ -654,7 +410,7 @@ def _read_study(
 
 
 def _setup_class(
-    check: _Checker, raw: Any, dataset: str, imports: tuple[str, ...], run_imports: bool
+    check: Checker, raw: Any, dataset: str, imports: tuple[str, ...], run_imports: bool
 ) -> type[Setup]:
     """``study.setup``: a registered setup that takes ``dataset`` (data, or ``"none"``)."""
     setup_name = check.string(raw, "study.setup")
@@ -683,7 +439,7 @@ def _setup_class(
 
 
 def _read_objective(
-    check: _Checker, study: dict[str, Any], mode: str, setup_cls: type[Setup]
+    check: Checker, study: dict[str, Any], mode: str, setup_cls: type[Setup]
 ) -> dict[str, Any]:
     """``study.objective`` and ``study.objective_weights``: a scalarized study's one
     objective; none in pareto mode."""
@@ -718,12 +474,12 @@ def _read_objective(
         raise check.fail(
             "study.objective_weights",
             "objective = 'weighted' needs two non-negative numbers, not both 0, "
-            f"[w1, w2] for w1*loss1 + w2*loss2, got {_show(raw_w)}",
+            f"[w1, w2] for w1*loss1 + w2*loss2, got {shown(raw_w)}",
         )
     return {"objective": objective, "objective_weights": (float(raw_w[0]), float(raw_w[1]))}
 
 
-def _read_search(check: _Checker, study: dict[str, Any], mode: str) -> dict[str, Any]:
+def _read_search(check: Checker, study: dict[str, Any], mode: str) -> dict[str, Any]:
     """The keys of ``[study]`` that say how the search runs: sampler, pruner, trials, seed,
     timeout, population batch and threads."""
     sampler, sampler_options = check.named(
@@ -760,14 +516,14 @@ def _read_search(check: _Checker, study: dict[str, Any], mode: str) -> dict[str,
 
 
 def _read_options(
-    check: _Checker, raw: Any, table: str, options: dict[str, Option]
+    check: Checker, raw: Any, table: str, options: dict[str, Option]
 ) -> dict[str, Any]:
     """A table of plain options (``[budget]``, ``[data]``), defaults filled in."""
     given = check.options(raw, table, options)
     return {k: given.get(k, o.default) for k, o in options.items()}
 
 
-def _read_data(check: _Checker, raw: Any) -> dict[str, Any]:
+def _read_data(check: Checker, raw: Any) -> dict[str, Any]:
     """The ``[data]`` table: the split's fractions and seed, and the label noise."""
     data = _read_options(check, raw, "data", DATA)
     if data["val_fraction"] + data["test_fraction"] >= 1:
@@ -776,7 +532,7 @@ def _read_data(check: _Checker, raw: Any) -> dict[str, Any]:
 
 
 def _read_params(
-    check: _Checker, raw: Any, setup_cls: type[Setup], study: dict[str, Any]
+    check: Checker, raw: Any, setup_cls: type[Setup], study: dict[str, Any]
 ) -> dict[str, ParamSpec]:
     """The ``[params]`` table: every hyperparameter of the run and of the setup, fixed (its
     default unless given) or searched; at least one searched."""
@@ -813,9 +569,15 @@ def _read_params(
 
 
 def _check_data(
-    check: _Checker, config: StudyConfig, setup_cls: type[Setup], source: DataSource
+    check: Checker, config: StudyConfig, setup_cls: type[Setup], source: DataSource
 ) -> None:
     """The setup takes this dataset, and the split is possible (rows in every class)."""
+    if config.label_noise > 0 and dataset_task(source) != "classification":
+        raise check.fail(
+            "data.label_noise",
+            f"label_noise needs a classification dataset; {config.dataset} is "
+            f"{dataset_task(source)}",
+        )
     try:
         setup_cls.check_dataset(config.dataset)
         check_dataset(
@@ -825,6 +587,4 @@ def _check_data(
     except DataFileError as e:
         raise check.fail("study.dataset", str(e)) from None
     except HpsearchError as e:
-        raise check.fail(
-            "data.label_noise" if "label_noise" in str(e) else "data", str(e)
-        ) from None
+        raise check.fail("data", str(e)) from None

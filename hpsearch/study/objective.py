@@ -19,10 +19,11 @@ from hpsearch.core.setups import get_setup
 from hpsearch.core.train import EpochRecord, TrainResult, train
 from hpsearch.errors import DivergedError
 from hpsearch.study import keys
-from hpsearch.study.config import ParamSpec, StudyConfig
+from hpsearch.study.config import StudyConfig
 from hpsearch.study.persist import (
     set_user_attrs,
 )
+from hpsearch.study.validation import ParamSpec
 
 
 def suggest_params(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[str, Any]:
