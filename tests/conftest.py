@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         uses = "postgres_url" in getattr(item, "fixturenames", ()) or "postgres" in item.nodeid
         if uses or item.name == "test_an_opened_storage_is_named_by_its_url_without_password":
             item.add_marker(pytest.mark.xdist_group("postgresql"))
-        elif item.nodeid.startswith("tests/test_workers.py"):
+        elif item.nodeid.startswith("tests/study/test_workers.py"):
             # Several worker processes each: two such tests at once on 2 cores would starve
             # their heartbeats (stale trials failed and retried) and time out.
             item.add_marker(pytest.mark.xdist_group("workers"))

@@ -117,7 +117,7 @@ def test_the_core_knows_nothing_of_optuna() -> None:
         "import hpsearch.cli",
         "import hpsearch; hpsearch.study_points; hpsearch.hypervolume_2d",
         "import hpsearch; hpsearch.Option; hpsearch.TrainConfig; hpsearch.get_setup('two_task')",
-        # The commands, on a real study: tests/test_startup.py.
+        # The commands, on a real study: tests/cli/test_startup.py.
     ],
 )
 def test_reading_results_and_help_do_not_import_torch(code: str, tmp_path: Path) -> None:

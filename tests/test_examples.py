@@ -9,8 +9,8 @@ from types import ModuleType
 import optuna
 
 from hpsearch.study import keys
+from tests.cli.test_cli import run_main
 from tests.conftest import REPO
-from tests.test_cli import run_main
 
 EXAMPLES = REPO / "examples"
 

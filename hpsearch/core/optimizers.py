@@ -7,7 +7,7 @@ optimizer is built and at its first step: 1.9 s of CPU in every process that tra
 as importing torch itself (measured on a 2-core host), for code hpsearch never compiles. This
 class gathers the state as those classes do and calls the same functions with torch's
 defaults and the multi-tensor (foreach) kernels (1.2-1.5x faster per Adam step on a small MLP
-than the single-tensor ones), so the arithmetic is torch's, bit for bit: tests/test_train.py
+than the single-tensor ones), so the arithmetic is torch's, bit for bit: tests/core/test_train.py
 compares it with torch.optim over steps, learning-rate changes and parameter groups.
 
 It has the part of ``torch.optim.Optimizer``'s interface that training uses: ``param_groups``

@@ -16,7 +16,7 @@ and 2 threads). A seeded run stays reproducible on one machine; when other work 
 cores busy the one line says so and suggests ``--threads``.
 
 Population mode is different on both counts. Its results do not depend on the thread count
-(each member's matmuls and sums run whole on one thread: tests/test_threads.py checks 1 against
+(each member's matmuls and sums run whole on one thread: tests/core/test_threads.py checks 1 against
 2 threads bit for bit), and a second thread pays there when the core is free (K = 64: 12.7x
 the competent loop with two threads against 7.5x with one, benchmarks/results/population.md)
 but costs when it is not (beside one busy process, torch's two threads run a competent loop at

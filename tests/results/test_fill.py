@@ -14,7 +14,7 @@ from hpsearch.results.analysis import Stretch
 from hpsearch.results.fill import FillPlan, next_targets
 from hpsearch.study.validation import ParamSpec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # A front from (0, 1) to (1, 0), already its own ideal and nadir. Three holes:
 #   (0, 1)–(0.02, 0.30): 0.70 long, spans a rectangle of 0.014;

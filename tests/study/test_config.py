@@ -6,8 +6,8 @@ import pytest
 
 import hpsearch
 from hpsearch import StudyFileError, load_study_file
+from tests.cli.test_cli import run_main
 from tests.conftest import STUDY_FILES
-from tests.test_cli import run_main
 
 _HEAD = 'setup = "weight_decay"\nmode = "scalarized"\nobjective = "loss1"\nn_trials = 3\n\n[params]'
 

@@ -13,7 +13,7 @@ import pytest
 
 from hpsearch.core import threads
 from hpsearch.core.threads import apply_threads, plan_threads
-from tests.test_cli import HPSEARCH, run_cli
+from tests.cli.test_cli import HPSEARCH, run_cli
 
 
 @pytest.fixture

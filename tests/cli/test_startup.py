@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli import run_cli
 from tests.conftest import SMALL_STUDY
-from tests.test_cli import run_cli
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Runs one command in-process, then reports which heavy modules it imported.
 _PROBE = """

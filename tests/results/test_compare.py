@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 from PIL import Image
 
 import hpsearch
+from tests.cli.test_cli import run_cli, run_main
 from tests.conftest import REPO
-from tests.test_cli import run_cli, run_main
 
 # A concave front through the public setup API: L1 = t, L2 = 1 − t², t = (1 + sin u) / 2.
 USER_SETUP = """

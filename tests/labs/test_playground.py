@@ -16,8 +16,8 @@ from hpsearch.labs.playground import (
     steps_objective,
     trajectory,
 )
+from tests.cli.test_cli import run_cli, run_main
 from tests.conftest import REPO
-from tests.test_cli import run_cli, run_main
 
 
 def test_sgd_with_a_learning_rate_per_axis_follows_the_closed_form() -> None:

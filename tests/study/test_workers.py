@@ -14,8 +14,8 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch import counts_toward_target
+from tests.cli.test_cli import HPSEARCH, run_cli
 from tests.conftest import error_lines
-from tests.test_cli import HPSEARCH, run_cli
 
 
 def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
@@ -71,7 +71,7 @@ def test_workers_reach_exactly_the_target_without_duplicates(tmp_path, study_fil
 
 
 # One run per storage. Races here once overshot in 6 of 9 runs (PostgreSQL), and in 1 of about
-# 20 on SQLite (counts read outside the write lock); tests/test_persist.py interleaves two
+# 20 on SQLite (counts read outside the write lock); tests/study/test_persist.py interleaves two
 # finishing batches on purpose, which this test can only meet by chance.
 @pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
 def test_workers_with_population_batches_reach_exactly_the_target(

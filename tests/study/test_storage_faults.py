@@ -19,8 +19,8 @@ from optuna.trial import TrialState
 from hpsearch import counts_toward_target
 from hpsearch.errors import storage_fault
 from hpsearch.study.storage import is_transient, with_retries
+from tests.cli.test_cli import HPSEARCH, run_cli
 from tests.conftest import error_lines
-from tests.test_cli import HPSEARCH, run_cli
 
 
 def _operational(message: str) -> sqlalchemy.exc.OperationalError:

@@ -22,8 +22,8 @@ from hpsearch.labs.mgs import (
     train_metric,
 )
 from hpsearch.labs.mgs_study import load_mgs_file
+from tests.cli.test_cli import run_cli, run_main
 from tests.conftest import REPO
-from tests.test_cli import run_cli, run_main
 
 SPEC = ModelSpec(depth=1, width=32)
 

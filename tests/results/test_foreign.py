@@ -21,7 +21,7 @@ import torch
 import hpsearch
 from hpsearch.errors import HpsearchError
 from hpsearch.study import keys
-from tests.test_cli import run_main
+from tests.cli.test_cli import run_main
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ALPHA = optuna.distributions.FloatDistribution(0.01, 100.0, log=True)

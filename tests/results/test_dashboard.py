@@ -16,7 +16,7 @@ import optuna
 import pytest
 
 from hpsearch.results.dashboard import make_dashboard_server
-from tests.test_cli import HPSEARCH, _get_json, run_cli
+from tests.cli.test_cli import HPSEARCH, _get_json, run_cli
 
 SCREENSHOT_DIR = (
     Path(os.environ.get("HPSEARCH_SCREENSHOTS", ""))

@@ -17,8 +17,8 @@ from hpsearch.core import data as data_module
 from hpsearch.core.sources import DataFile
 from hpsearch.errors import HpsearchError
 from hpsearch.study.config import load_study_file
+from tests.cli.test_cli import run_main
 from tests.conftest import REPO
-from tests.test_cli import run_main
 
 WINE_CSV = REPO / "examples" / "data" / "wine.csv"
 

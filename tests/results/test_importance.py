@@ -15,7 +15,7 @@ from hpsearch.errors import HpsearchError
 from hpsearch.results.importance import format_importances, plot_importances, study_importances
 from hpsearch.results.publish import IMPORTANCE_GRAPH_ID
 from hpsearch.study import keys
-from tests.test_cli import run_main
+from tests.cli.test_cli import run_main
 
 
 def _known_study(storage: str | None = None, n: int = 60) -> optuna.Study:

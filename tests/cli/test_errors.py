@@ -23,7 +23,7 @@ from hpsearch.errors import (
     mask_secrets,
     run_reporting_errors,
 )
-from tests.test_cli import run_cli, run_main
+from tests.cli.test_cli import run_cli, run_main
 
 
 @pytest.mark.parametrize(
