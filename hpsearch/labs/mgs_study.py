@@ -152,7 +152,7 @@ def run_mgs_study(
 ) -> list[EstimatorSummary]:
     """Tune each estimator (or continue its stored study), re-run the best over the seeds,
     and write ``<name>.png`` (validation metric against wall time) and ``<name>.md``."""
-    from hpsearch.results.plots import plot_metric_against_time
+    from hpsearch.labs.figures import plot_metric_against_time
 
     names = [f"{config.name}-{estimator}" for estimator in config.estimators]
     check_stored_budgets(storage, names, {"epochs": config.epochs})

@@ -346,7 +346,7 @@ def run_playground(
     Returns:
         The tuned runs, function by function.
     """
-    from hpsearch.results.plots import plot_axis_learning_rates, plot_trajectories
+    from hpsearch.labs.figures import plot_axis_learning_rates, plot_trajectories
 
     names = [f"{config.name}-{f}-{o}" for f in config.functions for o in config.optimizers]
     check_stored_budgets(storage, names, {"steps": config.steps})

@@ -27,14 +27,15 @@ from hpsearch.results.analysis import (
     pareto_mask,
     verdict,
 )
-from hpsearch.results.plots import (
+from hpsearch.results.figure_rules import (
     LOG_SPREAD,
     AxisRange,
     ObjectiveLimits,
     objective_limits,
-    plot_study,
     representative_front,
+    trade_off_colour,
 )
+from hpsearch.results.plots import plot_study
 from hpsearch.results.points import StudyPoints, points_of_study
 from hpsearch.study import keys
 from hpsearch.study.config import CORE_PARAMS
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 # scikit-learn's ensemble module (~1.2 s), and every `hpsearch worker` process imports this one.
 
 # Per inner method, the parameter that moves a run along the trade-off: the colour of a point.
-_TRADE_OFF_PARAMS = ("alpha", "w", "epsilon", "flood")
 
 
 def artifact_dir(storage: str) -> Path:
@@ -205,16 +205,14 @@ def objective_space_figure(points: StudyPoints) -> go.Figure:
 def _trade_off_colours(
     points: StudyPoints,
 ) -> tuple[np.ndarray | None, dict[str, Any], dict[str, Any]]:
-    """The trials' colours by the first trade-off parameter searched (log10 past a 20x
-    range), the colour scale, and the colour bar; (None, {}, {}) when none is searched."""
-    colour_by = next((p for p in _TRADE_OFF_PARAMS if p in points.params), None)
-    if colour_by is None:
+    """The trials' colours by their trade-off knob (:func:`trade_off_colour`, log10 on a log
+    scale), the colour scale, and the colour bar; (None, {}, {}) when no knob is searched."""
+    rule = trade_off_colour(points)
+    if rule.name == "trial":
         return None, {}, {}
-    values = points.params[colour_by]
-    log = bool(np.all(values > 0) and values.max() / max(values.min(), 1e-300) > 20)
-    colours = np.log10(values) if log else values
+    colours = np.log10(rule.values) if rule.log else rule.values
     colour = {"colorscale": "Viridis", "cmin": colours.min(), "cmax": colours.max()}
-    title = f"log10 {colour_by}" if log else colour_by
+    title = f"log10 {rule.name}" if rule.log else rule.name
     return colours, colour, {"showscale": True, "colorbar": {"title": {"text": title}}}
 
 

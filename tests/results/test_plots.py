@@ -13,14 +13,14 @@ from hpsearch import load_study_file, run_study
 from hpsearch.results import publish
 from hpsearch.results.analysis import feasible_pareto_mask
 from hpsearch.results.compare import compare_points
-from hpsearch.results.plots import (
+from hpsearch.results.figure_rules import (
     MAX_CURVES,
-    comparison_figure,
     objective_limits,
     representative_front,
     robust_range,
-    study_figure,
+    trade_off_colour,
 )
+from hpsearch.results.plots import comparison_figure, study_figure
 from hpsearch.results.points import StudyPoints
 from hpsearch.results.report import study_rows
 
@@ -255,3 +255,42 @@ def test_the_best_so_far_follows_trial_numbers_in_any_stored_order() -> None:
         (step,) = [line for line in lines if line.get_label() == "best so far (right)"]
         assert list(step.get_xdata()) == list(range(12))
         assert np.allclose(step.get_ydata(), expected)
+
+
+def test_one_colour_rule_for_matplotlib_and_the_dashboard() -> None:
+    """A Chebyshev study is coloured by w in `show --plot` and in the dashboard alike, on the
+    same scale (log past 10x), an alpha study by alpha, a study of neither by trial number."""
+    import dataclasses
+
+    from hpsearch.results.publish import objective_space_figure
+
+    base = _points()
+    rng = np.random.default_rng(1)
+    cases = {
+        "w": (dataclasses.replace(base, params={"w": rng.uniform(0.2, 0.8, 30)}), "w", False),
+        "wide w": (
+            dataclasses.replace(base, params={"w": 10 ** rng.uniform(-3, -0.1, 30)}),
+            "w (log)",
+            True,
+        ),
+        "w 15x": (  # between the old thresholds (10x for matplotlib, 20x for the dashboard)
+            dataclasses.replace(base, params={"w": np.linspace(0.05, 0.75, 30)}),
+            "w (log)",
+            True,
+        ),
+        "alpha": (base, "α (log)", True),
+        "none": (dataclasses.replace(base, params={"lr": rng.uniform(0, 1, 30)}), "trial", False),
+    }
+    for case, (points, label, log) in cases.items():
+        rule = trade_off_colour(points)
+        assert (rule.label, rule.log) == (label, log), case
+        fig = study_figure(points)
+        bars = [a.get_ylabel() for a in fig.axes if a.get_label() == "<colorbar>"]
+        assert bars == [label], case
+        dash = objective_space_figure(points)
+        marker = dash.data[0].marker
+        if rule.name == "trial":
+            assert marker.colorbar.title.text is None, case
+        else:
+            title = marker.colorbar.title.text
+            assert title == (f"log10 {rule.name}" if log else rule.name), case
