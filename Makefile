@@ -4,7 +4,7 @@ CONSTRAINTS ?= constraints.txt
 STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint check-studies clean
+.PHONY: setup demo test docs lint check-studies clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	python3 -m venv $(VENV)
@@ -22,10 +22,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$(mktemp -d)"
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=20
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 check-studies: $(STAMP)
 	$(BIN)/hpsearch check studies/*.toml
 
 clean:
-	rm -rf $(VENV) hpsearch.db .pytest_cache
+	rm -rf $(VENV) hpsearch.db .pytest_cache site

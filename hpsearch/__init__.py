@@ -4,7 +4,7 @@ Tune the loss weight α, the flood level b, the learning rate and the optimizer 
 PyTorch models on real datasets with Optuna, in scalarized or multi-objective (Pareto) studies,
 and see whether α can reach the trade-off you want.
 
-The names below are the public API, grouped as the README lists them. They load on first use:
+The names below are the public API, grouped as docs/api.md lists them. They load on first use:
 ``import hpsearch`` itself imports neither torch nor Optuna's samplers, so reading results
 (``hpsearch.study_points``) starts fast. Everything else lives in the subpackages
 :mod:`hpsearch.core` (training, no Optuna), :mod:`hpsearch.study` (study files, storage, the

@@ -62,6 +62,7 @@ NOT_IN_THE_REPOSITORY = {
     "broken.toml",  # the example of a refused study file and its one-line error
     "plain-optuna.db",  # examples/plain_optuna.py writes it
     "data/wine.csv",  # a study file's data path, relative to examples/wine-csv.toml
+    "data.csv",  # the user's data file in the study-file reference's example
 }
 
 # Placeholders of command lines and synopses, and what the test puts in their place. A study's
@@ -125,7 +126,10 @@ def link_targets(text: str) -> Iterator[tuple[str, int]]:
     """Relative targets of the Markdown links and images outside code blocks."""
     body = prose(text)
     for m in re.finditer(
-        r"!?\[(?:[^\]\[]|`[^`]*`)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)", body
+        # A backtick starts a code span only (not also a plain character): with both, an
+        # unclosed "[" before many spans backtracks exponentially.
+        r"!?\[(?:[^\]\[`]|`[^`]*`)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)",
+        body,
     ):
         target = m.group(1)
         if not re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, mailto:, …
@@ -409,6 +413,24 @@ def test_included_tables_equal_their_results_files() -> None:
     assert include.stale_blocks(include.refreshed(stale)) == []
 
 
+def test_the_study_file_reference_lists_every_key_and_registered_name() -> None:
+    """Every key of a study file, every sampler, pruner, setup, setup option and built-in
+    dataset appears in docs/study-files.md as inline code."""
+    from hpsearch.core.data import DATASETS
+    from hpsearch.core.setups import available_setups, get_setup
+    from hpsearch.study.config import _DATA_FILE_KEYS, _STUDY_KEYS, BUDGET, CORE_PARAMS, DATA
+    from hpsearch.study.samplers import PRUNERS, SAMPLERS
+
+    page = (REPO / "docs" / "study-files.md").read_text()
+    options = {k for name in available_setups() for k in get_setup(name).options}
+    names = {
+        *_STUDY_KEYS, *DATA, *BUDGET, *CORE_PARAMS, *SAMPLERS, *PRUNERS, *available_setups(),
+        *options, *DATASETS, *_DATA_FILE_KEYS,
+    }  # fmt: skip
+    missing = sorted(n for n in names if f"`{n}`" not in page and f'"{n}"' not in page)
+    assert missing == []
+
+
 def _include_module():
     import importlib.util
 
@@ -420,7 +442,7 @@ def _include_module():
 
 
 def test_the_readme_commands_that_must_be_found_are_found() -> None:
-    found = {c.text for c in commands("README.md", (REPO / "README.md").read_text())}
+    found = {c.text for doc in DOCS for c in commands(doc, (REPO / doc).read_text())}
     assert (
         ".venv/bin/hpsearch run studies/demo.toml     # 40 trials, 10 at a time; progress on stderr"
         in found
@@ -432,7 +454,7 @@ def test_the_readme_commands_that_must_be_found_are_found() -> None:
 
 
 def test_the_python_api_example_does_not_write_into_the_demo_study() -> None:
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "api.md").read_text()
     block = next(b for _lang, b, _ in code_blocks(readme) if "run_study(" in b)
     demo = re.search(r'^name = "([^"]+)"', (REPO / "studies/demo.toml").read_text(), re.M)
     assert demo is not None

@@ -170,7 +170,9 @@ def plan_fill(
         n: Trials to plan, spread over the stretches by their length (at least one each).
         method: ``"chebyshev"`` (weight ``w`` of L1, ideal point and scales given) or
             ``"mdmm"`` (budget ``ε`` on L2).
-        alpha, losses, objectives: How to read the study (see :func:`hpsearch.diagnose`).
+        alpha: The parameter that holds α (see :func:`hpsearch.diagnose`).
+        losses: The user attributes of L1 and L2 of a single-objective study.
+        objectives: The two objectives of a study with three or more.
         storage: The storage of a study given by name.
 
     Returns:

@@ -114,7 +114,7 @@ class Comparison:
         return columns, rows
 
     def to_json(self) -> dict[str, Any]:
-        """The comparison as plain data (``compare.json``, see the README)."""
+        """The comparison as plain data (``compare.json``, see docs/trade-offs.md)."""
         norm = self.normalization
         studies = [
             _analysis_json(s.points.study_name, s.xy, s.points.numbers, s.analysis)

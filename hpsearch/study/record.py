@@ -43,7 +43,8 @@ def record(
 
     Args:
         trial: The running trial.
-        loss1, loss2: This epoch's validation losses (numbers or 0-d tensors).
+        loss1: This epoch's validation L1 (a number or a 0-d tensor).
+        loss2: This epoch's validation L2.
         metric: A validation metric to show beside them, if any.
         epoch: The epoch, from 1 (default: the one after the last recorded). Recording an
             epoch again replaces it and forgets the later ones (a restarted run).
