@@ -1,6 +1,6 @@
 """Errors that the command line and the worker processes turn into one line and an exit code.
 
-The bottom of the package: it imports nothing of hpsearch.
+The bottom of the package with :mod:`hpsearch.signals` (SIGTERM's exception comes from there).
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import os
 import re
 import signal
 import sys
-import threading
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
+
+from hpsearch.signals import Terminated, handle_sigterm
 
 
 class HpsearchError(Exception):
@@ -91,11 +92,6 @@ class DivergedError(Exception):
     """Training produced a non-finite loss; the trial is stored as FAIL with this reason."""
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a scheduler, systemd): stops the run like Ctrl-C, at the same safe
-    points, and exits :data:`EXIT_TERMINATED`."""
-
-
 EXIT_ERROR = 1  # the storage or a study in it is not usable
 EXIT_USAGE = 2  # bad study file or arguments (argparse uses 2 as well)
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a process Ctrl-C stopped
@@ -157,36 +153,6 @@ def storage_fault(error: BaseException) -> str | None:
             if fragment in text:
                 return fault
     return None
-
-
-_terminating = False
-
-
-def terminated() -> Terminated:
-    """The exception that stops the process on SIGTERM. Once made, further SIGTERMs are
-    ignored: the process is already stopping (the launcher of workers passes its SIGTERM on,
-    so a worker of a process group gets two), and a second one raised inside a finalizer would
-    only print "Exception ignored"."""
-    global _terminating
-    _terminating = True
-    return Terminated()
-
-
-def is_terminating() -> bool:
-    """Whether :func:`terminated` was raised in this process: the process is stopping."""
-    return _terminating
-
-
-def raise_terminated(signum: int, frame: Any) -> None:
-    """The SIGTERM handler outside the run loops' own: stop like Ctrl-C does."""
-    if not _terminating:
-        raise terminated()
-
-
-def handle_sigterm() -> None:
-    """Make SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) in the main thread."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, raise_terminated)
 
 
 def run_reporting_errors(command: Callable[[], int], prog: str = "hpsearch") -> int:

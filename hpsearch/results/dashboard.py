@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -26,6 +24,7 @@ from optuna.storages import BaseStorage
 from hpsearch._compat import serialize_frozen_trial
 from hpsearch.errors import HpsearchError
 from hpsearch.results.publish import artifact_dir
+from hpsearch.signals import stop_on_signals
 from hpsearch.study.storage import describe_storage, open_storage
 
 
@@ -145,19 +144,10 @@ def serve_dashboard(storage: str, host: str = "127.0.0.1", port: int = 8080) -> 
         file=sys.stderr,
         flush=True,
     )
-    # Python installs its Ctrl-C handler only where SIGINT was not ignored at start-up (a
-    # background job of a script, a test runner's worker): then SIGINT would never stop the
-    # server. Set here, as `run` sets its own; SIGTERM (kill, a scheduler) stops it the same way.
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, _interrupt)
+    stop_on_signals()  # as `run` sets its own: also where SIGINT was ignored at start-up
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

@@ -4,10 +4,9 @@ stored (:class:`PopulationBatch`)."""
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -27,6 +26,7 @@ from hpsearch.core.models import ModelSpec
 from hpsearch.core.population import GROUP_KEYS, train_population
 from hpsearch.core.setups import get_setup
 from hpsearch.core.train import EpochRecord, TrainResult, history_columns
+from hpsearch.signals import signals_deferred
 from hpsearch.study import keys
 from hpsearch.study.config import StudyConfig
 from hpsearch.study.halving import Halving, Point, RungTable
@@ -199,11 +199,11 @@ class PopulationBatch:
             self.train_all()
         except BaseException:
             # Clean up what can be, without hiding what stopped the batch.
-            with _signals_deferred(), contextlib.suppress(Exception):
+            with signals_deferred(), contextlib.suppress(Exception):
                 self.wrap_up()
             raise
         else:
-            with _signals_deferred():
+            with signals_deferred():
                 self.wrap_up()
         finally:
             if self.heartbeat is not None:
@@ -280,7 +280,7 @@ class PopulationBatch:
         """Store the new trials RUNNING (an SQL storage) and beat for them."""
         if self.heartbeat is None or not new:
             return
-        with _signals_deferred():  # stored RUNNING, then known to the clean-up
+        with signals_deferred():  # stored RUNNING, then known to the clean-up
             asked = [self.batch_storage.get_trial(trial_id(self.trials[i])) for i in new]
             self.started.update(zip(new, start_trials(self.study, asked), strict=True))
         self.heartbeat.track([self.started[i] for i in new])
@@ -289,7 +289,7 @@ class PopulationBatch:
         """Store the trials that ended, in one transaction."""
         order = sorted(ended)
         finished = [ended[i] for i in order]
-        with _signals_deferred():
+        with signals_deferred():
             if self.heartbeat is not None:
                 started = [self.started[i] for i in order]
                 done = finish_trials(self.study, started, finished, self.target)
@@ -405,21 +405,6 @@ class _GroupRun:
     def on_results(self, ended: list[tuple[int, TrainResult | Exception]]) -> None:
         batch = self.batch
         batch.store({self.runs[run]: batch.tell(self.runs[run], result) for run, result in ended})
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends (the main thread only): a storage
-    transaction and what records it must not be cut in half by a second Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 class _Heartbeat:

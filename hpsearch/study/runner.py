@@ -29,7 +29,8 @@ from hpsearch._compat import heartbeat_enabled, study_storage
 from hpsearch.core.data import Dataset
 from hpsearch.core.setups import get_setup
 from hpsearch.core.threads import LoadWatch, follows_load, plan_threads, thread_environment
-from hpsearch.errors import HpsearchError, Terminated, is_terminating, terminated
+from hpsearch.errors import HpsearchError
+from hpsearch.signals import DeferredInterrupt, Terminated
 from hpsearch.study import keys
 from hpsearch.study.batch import run_population
 from hpsearch.study.config import StudyConfig, grid_values, load_study_file
@@ -222,46 +223,6 @@ class _Surplus(Exception):
     """A trial started past the target by a race between workers."""
 
 
-class _DeferredInterrupt:
-    """Ctrl-C (SIGINT) and SIGTERM raise at once inside the objective (Optuna then stores the
-    trial as FAIL) and are held until the next safe point elsewhere: a signal between Optuna
-    creating a trial and calling the objective, or while it stores the result, would leave the
-    trial RUNNING. SIGTERM raises :class:`~hpsearch.errors.Terminated`, SIGINT
-    KeyboardInterrupt."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.in_objective = False
-        self.pending: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _DeferredInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGTERM and is_terminating():
-            return  # already stopping: a forwarded second SIGTERM changes nothing
-        if self.pending is None or signum == signal.SIGTERM:
-            self.pending = signum
-        if self.in_objective:
-            self.check()
-
-    def check(self) -> None:
-        """Raise the held signal, at a safe point."""
-        if self.pending == signal.SIGTERM:
-            raise terminated()
-        if self.pending is not None:
-            raise KeyboardInterrupt
-
-
 def _run_sequential(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], Any],
@@ -292,7 +253,7 @@ def _run_sequential(
             interrupt.in_objective = False
 
     started = time.monotonic()
-    with _DeferredInterrupt() as interrupt:
+    with DeferredInterrupt() as interrupt:
         while timeout is None or time.monotonic() - started < timeout:
             interrupt.check()
             trials = study.get_trials(deepcopy=False)
@@ -366,7 +327,7 @@ def _run_batches(
     watch = LoadWatch() if follows_load() else None
     stale = heartbeat_enabled(study_storage(study)[0])
     try:
-        with _DeferredInterrupt() as interrupt:
+        with DeferredInterrupt() as interrupt:
             while timeout is None or time.monotonic() - started < timeout:
                 interrupt.check()
                 if stale:  # a dead worker's batch must not hold its slots (persist.finish_trials)
@@ -612,7 +573,7 @@ def _supervise_workers(
         # Ctrl-C and SIGTERM are held until the loop's next check: raised inside a storage
         # read, the database driver could swallow them and the run would go on as if never
         # interrupted; raised while the workers start, some would be left unsupervised.
-        with _DeferredInterrupt() as interrupt:
+        with DeferredInterrupt() as interrupt:
             procs = [_start_worker(assignment, env) for assignment in assignments]
             bar = make_bar()
             refreshed = time.monotonic()
@@ -630,7 +591,7 @@ def _supervise_workers(
         # alone), and wait for every worker to store its running trial; a second signal does
         # not abandon them.
         signum = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
-        with _DeferredInterrupt():
+        with DeferredInterrupt():
             for p in procs:
                 if p.poll() is None:
                     p.send_signal(signum)
