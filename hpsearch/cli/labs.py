@@ -19,11 +19,37 @@ class LabCommand(Command):
 
     Attributes:
         file_argument: The name of the file argument.
+        file_help: Its help.
         budget: The config field of the run budget its flag overrides (``steps``, ``epochs``).
+        budget_metavar, budget_help: That flag's metavar and help.
+        out_help: The help of ``--out`` (its default is the command's name).
+        trials_help: The help of ``--n-trials``.
     """
 
     file_argument: ClassVar[str]
+    file_help: ClassVar[str]
     budget: ClassVar[str]
+    budget_metavar: ClassVar[str]
+    budget_help: ClassVar[str]
+    out_help: ClassVar[str]
+    trials_help: ClassVar[str]
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            self.file_argument, metavar=self.file_argument.upper(), help=self.file_help
+        )
+        add_storage(parser)
+        parser.add_argument("--out", default=self.name, metavar="DIR", help=self.out_help)
+        parser.add_argument(
+            "--n-trials", type=limited_int("n_trials"), metavar="N", help=self.trials_help
+        )
+        parser.add_argument(
+            f"--{self.budget}",
+            type=limited_int(self.budget),
+            metavar=self.budget_metavar,
+            help=self.budget_help,
+        )
+        add_threads(parser)
 
     @abstractmethod
     def load(self, path: str) -> Any:
@@ -61,6 +87,17 @@ class Playground(LabCommand):
         "tolerance, then draw the trajectories over contour plots and write a table."
     )
     file_argument, budget = "playground_file", "steps"
+    file_help = "TOML file"
+    out_help = "folder for the figures and the table (default: ./playground)"
+    trials_help = (
+        "target number of trials of each function x optimizer study, stored ones included "
+        "(default: the file's n_trials)"
+    )
+    budget_metavar = "S"
+    budget_help = (
+        "step budget of one run, the playground's epochs (default: the file's steps; a stored "
+        "study continues only at the budget it was tuned with)"
+    )
 
     def load(self, path: str) -> Any:
         from hpsearch.labs.playground import load_playground_file
@@ -71,31 +108,6 @@ class Playground(LabCommand):
         from hpsearch.labs.playground import run_playground
 
         run_playground(config, storage, out)
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("playground_file", metavar="PLAYGROUND_FILE", help="TOML file")
-        add_storage(parser)
-        parser.add_argument(
-            "--out",
-            default="playground",
-            metavar="DIR",
-            help="folder for the figures and the table (default: ./playground)",
-        )
-        parser.add_argument(
-            "--n-trials",
-            type=limited_int("n_trials"),
-            metavar="N",
-            help="target number of trials of each function x optimizer study, stored ones "
-            "included (default: the file's n_trials)",
-        )
-        parser.add_argument(
-            "--steps",
-            type=limited_int("steps"),
-            metavar="S",
-            help="step budget of one run, the playground's epochs (default: the file's steps; a "
-            "stored study continues only at the budget it was tuned with)",
-        )
-        add_threads(parser)
 
     def written(self, config: Any) -> str:
         return f"the figures and {config.name}.md"
@@ -110,6 +122,17 @@ class Mgs(LabCommand):
         "of each over several seeds, and draw the metric against wall time."
     )
     file_argument, budget = "mgs_file", "epochs"
+    file_help = "TOML file with an [mgs] table"
+    out_help = "folder for the figure and table (./mgs)"
+    trials_help = (
+        "target number of trials of each estimator's study, stored ones included (default: "
+        "the file's n_trials)"
+    )
+    budget_metavar = "E"
+    budget_help = (
+        "epochs of every training run, tuning and re-runs (default: the file's epochs; a stored "
+        "study continues only at the budget it was tuned with)"
+    )
 
     def load(self, path: str) -> Any:
         from hpsearch.labs.mgs_study import load_mgs_file
@@ -120,28 +143,6 @@ class Mgs(LabCommand):
         from hpsearch.labs.mgs_study import run_mgs_study
 
         run_mgs_study(config, storage, out)
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("mgs_file", metavar="MGS_FILE", help="TOML file with an [mgs] table")
-        add_storage(parser)
-        parser.add_argument(
-            "--out", default="mgs", metavar="DIR", help="folder for the figure and table (./mgs)"
-        )
-        parser.add_argument(
-            "--n-trials",
-            type=limited_int("n_trials"),
-            metavar="N",
-            help="target number of trials of each estimator's study, stored ones included "
-            "(default: the file's n_trials)",
-        )
-        parser.add_argument(
-            "--epochs",
-            type=limited_int("epochs"),
-            metavar="E",
-            help="epochs of every training run, tuning and re-runs (default: the file's epochs; a "
-            "stored study continues only at the budget it was tuned with)",
-        )
-        add_threads(parser)
 
     def written(self, config: Any) -> str:
         return f"{config.name}.png and {config.name}.md"
