@@ -206,6 +206,35 @@ def finish_trials(
     ]
 
 
+def adopt_silent_trials(study: optuna.Study) -> int:
+    """Give a heartbeat to the RUNNING trials that have none: their process stored the trial
+    but never its first beat (a disk that filled between the two, then the process ended), so
+    Optuna's stale check, which reads only trials with a beat, would never fail them, and a run
+    waiting for the slots they hold would wait for ever. With a beat now they go stale after
+    the grace period, as a killed worker's do, and are failed and retried; a live trial beats
+    on the same row from its own process, so adopting one changes nothing. Returns how many
+    were adopted (0 on a storage without heartbeats)."""
+    storage, study_id = study_storage(study)
+    backend = rdb_backend(storage)
+    if backend is None or not heartbeat_enabled(storage):
+        return 0
+    trial, beat_row = rdb_models.TrialModel, rdb_models.TrialHeartbeatModel
+    with rdb_session(backend) as session:
+        silent = [
+            int(tid)
+            for (tid,) in session.query(trial.trial_id)
+            .outerjoin(beat_row, beat_row.trial_id == trial.trial_id)
+            .filter(
+                trial.study_id == study_id,
+                trial.state == TrialState.RUNNING,
+                beat_row.trial_id.is_(None),
+            )
+        ]
+        if silent:
+            record_rdb_heartbeats(session, silent)
+    return len(silent)
+
+
 def abandon_trials(study: optuna.Study, started: Sequence[FrozenTrial]) -> None:
     """Fail trials :func:`start_trials` stored that will not be trained (Ctrl-C, an error):
     FAIL without a reason, so they do not count and a rerun replaces them."""

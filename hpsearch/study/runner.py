@@ -35,6 +35,7 @@ from hpsearch.study import keys
 from hpsearch.study.batch import run_population
 from hpsearch.study.config import StudyConfig, grid_values, load_study_file
 from hpsearch.study.objective import make_objective
+from hpsearch.study.persist import adopt_silent_trials
 from hpsearch.study.samplers import BATCH_PRUNER, make_pruner, make_sampler
 from hpsearch.study.storage import (
     DEFAULT_STORAGE,
@@ -261,7 +262,8 @@ def _run_sequential(
                 return
             if sum(holds_slot(t) for t in trials) >= target:
                 # Other workers hold the last slots. Wait; if one of them died, its trial goes
-                # stale, is stored as FAIL and retried here.
+                # stale, is stored as FAIL and retried here (one that never beat, too).
+                adopt_silent_trials(study)
                 optuna.storages.fail_stale_trials(study)
                 time.sleep(POLL_SECONDS)
                 continue
@@ -331,6 +333,7 @@ def _run_batches(
             while timeout is None or time.monotonic() - started < timeout:
                 interrupt.check()
                 if stale:  # a dead worker's batch must not hold its slots (persist.finish_trials)
+                    adopt_silent_trials(study)
                     optuna.storages.fail_stale_trials(study)
                 remaining = target - sum(
                     counts_toward_target(t) for t in study.get_trials(deepcopy=False)

@@ -288,3 +288,25 @@ def test_started_trials_send_heartbeats(tmp_path: Path) -> None:
     beat(storage, started[:2])  # updates the rows, adds none
     with _compat.rdb_session(backend) as session:
         assert session.query(model).count() == 3
+
+
+def test_a_running_trial_that_never_beat_is_adopted_and_goes_stale(tmp_path) -> None:
+    """A RUNNING trial with no heartbeat row (its process filled the disk before the first
+    beat) is never failed by Optuna's stale check; adopted, it is, after the grace period."""
+    import time
+
+    from hpsearch.study.persist import adopt_silent_trials
+
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'h.db'}", heartbeat_interval=1, grace_period=1
+    )
+    study = optuna.create_study(storage=storage)
+    silent = study.ask()  # RUNNING, and ask() records no heartbeat
+    time.sleep(1.5)
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[silent.number].state == TrialState.RUNNING  # Optuna alone: never
+    assert adopt_silent_trials(study) == 1
+    assert adopt_silent_trials(study) == 0  # it has a beat now
+    time.sleep(1.5)
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[silent.number].state == TrialState.FAIL
