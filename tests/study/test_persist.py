@@ -307,6 +307,9 @@ def test_a_running_trial_that_never_beat_is_adopted_and_goes_stale(tmp_path) -> 
     assert study.trials[silent.number].state == TrialState.RUNNING  # Optuna alone: never
     assert adopt_silent_trials(study) == 1
     assert adopt_silent_trials(study) == 0  # it has a beat now
-    time.sleep(1.5)
-    optuna.storages.fail_stale_trials(study)
+    # SQLite's clock has whole seconds: stale once more than the 1 s grace has surely passed.
+    deadline = time.monotonic() + 10
+    while study.trials[silent.number].state == TrialState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.5)
+        optuna.storages.fail_stale_trials(study)
     assert study.trials[silent.number].state == TrialState.FAIL
