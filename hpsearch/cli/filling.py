@@ -44,21 +44,7 @@ class Fill(Command):
             "study", metavar="STUDY", help="the study to fill (e.g. a linear-alpha one)"
         )
         add_storage(parser)
-        parser.add_argument(
-            "--plan",
-            action="store_true",
-            help="train nothing: print the knob values (Chebyshev w with its ideal point and "
-            "scales, or MDMM epsilon) that aim into each stretch, for your own training loop; "
-            "works on any Optuna study",
-        )
-        parser.add_argument(
-            "--enqueue",
-            action="store_true",
-            help="--plan, and also queue those trials into STUDY (enqueue_trial), so that your "
-            "next study.optimize(objective) runs them; your objective reads them with "
-            "hpsearch.fill_aim",
-        )
-        add_reading(parser)
+        add_plan_arguments(parser)
         parser.add_argument(
             "--method",
             choices=tuple(AIMING_KNOBS),
@@ -142,6 +128,26 @@ class Fill(Command):
         if args.out:
             write_comparison(result.comparison, args.out)
         return 0
+
+
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--plan``, ``--enqueue`` and how to read a study hpsearch did not make: aiming for the
+    user's own loop."""
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="train nothing: print the knob values (Chebyshev w with its ideal point and "
+        "scales, or MDMM epsilon) that aim into each stretch, for your own training loop; "
+        "works on any Optuna study",
+    )
+    parser.add_argument(
+        "--enqueue",
+        action="store_true",
+        help="--plan, and also queue those trials into STUDY (enqueue_trial), so that your "
+        "next study.optimize(objective) runs them; your objective reads them with "
+        "hpsearch.fill_aim",
+    )
+    add_reading(parser)
 
 
 def plan(args: argparse.Namespace) -> int:

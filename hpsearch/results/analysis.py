@@ -656,25 +656,14 @@ def combination_text(names: tuple[str, str], signs: tuple[int, int] = (1, 1)) ->
     return f"{term[0]} + α·{term[1]}"
 
 
-def verdict(
+def _stretch_phrases(
     points: np.ndarray,
     analysis: FrontAnalysis,
     names: tuple[str, str],
-    signs: tuple[int, int] = (1, 1),
-) -> str:
-    """The diagnosis in words: concave stretches with the knobs that reach them, and the gap.
-
-    Args:
-        points: The analysed points (minimized).
-        analysis: Their :class:`FrontAnalysis`.
-        names: The two losses' names.
-        signs: Per loss, -1 where the study maximizes it (shown in its own sign; ε, w and the
-            ideal point stay those of the minimized form, ``−value``).
-    """
-    n = len(analysis.front)
-    if n == 0:
-        return "no complete trial counts: no front to judge"
-    gap = f"scalarization gap {analysis.gap_pct:.1f}% of HV"
+    signs: tuple[int, int],
+) -> tuple[list[str], list[str]]:
+    """:func:`verdict`'s words for each stretch: the concave ones (jumps and hull stretches)
+    and the unresolved holes, each with the knobs that aim into it."""
     combo = combination_text(names, signs)
     shown = np.asarray(points, float) * np.asarray(signs, float)
     minimized = "" if signs == (1, 1) else " (of the minimized form: −value of a maximized one)"
@@ -711,6 +700,30 @@ def verdict(
                 f"sparsely between {lo:.3g} and {hi:.3g} to tell a concave jump from a fast "
                 f"move; sample α densely there, or {aim(s)}"
             )
+    return concave, holes
+
+
+def verdict(
+    points: np.ndarray,
+    analysis: FrontAnalysis,
+    names: tuple[str, str],
+    signs: tuple[int, int] = (1, 1),
+) -> str:
+    """The diagnosis in words: concave stretches with the knobs that reach them, and the gap.
+
+    Args:
+        points: The analysed points (minimized).
+        analysis: Their :class:`FrontAnalysis`.
+        names: The two losses' names.
+        signs: Per loss, -1 where the study maximizes it (shown in its own sign; ε, w and the
+            ideal point stay those of the minimized form, ``−value``).
+    """
+    n = len(analysis.front)
+    if n == 0:
+        return "no complete trial counts: no front to judge"
+    gap = f"scalarization gap {analysis.gap_pct:.1f}% of HV"
+    combo = combination_text(names, signs)
+    concave, holes = _stretch_phrases(points, analysis, names, signs)
     moving = len(analysis.unsettled)
     if concave:
         k = len(concave)
