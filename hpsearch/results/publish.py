@@ -322,11 +322,35 @@ def loss_curves_figure(study: optuna.Study, points: StudyPoints) -> go.Figure:
     titles = (f"validation {name1} (L1)", f"validation {name2} (L2)")
     analysis = points.analyze()
     chosen = representative_front(points.xy, analysis.front, analysis.knee)
-    import plotly.graph_objects as go
-    from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.12)
+    shown = _add_loss_curves(fig, study, points, chosen)
+    n_front = len(analysis.front)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_annotations(font_size=13)  # the panel titles
+    fig.update_layout(
+        title={
+            "text": f"loss curves of {shown} of the {n_front} Pareto trials<br><sup>the knee, "
+            f"both ends and trials evenly spaced along the front, by increasing {name1}; "
+            f"{n_front - shown} left out</sup>",
+            "y": 0.96,
+            "yanchor": "top",
+        },
+        margin={"t": 90, "r": 10},
+        legend={"title": {"text": "trial"}, "font": {"size": 11}},
+    )
+    return fig
+
+
+def _add_loss_curves(
+    fig: go.Figure, study: optuna.Study, points: StudyPoints, chosen: list[tuple[int, str]]
+) -> int:
+    """Draw the chosen trials' validation L1 (left) and L2 (right) per epoch, a panel on a log
+    scale where its values spread past :data:`LOG_SPREAD`; returns how many had a history."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+
     by_number = {
         t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     }
@@ -341,46 +365,21 @@ def loss_curves_figure(study: optuna.Study, points: StudyPoints) -> go.Figure:
             continue
         shown += 1
         epochs = list(range(1, len(history["val_loss1"]) + 1))
+        line = {"color": palette[rank % len(palette)], "width": 3 if role == "knee" else 1.6}
         label = f"{number}" + (f" ({role})" if role else "")
         for col, key in ((1, "val_loss1"), (2, "val_loss2")):
             spans[col] += list(history[key])
-            fig.add_trace(
-                go.Scatter(
-                    x=epochs,
-                    y=history[key],
-                    mode="lines",
-                    line={
-                        "color": palette[rank % len(palette)],
-                        "width": 3 if role == "knee" else 1.6,
-                    },
-                    name=label,
-                    legendgroup=str(number),
-                    showlegend=col == 1,
-                ),
-                row=1,
-                col=col,
-            )
+            curve = go.Scatter(
+                x=epochs, y=history[key], mode="lines", line=line, name=label,
+                legendgroup=str(number), showlegend=col == 1,
+            )  # fmt: skip
+            fig.add_trace(curve, row=1, col=col)
     for col, values in spans.items():
         v = np.asarray(values, float)
         v = v[np.isfinite(v)]
         if len(v) and v.min() > 0 and v.max() / v.min() > LOG_SPREAD:
             fig.update_yaxes(type="log", row=1, col=col)
-    n_front = len(analysis.front)
-    left_out = n_front - shown
-    fig.update_xaxes(title_text="epoch")
-    fig.update_annotations(font_size=13)  # the panel titles
-    fig.update_layout(
-        title={
-            "text": f"loss curves of {shown} of the {n_front} Pareto trials<br><sup>the knee, "
-            f"both ends and trials evenly spaced along the front, by increasing {name1}; "
-            f"{left_out} left out</sup>",
-            "y": 0.96,
-            "yanchor": "top",
-        },
-        margin={"t": 90, "r": 10},
-        legend={"title": {"text": "trial"}, "font": {"size": 11}},
-    )
-    return fig
+    return shown
 
 
 # The dashboard figure ``hpsearch importance`` saves: one id, so a rerun replaces it.
