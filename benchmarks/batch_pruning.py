@@ -91,7 +91,9 @@ def one_run(config, mode: str, folder: Path, pruning: Pruning) -> dict:
     started = datetime.datetime.now()
     clock = time.perf_counter()
     hpsearch.run_study(
-        config, storage, n_trials=n, progress=False, batch=1 if mode == "sequential" else BATCH
+        config,
+        storage,
+        hpsearch.RunOptions(n_trials=n, progress=False, batch=1 if mode == "sequential" else BATCH),
     )
     wall = time.perf_counter() - clock
     trials = optuna.load_study(study_name=config.name, storage=storage).trials

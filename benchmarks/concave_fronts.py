@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from _common import Run, add_output_arguments, parse_args
 
-from hpsearch import hypervolume_2d, load_study_file, run_study, study_points
+from hpsearch import RunOptions, hypervolume_2d, load_study_file, run_study, study_points
 from hpsearch.core.setups import fonseca_fleming_front, front_curve, get_setup
 from hpsearch.errors import HpsearchError
 from hpsearch.labs.sweeps import SWEEP_OPTIMIZERS, linear_sweep
@@ -114,7 +114,7 @@ def studies_part(
                 for method in METHODS:
                     config = study_config(method, setup, options, seed, n_trials, epochs)
                     start = time.perf_counter()
-                    run_study(config, storage, progress=False, batch=n_trials)
+                    run_study(config, storage, RunOptions(progress=False, batch=n_trials))
                     row[f"{method}_wall_s"] = time.perf_counter() - start
                     row[f"{method}_hv_pct"] = hv_percent(storage, config.name, truth_hv)
                     if method == "linear":
@@ -129,7 +129,7 @@ def studies_part(
                     path = Path(tmp) / f"{base.name}.toml"
                     path.write_text(_study_file_text(base, setup, options))
                     base = dataclasses.replace(base, path=str(path))
-                    run_study(base, storage, progress=False, batch=fill_base)
+                    run_study(base, storage, RunOptions(progress=False, batch=fill_base))
                     row["fill_before_pct"] = hv_percent(storage, base.name, truth_hv)
                     start = time.perf_counter()
                     try:

@@ -37,7 +37,7 @@ import optuna
 import torch
 from _common import RESULTS, Run, add_output_arguments, format_interval, parse_args
 
-from hpsearch import ParamSpec, load_study_file, run_study
+from hpsearch import ParamSpec, RunOptions, load_study_file, run_study
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = REPO / "studies"
@@ -48,7 +48,7 @@ QUICK_EPOCHS, QUICK_TRIALS, QUICK_BUDGET = 10, 18, 4
 
 def _run(config, storage: str) -> tuple[optuna.Study, float]:
     started = time.perf_counter()
-    run_study(config, storage, progress=False)
+    run_study(config, storage, RunOptions(progress=False))
     study = optuna.load_study(study_name=config.name, storage=storage)
     return study, time.perf_counter() - started
 

@@ -49,7 +49,7 @@ import torch  # noqa: E402
 from _common import Run, add_output_arguments, bootstrap_interval, parse_args  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from hpsearch import get_setup, load_study_file, run_study, train  # noqa: E402
+from hpsearch import RunOptions, get_setup, load_study_file, run_study, train  # noqa: E402
 from hpsearch.study import keys  # noqa: E402
 from hpsearch.study.config import ParamSpec  # noqa: E402
 
@@ -96,7 +96,7 @@ def run_seed(tmp: Path, seed: int, args: argparse.Namespace) -> dict:
     config = dataclasses.replace(config, **changes)
     storage = f"sqlite:///{tmp / f'seed{seed}.db'}"
     start = time.perf_counter()
-    run_study(config, storage, progress=False)
+    run_study(config, storage, RunOptions(progress=False))
     grid_s = time.perf_counter() - start
     trials = _trials(optuna.load_study(study_name=config.name, storage=storage))
     flooded = _best_by_val(trials)

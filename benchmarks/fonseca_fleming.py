@@ -23,7 +23,14 @@ from pathlib import Path
 import torch
 from _common import Run, add_output_arguments, parse_args
 
-from hpsearch import compare_points, hypervolume_2d, load_study_file, run_study, study_points
+from hpsearch import (
+    RunOptions,
+    compare_points,
+    hypervolume_2d,
+    load_study_file,
+    run_study,
+    study_points,
+)
 from hpsearch.core.setups import fonseca_fleming_front
 from hpsearch.results.export import write_comparison
 
@@ -49,7 +56,7 @@ def main() -> int:
                     config, n_trials=QUICK_TRIALS, batch=QUICK_TRIALS, epochs=QUICK_EPOCHS
                 )
             start = time.perf_counter()
-            run_study(config, storage, progress=False)
+            run_study(config, storage, RunOptions(progress=False))
             wall = time.perf_counter() - start
             epochs = config.epochs
             points = study_points(storage, config.name)

@@ -35,7 +35,7 @@ import optuna  # noqa: E402
 import torch  # noqa: E402
 from _common import Run, add_output_arguments, parse_args  # noqa: E402
 
-from hpsearch import load_study_file, run_study  # noqa: E402
+from hpsearch import RunOptions, load_study_file, run_study  # noqa: E402
 from hpsearch.results.importance import study_importances  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def run_one(path: Path, seed: int, storage: str, args: argparse.Namespace) -> di
         changes["epochs"] = args.epochs
     config = dataclasses.replace(config, **changes)
     start = time.perf_counter()
-    run_study(config, storage, progress=False)
+    run_study(config, storage, RunOptions(progress=False))
     wall = time.perf_counter() - start
     study = optuna.load_study(study_name=config.name, storage=storage)
     fanova = study_importances(study, "fanova")

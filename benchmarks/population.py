@@ -231,7 +231,7 @@ def phase_hpsearch(
     path = _study_file(folder, tag, n, epochs, mode, setup, variant)
     config = hpsearch.load_study_file(path)
     start = time.perf_counter()
-    hpsearch.run_study(config, storage, progress=False, batch=batch)
+    hpsearch.run_study(config, storage, hpsearch.RunOptions(progress=False, batch=batch))
     result: dict = {"seconds": time.perf_counter() - start}
     import optuna
 

@@ -49,7 +49,7 @@ import torch  # noqa: E402
 from _common import Run, add_output_arguments, bootstrap_interval, parse_args  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from hpsearch import load_study_file, run_study  # noqa: E402
+from hpsearch import RunOptions, load_study_file, run_study  # noqa: E402
 from hpsearch.errors import HpsearchError  # noqa: E402
 from hpsearch.results.analysis import (  # noqa: E402
     Normalization,
@@ -140,7 +140,7 @@ def run_seed(tmp: Path, storage: str, seed: int, width: int, args: argparse.Name
     path.write_text(study_text(seed, width, args.epochs, args.trials))
     config = load_study_file(path)
     start = time.perf_counter()
-    run_study(config, storage, progress=False)
+    run_study(config, storage, RunOptions(progress=False))
     row: dict = {"seed": seed, "width": width, "linear_wall_s": time.perf_counter() - start}
     linear = study_points(storage, config.name)
     analysis = linear.analyze()
@@ -161,7 +161,7 @@ def run_seed(tmp: Path, storage: str, seed: int, width: int, args: argparse.Name
         other_path = tmp / f"narrow-w{width}-s{seed}-chebyshev.toml"
         other_path.write_text(study_text(seed, width, args.epochs, args.trials, "chebyshev"))
         other_config = load_study_file(other_path)
-        run_study(other_config, storage, progress=False)
+        run_study(other_config, storage, RunOptions(progress=False))
         other = other_config.name
     row["chebyshev_wall_s"] = time.perf_counter() - start
     points = {"linear": trial_points(storage, config.name)}
@@ -204,7 +204,7 @@ def init_grid(tmp: Path, storage: str, args: argparse.Namespace) -> dict:
     path = tmp / "narrow-init.toml"
     path.write_text(text)
     config = load_study_file(path)
-    run_study(config, storage, progress=False)
+    run_study(config, storage, RunOptions(progress=False))
     study = optuna.load_study(study_name=config.name, storage=storage)
     return {
         "alpha": [t.params["alpha"] for t in study.trials if t.state == TrialState.COMPLETE],

@@ -31,7 +31,7 @@ import torch
 from _common import Run, add_output_arguments, format_interval, parse_args
 from optuna.trial import TrialState
 
-from hpsearch import load_study_file, run_study
+from hpsearch import RunOptions, load_study_file, run_study
 from hpsearch.results.analysis import Normalization, analyze_front, converged_mask
 from hpsearch.results.compare import compare_points
 from hpsearch.results.export import write_comparison
@@ -245,7 +245,7 @@ def main() -> int:
                         )
                         config = load_study_file(path)
                         start = time.perf_counter()
-                        run_study(config, storage, progress=False)
+                        run_study(config, storage, RunOptions(progress=False))
                         wall = time.perf_counter() - start
                         points = study_points(storage, config.name)
                         cells.setdefault((outer, inner), []).append(

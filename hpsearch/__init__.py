@@ -28,6 +28,7 @@ _API: dict[str, dict[str, str]] = {
         "CORE_PARAMS": "hpsearch.study.config",
         "run_study": "hpsearch.study.runner",
         "run_workers": "hpsearch.study.runner",
+        "RunOptions": "hpsearch.study.runner",
         "RunSummary": "hpsearch.study.runner",
         "open_storage": "hpsearch.study.storage",
         "DEFAULT_STORAGE": "hpsearch.study.storage",
@@ -200,6 +201,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from hpsearch.study.config import CORE_PARAMS, StudyConfig, load_study_file
     from hpsearch.study.objective import make_objective, suggest_params
     from hpsearch.study.record import Aim, fill_aim, record
-    from hpsearch.study.runner import RunSummary, run_study, run_workers
+    from hpsearch.study.runner import RunOptions, RunSummary, run_study, run_workers
     from hpsearch.study.storage import DEFAULT_STORAGE, counts_toward_target, open_storage
     from hpsearch.study.validation import ParamSpec

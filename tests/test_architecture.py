@@ -231,3 +231,15 @@ def test_the_function_size_check_sees_a_long_function() -> None:
     # a statement continued over many lines counts every line it takes
     call = "    f(\n" + "".join(f"        {i},\n" for i in range(MAX_CODE_LINES)) + "    )\n"
     assert len(_long_functions(f"def continued():\n{call}", "x.py")) == 1
+
+
+def test_run_options_travel_as_one_object() -> None:
+    import inspect
+
+    from hpsearch.study.runner import RunOptions, WorkerAssignment, run_study, run_workers
+
+    for function in (run_study, run_workers):
+        params = inspect.signature(function).parameters
+        assert "options" in params and len(params) - 1 <= 4
+    sent = WorkerAssignment("s.toml", RunOptions(n_trials=7, batch=4, threads=1))
+    assert WorkerAssignment.from_json(sent.to_json()) == sent

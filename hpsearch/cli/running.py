@@ -29,7 +29,7 @@ from hpsearch.study.storage import (
 )
 
 if TYPE_CHECKING:
-    from hpsearch.study.runner import RunSummary
+    from hpsearch.study.runner import Publisher, RunOptions, RunSummary
 
 
 class _StudyRun(Command):
@@ -85,18 +85,24 @@ class _StudyRun(Command):
         add_threads(parser, from_study_file=True)
 
     @staticmethod
-    def options(args: argparse.Namespace) -> dict[str, Any]:
+    def options(args: argparse.Namespace, threads: int, **more: Any) -> RunOptions:
         """What both pass on to the run loop (see their shared arguments above)."""
-        return {
-            "storage": args.storage,
-            "n_trials": args.n_trials,
-            "timeout": args.timeout,
-            "seed": args.seed,
-            "batch": args.batch,
-            "heartbeat": args.heartbeat,
-            "progress": not args.no_progress,
-            "publish": None if args.no_dashboard else publisher(args.storage),
-        }
+        from hpsearch.study.runner import RunOptions  # starts torch
+
+        return RunOptions(
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            seed=args.seed,
+            batch=args.batch,
+            heartbeat=args.heartbeat,
+            threads=threads,
+            progress=not args.no_progress,
+            **more,
+        )
+
+    @staticmethod
+    def publish(args: argparse.Namespace) -> Publisher | None:
+        return None if args.no_dashboard else publisher(args.storage)
 
 
 class Run(_StudyRun):
@@ -121,7 +127,6 @@ class Run(_StudyRun):
     def run(self, args: argparse.Namespace) -> int:
         from hpsearch.study.config import load_study_file
 
-        options = self.options(args)
         config = load_study_file(args.study_file)  # a bad file writes nothing
         plan = choose_threads(args, args.workers, config.threads)
         # Opened once for the run, its dashboard refreshes and the table printed after it (the
@@ -129,15 +134,17 @@ class Run(_StudyRun):
         store = open_storage(args.storage, heartbeat=args.heartbeat)
         from hpsearch.study.runner import run_study, run_workers  # starts torch
 
+        options = self.options(args, plan.threads, workers=args.workers)
+
         def announce() -> None:
             print(plan.describe(), file=sys.stderr)
 
         if args.workers > 1:
             summary = run_workers(
-                args.study_file, args.workers, **options, threads=plan.threads, on_start=announce
+                args.study_file, args.storage, options, self.publish(args), announce
             )
         else:
-            summary = run_study(config, **{**options, "storage": store}, on_start=announce)
+            summary = run_study(config, store, options, self.publish(args), announce)
         print_summary(summary, args.storage)
         study = load_stored_study(store, summary.study_name)
         if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):  # not all diverged
@@ -162,13 +169,11 @@ class Worker(_StudyRun):
         store = open_storage(args.storage, heartbeat=args.heartbeat)
         from hpsearch.study.runner import run_study  # starts torch
 
-        summary = run_study(
-            config,
-            **{**self.options(args), "storage": store},
-            on_start=lambda: print(plan.describe(), file=sys.stderr),
-            # Workers started together must not draw the same parameters.
-            sampler_seed_offset=int.from_bytes(os.urandom(4), "little"),
-        )
+        # Workers started together must not draw the same parameters.
+        offset = int.from_bytes(os.urandom(4), "little")
+        options = self.options(args, plan.threads, sampler_seed_offset=offset)
+        announce = lambda: print(plan.describe(), file=sys.stderr)  # noqa: E731
+        summary = run_study(config, store, options, self.publish(args), announce)
         print_summary(summary, args.storage)
         return 0
 

@@ -39,6 +39,7 @@ from hpsearch.study import keys
 from hpsearch.study.config import CORE_PARAMS, StudyConfig, load_study_file
 from hpsearch.study.runner import (
     Publisher,
+    RunOptions,
     _describe_difference,
     create_or_load_study,
     run_study,
@@ -351,7 +352,7 @@ def run_fill(
             study.enqueue_trial(params)
         tried = [q[knob] for q in plan.first]
     while True:
-        run_study(plan.config, store, n_trials=len(tried), progress=progress, publish=publish)
+        run_study(plan.config, store, RunOptions(n_trials=len(tried), progress=progress), publish)
         if len(tried) >= n_trials:
             break
         fill_points = points_of_study(study)

@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -360,16 +360,48 @@ def _run_batches(
         torch.set_num_threads(planned)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a study is run, as opposed to what it is (the study file): every field left at None
+    takes the study file's value.
+
+    Attributes:
+        n_trials: Target number of trials of the study (default: the file's ``n_trials``).
+            Trials already stored count: a rerun continues, it neither restarts nor overshoots.
+        timeout: Stop starting new trials after this many seconds (default: the file's).
+        seed: Overrides the file's seed (sampler and training initialisation).
+        batch: Population size K (default: the file's ``batch``, 1 = one trial at a time):
+            ask Optuna for K trials at once and train them as one batched model
+            (:func:`hpsearch.core.population.train_population`). Pruning there is
+            successive halving across the batch (``pruner = "successive_halving"``, both
+            modes), with the slots of pruned runs refilled by new asks.
+        heartbeat: Heartbeat interval of running trials in seconds, or None (see
+            :func:`open_storage`); a killed worker's trial is then retried by the others.
+        threads: Torch threads of each training process (default: the file's ``threads``;
+            else :func:`run_study` leaves torch's setting alone and :func:`run_workers`
+            splits the usable cores between the workers).
+        workers: Processes sharing the study (:func:`run_workers`; :func:`run_study` runs
+            one, in the calling process).
+        progress: Show a progress bar on stderr.
+        sampler_seed_offset: Added to the sampler's seed, so that workers joining one study
+            at the same time do not draw the same parameters.
+    """
+
+    n_trials: int | None = None
+    timeout: float | None = None
+    seed: int | None = None
+    batch: int | None = None
+    heartbeat: int | None = HEARTBEAT_SECONDS
+    threads: int | None = None
+    workers: int = 1
+    progress: bool = True
+    sampler_seed_offset: int = 0
+
+
 def run_study(
     config: StudyConfig,
     storage: StorageLike = DEFAULT_STORAGE,
-    n_trials: int | None = None,
-    timeout: float | None = None,
-    seed: int | None = None,
-    progress: bool = True,
-    batch: int | None = None,
-    heartbeat: int | None = HEARTBEAT_SECONDS,
-    sampler_seed_offset: int = 0,
+    options: RunOptions = RunOptions(),
     publish: Publisher | None = None,
     on_start: Callable[[], None] | None = None,
 ) -> RunSummary:
@@ -378,21 +410,8 @@ def run_study(
     Args:
         config: The validated study file.
         storage: Optuna storage URL (default: ``sqlite:///hpsearch.db``), or a storage the
-            caller opened (:func:`open_storage`; ``heartbeat`` then applies as it was opened).
-        n_trials: Target number of trials of the study (default: the file's ``n_trials``).
-            Trials already stored count: a rerun continues, it neither restarts nor overshoots.
-        timeout: Stop starting new trials after this many seconds (default: the file's).
-        seed: Overrides the file's seed (sampler and training initialisation).
-        progress: Show a progress bar on stderr.
-        batch: Population size K (default: the file's ``batch``, 1 = one trial at a time):
-            ask Optuna for K trials at once and train them as one batched model
-            (:func:`hpsearch.core.population.train_population`). Pruning there is
-            successive halving across the batch (``pruner = "successive_halving"``, both
-            modes), with the slots of pruned runs refilled by new asks.
-        heartbeat: Heartbeat interval of running trials in seconds, or None (see
-            :func:`open_storage`); a killed worker's trial is then retried by the others.
-        sampler_seed_offset: Added to the sampler's seed, so that workers joining one study
-            at the same time do not draw the same parameters.
+            caller opened (:func:`open_storage`; the heartbeat then applies as it was opened).
+        options: How to run it (:class:`RunOptions`: target, batch, threads, heartbeat, …).
         publish: Called with ``(study, final)`` when the run starts, every
             :data:`REFRESH_SECONDS` while it goes on, and with ``final=True`` when it ends (the
             CLI passes :func:`hpsearch.publish_study`: the study's note and figures in
@@ -414,16 +433,12 @@ def run_study(
     Raises:
         HpsearchError: The storage cannot be reached or holds an incompatible study.
     """
-    if seed is not None:
-        config = dataclasses.replace(config, seed=seed)
-    target = config.n_trials if n_trials is None else n_trials
-    if target < 1:
-        raise HpsearchError(f"n_trials must be >= 1, got {target}")
-    timeout = config.timeout if timeout is None else timeout
-    batch = config.batch if batch is None else batch
-    if batch < 1:
-        raise HpsearchError(f"batch must be >= 1, got {batch}")
-    check_pruner(config, batch)
+    if options.workers != 1:
+        raise HpsearchError(
+            f"run_study runs one process, got workers={options.workers}; use run_workers"
+        )
+    config, target, timeout, batch = _resolve_options(config, options)
+    _apply_threads(options.threads if options.threads is not None else config.threads)
     data = config.load_data()
     optuna_logger = logging.getLogger("optuna")
     level = optuna_logger.level
@@ -432,7 +447,7 @@ def run_study(
     progress_bar = None
 
     try:
-        study = create_or_load_study(config, open_storage(storage, heartbeat=heartbeat))
+        study = create_or_load_study(config, open_storage(storage, heartbeat=options.heartbeat))
 
         def refresh(final: bool = False) -> None:
             _publish_safely(publish, study, final)
@@ -451,11 +466,11 @@ def run_study(
         study.sampler = make_sampler(
             config.sampler,
             config.sampler_options,
-            config.seed + len(trials) + sampler_seed_offset,
+            config.seed + len(trials) + options.sampler_seed_offset,
             grid=lambda: grid_values(config.params),
         )
         study.pruner = make_pruner(config.pruner, config.pruner_options, config.epochs)
-        progress_bar = _Progress(study, target, done, progress, refresh)
+        progress_bar = _Progress(study, target, done, options.progress, refresh)
         with warnings.catch_warnings(), _heartbeat_faults_left_to_the_trial():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             if batch > 1:
@@ -471,6 +486,30 @@ def run_study(
     return RunSummary(config.name, target, done, after, progress_bar.failed)
 
 
+def _resolve_options(
+    config: StudyConfig, options: RunOptions
+) -> tuple[StudyConfig, int, float | None, int]:
+    """The study file with the options' seed, and the run's target, timeout and batch size
+    (the options' where given, else the file's), checked."""
+    if options.seed is not None:
+        config = dataclasses.replace(config, seed=options.seed)
+    target = config.n_trials if options.n_trials is None else options.n_trials
+    if target < 1:
+        raise HpsearchError(f"n_trials must be >= 1, got {target}")
+    timeout = config.timeout if options.timeout is None else options.timeout
+    batch = config.batch if options.batch is None else options.batch
+    if batch < 1:
+        raise HpsearchError(f"batch must be >= 1, got {batch}")
+    check_pruner(config, batch)
+    return config, target, timeout, batch
+
+
+def _apply_threads(threads: int | None) -> None:
+    """Train with ``threads`` torch threads (None: leave torch's setting as it is)."""
+    if threads is not None and threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+
+
 @dataclasses.dataclass(frozen=True)
 class WorkerAssignment:
     """What a worker process (:mod:`hpsearch.study.worker`) runs: :func:`run_study`'s
@@ -478,36 +517,26 @@ class WorkerAssignment:
     (:data:`STORAGE_ENV`), never on a command line."""
 
     study_file: str
-    n_trials: int
-    timeout: float | None = None
-    batch: int | None = None
-    seed: int | None = None
-    heartbeat: int | None = None
+    options: RunOptions
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
+        return json.dumps({"study_file": self.study_file, "options": asdict(self.options)})
 
     @classmethod
     def from_json(cls, text: str) -> WorkerAssignment:
-        return cls(**json.loads(text))
+        sent = json.loads(text)
+        return cls(sent["study_file"], RunOptions(**sent["options"]))
 
 
 def run_workers(
     study_file: str | Path,
-    workers: int,
     storage: str = DEFAULT_STORAGE,
-    n_trials: int | None = None,
-    timeout: float | None = None,
-    seed: int | None = None,
-    batch: int | None = None,
-    heartbeat: int | None = HEARTBEAT_SECONDS,
-    progress: bool = True,
+    options: RunOptions = RunOptions(workers=2),
     publish: Publisher | None = None,
-    threads: int | None = None,
     on_start: Callable[[], None] | None = None,
 ) -> RunSummary:
-    """Run the study of ``study_file`` in ``workers`` processes (``hpsearch worker``) sharing
-    ``storage``, until it has its target number of trials; see :func:`run_study`.
+    """Run the study of ``study_file`` in ``options.workers`` processes (``hpsearch worker``)
+    sharing ``storage``, until it has its target number of trials; see :func:`run_study`.
 
     The study is created here first, so the workers only join it; a progress bar follows the
     stored trials. Ctrl-C interrupts every worker (each stores its running trial as FAIL).
@@ -516,30 +545,22 @@ def run_workers(
         HpsearchError: The storage cannot be reached, holds an incompatible study, or a worker
             exited with an error.
     """
-    config = load_study_file(study_file)
-    if seed is not None:
-        config = dataclasses.replace(config, seed=seed)
-    target = config.n_trials if n_trials is None else n_trials
+    config, target, _, _ = _resolve_options(load_study_file(study_file), options)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
     study = create_or_load_study(config, open_storage(storage))
     done = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
     failed_before = _diverged(study)
     if on_start is not None:
         on_start()
-    # The workers leave the dashboard's note and figures to this process: one writer, and one
-    # PNG artifact for the whole run.
-    assignment = WorkerAssignment(
-        study_file=str(study_file),
-        n_trials=target,
-        timeout=timeout,
-        batch=batch,
-        seed=seed,
-        heartbeat=heartbeat,
-    ).to_json()
     # N workers × torch's default of one thread per core oversubscribes the cores, and idle
     # OpenMP threads spin: split the cores between the workers (see hpsearch.core.threads).
+    threads = options.threads
     if threads is None:
-        threads = plan_threads(workers, config.threads, "the study file's threads").threads
+        threads = plan_threads(options.workers, config.threads, "the study file's threads").threads
+    # The workers leave the dashboard's note and figures to this process: one writer, and one
+    # PNG artifact for the whole run.
+    each = dataclasses.replace(options, n_trials=target, threads=threads, workers=1, progress=False)
+    assignment = WorkerAssignment(str(study_file), each).to_json()
     env = {**os.environ, **thread_environment(threads), STORAGE_ENV: storage}
 
     def refresh(artifact: bool = False) -> None:
@@ -547,10 +568,10 @@ def run_workers(
 
     refresh()
     procs = _supervise_workers(
-        [assignment] * workers,
+        [assignment] * options.workers,
         env,
         study,
-        lambda: _Progress(study, target, done, progress).bar,
+        lambda: _Progress(study, target, done, options.progress).bar,
         refresh,
     )
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))

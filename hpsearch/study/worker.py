@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Any
 
 from hpsearch.errors import run_reporting_errors
 from hpsearch.study.config import load_study_file
@@ -20,17 +19,12 @@ from hpsearch.study.storage import storage_from_environment
 
 
 def _work(assignment: WorkerAssignment) -> int:
-    options: dict[str, Any] = dataclasses.asdict(assignment)
-    config = load_study_file(options.pop("study_file"))
-    summary = run_study(
-        config,
-        storage_from_environment(),
-        **options,
-        progress=False,
-        publish=None,  # the launching process owns the dashboard's note and figures
-        # Workers started together must not draw the same parameters.
-        sampler_seed_offset=int.from_bytes(os.urandom(4), "little"),
-    )
+    config = load_study_file(assignment.study_file)
+    # Workers started together must not draw the same parameters.
+    offset = int.from_bytes(os.urandom(4), "little")
+    options = dataclasses.replace(assignment.options, sampler_seed_offset=offset)
+    # The launching process owns the dashboard's note and figures: publish=None.
+    summary = run_study(config, storage_from_environment(), options, publish=None)
     print(
         f"worker {os.getpid()}: study {summary.study_name!r} has "
         f"{summary.counted_after}/{summary.target} trials"

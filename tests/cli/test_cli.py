@@ -313,7 +313,9 @@ def test_show_and_compare_open_the_storage_once(tmp_path, study_file, monkeypatc
     storage = f"sqlite:///{tmp_path / 'once.db'}"
     for name in ("a", "b"):
         hpsearch.run_study(
-            hpsearch.load_study_file(study_file(name=name, n_trials=2)), storage, progress=False
+            hpsearch.load_study_file(study_file(name=name, n_trials=2)),
+            storage,
+            hpsearch.RunOptions(progress=False),
         )
     opened = []
     real = storage_module._open_rdb

@@ -70,7 +70,7 @@ def test_init_seed_trial_gives_each_trial_its_own_recorded_start(
     path = study_file(n_trials=6, extra='init_seed = "trial"')
     config = load_study_file(path)
     assert config.params["init_seed"].value == "trial"
-    hpsearch.run_study(config, storage, progress=False, batch=batch)
+    hpsearch.run_study(config, storage, hpsearch.RunOptions(progress=False, batch=batch))
     trials = optuna.load_study(study_name="small", storage=storage).trials
     seeds = [t.user_attrs["init_seed"] for t in trials]
     assert seeds == [trial_init_seed(0, t.number) for t in trials]
@@ -91,7 +91,7 @@ def test_trial_init_seeds_of_neighbouring_studies_do_not_overlap() -> None:
 
 def test_a_searched_init_seed_is_a_parameter_of_the_trial(study_file, storage) -> None:
     path = study_file(n_trials=4, extra='init_seed = { type = "int", low = 0, high = 3 }')
-    hpsearch.run_study(load_study_file(path), storage, progress=False)
+    hpsearch.run_study(load_study_file(path), storage, hpsearch.RunOptions(progress=False))
     trials = optuna.load_study(study_name="small", storage=storage).trials
     assert all(t.user_attrs["init_seed"] == t.params["init_seed"] for t in trials)
 

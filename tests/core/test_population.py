@@ -197,7 +197,9 @@ def test_run_study_in_population_mode(study_file, storage, mode) -> None:
             'lr = { type = "float", low = 1e-3, high = 1e6',
         )
     )
-    summary = hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=3)
+    summary = hpsearch.run_study(
+        hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False, batch=3)
+    )
     trials = optuna.load_study(study_name="small", storage=storage).trials
     assert len(trials) == summary.counted_after == 7  # batches of 3, 3, 1: no overshoot
     assert TrialState.RUNNING not in [t.state for t in trials]
@@ -213,7 +215,9 @@ def test_population_batches_continue_the_samplers_state(study_file, storage) -> 
     # QMC keeps its position in the sequence in a study system attr: written back after each
     # batch, the second batch continues the sequence instead of repeating the first.
     path = study_file(n_trials=8, sampler='{ name = "qmc", qmc_type = "sobol" }')
-    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=4)
+    hpsearch.run_study(
+        hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False, batch=4)
+    )
     trials = optuna.load_study(study_name="small", storage=storage).trials
     points = {(t.params["alpha"], t.params["lr"]) for t in trials}
     assert len(trials) == len(points) == 8
@@ -221,7 +225,9 @@ def test_population_batches_continue_the_samplers_state(study_file, storage) -> 
 
 def test_population_batches_are_nsga2_generations(study_file, storage) -> None:
     path = study_file(n_trials=6, sampler='{ name = "nsgaii", population_size = 3 }')
-    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=3)
+    hpsearch.run_study(
+        hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False, batch=3)
+    )
     trials = optuna.load_study(study_name="small", storage=storage).trials
     assert [t.system_attrs["NSGAIISampler:generation"] for t in trials] == [0, 0, 0, 1, 1, 1]
 
@@ -246,7 +252,7 @@ def test_an_interrupted_batch_keeps_the_groups_already_trained(
 
     monkeypatch.setattr(hpsearch.study.batch, "train_population", interrupted_after_one_group)
     with pytest.raises(KeyboardInterrupt):
-        hpsearch.run_study(config, storage, progress=False, batch=6)
+        hpsearch.run_study(config, storage, hpsearch.RunOptions(progress=False, batch=6))
     trials = optuna.load_study(study_name="small", storage=storage).trials
     assert len(trials) == 6 and TrialState.RUNNING not in [t.state for t in trials]
     done = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -257,14 +263,14 @@ def test_an_interrupted_batch_keeps_the_groups_already_trained(
             assert t.state == TrialState.FAIL and "fail_reason" not in t.user_attrs
             assert t.params["optimizer"] != done[0].params["optimizer"]
     monkeypatch.setattr(hpsearch.study.batch, "train_population", real)
-    summary = hpsearch.run_study(config, storage, progress=False, batch=6)
+    summary = hpsearch.run_study(config, storage, hpsearch.RunOptions(progress=False, batch=6))
     assert summary.counted_before == len(done) and summary.counted_after == 6
 
 
 def test_population_mode_on_postgresql(study_file, postgres_url) -> None:
     path = study_file(n_trials=6, sampler='{ name = "nsgaii", population_size = 3 }')
     summary = hpsearch.run_study(
-        hpsearch.load_study_file(path), postgres_url, progress=False, batch=3
+        hpsearch.load_study_file(path), postgres_url, hpsearch.RunOptions(progress=False, batch=3)
     )
     trials = optuna.load_study(study_name="small", storage=postgres_url).trials
     assert summary.counted_after == 6 and [t.number for t in trials] == list(range(6))
@@ -342,14 +348,16 @@ def test_a_grid_study_visits_every_point_once(study_file, storage, batch: int) -
         )
     )
     config = hpsearch.load_study_file(path)
-    summary = hpsearch.run_study(config, storage, progress=False, batch=batch)
+    summary = hpsearch.run_study(config, storage, hpsearch.RunOptions(progress=False, batch=batch))
     trials = optuna.load_study(study_name="small", storage=storage).trials
     assert summary.counted_after == len(trials) == 6
     assert all(t.state == TrialState.COMPLETE for t in trials)
     points = sorted((t.params["flood"], t.params["lr"]) for t in trials)
     assert points == [(b, lr) for b in (0.0, 0.25, 0.5) for lr in (0.01, 0.03)]
     # The run is seeded: the same file visits the grid in the same order.
-    again = hpsearch.run_study(config, storage.replace("test.db", "again.db"), progress=False)
+    again = hpsearch.run_study(
+        config, storage.replace("test.db", "again.db"), hpsearch.RunOptions(progress=False)
+    )
     order = [(t.params["flood"], t.params["lr"]) for t in trials]
     redo = optuna.load_study(study_name="small", storage=storage.replace("test.db", "again.db"))
     assert (
@@ -391,7 +399,7 @@ def test_a_batch_shows_as_running_while_it_trains(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(hpsearch.study.batch, "train_population", look_then_train)
-    hpsearch.run_study(config, storage, progress=False, batch=4)
+    hpsearch.run_study(config, storage, hpsearch.RunOptions(progress=False, batch=4))
     (running,) = seen
     assert [(n, s) for n, s, _ in running] == [(i, TrialState.RUNNING) for i in range(4)]
     assert all({"alpha", "lr"} <= set(params) for _, _, params in running)
@@ -416,7 +424,9 @@ def test_a_dead_workers_batch_goes_stale_and_the_study_completes(study_file, tmp
 
     url = f"sqlite:///{tmp_path / 'dead.db'}"
     config = hpsearch.load_study_file(study_file(n_trials=4, epochs=1))
-    hpsearch.run_study(config, url, n_trials=1, progress=False, batch=1, heartbeat=1)
+    hpsearch.run_study(
+        config, url, hpsearch.RunOptions(n_trials=1, progress=False, batch=1, heartbeat=1)
+    )
     study = optuna.load_study(study_name="small", storage=hpsearch.open_storage(url, heartbeat=1))
     asked = optuna.create_study()
     trial = asked.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 3e-2, log=True)})
@@ -424,7 +434,9 @@ def test_a_dead_workers_batch_goes_stale_and_the_study_completes(study_file, tmp
     dead = asked._storage.get_trial(trial._trial_id)
     start_trials(study, [dead, dead, dead])
     time.sleep(GRACE_INTERVALS * 1 + 1.5)
-    summary = hpsearch.run_study(config, url, progress=False, batch=3, heartbeat=1)
+    summary = hpsearch.run_study(
+        config, url, hpsearch.RunOptions(progress=False, batch=3, heartbeat=1)
+    )
     trials = optuna.load_study(study_name="small", storage=url).trials
     assert summary.counted_after == 4 and TrialState.RUNNING not in [t.state for t in trials]
     assert [t.state for t in trials[1:4]] == [TrialState.FAIL] * 3  # the dead batch
@@ -506,7 +518,9 @@ def test_batch_pruning_stores_pruned_runs_and_refills_their_slots(
 ) -> None:
     storage = _storage(kind, tmp_path)
     path = study_file(n_trials=14, epochs=9, objective=PRUNING, sampler='"random"')
-    summary = hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=4)
+    summary = hpsearch.run_study(
+        hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False, batch=4)
+    )
     trials = optuna.load_study(study_name="small", storage=storage).trials
     # Exactly the target asked, though pruned slots were refilled.
     assert len(trials) == summary.counted_after == 14
@@ -548,7 +562,9 @@ def test_scalarized_batch_pruning_reports_every_epoch(study_file, storage) -> No
         mode="scalarized", n_trials=9, epochs=9, sampler='"random"',
         objective=f'objective = "loss1"\n{PRUNING}',
     )  # fmt: skip
-    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=3)
+    hpsearch.run_study(
+        hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False, batch=3)
+    )
     trials = optuna.load_study(study_name="small", storage=storage).trials
     assert len(trials) == 9
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
@@ -574,7 +590,11 @@ def test_a_pruner_the_mode_cannot_apply_is_refused(
     objective = f"pruner = {pruner}" + ('\nobjective = "loss1"' if mode == "scalarized" else "")
     path = study_file(mode=mode, objective=objective)
     with pytest.raises(hpsearch.HpsearchError, match=message):
-        hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=batch)
+        hpsearch.run_study(
+            hpsearch.load_study_file(path),
+            storage,
+            hpsearch.RunOptions(progress=False, batch=batch),
+        )
 
 
 def test_batch_pruning_with_two_groups_keeps_each_population_within_the_batch(
@@ -587,7 +607,9 @@ def test_batch_pruning_with_two_groups_keeps_each_population_within_the_batch(
         extra='optimizer = { type = "categorical", choices = ["sgd", "adam"] }',
     )  # fmt: skip
     path.write_text(path.read_text().replace('optimizer = "adam"\n', ""))
-    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=4)
+    hpsearch.run_study(
+        hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False, batch=4)
+    )
     trials = optuna.load_study(study_name="small", storage=storage).trials
     assert len(trials) == 16
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}

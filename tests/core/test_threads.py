@@ -257,16 +257,43 @@ def test_population_batches_take_the_threads_the_load_leaves(
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        hpsearch.run_study(config, storage, progress=False, batch=2)
+        hpsearch.run_study(config, storage, hpsearch.RunOptions(progress=False, batch=2))
         assert asked == [2, 2]  # before each batch, up to the planned threads
         trials = optuna.load_study(study_name="small", storage=storage).trials
         assert [t.user_attrs["torch_threads"] for t in trials] == [1, 1, 1, 1]
         # A number someone asked for is kept.
         torch.set_num_threads(2)
         monkeypatch.setenv("OMP_NUM_THREADS", "2")
-        hpsearch.run_study(config, storage, n_trials=6, progress=False, batch=2)
+        hpsearch.run_study(
+            config, storage, hpsearch.RunOptions(n_trials=6, progress=False, batch=2)
+        )
         trials = optuna.load_study(study_name="small", storage=storage).trials
         assert [t.user_attrs["torch_threads"] for t in trials[4:]] == [2, 2]
         assert len(asked) == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_api_run_trains_with_the_files_threads_or_the_options(study_file, storage) -> None:
+    import dataclasses
+
+    import torch
+
+    import hpsearch
+
+    config = dataclasses.replace(
+        hpsearch.load_study_file(study_file(n_trials=1, epochs=1)), threads=1
+    )
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        hpsearch.run_study(config, storage, hpsearch.RunOptions(progress=False))
+        torch.set_num_threads(2)
+        more = hpsearch.RunOptions(n_trials=2, threads=2, progress=False)
+        hpsearch.run_study(dataclasses.replace(config, threads=1), storage, more)
+        trials = optuna.load_study(study_name="small", storage=storage).trials
+        assert [t.user_attrs["torch_threads"] for t in trials] == [1, 2]  # options beat file
+        with pytest.raises(hpsearch.HpsearchError, match="use run_workers"):
+            hpsearch.run_study(config, storage, hpsearch.RunOptions(workers=2))
     finally:
         torch.set_num_threads(before)

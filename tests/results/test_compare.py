@@ -107,7 +107,7 @@ def _write(
 @pytest.mark.parametrize("mode", ["scalarized", "pareto"])
 def test_outer_by_inner_matrix_runs_and_records_feasibility(tmp_path, storage, mode, method):
     path = _write(tmp_path, mode, method, n_trials=3, optimizer="adam", flood=0.05)
-    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False)
+    hpsearch.run_study(hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False))
     trials = optuna.load_study(study_name=f"qc-{mode}-{method}", storage=storage).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     for t in trials:
@@ -130,7 +130,7 @@ def _budget_study(tmp_path: Path, mode: str) -> tuple[str, list]:
     )
     path.write_text(text)
     storage = f"sqlite:///{tmp_path / (mode + '.db')}"
-    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False)
+    hpsearch.run_study(hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False))
     return storage, optuna.load_study(study_name=f"qc-{mode}-mdmm", storage=storage).trials
 
 
@@ -238,9 +238,15 @@ def test_the_diagnosis_flags_a_concave_problem_plugged_in_from_outside(tmp_path)
 
 def test_compare_refuses_studies_of_different_losses(tmp_path, study_file) -> None:
     storage = f"sqlite:///{tmp_path / 'mixed.db'}"
-    hpsearch.run_study(hpsearch.load_study_file(study_file(n_trials=1)), storage, progress=False)
+    hpsearch.run_study(
+        hpsearch.load_study_file(study_file(n_trials=1)),
+        storage,
+        hpsearch.RunOptions(progress=False),
+    )
     other = study_file(n_trials=1, name="vae", setup="beta_vae", dataset="digits")
-    hpsearch.run_study(hpsearch.load_study_file(other), storage, progress=False)
+    hpsearch.run_study(
+        hpsearch.load_study_file(other), storage, hpsearch.RunOptions(progress=False)
+    )
     out = run_cli("compare", "small", "vae", "--storage", storage, cwd=tmp_path)
     assert out.returncode == 1 and "cannot compare studies of different loss pairs" in out.stderr
 
@@ -256,7 +262,7 @@ def test_fonseca_fleming_studies_ship_for_every_inner_method() -> None:
 
 def test_chebyshev_pareto_study_reaches_95_percent_of_the_true_fonseca_fleming_hv(storage):
     config = hpsearch.load_study_file(REPO / "studies" / "fonseca_fleming-chebyshev-pareto.toml")
-    hpsearch.run_study(config, storage, progress=False)
+    hpsearch.run_study(config, storage, hpsearch.RunOptions(progress=False))
     points = hpsearch.study_points(storage, config.name)
     xy = list(zip(points.loss1, points.loss2, strict=True))
     from hpsearch.core.setups import fonseca_fleming_front
@@ -269,7 +275,7 @@ def test_a_dominated_study_moves_nobody_s_numbers(tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'dom.db'}"
     for method in ("chebyshev", "mdmm"):
         config = hpsearch.load_study_file(_write(tmp_path, "pareto", method))
-        hpsearch.run_study(config, storage, progress=False)
+        hpsearch.run_study(config, storage, hpsearch.RunOptions(progress=False))
     cheb, mdmm = (hpsearch.study_points(storage, f"qc-pareto-{m}") for m in ("chebyshev", "mdmm"))
     # A third study, every point of it dominated (an unconverged one, say), with a wide range.
     behind = dataclasses.replace(
@@ -300,7 +306,7 @@ def test_fill_reaches_the_stretch_a_linear_study_skips(tmp_path, monkeypatch) ->
 
     storage = f"sqlite:///{tmp_path / 'fill.db'}"
     path = _write(tmp_path, "pareto", "linear", n_trials=40)
-    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False)
+    hpsearch.run_study(hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False))
     opened = []
     real = storage_module._open_rdb
     monkeypatch.setattr(storage_module, "_open_rdb", lambda *a: opened.append(a) or real(*a))
@@ -347,7 +353,9 @@ def test_fill_refuses_a_convex_front_in_one_line(tmp_path) -> None:
         )
     )
     storage = f"sqlite:///{tmp_path / 'convex.db'}"
-    hpsearch.run_study(hpsearch.load_study_file(path), storage, progress=False, batch=16)
+    hpsearch.run_study(
+        hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False, batch=16)
+    )
     out = run_main("fill", "convex-linear", "--storage", storage, "--no-dashboard", cwd=tmp_path)
     assert out.returncode == 1 and out.stderr.count("\n") == 1
     assert "no concave stretch or hole to fill" in out.stderr

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hpsearch import load_study_file, run_study
+from hpsearch import RunOptions, load_study_file, run_study
 from hpsearch.results import publish
 from hpsearch.results.analysis import feasible_pareto_mask
 from hpsearch.results.compare import compare_points
@@ -224,7 +224,7 @@ def test_compare_tells_the_studies_apart() -> None:
 @pytest.mark.parametrize("objective", ['objective = "loss1"', 'objective = "metric"'])
 def test_the_scalarized_table_names_each_column_once(study_file, storage, objective) -> None:
     path = study_file(mode="scalarized", objective=objective, n_trials=2, epochs=1)
-    run_study(load_study_file(path), storage, progress=False)
+    run_study(load_study_file(path), storage, RunOptions(progress=False))
     columns, rows = study_rows(storage, "small")
     assert len(columns) == len(set(columns)), columns
     assert all(len(r) == len(columns) for r in rows)

@@ -4,14 +4,16 @@ import optuna
 import pytest
 from PIL import Image
 
-from hpsearch import HpsearchError, load_study_file, run_study
+from hpsearch import HpsearchError, RunOptions, load_study_file, run_study
 from hpsearch.results.plots import plot_study
 from hpsearch.results.report import format_table, study_points, study_rows
 
 
 @pytest.mark.parametrize("mode", ["pareto", "scalarized"])
 def test_study_points_and_rows_agree_with_the_storage(study_file, storage, mode) -> None:
-    run_study(load_study_file(study_file(mode=mode, n_trials=6)), storage, progress=False)
+    run_study(
+        load_study_file(study_file(mode=mode, n_trials=6)), storage, RunOptions(progress=False)
+    )
     trials = optuna.load_study(study_name="small", storage=storage).trials
     points = study_points(storage, "small")
     assert points.numbers.tolist() == [t.number for t in trials]
@@ -33,7 +35,9 @@ def test_study_points_and_rows_agree_with_the_storage(study_file, storage, mode)
 
 @pytest.mark.parametrize("mode", ["pareto", "scalarized"])
 def test_plot_study_writes_a_png(study_file, storage, tmp_path, mode) -> None:
-    run_study(load_study_file(study_file(mode=mode, n_trials=5)), storage, progress=False)
+    run_study(
+        load_study_file(study_file(mode=mode, n_trials=5)), storage, RunOptions(progress=False)
+    )
     out = plot_study(study_points(storage, "small"), tmp_path / "fig" / "s.png")
     with Image.open(out) as img:
         assert img.format == "PNG" and img.size[0] > 1000 and img.size[1] > 400
@@ -42,7 +46,7 @@ def test_plot_study_writes_a_png(study_file, storage, tmp_path, mode) -> None:
 
 
 def test_missing_study_and_empty_study(storage, study_file) -> None:
-    run_study(load_study_file(study_file(n_trials=1)), storage, progress=False)
+    run_study(load_study_file(study_file(n_trials=1)), storage, RunOptions(progress=False))
     with pytest.raises(HpsearchError, match="no study 'other' in .*; stored: small"):
         study_points(storage, "other")
     optuna.create_study(study_name="empty", storage=storage)

@@ -16,7 +16,7 @@ from tests.conftest import REPO, STUDY_FILES
 @pytest.mark.parametrize("path", STUDY_FILES, ids=[p.stem for p in STUDY_FILES])
 def test_shipped_study_runs_on_a_small_budget(path: Path, storage: str) -> None:
     config = dataclasses.replace(hpsearch.load_study_file(path), epochs=2)
-    summary = hpsearch.run_study(config, storage, n_trials=2, progress=False)
+    summary = hpsearch.run_study(config, storage, hpsearch.RunOptions(n_trials=2, progress=False))
     assert summary.counted_after == 2
     trials = optuna.load_study(study_name=config.name, storage=storage).trials
     assert all("val_loss1" in t.user_attrs and "val_metric" in t.user_attrs for t in trials)
@@ -41,7 +41,9 @@ def test_readme_setup_example(tmp_path: Path, storage: str) -> None:
         'beta = { type = "float", low = 0.05, high = 1.0 }\n'
     )
     config = hpsearch.load_study_file(study)
-    assert hpsearch.run_study(config, storage, progress=False).counted_after == 2
+    assert (
+        hpsearch.run_study(config, storage, hpsearch.RunOptions(progress=False)).counted_after == 2
+    )
     trials = optuna.load_study(study_name="readme", storage=storage).trials
     assert {t.params["beta"] > 0 for t in trials} == {True}
     assert all(t.values[1] > 0 for t in trials)

@@ -7,7 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 import hpsearch
-from hpsearch import HpsearchError, load_study_file, run_study
+from hpsearch import HpsearchError, RunOptions, load_study_file, run_study
 from hpsearch.study import storage as storage_module
 
 
@@ -18,7 +18,7 @@ def _trials(storage: str, name: str = "small") -> list[optuna.trial.FrozenTrial]
 @pytest.mark.parametrize("mode", ["pareto", "scalarized"])
 def test_every_trial_records_both_losses_and_the_metric(study_file, storage, mode) -> None:
     config = load_study_file(study_file(mode=mode))
-    summary = run_study(config, storage, progress=False)
+    summary = run_study(config, storage, RunOptions(progress=False))
     assert (summary.counted_before, summary.counted_after, summary.target) == (0, 4, 4)
     study = optuna.load_study(study_name="small", storage=storage)
     assert len(study.directions) == (2 if mode == "pareto" else 1)
@@ -57,19 +57,19 @@ def test_scalarized_objectives(study_file, storage, objective, check) -> None:
     run_study(
         load_study_file(study_file(mode="scalarized", objective=objective, n_trials=2)),
         storage,
-        progress=False,
+        RunOptions(progress=False),
     )
     assert all(check(t) for t in _trials(storage))
 
 
 def test_rerun_continues_to_the_target_and_never_overshoots(study_file, storage) -> None:
     config = load_study_file(study_file(n_trials=3))
-    run_study(config, storage, progress=False)
+    run_study(config, storage, RunOptions(progress=False))
     first = [t.params for t in _trials(storage)]
-    again = run_study(config, storage, progress=False)
+    again = run_study(config, storage, RunOptions(progress=False))
     assert (again.counted_before, again.counted_after) == (3, 3)
     assert len(_trials(storage)) == 3
-    more = run_study(config, storage, n_trials=5, progress=False)
+    more = run_study(config, storage, RunOptions(n_trials=5, progress=False))
     trials = _trials(storage)
     assert (more.counted_before, more.counted_after, len(trials)) == (3, 5, 5)
     assert [t.params for t in trials[:3]] == first  # the stored trials were kept as they were
@@ -86,11 +86,11 @@ def test_same_file_and_seed_give_the_same_trials(study_file, tmp_path, sampler) 
     runs = []
     for i in range(2):
         store = f"sqlite:///{tmp_path / f'r{i}.db'}"
-        run_study(load_study_file(path), store, progress=False)
+        run_study(load_study_file(path), store, RunOptions(progress=False))
         runs.append([(t.params, t.values, t.user_attrs["val_metric"]) for t in _trials(store)])
     assert runs[0] == runs[1]
     store = f"sqlite:///{tmp_path / 'other.db'}"
-    run_study(load_study_file(path), store, seed=1, progress=False)
+    run_study(load_study_file(path), store, RunOptions(seed=1, progress=False))
     assert [t.params for t in _trials(store)] != [r[0] for r in runs[0]]
 
 
@@ -108,7 +108,7 @@ def test_same_file_and_seed_give_the_same_trials(study_file, tmp_path, sampler) 
 @pytest.mark.parametrize("mode", ["pareto", "scalarized"])
 def test_every_sampler_runs_in_both_modes(study_file, storage, sampler, mode) -> None:
     config = load_study_file(study_file(sampler=sampler, mode=mode, n_trials=3, epochs=1))
-    assert run_study(config, storage, progress=False).counted_after == 3
+    assert run_study(config, storage, RunOptions(progress=False)).counted_after == 3
     assert all(t.state == TrialState.COMPLETE for t in _trials(storage))
 
 
@@ -123,7 +123,7 @@ def test_a_diverging_trial_is_stored_as_fail_with_its_reason(study_file, storage
             'lr = { type = "float", low = 1e-3, high = 1e8',
         )
     )
-    summary = run_study(load_study_file(path), storage, progress=False)
+    summary = run_study(load_study_file(path), storage, RunOptions(progress=False))
     trials = _trials(storage)
     failed = [t for t in trials if t.state == TrialState.FAIL]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -138,7 +138,7 @@ def test_pruner_prunes_and_pruned_trials_keep_their_losses(study_file, storage) 
         "n_trials = 12", 'n_trials = 12\npruner = { name = "median", n_startup_trials = 2 }'
     )
     path.write_text(text)
-    run_study(load_study_file(path), storage, progress=False)
+    run_study(load_study_file(path), storage, RunOptions(progress=False))
     pruned = [t for t in _trials(storage) if t.state == TrialState.PRUNED]
     assert pruned
     assert all(
@@ -150,7 +150,7 @@ def test_pruner_prunes_and_pruned_trials_keep_their_losses(study_file, storage) 
 def test_a_pruner_without_options_takes_its_defaults(study_file, storage, pruner) -> None:
     path = study_file(mode="scalarized", n_trials=3, sampler='"random"')
     path.write_text(path.read_text().replace("n_trials = 3", f"n_trials = 3\npruner = {pruner}"))
-    summary = run_study(load_study_file(path), storage, progress=False)
+    summary = run_study(load_study_file(path), storage, RunOptions(progress=False))
     assert summary.counted_after == 3
 
 
@@ -166,10 +166,10 @@ def test_a_pruner_without_options_takes_its_defaults(study_file, storage, pruner
 def test_a_changed_definition_under_the_same_name_is_refused(
     study_file, storage, change, fragment
 ) -> None:
-    run_study(load_study_file(study_file(n_trials=2)), storage, progress=False)
+    run_study(load_study_file(study_file(n_trials=2)), storage, RunOptions(progress=False))
     changed = load_study_file(study_file(n_trials=2, **change))
     with pytest.raises(HpsearchError, match=fragment) as info:
-        run_study(changed, storage, progress=False)
+        run_study(changed, storage, RunOptions(progress=False))
     assert "different definition" in str(info.value) and "new [study] name" in str(info.value)
     assert len(_trials(storage)) == 2
 
@@ -177,7 +177,7 @@ def test_a_changed_definition_under_the_same_name_is_refused(
 def test_a_study_not_made_by_hpsearch_is_refused(study_file, storage) -> None:
     optuna.create_study(study_name="small", storage=storage)
     with pytest.raises(HpsearchError, match="not made by hpsearch"):
-        run_study(load_study_file(study_file()), storage, progress=False)
+        run_study(load_study_file(study_file()), storage, RunOptions(progress=False))
 
 
 @pytest.mark.parametrize(
@@ -194,7 +194,7 @@ def test_a_study_not_made_by_hpsearch_is_refused(study_file, storage) -> None:
 )
 def test_an_unreachable_storage_is_one_line(study_file, url, fragment) -> None:
     with pytest.raises(HpsearchError, match=fragment) as info:
-        run_study(load_study_file(study_file()), url, progress=False)
+        run_study(load_study_file(study_file()), url, RunOptions(progress=False))
     assert "\n" not in str(info.value) and ":pw@" not in str(info.value)
 
 
@@ -212,7 +212,7 @@ def test_counts_toward_target_policy() -> None:
 
 def test_timeout_stops_starting_trials(study_file, storage) -> None:
     config = load_study_file(study_file(n_trials=1000, epochs=5, dataset="digits"))
-    summary = run_study(config, storage, timeout=1.0, progress=False)
+    summary = run_study(config, storage, RunOptions(timeout=1.0, progress=False))
     assert 1 <= summary.counted_after < 1000
     assert len(_trials(storage)) == summary.counted_after
 
@@ -221,7 +221,9 @@ def test_sqlite_storage_uses_wal(study_file, tmp_path) -> None:
     import sqlite3
 
     path = tmp_path / "wal.db"
-    run_study(load_study_file(study_file(n_trials=1)), f"sqlite:///{path}", progress=False)
+    run_study(
+        load_study_file(study_file(n_trials=1)), f"sqlite:///{path}", RunOptions(progress=False)
+    )
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
