@@ -80,6 +80,10 @@ PLACEHOLDERS = {
     "E": "3",
     "P": "8080",
     "H": "127.0.0.1",
+    "PORT": "8080",
+    "HOST": "127.0.0.1",
+    "I,J": "0,1",
+    "FILE": "studies/demo.toml",  # fill --study-file FILE
     "PNG": "front.png",
     "DIR": "out",
     "L1,L2": "1.0,1.0",
@@ -275,6 +279,8 @@ def _argvs(text: str) -> list[tuple[str, ...]]:
     choices = []
     for word in words[start + 1 :]:
         word = word.removesuffix("...").removesuffix("…")
+        if not word:  # the "..." of "STUDY [STUDY ...]"
+            continue
         alternatives = word.split("|") if "|" in word and not word.startswith("-") else [word]
         choices.append([PLACEHOLDERS.get(a.lstrip("$").strip("{}"), a) for a in alternatives])
     return [tuple(argv) for argv in itertools.product(*choices)]

@@ -115,6 +115,7 @@ def add_storage(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
         default=None,
+        metavar="URL",
         help=(
             f"Optuna storage URL (default: ${STORAGE_ENV} if set, else {DEFAULT_STORAGE}, a file "
             f"in the working directory); a URL with a password is better given in ${STORAGE_ENV}"
