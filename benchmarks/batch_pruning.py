@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 from _common import Run, add_output_arguments, bootstrap_interval, parse_args
 
+from hpsearch.results.report import markdown_table
+
 STUDIES = (
     "two_task-digits-pareto",
     "sparsity-diabetes-pareto",
@@ -207,6 +209,71 @@ def fmt_ci(ci: tuple[float, float, float] | None, digits: int = 2, unit: str = "
     return f"{m:.{digits}f}{unit} [{lo:.{digits}f}–{hi:.{digits}f}]"
 
 
+SUMMARY_COLUMNS = [
+    "study",
+    "pruned vs population",
+    "pruned vs sequential",
+    "population vs sequential",
+    "final HV seq / pop / pruned",
+    "reached target seq / pop / pruned",
+    "wall s seq / pop / pruned",
+]
+SEED_COLUMNS = [
+    "study",
+    "seed",
+    "mode",
+    "final HV",
+    "wall s",
+    "to target s",
+    "states",
+    "epochs trained",
+]
+
+
+def _summary_rows(results: dict) -> list[list[str]]:
+    """One row per study: the three speed-ups, then final HV, seeds reaching the target and
+    wall time per mode."""
+    table = []
+    for study, rows in results["studies"].items():
+        s = results["summary"][study]
+        table.append(
+            [
+                study,
+                fmt_ci(s["population/pruned"]["median_ci"], unit="×"),
+                fmt_ci(s["sequential/pruned"]["median_ci"], unit="×"),
+                fmt_ci(s["sequential/population"]["median_ci"], unit="×"),
+                " / ".join(f"{s[m]['final_hv'][0]:.3f}" for m in MODES),
+                " / ".join(f"{s[m]['reached']}/{len(rows)}" for m in MODES),
+                " / ".join(f"{s[m]['wall_s'][0]:.1f}" for m in MODES),
+            ]
+        )
+    return table
+
+
+def _seed_rows(results: dict) -> list[list[str]]:
+    """One row per study, seed and mode."""
+    table = []
+    for study, rows in results["studies"].items():
+        for r in rows:
+            for m in MODES:
+                x = r[m]
+                reached = "—" if x["time_to_target_s"] is None else f"{x['time_to_target_s']:.1f}"
+                states = ", ".join(f"{k} {v}" for k, v in x["states"].items())
+                table.append(
+                    [
+                        study,
+                        str(r["seed"]),
+                        m,
+                        f"{x['final_hv']:.3f}",
+                        f"{x['wall_s']:.1f}",
+                        reached,
+                        states,
+                        str(x["epochs_trained"]),
+                    ]
+                )
+    return table
+
+
 def report(results: dict, run: Run, n_seeds: int, pruning: Pruning) -> str:
     lines = [
         "# Batch pruning: hypervolume per wall-second",
@@ -221,37 +288,10 @@ def report(results: dict, run: Run, n_seeds: int, pruning: Pruning) -> str:
         "Speed-up = time to the target of one mode ÷ that of the other, per seed; medians "
         "with 95% bootstrap intervals over the seeds that reached it in both.",
         "",
-        "| study | pruned vs population | pruned vs sequential | population vs sequential "
-        "| final HV seq / pop / pruned | reached target seq / pop / pruned "
-        "| wall s seq / pop / pruned |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for study, rows in results["studies"].items():
-        s = results["summary"][study]
-        hv = " / ".join(f"{s[m]['final_hv'][0]:.3f}" for m in MODES)
-        reached = " / ".join(f"{s[m]['reached']}/{len(rows)}" for m in MODES)
-        wall = " / ".join(f"{s[m]['wall_s'][0]:.1f}" for m in MODES)
-        lines.append(
-            f"| {study} | {fmt_ci(s['population/pruned']['median_ci'], unit='×')} "
-            f"| {fmt_ci(s['sequential/pruned']['median_ci'], unit='×')} "
-            f"| {fmt_ci(s['sequential/population']['median_ci'], unit='×')} "
-            f"| {hv} | {reached} | {wall} |"
-        )
+    lines += markdown_table(SUMMARY_COLUMNS, _summary_rows(results))
     lines += ["", "## Per seed", ""]
-    lines.append(
-        "| study | seed | mode | final HV | wall s | to target s | states | epochs trained |"
-    )
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for study, rows in results["studies"].items():
-        for r in rows:
-            for m in MODES:
-                x = r[m]
-                reached = "—" if x["time_to_target_s"] is None else f"{x['time_to_target_s']:.1f}"
-                states = ", ".join(f"{k} {v}" for k, v in x["states"].items())
-                lines.append(
-                    f"| {study} | {r['seed']} | {m} | {x['final_hv']:.3f} | {x['wall_s']:.1f} "
-                    f"| {reached} | {states} | {x['epochs_trained']} |"
-                )
+    lines += markdown_table(SEED_COLUMNS, _seed_rows(results))
     return "\n".join(lines) + "\n"
 
 

@@ -43,6 +43,7 @@ from hpsearch.errors import HpsearchError
 from hpsearch.labs.sweeps import SWEEP_OPTIMIZERS, linear_sweep
 from hpsearch.results.analysis import analyze_front
 from hpsearch.results.fill import run_fill
+from hpsearch.results.report import markdown_table
 from hpsearch.study.config import ParamSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,6 +209,68 @@ def _mean_ci(values: list[float]) -> str:
     return f"{m:.1f} ± {half:.1f}"
 
 
+METHOD_COLUMNS = [
+    "problem",
+    "front",
+    "linear HV %",
+    "Chebyshev HV %",
+    "MDMM HV %",
+    "linear study called concave",
+    "undecided",
+]
+FILL_COLUMNS = [
+    "problem",
+    "HV % before",
+    "HV % after",
+    "lowest seed after",
+    "best placement",
+    "fill wall s",
+]
+
+
+def _front(res: dict) -> str:
+    return "concave" if res["concave"] else "convex"
+
+
+def _method_rows(studies: dict) -> list[list[str]]:
+    """Per problem: the mean HV % of each inner method and the linear study's diagnoses."""
+    table = []
+    for label, res in studies.items():
+        rows = res["seeds"]
+        flagged = sum(r["linear_flagged"] for r in rows)
+        undecided = sum(r["linear_undecided"] for r in rows)
+        hv = [_mean_ci([r[f"{m}_hv_pct"] for r in rows]) for m in METHODS]
+        table.append([label, _front(res), *hv, f"{flagged} of {len(rows)}", str(undecided)])
+    return table
+
+
+def _fill_rows(studies: dict) -> list[list[str]]:
+    """Per problem with fill runs: HV % before and after the fill, and the best placement."""
+    table = []
+    for label, res in studies.items():
+        rows = [r for r in res["seeds"] if "fill_after_pct" in r]
+        if rows:
+            table.append(
+                [
+                    label,
+                    _mean_ci([r["fill_before_pct"] for r in rows]),
+                    _mean_ci([r["fill_after_pct"] for r in rows]),
+                    f"{min(r['fill_after_pct'] for r in rows):.1f}",
+                    f"{res['fill_ceiling_pct']:.1f}",
+                    f"{statistics.mean(r['fill_wall_s'] for r in rows):.1f}",
+                ]
+            )
+    return table
+
+
+def _sweep_rows(sweeps: dict) -> list[list[str]]:
+    """Per problem and optimizer: how many simulated linear studies got each verdict."""
+    return [
+        [key, _front(res), *(str(res["verdicts"].count(v)) for v in ("concave", "hole", "convex"))]
+        for key, res in sweeps.items()
+    ]
+
+
 def report(studies: dict, sweeps: dict, meta: dict) -> str:
     lines = [
         "# Concave and convex fronts with a known truth",
@@ -223,37 +286,15 @@ def report(studies: dict, sweeps: dict, meta: dict) -> str:
         "",
         "## Each inner method, and the diagnosis of the linear study alone",
         "",
-        "| problem | front | linear HV % | Chebyshev HV % | MDMM HV % | linear study called "
-        "concave | undecided |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for label, res in studies.items():
-        rows = res["seeds"]
-        flagged = sum(r["linear_flagged"] for r in rows)
-        undecided = sum(r["linear_undecided"] for r in rows)
-        lines.append(
-            f"| {label} | {'concave' if res['concave'] else 'convex'} | "
-            + " | ".join(_mean_ci([r[f"{m}_hv_pct"] for r in rows]) for m in METHODS)
-            + f" | {flagged} of {len(rows)} | {undecided} |"
-        )
+    lines += markdown_table(METHOD_COLUMNS, _method_rows(studies))
     lines += [
         "",
         f"## `hpsearch fill`: {meta['fill_base']} linear trials, then {meta['fill_trials']} "
         "Chebyshev trials",
         "",
-        "| problem | HV % before | HV % after | lowest seed after | best placement | fill wall s |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for label, res in studies.items():
-        rows = [r for r in res["seeds"] if "fill_after_pct" in r]
-        if rows:
-            lines.append(
-                f"| {label} | {_mean_ci([r['fill_before_pct'] for r in rows])} | "
-                f"{_mean_ci([r['fill_after_pct'] for r in rows])} | "
-                f"{min(r['fill_after_pct'] for r in rows):.1f} | "
-                f"{res['fill_ceiling_pct']:.1f} | "
-                f"{statistics.mean(r['fill_wall_s'] for r in rows):.1f} |"
-            )
+    lines += markdown_table(FILL_COLUMNS, _fill_rows(studies))
     lines += [
         "",
         f"Best placement: the true front's two ends and {meta['fill_trials']} more of its points, "
@@ -266,15 +307,10 @@ def report(studies: dict, sweeps: dict, meta: dict) -> str:
         "40 α log-uniform in [0.01, 100] per study, one initialization per study; verdicts of "
         "the diagnosis: concave, an unresolved hole (α too sparse to tell), or convex.",
         "",
-        "| problem / optimizer | front | concave | hole | convex |",
-        "| --- | --- | --- | --- | --- |",
     ]
-    for key, res in sweeps.items():
-        v = res["verdicts"]
-        lines.append(
-            f"| {key} | {'concave' if res['concave'] else 'convex'} | {v.count('concave')} | "
-            f"{v.count('hole')} | {v.count('convex')} |"
-        )
+    lines += markdown_table(
+        ["problem / optimizer", "front", "concave", "hole", "convex"], _sweep_rows(sweeps)
+    )
     lines.append("")
     return "\n".join(lines)
 

@@ -38,6 +38,7 @@ import torch
 from _common import RESULTS, Run, add_output_arguments, format_interval, parse_args
 
 from hpsearch import ParamSpec, RunOptions, load_study_file, run_study
+from hpsearch.results.report import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = REPO / "studies"
@@ -156,6 +157,69 @@ def _acc(t: optuna.trial.FrozenTrial) -> tuple[float, float]:
     return t.user_attrs["val_metric"], t.user_attrs["test_metric"]
 
 
+GRID_COLUMNS = [
+    "seed",
+    "no flooding: lr, val, test",
+    "grid: b, lr, val, test",
+    "grid s",
+    "TPE: b, lr, val, test",
+    "TPE s",
+]
+REGULARIZER_COLUMNS = [
+    "regularizer",
+    "test accuracy",
+    "paired − none",
+    "val accuracy",
+    "best params, seed 0",
+    "s / study",
+]
+
+
+def _grid_row(
+    seed: int,
+    unflooded: optuna.trial.FrozenTrial,
+    grid: optuna.trial.FrozenTrial,
+    grid_s: float,
+    tpe: optuna.trial.FrozenTrial,
+    tpe_s: float,
+) -> list[str]:
+    """One seed: the best trial without flooding, of the grid over b and of TPE over b."""
+    return [
+        str(seed),
+        f"{unflooded.params['lr']:g}, {_acc(unflooded)[0]:.4f}, {_acc(unflooded)[1]:.4f}",
+        f"{grid.params['flood']:.2f}, {grid.params['lr']:g}, {_acc(grid)[0]:.4f}, "
+        f"{_acc(grid)[1]:.4f}",
+        f"{grid_s:.0f}",
+        f"{tpe.params['flood']:.3f}, {tpe.params['lr']:.2g}, {_acc(tpe)[0]:.4f}, "
+        f"{_acc(tpe)[1]:.4f}",
+        f"{tpe_s:.0f}",
+    ]
+
+
+def _regularizer_rows(regularizer_rows) -> list[list[str]]:
+    """One row per regularizer: test accuracy, its paired gain over none, val accuracy, seed
+    0's best parameters and the mean wall time of a study."""
+    plain = {r[0]: _acc(r[2])[1] for r in regularizer_rows if r[1] == "none"}
+    table = []
+    for name in ("none", "flooding", "iFlood", "backstitch"):
+        mine = [r for r in regularizer_rows if r[1] == name]
+        first = mine[0][2].params
+        shown = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in first.items()
+        )
+        table.append(
+            [
+                name,
+                format_interval([_acc(r[2])[1] for r in mine], 4),
+                format_interval([_acc(r[2])[1] - plain[r[0]] for r in mine], 4),
+                format_interval([_acc(r[2])[0] for r in mine], 4),
+                shown,
+                f"{statistics.mean(r[3] for r in mine):.0f}",
+            ]
+        )
+    return table
+
+
 def _report(rows, regularizer_rows, args, run: Run, n_grid: int) -> str:
     lines = [
         "# Flooding on digits with 20% noisy training labels",
@@ -167,18 +231,8 @@ def _report(rows, regularizer_rows, args, run: Run, n_grid: int) -> str:
         "",
         f"## Grid over b (paper's protocol) vs TPE over b, same budget ({n_grid} trials)",
         "",
-        "| seed | no flooding: lr, val, test | grid: b, lr, val, test | grid s "
-        "| TPE: b, lr, val, test | TPE s |",
-        "|---|---|---|---|---|---|",
     ]
-    for seed, none, g, g_time, t, t_time in rows:
-        lines.append(
-            f"| {seed} | {none.params['lr']:g}, {_acc(none)[0]:.4f}, {_acc(none)[1]:.4f} "
-            f"| {g.params['flood']:.2f}, {g.params['lr']:g}, {_acc(g)[0]:.4f}, {_acc(g)[1]:.4f} "
-            f"| {g_time:.0f} "
-            f"| {t.params['flood']:.3f}, {t.params['lr']:.2g}, {_acc(t)[0]:.4f}, "
-            f"{_acc(t)[1]:.4f} | {t_time:.0f} |"
-        )
+    lines += markdown_table(GRID_COLUMNS, [_grid_row(*row) for row in rows])
     lines += [
         "",
         "Test accuracy over seeds (mean [95% bootstrap interval]): "
@@ -190,23 +244,8 @@ def _report(rows, regularizer_rows, args, run: Run, n_grid: int) -> str:
         "",
         f"## Regularizers on the same noisy data, {args.budget} TPE trials each",
         "",
-        "| regularizer | test accuracy | paired − none | val accuracy | best params, seed 0 "
-        "| s / study |",
-        "|---|---|---|---|---|---|",
     ]
-    plain = {r[0]: _acc(r[2])[1] for r in regularizer_rows if r[1] == "none"}
-    for name in ("none", "flooding", "iFlood", "backstitch"):
-        mine = [r for r in regularizer_rows if r[1] == name]
-        first = mine[0][2].params
-        shown = ", ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in first.items()
-        )
-        lines.append(
-            f"| {name} | {format_interval([_acc(r[2])[1] for r in mine], 4)} "
-            f"| {format_interval([_acc(r[2])[1] - plain[r[0]] for r in mine], 4)} "
-            f"| {format_interval([_acc(r[2])[0] for r in mine], 4)} | {shown} "
-            f"| {statistics.mean(r[3] for r in mine):.0f} |"
-        )
+    lines += markdown_table(REGULARIZER_COLUMNS, _regularizer_rows(regularizer_rows))
     return "\n".join(lines) + "\n"
 
 

@@ -50,6 +50,7 @@ from _common import Run, add_output_arguments, bootstrap_interval, parse_args  #
 from optuna.trial import TrialState  # noqa: E402
 
 from hpsearch import RunOptions, get_setup, load_study_file, run_study, train  # noqa: E402
+from hpsearch.results.report import markdown_table  # noqa: E402
 from hpsearch.study import keys  # noqa: E402
 from hpsearch.study.config import ParamSpec  # noqa: E402
 
@@ -240,6 +241,40 @@ def _pct(v: tuple[float, float, float]) -> str:
     return f"{100 * v[0]:.2f} [{100 * v[1]:.2f}, {100 * v[2]:.2f}]"
 
 
+SEED_COLUMNS = [
+    "seed",
+    "flooding: b, lr, val, test",
+    "no flooding: lr, val, test",
+    "early stopping: lr, epoch, val, test",
+    "both: b, lr, epoch, test",
+    "rule: b, test",
+    "half rule: b, test",
+    "grid s",
+]
+
+
+def _seed_row(r: dict) -> list[str]:
+    """One seed: the pick of each variant, and the grid's wall time."""
+    f, n, e, ru, h = (
+        r["flooding"],
+        r["no_flooding"],
+        r["early_stopping"],
+        r["rule"],
+        r["half_rule"],
+    )
+    fe = r["flooding_early_stopping"]
+    return [
+        str(r["seed"]),
+        f"{f['b']:.2f}, {f['lr']:g}, {f['val']:.4f}, {f['test']:.4f}",
+        f"{n['lr']:g}, {n['val']:.4f}, {n['test']:.4f}",
+        f"{e['lr']:g}, {e['epoch']}, {e['val']:.4f}, {e['test']:.4f}",
+        f"{fe['b']:.2f}, {fe['lr']:g}, {fe['epoch']}, {fe['test']:.4f}",
+        f"{ru['b']:.2f} (from {ru['b_rule']:.3f} at epoch {ru['rise_epoch']}), {ru['test']:.4f}",
+        f"{h['b']:.2f}, {h['test']:.4f}",
+        f"{r['grid_s']:.0f}",
+    ]
+
+
 def report(run: Run, args: argparse.Namespace, rows: list[dict], summary: dict) -> str:
     lines = [
         "# Flooding against early stopping on noisy digits",
@@ -255,36 +290,14 @@ def report(run: Run, args: argparse.Namespace, rows: list[dict], summary: dict) 
         "Rule: b = the b = 0 run's training loss at its epoch of least validation loss (at the "
         "flooded pick's lr), nearest grid value; half: half of it.",
         "",
-        "| seed | flooding: b, lr, val, test | no flooding: lr, val, test | early stopping: lr, "
-        "epoch, val, test | both: b, lr, epoch, test | rule: b, test | half rule: b, test "
-        "| grid s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in rows:
-        f, n, e, ru, h = (
-            r["flooding"],
-            r["no_flooding"],
-            r["early_stopping"],
-            r["rule"],
-            r["half_rule"],
-        )
-        fe = r["flooding_early_stopping"]
-        lines.append(
-            f"| {r['seed']} | {f['b']:.2f}, {f['lr']:g}, {f['val']:.4f}, {f['test']:.4f} | "
-            f"{n['lr']:g}, {n['val']:.4f}, {n['test']:.4f} | {e['lr']:g}, {e['epoch']}, "
-            f"{e['val']:.4f}, {e['test']:.4f} | {fe['b']:.2f}, {fe['lr']:g}, {fe['epoch']}, "
-            f"{fe['test']:.4f} | {ru['b']:.2f} (from {ru['b_rule']:.3f} at epoch "
-            f"{ru['rise_epoch']}), {ru['test']:.4f} | {h['b']:.2f}, {h['test']:.4f} | "
-            f"{r['grid_s']:.0f} |"
-        )
+    lines += markdown_table(SEED_COLUMNS, [_seed_row(r) for r in rows])
     lines += [
         "",
         "Test accuracy, % (mean [95% bootstrap interval] over seeds; differences paired per seed):",
         "",
-        "| | test accuracy % |",
-        "| --- | --- |",
     ]
-    lines += [f"| {k} | {_pct(v)} |" for k, v in summary.items()]
+    lines += markdown_table(["", "test accuracy %"], [[k, _pct(v)] for k, v in summary.items()])
     lines += ["", "![flooding against early stopping](flooding_fair.png)", ""]
     return "\n".join(lines) + "\n"
 

@@ -33,10 +33,30 @@ from hpsearch import (
 )
 from hpsearch.core.setups import fonseca_fleming_front
 from hpsearch.results.export import write_comparison
+from hpsearch.results.report import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("linear", "chebyshev", "mdmm")
 QUICK_TRIALS, QUICK_EPOCHS = 20, 300  # --quick: per study, one population of 20
+
+
+def _results_table(rows: list[tuple[str, int, int, float, float]], true_hv: float) -> list[str]:
+    """The Markdown table of the inner methods: ``rows`` of (method, trials, feasible, HV,
+    wall s)."""
+    return markdown_table(
+        ["inner method", "trials", "feasible", "HV", "% of true front", "wall s"],
+        [
+            [
+                method,
+                str(trials),
+                str(feasible),
+                f"{hv:.4f}",
+                f"{100 * hv / true_hv:.1f}",
+                f"{wall:.1f}",
+            ]
+            for method, trials, feasible, hv, wall in rows
+        ],
+    )
 
 
 def main() -> int:
@@ -81,12 +101,7 @@ def main() -> int:
         f"({run.seconds():.0f} s on {run.machine_line()}); regenerate with "
         "`python benchmarks/fonseca_fleming.py --write-results`.",
         "",
-        "| inner method | trials | feasible | HV | % of true front | wall s |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    lines += [
-        f"| {m} | {n} | {f} | {hv:.4f} | {100 * hv / true_hv:.1f} | {w:.1f} |"
-        for m, n, f, hv, w in rows
+        *_results_table(rows, true_hv),
     ]
     lines += ["", "![Fonseca–Fleming](fonseca_fleming.png)", ""]
     lines += [f"- {v}" for v in comparison.verdicts()]

@@ -37,6 +37,7 @@ from _common import Run, add_output_arguments, parse_args  # noqa: E402
 
 from hpsearch import RunOptions, load_study_file, run_study  # noqa: E402
 from hpsearch.results.importance import study_importances  # noqa: E402
+from hpsearch.results.report import markdown_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The knobs the question is about, in the table's order; other searched parameters (depth,
@@ -138,6 +139,17 @@ def _share(cell: dict, knob: str) -> str:
     return f"{mean:.2f} ({lo:.2f}–{hi:.2f})" if cell["seeds"] > 1 else f"{mean:.2f}"
 
 
+def _importance_row(cell: dict, knobs: list[str]) -> list[str]:
+    """One (study, target): the share of each knob, of the other parameters, and which
+    parameter fANOVA / PED-ANOVA ranks first in how many seeds."""
+    first = " / ".join(
+        ", ".join(f"{p} {n}" for p, n in sorted(cell["first"][ev].items(), key=lambda x: -x[1]))
+        for ev in ("fanova", "ped_anova")
+    )
+    shares = [_share(cell, k) for k in knobs]
+    return [cell["study"], cell["target"], *shares, _share(cell, "other"), first]
+
+
 def report(run: Run, args: argparse.Namespace, rows: list[dict], summary: list[dict]) -> str:
     knobs = [k for k in KNOBS if any(k in c["fanova"] for c in summary)]
     lines = [
@@ -152,19 +164,11 @@ def report(run: Run, args: argparse.Namespace, rows: list[dict], summary: list[d
         "best 10% of trials share) ranks first, in how many seeds. Targets: each objective "
         "of the study (validation losses, or the scalarized value) and the validation metric.",
         "",
-        "| study | target | " + " | ".join(knobs) + " | other | first (fANOVA / PED-ANOVA) |",
-        "| --- | --- | " + " | ".join("---" for _ in knobs) + " | --- | --- |",
     ]
-    for cell in summary:
-        first = " / ".join(
-            ", ".join(f"{p} {n}" for p, n in sorted(cell["first"][ev].items(), key=lambda x: -x[1]))
-            for ev in ("fanova", "ped_anova")
-        )
-        lines.append(
-            f"| {cell['study']} | {cell['target']} | "
-            + " | ".join(_share(cell, k) for k in knobs)
-            + f" | {_share(cell, 'other')} | {first} |"
-        )
+    lines += markdown_table(
+        ["study", "target", *knobs, "other", "first (fANOVA / PED-ANOVA)"],
+        [_importance_row(cell, knobs) for cell in summary],
+    )
     # The question of the issue: how often is the learning rate the first parameter?
     with_lr = [c for c in summary if "lr" in c["fanova"]]
     lr_first = sum(c["first"]["fanova"].get("lr", 0) for c in with_lr)

@@ -42,6 +42,7 @@ from _common import Run, add_output_arguments, format_interval, parse_args
 
 import hpsearch
 from hpsearch.results.analysis import Normalization, hypervolume_2d, pareto_mask
+from hpsearch.results.report import markdown_table
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CONCAVE, CONVEX = (0.5, 0.7), (1.5, 2.0)
@@ -142,6 +143,62 @@ def _linear_only(study: optuna.Study) -> optuna.Study:
     return copy
 
 
+VERDICT_COLUMNS = ["front", "p", "concave", "undecided", "convex", "right"]
+FILL_COLUMNS = [
+    "p",
+    "HV linear α",
+    "HV + aimed",
+    "HV + best placement",
+    "HV true front",
+    "aimed / best gain",
+]
+
+
+def _verdict_rows(known: list[dict]) -> list[list[str]]:
+    """Per known front: how many seeds got each verdict, and how many were right."""
+    table = []
+    for shape in (*CONCAVE, *CONVEX):
+        rows = [r for r in known if r["shape"] == shape]
+        counts = {
+            w: sum(r["verdict"] == w for r in rows) for w in ("concave", "undecided", "convex")
+        }
+        right = counts["concave"] if shape in CONCAVE else len(rows) - counts["concave"]
+        kind = "concave" if shape in CONCAVE else "convex"
+        table.append(
+            [kind, f"{shape:g}", *(str(n) for n in counts.values()), f"{right} of {len(rows)}"]
+        )
+    return table
+
+
+def _fill_rows(known: list[dict]) -> list[list[str]]:
+    """Per known concave front: HV before and after the aimed trials, against the best
+    placement and the true front, and the share of the best gain the aimed trials got."""
+    filled = [r for r in known if "hv_after" in r]
+    table = []
+    for shape in CONCAVE:
+        rows = [r for r in filled if r["shape"] == shape]
+        if not rows:
+            continue
+        share = [(r["hv_after"] - r["hv_before"]) / (r["hv_best"] - r["hv_before"]) for r in rows]
+        hvs = [
+            format_interval([r[k] for r in rows], 3)
+            for k in ("hv_before", "hv_after", "hv_best", "hv_true")
+        ]
+        table.append([f"{shape:g}", *hvs, format_interval(share, 2)])
+    return table
+
+
+def _real_rows(real: list[dict]) -> list[list[str]]:
+    """Per split of the real model: HV before and after the aimed trials, and the gain."""
+    table = []
+    for split in ("val", "test"):
+        before = [r[f"hv_{split}_before"] for r in real]
+        after = [r[f"hv_{split}_after"] for r in real]
+        gain = [a - b for a, b in zip(after, before, strict=True)]
+        table.append([split, *(format_interval(v, 3) for v in (before, after, gain))])
+    return table
+
+
 def markdown(known: list[dict], real: list[dict], run: Run, seeds: int) -> str:
     lines = [
         "# Bring your own study: plain Optuna studies diagnosed and filled",
@@ -152,21 +209,8 @@ def markdown(known: list[dict], real: list[dict], run: Run, seeds: int) -> str:
         "",
         "## Known fronts: how often the verdict is right",
         "",
-        "| front | p | concave | undecided | convex | right |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for shape in (*CONCAVE, *CONVEX):
-        rows = [r for r in known if r["shape"] == shape]
-        counts = {
-            w: sum(r["verdict"] == w for r in rows) for w in ("concave", "undecided", "convex")
-        }
-        right = counts["concave"] if shape in CONCAVE else len(rows) - counts["concave"]
-        kind = "concave" if shape in CONCAVE else "convex"
-        lines.append(
-            f"| {kind} | {shape:g} | {counts['concave']} | {counts['undecided']} | "
-            f"{counts['convex']} | {right} of {len(rows)} |"
-        )
-    filled = [r for r in known if "hv_after" in r]
+    lines += markdown_table(VERDICT_COLUMNS, _verdict_rows(known))
     lines += [
         "",
         f"## Known concave fronts: hypervolume before and after {FILL} aimed trials",
@@ -174,38 +218,14 @@ def markdown(known: list[dict], real: list[dict], run: Run, seeds: int) -> str:
         "HV normalized by the true front's ends, reference (1.1, 1.1); 'best' places the same "
         "number of points on the true front where they add the most.",
         "",
-        "| p | HV linear α | HV + aimed | HV + best placement | HV true front "
-        "| aimed / best gain |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for shape in CONCAVE:
-        rows = [r for r in filled if r["shape"] == shape]
-        if not rows:
-            continue
-        share = [(r["hv_after"] - r["hv_before"]) / (r["hv_best"] - r["hv_before"]) for r in rows]
-        lines.append(
-            f"| {shape:g} | "
-            + " | ".join(
-                format_interval([r[k] for r in rows], 3)
-                for k in ("hv_before", "hv_after", "hv_best", "hv_true")
-            )
-            + f" | {format_interval(share, 2)} |"
-        )
+    lines += markdown_table(FILL_COLUMNS, _fill_rows(known))
     lines += [
         "",
         "## A real model: two tasks on a one-unit trunk (examples/own_loop.py)",
         "",
-        "| split | HV linear α | HV + aimed | gain |",
-        "| --- | --- | --- | --- |",
     ]
-    for split in ("val", "test"):
-        before = [r[f"hv_{split}_before"] for r in real]
-        after = [r[f"hv_{split}_after"] for r in real]
-        gain = [a - b for a, b in zip(after, before, strict=True)]
-        lines.append(
-            f"| {split} | {format_interval(before, 3)} | {format_interval(after, 3)} | "
-            f"{format_interval(gain, 3)} |"
-        )
+    lines += markdown_table(["split", "HV linear α", "HV + aimed", "gain"], _real_rows(real))
     verdicts = {w: sum(r["verdict"] == w for r in real) for w in ("concave", "undecided", "convex")}
     lines += [
         "",

@@ -338,6 +338,76 @@ def _span(values: list[float], fmt: str = ".2f") -> str:
     return f"{med:{fmt}} [{min(values):{fmt}}–{max(values):{fmt}}]"
 
 
+RUN_COLUMNS = [
+    "run",
+    "threads",
+    "trials",
+    "idle: trials/s",
+    "idle: vs competent, 1 thread",
+    "busy: trials/s",
+    "busy: vs competent, 1 thread",
+    "idle GFLOP/s (% of peak)",
+    "peak MB",
+]
+SETUP_COLUMNS = [
+    "setup",
+    "path",
+    "sequential trials/s",
+    "population trials/s",
+    "population / sequential",
+    "population vs weight_decay's fast path",
+]
+
+
+def _runs_table(summary: list[dict], idle_peak: float, flops: float) -> list[str]:
+    """The speed table: one row per configuration (an item of population.json's ``runs``),
+    ``idle_peak`` the median matmul peak in GFLOP/s, ``flops`` those of a trial."""
+    from hpsearch.results.report import markdown_table  # here: the --phase children need not
+
+    rows = []
+    for result in summary:
+        threads = result["threads"] or f"hpsearch's choice (used {result['threads_used']})"
+        gflops = statistics.median(flops * rate / 1e9 for rate in result["idle_trials_per_s"])
+        rows.append(
+            [
+                result["run"],
+                str(threads),
+                str(result["trials"]),
+                _span(result["idle_trials_per_s"]),
+                f"{_span(result['idle_vs_competent'])}×",
+                _span(result["busy_trials_per_s"]),
+                f"{_span(result['busy_vs_competent'])}×",
+                f"{gflops:.1f} ({100 * gflops / idle_peak:.0f}%)",
+                f"{result['max_rss_mb']:.0f}",
+            ]
+        )
+    return markdown_table(RUN_COLUMNS, rows)
+
+
+def _setups_table(setup_rows: list[dict]) -> list[str]:
+    """The per-setup table (population.json's ``setups``): population against sequential, and
+    against the first row's population (weight_decay's fast path)."""
+    from hpsearch.results.report import markdown_table  # here: the --phase children need not
+
+    fast = setup_rows[0]["population"]
+    rows = []
+    for setup in setup_rows:
+        seq, pop = setup["sequential"], setup["population"]
+        ratio = [p / s for p, s in zip(pop, seq, strict=True)]
+        versus = [p / f for p, f in zip(pop, fast, strict=True)]
+        rows.append(
+            [
+                setup["setup"],
+                setup["path"],
+                _span(seq),
+                _span(pop),
+                f"{_span(ratio)}×",
+                f"{_span(versus)}×",
+            ]
+        )
+    return markdown_table(SETUP_COLUMNS, rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_output_arguments(parser, f"{QUICK_EPOCHS} epochs, 1 round, K in 8 and 32, 32 pareto trials")
@@ -409,34 +479,18 @@ def main() -> int:
         f"a busy process {_span(peaks['busy'], '.1f')} GFLOP/s"
     )
     say(f"1-minute load average before each condition: {min(loads):.2f}–{max(loads):.2f}")
-    table = [
-        "",
-        "| run | threads | trials | idle: trials/s | idle: vs competent, 1 thread | "
-        "busy: trials/s | busy: vs competent, 1 thread | idle GFLOP/s (% of peak) | peak MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
     summary = []
     for c in configs:
         used = sorted(
             {t for x in c.results["idle"] + c.results["busy"] for t in x.get("threads_used", [])}
         )
-        threads = str(c.threads) if c.threads else f"hpsearch's choice (used {used})"
-        gflops = [flops * rate / 1e9 for rate in rates(c, "idle")]
-        peak = statistics.median(peaks["idle"])
-        mem = max(x["max_rss_mb"] for x in c.results["idle"])
-        table.append(
-            f"| {c.name} | {threads} | {c.trials} | {_span(rates(c, 'idle'))} | "
-            f"{_span(ratios(c, 'idle'))}× | {_span(rates(c, 'busy'))} | "
-            f"{_span(ratios(c, 'busy'))}× | {statistics.median(gflops):.1f} "
-            f"({100 * statistics.median(gflops) / peak:.0f}%) | {mem:.0f} |"
-        )
         summary.append({
             "run": c.name, "threads": c.threads, "threads_used": used, "trials": c.trials,
             **{f"{cond}_trials_per_s": rates(c, cond) for cond in ("idle", "busy")},
             **{f"{cond}_vs_competent": ratios(c, cond) for cond in ("idle", "busy")},
-            "max_rss_mb": mem,
+            "max_rss_mb": max(x["max_rss_mb"] for x in c.results["idle"]),
         })  # fmt: skip
-    for row in table:
+    for row in ["", *_runs_table(summary, statistics.median(peaks["idle"]), flops)]:
         say(row)
 
     # Per setup: population against hpsearch's own sequential mode (fast path or vmap).
@@ -448,12 +502,6 @@ def main() -> int:
         f"\nper setup, idle, 1 thread, {setup_epochs} epochs: hpsearch sequential ({n_setup} "
         f"trials) against population K={k_setup}, median of {rounds} round(s)"
     )
-    say(
-        "\n| setup | path | sequential trials/s | population trials/s | population / "
-        "sequential | population vs weight_decay's fast path |"
-    )
-    say("| --- | --- | --- | --- | --- | --- |")
-    fast: list[float] = []
     for setup, variant, path in (
         ("weight_decay", "", "fast (hand-derived)"),
         ("weight_decay", "vmap", "vmap (forced)"),
@@ -469,17 +517,16 @@ def main() -> int:
             seq.append(n_setup / run_child(sequential, 1, False)["seconds"])
             population = hp(k_setup, k_setup, setup, setup_epochs, variant)
             pop.append(k_setup / run_child(population, 1, False)["seconds"])
-        fast = fast or pop
-        ratio = [p / s for p, s in zip(pop, seq, strict=True)]
-        versus = [p / f for p, f in zip(pop, fast, strict=True)]
-        say(
-            f"| {setup} | {path} | {_span(seq)} | {_span(pop)} | {_span(ratio)}× | "
-            f"{_span(versus)}× |"
-        )
+        print(
+            f"  {setup} {path}: sequential {_span(seq)}, population {_span(pop)} trials/s",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
         setup_rows.append(
             {"setup": setup, "variant": variant, "path": path, "sequential": seq,
              "population": pop}
         )  # fmt: skip
+    for row in ["", *_setups_table(setup_rows)]:
+        say(row)
 
     import numpy as np
 

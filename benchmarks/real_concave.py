@@ -59,7 +59,7 @@ from hpsearch.results.analysis import (  # noqa: E402
     pareto_mask,
 )
 from hpsearch.results.fill import run_fill  # noqa: E402
-from hpsearch.results.report import study_points  # noqa: E402
+from hpsearch.results.report import markdown_table, study_points  # noqa: E402
 from hpsearch.study import keys  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,6 +259,67 @@ def _ci(v: tuple[float, float, float], digits: int = 3) -> str:
     return f"{v[0]:.{digits}f} [{v[1]:.{digits}f}, {v[2]:.{digits}f}]"
 
 
+HV_COLUMNS = [
+    "width",
+    "split",
+    "HV linear α",
+    "HV linear + Chebyshev",
+    "added",
+    "gap % (joint front)",
+]
+DIAGNOSIS_COLUMNS = [
+    "width",
+    "linear study diagnosed (validation)",
+    "runs converged",
+    "wall s per seed",
+]
+SEED_COLUMNS = ["width", "seed", "diagnosis", "HV linear", "HV joint", "gap %"]
+
+
+def _hv_rows(summary: dict) -> list[list[str]]:
+    """Per width and split: HV of the linear study, of both studies, what Chebyshev added, and
+    the joint front's gap."""
+    return [
+        [
+            f"{width} ({cell['role']})",
+            split,
+            _ci(cell[f"{split}_hv_linear"]),
+            _ci(cell[f"{split}_hv_joint"]),
+            _ci(cell[f"{split}_hv_added"]),
+            _ci(cell[f"{split}_gap_joint_pct"], 1),
+        ]
+        for width, cell in summary.items()
+        for split in ("test", "val")
+    ]
+
+
+def _diagnosis_rows(summary: dict) -> list[list[str]]:
+    """Per width: the linear study's diagnoses, the share of converged runs and the wall time."""
+    table = []
+    for width, cell in summary.items():
+        d = cell["diagnosis"]
+        diagnosed = (
+            f"concave {d['concave']}, undecided {d['undecided']}, convex {d['convex']} "
+            f"of {cell['seeds']}"
+        )
+        table.append(
+            [str(width), diagnosed, _ci(cell["converged_share"], 2), f"{cell['wall_s']:.0f}"]
+        )
+    return table
+
+
+def _seed_row(r: dict) -> list[str]:
+    """One width and seed (test split)."""
+    return [
+        str(r["width"]),
+        str(r["seed"]),
+        r["diagnosis"],
+        f"{r['test_hv_linear']:.3f}",
+        f"{r['test_hv_joint']:.3f}",
+        f"{r['test_gap_joint_pct']:.1f}",
+    ]
+
+
 def report(run: Run, args: argparse.Namespace, summary: dict, rows: list[dict], grid: dict) -> str:
     lines = [
         "# A concave front on real data: two tasks on a narrow trunk",
@@ -276,39 +337,12 @@ def report(run: Run, args: argparse.Namespace, summary: dict, rows: list[dict], 
         "some α reaches), % of HV. Mean over seeds [95% percentile-bootstrap interval]; "
         "'added' is the paired per-seed HV(linear + Chebyshev) − HV(linear).",
         "",
-        "| width | split | HV linear α | HV linear + Chebyshev | added | gap % (joint front) |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for width, cell in summary.items():
-        for split in ("test", "val"):
-            lines.append(
-                f"| {width} ({cell['role']}) | {split} | {_ci(cell[f'{split}_hv_linear'])} | "
-                f"{_ci(cell[f'{split}_hv_joint'])} | {_ci(cell[f'{split}_hv_added'])} | "
-                f"{_ci(cell[f'{split}_gap_joint_pct'], 1)} |"
-            )
-    lines += [
-        "",
-        "| width | linear study diagnosed (validation) | runs converged | wall s per seed |",
-        "| --- | --- | --- | --- |",
-    ]
-    for width, cell in summary.items():
-        d = cell["diagnosis"]
-        lines.append(
-            f"| {width} | concave {d['concave']}, undecided {d['undecided']}, convex {d['convex']} "
-            f"of {cell['seeds']} | {_ci(cell['converged_share'], 2)} | {cell['wall_s']:.0f} |"
-        )
-    lines += [
-        "",
-        "Per seed (test split):",
-        "",
-        "| width | seed | diagnosis | HV linear | HV joint | gap % |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['width']} | {r['seed']} | {r['diagnosis']} | {r['test_hv_linear']:.3f} | "
-            f"{r['test_hv_joint']:.3f} | {r['test_gap_joint_pct']:.1f} |"
-        )
+    lines += markdown_table(HV_COLUMNS, _hv_rows(summary))
+    lines.append("")
+    lines += markdown_table(DIAGNOSIS_COLUMNS, _diagnosis_rows(summary))
+    lines += ["", "Per seed (test split):", ""]
+    lines += markdown_table(SEED_COLUMNS, [_seed_row(r) for r in rows])
     notes = [r for r in rows if "fill_note" in r]
     lines += [""] + [
         f"- width {r['width']} seed {r['seed']}: fill refused: {r['fill_note']}" for r in notes

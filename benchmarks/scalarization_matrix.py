@@ -35,7 +35,7 @@ from hpsearch import RunOptions, load_study_file, run_study
 from hpsearch.results.analysis import Normalization, analyze_front, converged_mask
 from hpsearch.results.compare import compare_points
 from hpsearch.results.export import write_comparison
-from hpsearch.results.report import study_points
+from hpsearch.results.report import markdown_table, study_points
 from hpsearch.study import keys
 
 QUICK = {"trials": 4, "seeds": 2, "epochs": 3}  # --quick
@@ -161,6 +161,50 @@ def _front_figures(points, counted, norm) -> tuple[float, float]:
     return a.hypervolume, a.gap_pct
 
 
+MATRIX_COLUMNS = [
+    "outer",
+    "inner",
+    "test HV",
+    "val HV",
+    "test gap %",
+    "Pareto size",
+    "feasible %",
+    "converged %",
+    "called concave",
+    "wall s",
+]
+
+
+def _matrix_row(outer: str, inner: str, runs: list[tuple], norms: dict) -> list[str]:
+    """One (outer, inner) cell of a setup over its seeds: ``runs`` of (validation points, test
+    points, wall s), ``norms`` the setup's normalization per split."""
+    test_hv, val_hv, test_gap, size, feas, conv, wall = ([] for _ in range(7))
+    concave = 0
+    for points, test_xy, seconds in runs:
+        hv, gap = _front_figures(test_xy, points.counted, norms["test"])
+        test_hv.append(hv)
+        test_gap.append(gap)
+        analysis = points.analyze(norms["val"])
+        val_hv.append(analysis.hypervolume)
+        size.append(len(analysis.front))
+        feas.append(100 * points.feasible.mean())
+        conv.append(100 * converged_mask(points.drift, norms["val"], len(points.xy)).mean())
+        wall.append(seconds)
+        concave += analysis.concave
+    return [
+        outer,
+        inner,
+        format_interval(test_hv, 3),
+        format_interval(val_hv, 3),
+        format_interval(test_gap, 1),
+        f"{np.mean(size):.1f}",
+        f"{np.mean(feas):.0f}",
+        f"{np.mean(conv):.0f}",
+        f"{concave} of {len(runs)}",
+        f"{np.mean(wall):.1f}",
+    ]
+
+
 def curves_figure(curves: dict[str, list], path: Path) -> None:
     import matplotlib
 
@@ -268,30 +312,11 @@ def main() -> int:
             lines += [
                 f"## {setup} on {SETUPS[setup]['dataset']} (L1 = {names[0]}, L2 = {names[1]})",
                 "",
-                "| outer | inner | test HV | val HV | test gap % | Pareto size | feasible % "
-                "| converged % | called concave | wall s |",
-                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             ]
-            for (outer, inner), rs in cells.items():
-                test_hv, val_hv, test_gap, size, feas, conv, wall = ([] for _ in range(7))
-                concave = 0
-                for p, t, w in rs:
-                    hv, gap = _front_figures(t, p.counted, norms["test"])
-                    test_hv.append(hv)
-                    test_gap.append(gap)
-                    a = p.analyze(norms["val"])
-                    val_hv.append(a.hypervolume)
-                    size.append(len(a.front))
-                    feas.append(100 * p.feasible.mean())
-                    conv.append(100 * converged_mask(p.drift, norms["val"], len(p.xy)).mean())
-                    wall.append(w)
-                    concave += a.concave
-                lines.append(
-                    f"| {outer} | {inner} | {format_interval(test_hv, 3)} | "
-                    f"{format_interval(val_hv, 3)} | "
-                    f"{format_interval(test_gap, 1)} | {np.mean(size):.1f} | {np.mean(feas):.0f} | "
-                    f"{np.mean(conv):.0f} | {concave} of {len(rs)} | {np.mean(wall):.1f} |"
-                )
+            lines += markdown_table(
+                MATRIX_COLUMNS,
+                [_matrix_row(outer, inner, rs, norms) for (outer, inner), rs in cells.items()],
+            )
             seed0 = [
                 (cells[("pareto", inner)][0][0], cells[("pareto", inner)][0][2]) for inner in INNER
             ]

@@ -26,6 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Run, add_output_arguments, parse_args  # noqa: E402
 
+from hpsearch.results.report import markdown_table  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HPSEARCH = str(BIN / "hpsearch")
@@ -43,6 +45,37 @@ def _timed(cmd: list[str], env: dict[str, str], said: list[str] | None = None) -
     if said is not None:
         said += [line for line in out.stderr.splitlines() if "torch uses" in line]
     return seconds
+
+
+def _commands_table(
+    times: dict[str, list[float]], medians: dict[str, float], base: float
+) -> list[str]:
+    """Per command: its median, min and max wall time, and its median over ``base`` (that of
+    ``import optuna``)."""
+    return markdown_table(
+        ["command", "median s", "min s", "max s", "over `import optuna`"],
+        [
+            [
+                f"`{name}`",
+                f"{medians[name]:.3f}",
+                f"{min(seconds):.3f}",
+                f"{max(seconds):.3f}",
+                f"{medians[name] - base:+.3f} s",
+            ]
+            for name, seconds in times.items()
+        ],
+    )
+
+
+def _demo_table(demo: dict[str, list[float]]) -> list[str]:
+    """Per mode of the demo study: the median wall time and every run's."""
+    return markdown_table(
+        ["mode", "median s", "runs"],
+        [
+            [label, f"{statistics.median(seconds):.1f}", ", ".join(f"{x:.1f}" for x in seconds)]
+            for label, seconds in demo.items()
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,26 +151,16 @@ def main(argv: list[str] | None = None) -> None:
         f"Machine: {run.machine_line()}. Command: `{run.command}`.",
         f"{rounds} interleaved rounds; median wall time of each command as a fresh process.",
         "",
-        "| command | median s | min s | max s | over `import optuna` |",
-        "| --- | --- | --- | --- | --- |",
+        *_commands_table(times, med, base),
     ]
-    for name, t in times.items():
-        lines.append(
-            f"| `{name}` | {med[name]:.3f} | {min(t):.3f} | {max(t):.3f} | "
-            f"{med[name] - base:+.3f} s |"
-        )
     trials = results["demo_trials"]
     lines += [
         "",
         f"`hpsearch run studies/demo.toml` from scratch ({trials} trials, {demo_runs} run(s) "
         "each, wall time including start-up; torch threads as hpsearch chose them, below):",
         "",
-        "| mode | median s | runs |",
-        "| --- | --- | --- |",
+        *_demo_table(demo),
     ]
-    for label, t in demo.items():
-        runs = ", ".join(f"{x:.1f}" for x in t)
-        lines.append(f"| {label} | {statistics.median(t):.1f} | {runs} |")
     ratio = statistics.median(demo["--batch 1"]) / statistics.median(demo[next(iter(demo))])
     lines += ["", f"Population mode is {ratio:.1f}x faster than one trial at a time here.", ""]
     lines += ["Threads, as each demo run stated them:", ""]

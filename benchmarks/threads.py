@@ -29,6 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Run, add_output_arguments, parse_args  # noqa: E402
 
+from hpsearch.results.report import markdown_table  # noqa: E402
+
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 
 STUDY = """
@@ -65,6 +67,46 @@ def _busy() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", spin])
 
 
+Config = tuple[int, int | None, bool]  # workers, --threads or None for hpsearch's choice, busy
+
+
+def _label(c: Config, default: int) -> str:
+    """``command | threads | machine`` of a configuration, ``default`` torch's threads."""
+    workers, flag, busy = c
+    who = "hpsearch's choice" if flag is None else f"--threads {flag}"
+    if flag == default:
+        who += " (torch's default)"
+    where = "beside a busy process" if busy else "idle"
+    return f"{'run' if workers == 1 else 'run --workers 2'} | {who} | {where}"
+
+
+def _threads_table(
+    configs: list[Config], default: int, rate: dict[str, float], chosen: dict[str, set[int]]
+) -> list[str]:
+    """Per configuration: the threads each process used, trials/s (``rate``, by label) and its
+    ratio to the same run at torch's ``default`` threads."""
+    rows = []
+    for c in configs:
+        workers, _, busy = c
+        name = _label(c, default)
+        base = rate[_label((workers, default, busy), default)]
+        command, who, where = (part.strip() for part in name.split("|"))
+        threads = "/".join(str(n) for n in sorted(chosen[name]))
+        trials_per_s = rate[name]
+        rows.append(
+            [
+                f"`{command}`",
+                f"{who}: {threads}",
+                where,
+                f"{trials_per_s:.2f}",
+                f"{trials_per_s / base:.2f}x",
+            ]
+        )
+    return markdown_table(
+        ["command", "threads per process", "machine", "trials/s", "vs torch's default"], rows
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
@@ -84,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{cores} usable cores; torch's default: {default} threads", file=sys.stderr)
 
     # (workers, --threads or None for hpsearch's choice, a busy neighbour)
-    configs: list[tuple[int, int | None, bool]] = []
+    configs: list[Config] = []
     for busy in (False, True):
         for workers in (1, 2):
             configs.append((workers, None, busy))
@@ -92,16 +134,8 @@ def main(argv: list[str] | None = None) -> None:
             if workers == 1 and default > 1 and not args.quick:
                 configs.append((workers, 1, busy))
 
-    def label(c: tuple[int, int | None, bool]) -> str:
-        workers, flag, busy = c
-        who = "hpsearch's choice" if flag is None else f"--threads {flag}"
-        if flag == default:
-            who += " (torch's default)"
-        where = "beside a busy process" if busy else "idle"
-        return f"{'run' if workers == 1 else 'run --workers 2'} | {who} | {where}"
-
-    seconds: dict[str, list[float]] = {label(c): [] for c in configs}
-    chosen: dict[str, set[int]] = {label(c): set() for c in configs}
+    seconds: dict[str, list[float]] = {_label(c, default): [] for c in configs}
+    chosen: dict[str, set[int]] = {_label(c, default): set() for c in configs}
     for r in range(rounds):
         for i, c in enumerate(configs):
             workers, flag, busy = c
@@ -121,9 +155,10 @@ def main(argv: list[str] | None = None) -> None:
             if out.returncode != 0:
                 raise SystemExit(f"{' '.join(cmd)} failed: {out.stderr.strip()[-500:]}")
             stated = re.search(r"torch uses (\d+) thread", out.stderr)
-            chosen[label(c)].add(int(stated[1]) if stated else -1)
-            seconds[label(c)].append(took)
-            print(f"round {r + 1}: {label(c)}: {took:.1f} s, {out.stderr.splitlines()[0]}",
+            name = _label(c, default)
+            chosen[name].add(int(stated[1]) if stated else -1)
+            seconds[name].append(took)
+            print(f"round {r + 1}: {name}: {took:.1f} s, {out.stderr.splitlines()[0]}",
                   file=sys.stderr, flush=True)  # fmt: skip
 
     rate = {k: trials / statistics.median(v) for k, v in seconds.items()}
@@ -146,16 +181,8 @@ def main(argv: list[str] | None = None) -> None:
         f"A digits MLP 64-64 (weight_decay), {trials} trials of {epochs} epochs per run, "
         f"{rounds} interleaved round(s); median wall time of the whole command.",
         "",
-        "| command | threads per process | machine | trials/s | vs torch's default |",
-        "| --- | --- | --- | --- | --- |",
     ]
-    for c in configs:
-        workers, flag, busy = c
-        base = rate[label((workers, default, busy))]
-        command, who, where = (part.strip() for part in label(c).split("|"))
-        threads = "/".join(str(n) for n in sorted(chosen[label(c)]))
-        lines.append(f"| `{command}` | {who}: {threads} | {where} | {rate[label(c)]:.2f} | "
-                     f"{rate[label(c)] / base:.2f}x |")  # fmt: skip
+    lines += _threads_table(configs, default, rate, chosen)
     run.write("threads.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     run.finish()
