@@ -417,6 +417,10 @@ def test_included_tables_equal_their_results_files() -> None:
     stale = '<!-- include benchmarks/results/own_study.md "## Known fronts: how often the verdict is right" -->\n| x |\n<!-- end include -->'  # noqa: E501
     assert include.stale_blocks(stale) != []
     assert include.stale_blocks(include.refreshed(stale)) == []
+    # "table N" takes that table of the section alone, its notes left out
+    one = stale.replace('right" -->', 'right" table 1 -->')
+    body = include.BLOCK.search(include.refreshed(one))["body"]
+    assert body.startswith("| front |") and all(line.startswith("|") for line in body.splitlines())
 
 
 def test_the_study_file_reference_lists_every_key_and_registered_name() -> None:
