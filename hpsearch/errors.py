@@ -119,6 +119,10 @@ _STORAGE_FAULTS: tuple[tuple[str, str], ...] = (
     ("database or disk is full", "disk full"),
     ("no space left on device", "disk full"),
     ("could not extend file", "disk full"),
+    # Permanent server refusals first: their messages also say "connection to server … failed".
+    ("password authentication failed", "authentication failed (wrong user or password)"),
+    ("no pg_hba.conf entry", "connection not allowed by the server's pg_hba.conf"),
+    (" does not exist", "no such database or user on the server"),
     ("readonly database", "read-only"),
     ("read-only file system", "read-only"),
     ("disk image is malformed", "corrupt database file"),
@@ -128,8 +132,7 @@ _STORAGE_FAULTS: tuple[tuple[str, str], ...] = (
     ("server closed the connection", "database unreachable"),
     ("terminating connection", "database unreachable"),
     ("the database system is", "database unreachable"),
-    ("could not translate host name", "database unreachable"),
-    ("password authentication failed", "authentication failed"),
+    ("could not translate host name", "unknown database host"),
     ("database is locked", "database locked by another process"),
 )
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tomllib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from hpsearch.errors import EXIT_USAGE, did_you_mean
@@ -109,6 +111,48 @@ def port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"must be in [0, 65535], got {value}")
     return value
+
+
+def _writable_folder(folder: Path) -> bool:
+    # os.access reports a read-only file system (EROFS) even to root.
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def output_file(suffix: str) -> Callable[[str], Path]:
+    """An argument type for a file a command writes (``--plot PNG``, ``--json FILE``),
+    checked before any work: it ends in ``suffix``, is not a folder, and its folder exists
+    (never created: a typo would put the file elsewhere) and can be written."""
+
+    def checked(text: str) -> Path:
+        path = Path(text)
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(
+                f"{text} is a folder; give a file name such as {path / ('out' + suffix)}"
+            )
+        if path.suffix.lower() != suffix:
+            raise argparse.ArgumentTypeError(f"give a file name ending in {suffix}, got {text!r}")
+        folder = path.parent
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"no folder {str(folder)!r} for {text}")
+        if not _writable_folder(folder) or (path.exists() and not os.access(path, os.W_OK)):
+            raise argparse.ArgumentTypeError(f"cannot write {text}: read-only or not yours")
+        return path
+
+    return checked
+
+
+def output_folder(text: str) -> Path:
+    """An argument type for a folder a command writes its files to (``--out DIR``), checked
+    before any work: not a file; created if missing, inside a folder that exists; writable."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    folder = path if path.is_dir() else path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"no folder {str(folder)!r} for {text}")
+    if not _writable_folder(folder):
+        raise argparse.ArgumentTypeError(f"cannot write in {str(folder)!r}: read-only or not yours")
+    return path
 
 
 def add_storage(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from hpsearch.cli._base import (
     add_threads,
     assignment,
     choose_threads,
+    output_folder,
     positive_int,
     publisher,
     reading,
@@ -80,7 +81,10 @@ class Fill(Command):
             help="name of the follow-up study (default: STUDY-fill-METHOD)",
         )
         parser.add_argument(
-            "--out", metavar="DIR", help="also write compare.png/.csv/.md/.json of both to DIR"
+            "--out",
+            type=output_folder,
+            metavar="DIR",
+            help="also write compare.png/.csv/.md/.json of both to DIR",
         )
         add_reference(parser)
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

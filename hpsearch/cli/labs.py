@@ -9,7 +9,14 @@ import sys
 from abc import abstractmethod
 from typing import Any, ClassVar
 
-from hpsearch.cli._base import Command, add_storage, add_threads, choose_threads, limited_int
+from hpsearch.cli._base import (
+    Command,
+    add_storage,
+    add_threads,
+    choose_threads,
+    limited_int,
+    output_folder,
+)
 from hpsearch.study.storage import open_storage
 
 
@@ -39,7 +46,9 @@ class LabCommand(Command):
             self.file_argument, metavar=self.file_argument.upper(), help=self.file_help
         )
         add_storage(parser)
-        parser.add_argument("--out", default=self.name, metavar="DIR", help=self.out_help)
+        parser.add_argument(
+            "--out", type=output_folder, default=self.name, metavar="DIR", help=self.out_help
+        )
         parser.add_argument(
             "--n-trials", type=limited_int("n_trials"), metavar="N", help=self.trials_help
         )

@@ -15,6 +15,8 @@ from hpsearch.cli._base import (
     add_reading,
     add_reference,
     add_storage,
+    output_file,
+    output_folder,
     positive_int,
     reading,
 )
@@ -84,6 +86,7 @@ class Show(Command):
         )
         parser.add_argument(
             "--plot",
+            type=output_file(".png"),
             metavar="PNG",
             help="also draw the trials in (validation L1, validation L2) with their Pareto front, "
             "and the course of the search, to this PNG file",
@@ -101,6 +104,8 @@ class Show(Command):
             written = plot_study(points, args.plot)
             print(f"wrote {written}", file=sys.stderr)
         print(format_table(*points_table(study, points, top=args.top)))
+        if left_out := points.non_finite():
+            print(f"({left_out} complete trials left off the front: an infinite or NaN loss)")
         diagnosis = diagnosis_of(points)
         print(f"\ndiagnosis: {diagnosis.verdict}")
         if diagnosis.fill is not None:
@@ -124,6 +129,7 @@ class Compare(Command):
         add_reading(parser)
         parser.add_argument(
             "--out",
+            type=output_folder,
             default="compare",
             metavar="DIR",
             help="folder for compare.png/.csv/.md/.json (default: ./compare)",
@@ -167,9 +173,17 @@ class Importance(Command):
             help="fanova (default) or ped_anova",
         )
         parser.add_argument(
-            "--plot", metavar="PNG", help="also draw the importances to this PNG file"
+            "--plot",
+            type=output_file(".png"),
+            metavar="PNG",
+            help="also draw the importances to this PNG file",
         )
-        parser.add_argument("--json", metavar="FILE", help="also write them as JSON to this file")
+        parser.add_argument(
+            "--json",
+            type=output_file(".json"),
+            metavar="FILE",
+            help="also write them as JSON to this file",
+        )
         parser.add_argument(
             "--no-dashboard",
             action="store_true",

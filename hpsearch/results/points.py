@@ -126,6 +126,10 @@ class StudyPoints:
         """The trials as rows of (L1, L2), both minimized."""
         return np.stack([self.loss1, self.loss2], axis=1)
 
+    def non_finite(self) -> int:
+        """How many trials that count are left off the front for an infinite or NaN loss."""
+        return int((self.counted & ~np.isfinite(self.xy).all(1)).sum())
+
     def shown(self, xy: np.ndarray) -> np.ndarray:
         """Points of the minimized space in the user's own signs."""
         return np.asarray(xy, float) * np.asarray(self.signs, float)

@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.errors import HpsearchError, did_you_mean
+from hpsearch.results.analysis import feasible_pareto_mask
 from hpsearch.results.points import Reading, StudyPoints, points_of_study
 from hpsearch.study import keys
 from hpsearch.study.storage import StorageLike, best_value, describe_storage, open_storage
@@ -75,10 +76,22 @@ def list_studies(storage: StorageLike) -> list[StudyRow]:
                 failed=states[TrialState.FAIL],
                 running=states[TrialState.RUNNING],
                 best=best_value(study) if has_complete and not multi else None,
-                pareto_size=len(study.best_trials) if multi and has_complete else None,
+                pareto_size=_pareto_size(study) if multi and has_complete else None,
             )
         )
     return rows
+
+
+def _pareto_size(study: optuna.Study) -> int:
+    """How many complete trials are Pareto-optimal, counted as ``show`` counts its front: a
+    trial with an infinite or NaN value is not a point of it (Optuna's ``best_trials`` would
+    let one -inf trial stand for the whole front)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(study.directions) != 2:
+        return len(study.best_trials)
+    signs = [1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in study.directions]
+    values = np.array([[s * v for s, v in zip(signs, t.values, strict=True)] for t in trials])
+    return int(feasible_pareto_mask(values, np.isfinite(values).all(1)).sum())
 
 
 def _listed_identity(user_attrs: dict[str, Any]) -> dict[str, str]:
@@ -235,7 +248,9 @@ def _cell(v: Any) -> str:
         return "-"
     if isinstance(v, float):
         return "nan" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
+    # A name may hold a newline or a tab (Optuna allows any string): shown escaped, so that
+    # it cannot split a row.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(v))
 
 
 def mean_sd(values: list[float]) -> str:

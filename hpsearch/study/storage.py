@@ -96,7 +96,7 @@ def open_storage(
     for prefix, kind in (("sqlite:///", "database"), (JOURNAL_PREFIX, "journal")):
         if not url.startswith(prefix):
             continue
-        file = Path(url[len(prefix) :])
+        file = _file_of(url, prefix)
         # Refused, not created: a typo in the path would otherwise start a study elsewhere
         # (and SQLite would only say "unable to open database file").
         if not file.parent.is_dir():
@@ -115,7 +115,7 @@ def open_storage(
             return optuna.storages.journal.JournalStorage(backend)
         except Exception as e:
             raise HpsearchError(f"cannot open storage {shown!r}: {_one_line(e)}") from None
-    sqlite_file = Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
+    sqlite_file = _file_of(url, "sqlite:///") if url.startswith("sqlite:///") else None
     rdb_url = url
     if read_only and sqlite_file is not None and not _writable(sqlite_file):
         # A WAL database needs its -shm file even to be read; on a read-only disk SQLite can
@@ -149,6 +149,11 @@ def open_storage(
         _tune_sqlite(storage.engine)
     _retry_transient_faults(storage)
     return storage
+
+
+def _file_of(url: str, prefix: str) -> Path:
+    """The file of an SQLite or journal URL, without its query string (``?timeout=30``)."""
+    return Path(url[len(prefix) :].partition("?")[0])
 
 
 def _waiting(shown: str) -> Callable[[BaseException, float], None]:
@@ -203,12 +208,25 @@ _TRANSIENT = (
 )
 
 
+# Refusals that no retry gets past, though their messages also say "connection to server …
+# failed": a wrong password, a database or user that does not exist, a host name unknown.
+_PERMANENT = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    " does not exist",
+    "could not translate host name",
+)
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether ``error`` (or what caused it) is a storage fault that retrying may get past."""
+    chain = error_chain(error)
+    if any(text in str(e).lower() for e in chain for text in _PERMANENT):
+        return False
     return any(
         isinstance(e, sqlalchemy.exc.DBAPIError | optuna.exceptions.StorageInternalError)
         and any(text in str(e).lower() for text in _TRANSIENT)
-        for e in error_chain(error)
+        for e in chain
     )
 
 

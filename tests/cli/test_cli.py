@@ -17,7 +17,7 @@ import pytest
 
 import hpsearch
 from hpsearch.cli import main
-from tests.conftest import REPO, SMALL_STUDY
+from tests.conftest import REPO, SMALL_STUDY, error_lines
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 
@@ -351,3 +351,55 @@ def test_the_dashboard_banner_never_shows_the_storage_password(monkeypatch, caps
     dashboard.serve_dashboard("postgresql://alice:s3cret@db.example/hp")
     err = capsys.readouterr().err
     assert "s3cret" not in err and "postgresql://alice:***@db.example/hp" in err
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["show", "small", "--plot", "DIR"], "DIR is a folder; give a file name such as DIR/"),
+        (["show", "small", "--plot", "front"], "give a file name ending in .png, got 'front'"),
+        (["show", "small", "--plot", "no/such/x.png"], "no folder 'no/such' for no/such/x.png"),
+        (["compare", "small", "--out", "FILE"], "FILE is a file, not a folder"),
+        (["importance", "small", "--json", "DIR"], "DIR is a folder; give a file name such as"),
+        (["importance", "small", "--plot", "x.svg"], "ending in .png, got 'x.svg'"),
+        (["fill", "small", "--out", "FILE"], "FILE is a file, not a folder"),
+        (["mgs", "studies/mgs-digits.toml", "--out", "FILE"], "FILE is a file, not a folder"),
+    ],
+)
+def test_an_output_path_is_refused_before_any_work(tmp_path, stored, args, fragment) -> None:
+    _, store = stored
+    (tmp_path / "DIR").mkdir()
+    (tmp_path / "FILE").write_text("mine")
+    out = run_main(
+        *[a.replace("studies/", f"{REPO}/studies/") for a in args], "--storage", store, cwd=tmp_path
+    )
+    assert out.returncode == 2 and fragment in out.stderr, out.stderr
+    assert out.stdout == "" and len(error_lines(out.stderr)) == 1  # nothing printed first
+    assert not (tmp_path / "no").exists() and (tmp_path / "FILE").read_text() == "mine"
+
+
+def test_a_query_string_in_an_sqlite_url_is_read_by_every_command(tmp_path, stored) -> None:
+    _, store = stored
+    with_query = f"{store}?timeout=30"
+    for command in (["list"], ["show", "small"]):
+        out = run_main(*command, "--storage", with_query, cwd=tmp_path)
+        assert out.returncode == 0 and out.stdout.strip() and not out.stderr, out.stderr
+
+
+def test_infinite_values_and_odd_names_read_the_same_in_list_and_show(tmp_path) -> None:
+    storage = f"sqlite:///{tmp_path / 'odd.db'}"
+    name = "two\nlines\tname"
+    study = optuna.create_study(study_name=name, storage=storage, directions=["minimize"] * 2)
+    front = [(0.0, 3.0), (1.0, 2.0), (2.0, 1.0), (3.0, 0.0)]
+    for values in [*front, (4.0, 4.0), (float("-inf"), 5.0), (float("inf"), 0.5)]:
+        study.add_trial(optuna.trial.create_trial(values=list(values), params={}, distributions={}))
+    listed = run_main("list", "--storage", storage, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith("two")]
+    assert row.startswith(r"two\nlines\tname")  # one row, the name escaped
+    pareto_at = listed.stdout.splitlines()[0].index("pareto")
+    assert row[pareto_at:].split()[0] == "4"  # the -inf trial does not stand for the front
+    shown = run_main("show", name, "--storage", storage, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "(2 complete trials left off the front: an infinite or NaN loss)" in shown.stdout
+    assert "over 4 Pareto points" in shown.stdout

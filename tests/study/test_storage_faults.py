@@ -69,6 +69,23 @@ def flaky_forever() -> None:
             'connection to server at "127.0.0.1", port 5432 failed: Connection refused',
             "database unreachable",
         ),
+        # Permanent refusals, though they too say "connection to server … failed": never
+        # retried, never called "busy" (psycopg's real messages).
+        (
+            'connection to server at "127.0.0.1", port 5432 failed: FATAL:  password '
+            'authentication failed for user "hpsearch"',
+            "authentication failed (wrong user or password)",
+        ),
+        (
+            'connection to server at "127.0.0.1", port 5432 failed: FATAL:  database "nope" '
+            "does not exist",
+            "no such database or user on the server",
+        ),
+        (
+            'connection to server at "10.0.0.9", port 5432 failed: FATAL:  no pg_hba.conf '
+            'entry for host "10.0.0.2"',
+            "connection not allowed by the server's pg_hba.conf",
+        ),
         ("division by zero", None),
     ],
 )
@@ -193,3 +210,23 @@ def test_workers_ride_out_a_postgresql_restart_and_reach_the_exact_target(
     assert sum(counts_toward_target(t) for t in trials) == 24
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert TrialState.RUNNING not in [t.state for t in trials]
+
+
+@pytest.mark.parametrize(
+    "change, fault",
+    [
+        ({"password": "not-the-password"}, "authentication failed"),
+        ({"database": "no_such_database"}, "no such database"),
+    ],
+    ids=["wrong password", "no such database"],
+)
+def test_a_permanent_refusal_fails_at_once_with_its_cause(postgres_url, change, fault) -> None:
+    from hpsearch import HpsearchError, open_storage
+
+    wrong = sqlalchemy.engine.make_url(postgres_url).set(**change)
+    wrong = wrong.render_as_string(hide_password=False)
+    started = time.monotonic()
+    with pytest.raises(HpsearchError, match=fault) as info:
+        open_storage(wrong)  # the default retry budget is 60 s: none of it may be spent
+    assert time.monotonic() - started <= 2.0
+    assert "busy" not in str(info.value) and "retrying" not in str(info.value)
