@@ -10,6 +10,13 @@ batch of 64, as long as training the batch takes. These functions write the same
 Optuna's own ORM models in one session each; on any other storage (Journal file, in-memory)
 :func:`add_finished_trials` uses the public API. What is stored, and what Optuna reads back,
 is the same either way (tested).
+
+A database server's transient faults (a restart, a dropped connection) are retried as every
+other storage operation is (:func:`hpsearch.study.storage.with_retries`): a batch worker rides
+out an outage as a sequential one does. A retry is safe: :func:`finish_trials` leaves a trial
+that is no longer RUNNING as it is, and if a dropped connection hid that
+:func:`start_trials`'s commit had landed, the retry stores the batch again and the first copy,
+never beaten again, goes stale and is failed (it never counts).
 """
 
 from __future__ import annotations
@@ -90,6 +97,7 @@ def add_finished_trials(
     return finish_trials(study, start_trials(study, trials), trials, target)
 
 
+@with_retries
 def start_trials(study: optuna.Study, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """Store asked trials (params chosen, not finished) as RUNNING, in one transaction where
     possible, so that the storage and the dashboard show a batch while it trains.
@@ -136,6 +144,7 @@ def _sql_backend(storage: Any) -> Any:
     return backend
 
 
+@with_retries
 def beat(storage: Any, trials: Sequence[FrozenTrial]) -> None:
     """A heartbeat for each of ``trials`` (RUNNING), where the storage keeps heartbeats: one
     transaction on an SQL storage."""
@@ -145,6 +154,7 @@ def beat(storage: Any, trials: Sequence[FrozenTrial]) -> None:
         record_rdb_heartbeats(session, [trial_id(t) for t in trials])
 
 
+@with_retries
 def finish_trials(
     study: optuna.Study,
     started: Sequence[FrozenTrial],
@@ -206,6 +216,7 @@ def finish_trials(
     ]
 
 
+@with_retries
 def adopt_silent_trials(study: optuna.Study) -> int:
     """Give a heartbeat to the RUNNING trials that have none: their process stored the trial
     but never its first beat (a disk that filled between the two, then the process ended), so

@@ -335,11 +335,18 @@ def _run_batches(
                 if stale:  # a dead worker's batch must not hold its slots (persist.finish_trials)
                     adopt_silent_trials(study)
                     optuna.storages.fail_stale_trials(study)
-                remaining = target - sum(
-                    counts_toward_target(t) for t in study.get_trials(deepcopy=False)
-                )
-                if remaining <= 0:
+                trials = study.get_trials(deepcopy=False)
+                counted = sum(counts_toward_target(t) for t in trials)
+                if counted >= target:
                     return
+                # Ask only for the slots nobody holds: where heartbeats tell live trials from
+                # a dead worker's, other workers' RUNNING trials hold theirs while they train.
+                # Surplus is then at most what two workers ask in the same instant.
+                running = sum(t.state == TrialState.RUNNING for t in trials) if stale else 0
+                remaining = target - counted - running
+                if remaining <= 0:  # wait: a slot frees if a running trial fails or goes stale
+                    time.sleep(POLL_SECONDS)
+                    continue
                 if watch is not None:
                     torch.set_num_threads(watch.free_threads(planned))
                 # Ctrl-C stops training; the finished groups are kept.

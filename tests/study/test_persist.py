@@ -20,7 +20,7 @@ from hpsearch.study.persist import (
     set_user_attrs,
     start_trials,
 )
-from hpsearch.study.storage import open_storage
+from hpsearch.study.storage import counts_toward_target, open_storage
 
 FIELDS = (
     "state",
@@ -313,3 +313,29 @@ def test_a_running_trial_that_never_beat_is_adopted_and_goes_stale(tmp_path) -> 
         time.sleep(0.5)
         optuna.storages.fail_stale_trials(study)
     assert study.trials[silent.number].state == TrialState.FAIL
+
+
+def test_a_batch_asks_only_for_the_slots_live_workers_do_not_hold(tmp_path, study_file) -> None:
+    """Another worker's batch of 4 is RUNNING (with its beat) for a target of 5: a new batch
+    worker asks for 1 trial, not 4, and waits; so when the other batch completes nothing was
+    trained for nothing (asking 4 left 4 surplus trials)."""
+    import hpsearch
+    from hpsearch.study.runner import create_or_load_study
+
+    url = f"sqlite:///{tmp_path / 'slots.db'}"
+    path = study_file(mode="scalarized", n_trials=5, epochs=1, sampler='"random"')
+    config = hpsearch.load_study_file(path)
+    study = create_or_load_study(config, open_storage(url, heartbeat=60))
+    other = _asked(4)
+    held = start_trials(study, other)
+    done = [_done(t, 1.0) for t in other]
+    finisher = threading.Timer(3.0, lambda: finish_trials(study, held, done, target=5))
+    finisher.start()
+    try:
+        hpsearch.run_study(config, url, hpsearch.RunOptions(batch=4, progress=False))
+    finally:
+        finisher.join()
+    trials = study.get_trials()
+    assert sum(counts_toward_target(t) for t in trials) == 5
+    assert [t.number for t in trials if t.user_attrs.get("surplus")] == []
+    assert len(trials) == 5 and TrialState.RUNNING not in [t.state for t in trials]

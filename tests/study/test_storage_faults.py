@@ -182,12 +182,14 @@ def _pg_cluster() -> tuple[str, str]:
     return version, cluster
 
 
+@pytest.mark.parametrize("batch", [1, 4], ids=["sequential", "batches of 4"])
 def test_workers_ride_out_a_postgresql_restart_and_reach_the_exact_target(
-    tmp_path, study_file, postgres_url
+    tmp_path, study_file, postgres_url, batch
 ) -> None:
     version, cluster = _pg_cluster()
     path = study_file(n_trials=24, epochs=30, dataset="digits", sampler='"random"')
-    cmd = [HPSEARCH, "run", str(path), "--workers", "2", "--no-progress", "--no-dashboard"]
+    cmd = [HPSEARCH, "run", str(path), "--workers", "3", "--batch", str(batch)]
+    cmd += ["--no-progress", "--no-dashboard"]
     env = {**os.environ, "HPSEARCH_STORAGE": postgres_url, "HPSEARCH_STORAGE_RETRY_SECONDS": "60"}
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -205,6 +207,7 @@ def test_workers_ride_out_a_postgresql_restart_and_reach_the_exact_target(
     subprocess.run(["pg_ctlcluster", version, cluster, "start"], check=True)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode() and "Warning" not in err.decode(), err.decode()
     assert done_at_restart < 24  # the restart happened mid-run
     trials = optuna.load_study(study_name="small", storage=postgres_url).trials
     assert sum(counts_toward_target(t) for t in trials) == 24
