@@ -574,7 +574,7 @@ def run_workers(
         _publish_safely(publish, study, artifact)
 
     refresh()
-    procs = _supervise_workers(
+    procs, errors = _supervise_workers(
         [assignment] * options.workers,
         env,
         study,
@@ -582,7 +582,7 @@ def run_workers(
         refresh,
     )
     after = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
-    _report_worker_exits(procs, after, target)
+    _report_worker_exits(procs, errors, after, target)
     # Artifacts cannot be replaced: a new PNG only when there is something new to draw.
     refresh(artifact=after > done or not is_published(study))
     return RunSummary(config.name, target, done, after, _diverged(study) - failed_before)
@@ -594,11 +594,13 @@ def _supervise_workers(
     study: optuna.Study,
     make_bar: Callable[[], Any],
     refresh: Callable[[], None],
-) -> list[subprocess.Popen]:
+) -> tuple[list[subprocess.Popen], list[str]]:
     """Start one worker per assignment and follow the study until every worker has exited:
     the progress bar, a dashboard refresh every :data:`REFRESH_SECONDS`, and Ctrl-C or
-    SIGTERM passed on to the workers, waited for, then raised."""
+    SIGTERM passed on to the workers, waited for, then raised. Returns the workers and the
+    distinct errors they reported (:class:`_EchoOnce`)."""
     procs: list[subprocess.Popen] = []
+    echo = None
     bar = None
     try:
         # Ctrl-C and SIGTERM are held until the loop's next check: raised inside a storage
@@ -606,6 +608,7 @@ def _supervise_workers(
         # interrupted; raised while the workers start, some would be left unsupervised.
         with DeferredInterrupt() as interrupt:
             procs = [_start_worker(assignment, env) for assignment in assignments]
+            echo = _EchoOnce(procs)
             bar = make_bar()
             refreshed = time.monotonic()
             while any(p.poll() is None for p in procs):
@@ -632,23 +635,63 @@ def _supervise_workers(
     finally:
         if bar is not None:
             bar.close()
-    return procs
+        if echo is not None:
+            echo.join()
+    return procs, echo.errors if echo is not None else []
 
 
-def _report_worker_exits(procs: list[subprocess.Popen], after: int, target: int) -> None:
-    """Fail in one line when workers exited with an error before the target was reached;
-    warn when the others completed the study anyway."""
+class _EchoOnce:
+    """Pass the workers' stderr on as it comes, each distinct line once: a fault that every
+    worker meets (a full disk, a lost server) is named once per run, not once per worker.
+    A worker's closing error line is kept in :attr:`errors` instead, for the launcher's own
+    one line (:func:`_report_worker_exits`)."""
+
+    ERROR = "hpsearch worker: error: "
+
+    def __init__(self, procs: list[subprocess.Popen]) -> None:
+        self.errors: list[str] = []
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._follow, args=(p.stderr,), daemon=True) for p in procs
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _follow(self, stream: Any) -> None:
+        for line in stream:
+            with self._lock:
+                if line in self._seen:
+                    continue
+                self._seen.add(line)
+                if line.startswith(self.ERROR):
+                    self.errors.append(line.removeprefix(self.ERROR).strip())
+                else:
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+def _report_worker_exits(
+    procs: list[subprocess.Popen], errors: list[str], after: int, target: int
+) -> None:
+    """Fail in one line when workers exited with an error before the target was reached,
+    with the errors they reported (each distinct one once); warn when the others completed
+    the study anyway."""
     failures = [_describe_exit(i, p.returncode) for i, p in enumerate(procs) if p.returncode]
+    cause = "".join(f"{error}; " for error in errors)
     if failures and after < target:
-        printed = any(p.returncode > 0 for p in procs)
         raise HpsearchError(
-            f"{', '.join(failures)} before the study reached its target ({after}/{target} "
-            "trials); run the same command again to continue"
-            + (" (a worker's error is printed above)" if printed else "")
+            f"{cause}{', '.join(failures)} before the study reached its target ({after}/"
+            f"{target} trials); run the same command again to continue"
         )
     if failures:  # the others completed the study: not a failed run
         print(
-            f"hpsearch: warning: {', '.join(failures)}; the other workers completed the study",
+            f"hpsearch: warning: {cause}{', '.join(failures)}; the other workers completed "
+            "the study",
             file=sys.stderr,
         )
 
@@ -665,6 +708,7 @@ def _start_worker(assignment: str, env: dict[str, str]) -> subprocess.Popen:
         [sys.executable, "-m", "hpsearch.study.worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env=env,
         text=True,
     )

@@ -151,14 +151,17 @@ def test_a_read_only_disk_is_read_and_named_when_written(tmp_path) -> None:
         assert "read-only" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 def test_a_full_disk_is_named_and_the_same_command_continues_once_there_is_room(
-    tmp_path,
+    tmp_path, workers
 ) -> None:
     study = tmp_path / "s.toml"
     study.write_text(STUDY.format(n=300))
     with _tmpfs(tmp_path / "full", "450k") as disk:
         storage = f"sqlite:///{disk / 'a.db'}"
         cmd = ("run", str(study), "--storage", storage, "--no-progress", "--no-dashboard")
+        # Short heartbeats: a trial the full disk left RUNNING goes stale within seconds.
+        cmd += ("--workers", str(workers), "--heartbeat", "1")
         out = run_cli(*cmd, cwd=tmp_path)
         assert out.returncode == 1, out.stderr
         assert len(error_lines(out.stderr)) == 1 and "disk full" in out.stderr, out.stderr
@@ -166,7 +169,9 @@ def test_a_full_disk_is_named_and_the_same_command_continues_once_there_is_room(
         trials = optuna.load_study(study_name="small", storage=storage).trials
         before = sum(counts_toward_target(t) for t in trials)
         assert 0 < before < 300
-        out = run_cli(*cmd, "--n-trials", str(before + 3), cwd=tmp_path)
+        # A RUNNING trial whose process filled the disk before its first heartbeat made this
+        # rerun wait for ever; it must finish (the timeout fails the test instead).
+        out = run_cli(*cmd, "--n-trials", str(before + 3), cwd=tmp_path, timeout=120)
         assert out.returncode == 0, out.stderr
         trials = optuna.load_study(study_name="small", storage=storage).trials
         assert sum(counts_toward_target(t) for t in trials) == before + 3
@@ -203,7 +208,7 @@ def test_workers_ride_out_a_postgresql_restart_and_reach_the_exact_target(
         time.sleep(0.3)
     done_at_restart = sum(counts_toward_target(t) for t in trials)
     subprocess.run(["pg_ctlcluster", version, cluster, "stop", "-m", "fast"], check=True)
-    time.sleep(5)  # down long enough for every worker to hit it
+    time.sleep(10)  # down long enough for every worker to hit it
     subprocess.run(["pg_ctlcluster", version, cluster, "start"], check=True)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()

@@ -264,3 +264,21 @@ def test_workers_started_together_on_a_new_storage_make_one_study(
         assert p.returncode == 0, err
     assert optuna.get_all_study_names(storage) == ["small"]
     assert sum(counts_toward_target(t) for t in _trials(storage)) == 4
+
+
+def test_a_fault_every_worker_meets_is_named_once(capsys) -> None:
+    import io
+    from types import SimpleNamespace
+
+    from hpsearch import HpsearchError
+    from hpsearch.study.runner import _EchoOnce, _report_worker_exits
+
+    line = "hpsearch worker: error: storage: disk full; run the same command again\n"
+    procs = [SimpleNamespace(stderr=io.StringIO("retrying\n" + line), returncode=1) for _ in "abc"]
+    echo = _EchoOnce(procs)  # type: ignore[arg-type]
+    echo.join()
+    assert capsys.readouterr().err == "retrying\n"  # the notice once, the error kept back
+    with pytest.raises(HpsearchError) as info:
+        _report_worker_exits(procs, echo.errors, after=4, target=10)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert message.count("disk full") == 1 and "worker 2 exited with 1" in message
