@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import tomllib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -276,6 +277,14 @@ def choose_threads(
     if workers == 1:
         apply_threads(plan.threads, follow_load=plan.chosen)
     return plan
+
+
+def announce_threads(args: argparse.Namespace, in_file: int | None) -> int:
+    """Choose and apply the threads of a command that trains one study file at a time (see
+    :func:`choose_threads`), say so on stderr, and return them."""
+    plan = choose_threads(args, in_file=in_file)
+    print(plan.describe(), file=sys.stderr)
+    return plan.threads
 
 
 def publisher(storage: str) -> Publisher:

@@ -12,8 +12,8 @@ from hpsearch.cli._base import (
     add_reference,
     add_storage,
     add_threads,
+    announce_threads,
     assignment,
-    choose_threads,
     output_folder,
     positive_int,
     publisher,
@@ -104,7 +104,6 @@ class Fill(Command):
                 f"{', '.join(given)}: only with --plan (a study hpsearch trains is read as its "
                 "study file says)"
             )
-        threads = choose_threads(args)
         from hpsearch.results.compare import format_comparison
         from hpsearch.results.fill import run_fill  # starts torch
 
@@ -119,7 +118,7 @@ class Fill(Command):
             overrides=dict(args.set),
             progress=not args.no_progress,
             publish=None if args.no_dashboard else publisher(args.storage),
-            on_start=lambda: print(threads.describe(), file=sys.stderr),
+            on_start=lambda config: announce_threads(args, config.threads),
         )
         print(format_comparison(result.comparison))
         before, after = result.before, result.after

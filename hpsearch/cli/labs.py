@@ -13,7 +13,7 @@ from hpsearch.cli._base import (
     Command,
     add_storage,
     add_threads,
-    choose_threads,
+    announce_threads,
     limited_int,
     output_folder,
 )
@@ -79,9 +79,8 @@ class LabCommand(Command):
         flags = {"n_trials": args.n_trials, self.budget: getattr(args, self.budget)}
         config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress: one line per study
-        threads = choose_threads(args)
         store = open_storage(args.storage)
-        print(threads.describe(), file=sys.stderr)
+        announce_threads(args, config.threads)
         self.launch(config, store, args.out)
         print(f"wrote {self.written(config)} to {args.out}/", file=sys.stderr)
         return 0

@@ -47,6 +47,7 @@ class MGSStudyConfig:
             tuning used ``seed``'s, so no evaluation run saw the data split it was tuned on).
         seed: Seed of the samplers, and the split and initialisation of the tuning runs.
         estimators: Which estimators to compare.
+        threads: Torch threads (default: hpsearch's choice; ``--threads`` beats it).
     """
 
     path: str
@@ -61,6 +62,7 @@ class MGSStudyConfig:
     eval_seeds: int = 5
     seed: int = 0
     estimators: tuple[str, ...] = ESTIMATORS
+    threads: int | None = None
 
 
 _NUMBERS = {  # the integer keys and their ranges (defaults: MGSStudyConfig's)
@@ -71,6 +73,7 @@ _NUMBERS = {  # the integer keys and their ranges (defaults: MGSStudyConfig's)
     "n_trials": Option("int", 20, *RUN_LIMITS["n_trials"]),
     "eval_seeds": Option("int", 5, low=1, high=100),
     "seed": Option("int", 0, low=0, high=2**32 - 1),
+    "threads": Option("int", 1, *RUN_LIMITS["threads"]),  # absent: hpsearch's choice
 }
 _CLASSIFICATION = tuple(d for d in DATASETS if d not in ("diabetes", "none"))
 _KEYS = ("name", "dataset", "metric", "estimators", *_NUMBERS)

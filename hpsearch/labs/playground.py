@@ -179,6 +179,7 @@ class PlaygroundConfig:
         tolerance: A run succeeds at the first step with ``f − f* <= tolerance``.
         n_trials: Trials of each study (one per function and optimizer).
         seed: Seed of the samplers.
+        threads: Torch threads (default: hpsearch's choice; ``--threads`` beats it).
         lr_low, lr_high: Search range of the learning rate (log scale).
         axis_lr: The two learning rates of the per-axis figure (SGD on the quadratic).
     """
@@ -191,6 +192,7 @@ class PlaygroundConfig:
     tolerance: float = 1e-4
     n_trials: int = 30
     seed: int = 0
+    threads: int | None = None
     lr_low: float = 1e-4
     lr_high: float = 1.0
     axis_lr: tuple[float, float] = (0.9, 0.2)
@@ -206,6 +208,7 @@ _PLAYGROUND_KEYS = (
     "seed",
     "lr_range",
     "axis_lr",
+    "threads",
 )
 
 
@@ -248,6 +251,11 @@ def load_playground_file(path: str | Path) -> PlaygroundConfig:
         tolerance=number("tolerance", Option("float", 1e-4, low=1e-12, high=1e3)),
         n_trials=number("n_trials", Option("int", 30, *RUN_LIMITS["n_trials"])),
         seed=number("seed", Option("int", 0, low=0, high=2**32 - 1)),
+        threads=(
+            number("threads", Option("int", 1, *RUN_LIMITS["threads"]))
+            if "threads" in raw
+            else None
+        ),
         lr_low=lr_low,
         lr_high=lr_high,
         axis_lr=pair("axis_lr", (0.9, 0.2)),

@@ -317,7 +317,7 @@ def run_fill(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     publish: Publisher | None = None,
-    on_start: Callable[[], None] | None = None,
+    on_start: Callable[[StudyConfig], int | None] | None = None,
 ) -> FillResult:
     """Diagnose a stored study, run the follow-up study that fills its stretches, compare.
 
@@ -325,8 +325,10 @@ def run_fill(
     rounds of half the remaining ones aimed at the holes of the joint front that lose the most
     hypervolume (:func:`next_targets`). A rerun continues the follow-up where it stopped.
 
-    ``on_start()`` is called once the follow-up is planned, before it trains (the CLI says
-    there which threads it uses: nothing is printed before a refusal's one line).
+    ``on_start(config)`` is called with the follow-up's study file once it is planned, before
+    it trains, and returns the torch threads to train with (None: the study file's ``threads``,
+    else torch's setting). The CLI chooses them there, from ``--threads`` or the file, and
+    says so: nothing is printed before a refusal's one line.
 
     Returns:
         A :class:`FillResult`.
@@ -341,8 +343,7 @@ def run_fill(
     points = points_of_study(original)
     trial_params = {t.number: t.params for t in original.get_trials(deepcopy=False)}
     plan = plan_follow_up(config, points, trial_params, method, n_trials, name, overrides)
-    if on_start is not None:
-        on_start()
+    threads = on_start(plan.config) if on_start is not None else None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
     study = create_or_load_study(plan.config, store)
     knob = plan.knob
@@ -352,7 +353,8 @@ def run_fill(
             study.enqueue_trial(params)
         tried = [q[knob] for q in plan.first]
     while True:
-        run_study(plan.config, store, RunOptions(n_trials=len(tried), progress=progress), publish)
+        options = RunOptions(n_trials=len(tried), threads=threads, progress=progress)
+        run_study(plan.config, store, options, publish)
         if len(tried) >= n_trials:
             break
         fill_points = points_of_study(study)

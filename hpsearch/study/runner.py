@@ -303,6 +303,11 @@ def check_pruner(config: StudyConfig, batch: int) -> None:
             f"pruner {config.pruner!r} prunes one trial at a time; population mode (batch "
             f"{batch}) prunes across the batch: allowed with batch > 1: none, {BATCH_PRUNER}"
         )
+    if batch == 1 and config.pruner_options.get("margin"):
+        raise HpsearchError(
+            f"pruner option margin applies to pruning across a population batch only; set "
+            f"batch > 1 (study file or --batch), or drop margin (got {config.pruner_options})"
+        )
     if batch == 1 and config.mode == "pareto" and config.pruner != "none":
         raise HpsearchError(
             f"pruner {config.pruner!r} in pareto mode runs across a population batch: set "

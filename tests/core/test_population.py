@@ -582,6 +582,12 @@ def test_scalarized_batch_pruning_reports_every_epoch(study_file, storage) -> No
     [
         ("scalarized", '"median"', 4, "pruner 'median' prunes one trial at a time"),
         ("pareto", '"successive_halving"', 1, "runs across a population batch: set batch > 1"),
+        (
+            "scalarized",
+            '{ name = "successive_halving", margin = 0.1 }',
+            1,
+            "margin applies to pruning across a population batch only",
+        ),
     ],
 )
 def test_a_pruner_the_mode_cannot_apply_is_refused(

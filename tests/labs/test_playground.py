@@ -124,7 +124,7 @@ def test_n_trials_and_steps_override_the_file_and_a_rerun_tops_up(tmp_path: Path
     path = tmp_path / "p.toml"
     path.write_text(
         '[playground]\nname = "pg"\nfunctions = ["quadratic"]\noptimizers = ["sgd"]\n'
-        "steps = 500\nn_trials = 30\n"
+        "steps = 500\nn_trials = 30\nthreads = 1\n"
     )
     storage = f"sqlite:///{tmp_path / 'hpsearch.db'}"
 
@@ -136,6 +136,7 @@ def test_n_trials_and_steps_override_the_file_and_a_rerun_tops_up(tmp_path: Path
 
     out = play("--n-trials", "2", "--steps", "20")
     assert out.returncode == 0, out.stderr
+    assert "torch uses 1 thread (the study file's threads 1" in out.stderr  # the file's threads
     assert len(trials()) == 2  # not the file's 30
     assert (
         "2 TPE trials per function and optimizer, at most 20 steps"

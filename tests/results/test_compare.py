@@ -306,6 +306,7 @@ def test_fill_reaches_the_stretch_a_linear_study_skips(tmp_path, monkeypatch) ->
 
     storage = f"sqlite:///{tmp_path / 'fill.db'}"
     path = _write(tmp_path, "pareto", "linear", n_trials=40)
+    path.write_text(path.read_text().replace("[study]\n", "[study]\nthreads = 1\n", 1))
     hpsearch.run_study(hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False))
     opened = []
     real = storage_module._open_rdb
@@ -318,6 +319,9 @@ def test_fill_reaches_the_stretch_a_linear_study_skips(tmp_path, monkeypatch) ->
     assert len(opened) == 1  # the storage opened once for the whole command, every round
     fill = optuna.load_study(study_name="qc-pareto-linear-fill-chebyshev", storage=storage)
     assert len(fill.trials) == 30 and all("w" in t.params for t in fill.trials)
+    # The follow-up trains with its study file's threads, and says so.
+    assert {t.user_attrs["torch_threads"] for t in fill.trials} == {1}
+    assert "(the study file's threads 1" in out.stderr
     before = hpsearch.study_points(storage, "qc-pareto-linear").xy
     after = np.concatenate([before, hpsearch.study_points(storage, fill.study_name).xy])
     true_hv = 1 / 3  # the front L2 = 1 − L1², L1 in [0, 1], against (1, 1)
