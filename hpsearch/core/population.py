@@ -27,7 +27,7 @@ from torch.func import grad, vmap
 from torch.nn.utils.stateless import _reparametrize_module
 
 from hpsearch._compat import fused_adam_update
-from hpsearch.core.data import Dataset
+from hpsearch.core.data import Dataset, Split
 from hpsearch.core.knobs import OPTIMIZERS, TrainConfig
 from hpsearch.core.models import ModelSpec
 from hpsearch.core.setups import BatchedSetup, Setup
@@ -270,6 +270,7 @@ class _Population:
         self, setup: Setup, data: Dataset, model: ModelSpec, configs: Sequence[TrainConfig]
     ) -> None:
         self.setup, self.model = setup, model
+        self.metric_every_epoch = False  # the vmap path's metric only at the end, by default
         self.configs = list(configs)
         self.k = len(configs)
         first = configs[0]
@@ -464,7 +465,12 @@ class _Population:
                 val = self.batched.batched_evaluate(self.base, self.params, self.data.val)
                 return val["loss1"], val["loss2"], val["metric"]
             val1, val2 = self.eval_fn(self.params, self.data.val.x, self.data.val.y)
-        return val1, val2, torch.full((self.k,), math.nan)
+        if not self.metric_every_epoch:
+            return val1, val2, torch.full((self.k,), math.nan)
+        # Pruning on the metric needs it every epoch: one evaluation per member (vmap cannot
+        # batch a setup's own metric code).
+        metric = [self._member_figures(k, self.data.val)["metric"] for k in range(self.k)]
+        return val1, val2, torch.tensor(metric, dtype=val1.dtype)
 
     def learning_rates(self) -> torch.Tensor:
         return self.opt.lr
@@ -490,14 +496,18 @@ class _Population:
                 tuple({key: v[i] for key, v in f.items()} for f in figures)  # type: ignore[misc]
                 for i in range(len(ks))
             ]
-        out = []
-        for k in ks:
-            with torch.no_grad():
-                for name, p in self.base.named_parameters():
-                    p.copy_(self.params[name][k])
-            train_, val, test = (self.setup.evaluate(self.base, split) for split in splits)
-            out.append((train_, val, test))
-        return out
+        return [
+            tuple(self._member_figures(k, split) for split in splits)  # type: ignore[misc]
+            for k in ks
+        ]
+
+    def _member_figures(self, k: int, split: Split) -> dict[str, float]:
+        """The setup's figures (losses, metric) of member ``k`` on ``split``, through the base
+        module loaded with that member's parameters."""
+        with torch.no_grad():
+            for name, p in self.base.named_parameters():
+                p.copy_(self.params[name][k])
+            return self.setup.evaluate(self.base, split)
 
 
 def train_population(
@@ -510,6 +520,7 @@ def train_population(
     judge: EpochJudge | None = None,
     refill: Refill | None = None,
     on_results: Callable[[list[tuple[int, TrainResult | Exception]]], None] | None = None,
+    metric_every_epoch: bool = False,
 ) -> list[TrainResult | Exception]:
     """Train every config of one group (see :func:`population_groups`) as one batched model.
 
@@ -533,7 +544,9 @@ def train_population(
         A stopped run leaves the batched model and the others go on unaffected. ``history``
         holds the
         per-epoch losses, and the validation metric at every epoch on the fast path; through
-        vmap the metric is NaN before the last epoch (computed once, at the end, per member).
+        vmap the metric is NaN before the last epoch (computed once, at the end, per member)
+        unless ``metric_every_epoch`` (pruning on the metric needs it; it costs one
+        evaluation per member and epoch).
 
     Raises:
         HpsearchError: The configs do not form one group.
@@ -545,6 +558,7 @@ def train_population(
     _keep_freed_memory()
     start = time.perf_counter()
     members = _Population(setup, data, model, configs)
+    members.metric_every_epoch = metric_every_epoch
     if refill is not None:
 
         def checked(free: int) -> Sequence[TrainConfig]:

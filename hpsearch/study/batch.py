@@ -359,6 +359,8 @@ class _GroupRun:
             judge=self.judge if halving else None,
             refill=self.refill if halving else None,
             on_results=self.on_results,
+            # Batch pruning that ranks runs by the metric needs it every epoch.
+            metric_every_epoch=halving and batch.config.objective == "metric",
         )
 
     def refill(self, free: int) -> list[TrainConfig]:

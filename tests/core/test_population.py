@@ -627,3 +627,21 @@ def test_batch_pruning_with_two_groups_keeps_each_population_within_the_batch(
             o for o in trials if o.datetime_start <= t.datetime_start < o.datetime_complete
         ]
         assert len(outstanding) <= 4
+
+
+def test_batch_pruning_on_the_metric_prunes_on_the_vmap_path(study_file, storage) -> None:
+    """two_task has no hand-derived fast path: through vmap its metric used to be NaN before
+    the last epoch, so pruning on it stopped nothing."""
+    objective = f'objective = "metric"\n{PRUNING}'
+    path = study_file(
+        mode="scalarized", setup="two_task", dataset="wine", objective=objective,
+        n_trials=8, epochs=9, sampler='"random"',
+    )  # fmt: skip
+    hpsearch.run_study(
+        hpsearch.load_study_file(path), storage, hpsearch.RunOptions(progress=False, batch=4)
+    )
+    trials = optuna.load_study(study_name="small", storage=storage).trials
+    assert TrialState.PRUNED in [t.state for t in trials]
+    for t in trials:  # the metric every epoch, so every rung could rank the runs
+        metric = t.user_attrs["history"]["val_metric"]
+        assert len(metric) == t.user_attrs["epochs_run"] and all(math.isfinite(m) for m in metric)
