@@ -75,9 +75,11 @@ def fresh_storage(kind: str, folder: Path, postgres: str | None) -> Iterator[str
         name = f"hpsearch_bench_{tag}"
         with psycopg.connect(postgres, autocommit=True) as admin:
             admin.execute(f"create database {name}")
-            try:
-                yield f"{postgres.rsplit('/', 1)[0]}/{name}"
-            finally:
+        try:
+            yield f"{postgres.rsplit('/', 1)[0]}/{name}"
+        finally:
+            # A new connection: the server may have been restarted meanwhile (benchmarks/load.py).
+            with psycopg.connect(postgres, autocommit=True) as admin:
                 admin.execute(f"drop database if exists {name} with (force)")
 
 

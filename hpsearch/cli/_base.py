@@ -5,16 +5,17 @@ reference point, how to read a study hpsearch did not make)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
 import tomllib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from hpsearch.errors import EXIT_USAGE, did_you_mean
+from hpsearch.errors import EXIT_USAGE, HpsearchError, did_you_mean
 from hpsearch.results.points import Reading
 from hpsearch.study.limits import check_limit
 from hpsearch.study.storage import DEFAULT_STORAGE, STORAGE_ENV
@@ -140,6 +141,20 @@ def output_file(suffix: str) -> Callable[[str], Path]:
         return path
 
     return checked
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Name a failure to write a command's output file as that (a full or read-only disk
+    there), not as a fault of the study's storage."""
+    try:
+        yield
+    except OSError as e:
+        where = Path(e.filename).resolve() if e.filename else None
+        mine = Path(path).resolve()
+        if where is not None and where != mine and mine not in where.parents:
+            raise  # another file's fault (a journal storage's): named as a storage fault
+        raise HpsearchError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def output_folder(text: str) -> Path:

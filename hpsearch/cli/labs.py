@@ -16,6 +16,7 @@ from hpsearch.cli._base import (
     announce_threads,
     limited_int,
     output_folder,
+    writing,
 )
 from hpsearch.study.storage import open_storage
 
@@ -81,7 +82,8 @@ class LabCommand(Command):
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress: one line per study
         store = open_storage(args.storage)
         announce_threads(args, config.threads)
-        self.launch(config, store, args.out)
+        with writing(args.out):
+            self.launch(config, store, args.out)
         print(f"wrote {self.written(config)} to {args.out}/", file=sys.stderr)
         return 0
 

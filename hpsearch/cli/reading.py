@@ -19,6 +19,7 @@ from hpsearch.cli._base import (
     output_folder,
     positive_int,
     reading,
+    writing,
 )
 from hpsearch.results.points import points_of_study
 from hpsearch.results.report import format_table, list_studies, load_stored_study, points_table
@@ -101,7 +102,8 @@ class Show(Command):
         if args.plot:
             from hpsearch.results.plots import plot_study  # matplotlib only for a figure
 
-            written = plot_study(points, args.plot)
+            with writing(args.plot):
+                written = plot_study(points, args.plot)
             print(f"wrote {written}", file=sys.stderr)
         print(format_table(*points_table(study, points, top=args.top)))
         if left_out := points.non_finite():
@@ -149,7 +151,8 @@ def write_comparison(comparison: Comparison, out: str) -> None:
     """Write compare.png/.csv/.md/.json to ``out`` and say so."""
     from hpsearch.results.export import write_comparison as write
 
-    paths = write(comparison, out)
+    with writing(out):
+        paths = write(comparison, out)
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
 
 
@@ -208,9 +211,10 @@ class Importance(Command):
             publish_importances(study, result)
             print(f"saved the chart to {args.study!r} for optuna-dashboard", file=sys.stderr)
         if args.plot:
-            print(f"wrote {plot_importances(result, args.plot)}", file=sys.stderr)
+            with writing(args.plot):
+                print(f"wrote {plot_importances(result, args.plot)}", file=sys.stderr)
         if args.json:
-            with open(args.json, "w") as f:
+            with writing(args.json), open(args.json, "w") as f:
                 json.dump(result.to_dict(), f, indent=1)
             print(f"wrote {args.json}", file=sys.stderr)
         return 0

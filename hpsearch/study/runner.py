@@ -625,17 +625,13 @@ def _supervise_workers(
                     refresh()
                     refreshed = time.monotonic()
             interrupt.check()  # a signal while the last worker finished still counts
-    except KeyboardInterrupt as stop:
+    except BaseException as stop:
         # Pass the same signal on (a terminal or a scheduler may have sent it to this process
         # alone), and wait for every worker to store its running trial; a second signal does
-        # not abandon them.
-        signum = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
-        with DeferredInterrupt():
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signum)
-            for p in procs:
-                p.wait()
+        # not abandon them. Any other failure here (the storage unreadable from this process)
+        # stops the workers as SIGTERM does: none is left running unsupervised.
+        interrupted = isinstance(stop, KeyboardInterrupt) and not isinstance(stop, Terminated)
+        _stop_workers(procs, signal.SIGINT if interrupted else signal.SIGTERM)
         raise
     finally:
         if bar is not None:
@@ -643,6 +639,16 @@ def _supervise_workers(
         if echo is not None:
             echo.join()
     return procs, echo.errors if echo is not None else []
+
+
+def _stop_workers(procs: list[subprocess.Popen], signum: int) -> None:
+    """Send ``signum`` to the workers still running and wait for them all."""
+    with DeferredInterrupt():
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+        for p in procs:
+            p.wait()
 
 
 class _EchoOnce:

@@ -110,6 +110,8 @@ def open_storage(
         if not url.startswith(JOURNAL_PREFIX) or url == JOURNAL_PREFIX:
             raise HpsearchError(f"storage {shown!r}: use journal:///path/to/file.log")
         path = url[len(JOURNAL_PREFIX) :]
+        if not read_only:
+            _cut_partial_record(path, shown)
         try:
             backend = optuna.storages.journal.JournalFileBackend(path)
             return optuna.storages.journal.JournalStorage(backend)
@@ -149,6 +151,35 @@ def open_storage(
         _tune_sqlite(storage.engine)
     _retry_transient_faults(storage)
     return storage
+
+
+def _cut_partial_record(path: str, shown: str) -> None:
+    """Cut a journal file's incomplete last record: what an append left when the disk filled
+    mid-write. Optuna cannot read the file past it, and the next append would glue a record
+    to it; the record never completed, so its process did not count on it. Done under the
+    journal's own lock, so no live append is cut."""
+    file = Path(path)
+    if not file.is_file() or file.stat().st_size == 0 or not _writable(file):
+        return
+    lock = optuna.storages.journal.JournalFileSymlinkLock(path)
+    lock.acquire()
+    try:
+        with file.open("rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            start = max(0, size - (1 << 20))  # a record is far smaller than 1 MiB
+            f.seek(start)
+            tail = f.read()
+            if tail.endswith(b"\n"):
+                return
+            keep = start + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+            f.truncate(keep)
+    finally:
+        lock.release()
+    print(
+        f"hpsearch: storage {shown!r}: cut an incomplete last record ({size - keep} bytes, a "
+        "write cut short, e.g. by a full disk); the trials before it are kept",
+        file=sys.stderr,
+    )
 
 
 def _file_of(url: str, prefix: str) -> Path:

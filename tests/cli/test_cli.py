@@ -403,3 +403,21 @@ def test_infinite_values_and_odd_names_read_the_same_in_list_and_show(tmp_path) 
     assert shown.returncode == 0, shown.stderr
     assert "(2 complete trials left off the front: an infinite or NaN loss)" in shown.stdout
     assert "over 4 Pareto points" in shown.stdout
+
+
+def test_a_failed_output_write_is_named_as_such_not_as_a_storage_fault(tmp_path) -> None:
+    import errno
+
+    from hpsearch.cli._base import writing
+
+    out = tmp_path / "out"
+    full = OSError(errno.ENOSPC, "No space left on device", str(out / "compare.png"))
+    with (
+        pytest.raises(hpsearch.HpsearchError, match=r"cannot write .*out: No space left"),
+        writing(out),
+    ):
+        raise full
+    elsewhere = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "s.log"))
+    # The storage's file: left to the storage's one line.
+    with pytest.raises(OSError), writing(out):
+        raise elsewhere

@@ -149,6 +149,11 @@ def test_a_read_only_disk_is_read_and_named_when_written(tmp_path) -> None:
         out = run_cli("run", str(study), *args, "--n-trials", "5", "--no-progress", cwd=tmp_path)
         assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
         assert "read-only" in out.stderr and "Traceback" not in out.stderr
+        # An output folder on the read-only disk is refused as that, before any work (it
+        # used to be blamed on the storage after the table was printed).
+        out = run_cli("compare", "small", *args, "--out", str(disk / "cmp"), cwd=tmp_path)
+        assert out.returncode == 2 and not out.stdout, out.stderr
+        assert "cannot write in" in out.stderr and "storage" not in out.stderr.split(":", 2)[2]
 
 
 @pytest.mark.parametrize("workers", [1, 3])
@@ -238,3 +243,35 @@ def test_a_permanent_refusal_fails_at_once_with_its_cause(postgres_url, change, 
         open_storage(wrong)  # the default retry budget is 60 s: none of it may be spent
     assert time.monotonic() - started <= 2.0
     assert "busy" not in str(info.value) and "retrying" not in str(info.value)
+
+
+def test_a_journal_cut_mid_record_by_a_full_disk_is_read_and_continued(tmp_path, capsys) -> None:
+    from hpsearch import open_storage
+
+    def objective(trial: optuna.Trial) -> float:
+        return trial.suggest_float("x", 0, 1)
+
+    log, raw = tmp_path / "j.log", tmp_path / "raw.log"
+    url = f"journal:///{log}"
+    optuna.create_study(study_name="j", storage=open_storage(url)).optimize(objective, 3)
+    whole = log.read_bytes()
+    partial = b'{"op_code":4,"worker_id":"w","study_id":0,"datetime_st'  # the disk filled here
+    log.write_bytes(whole + partial)
+    raw.write_bytes(whole + partial)
+    # Optuna alone appends after the cut record, glued to it: the new trial never reads back.
+    with pytest.raises((AttributeError, ValueError)):
+        optuna.load_study(study_name="j", storage=_journal(raw)).optimize(objective, 1)
+    study = optuna.load_study(study_name="j", storage=open_storage(url))
+    assert "cut an incomplete last record (54 bytes" in capsys.readouterr().err
+    assert log.read_bytes() == whole and len(study.trials) == 3
+    study.optimize(objective, 1)  # appends continue
+    reread = optuna.load_study(study_name="j", storage=_journal(log))
+    assert [t.number for t in reread.trials] == [0, 1, 2, 3]
+    open_storage(url)  # a whole file is left as it is
+    assert capsys.readouterr().err == ""
+
+
+def _journal(path: Path) -> optuna.storages.BaseStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    return JournalStorage(JournalFileBackend(str(path)))

@@ -282,3 +282,32 @@ def test_a_fault_every_worker_meets_is_named_once(capsys) -> None:
         _report_worker_exits(procs, echo.errors, after=4, target=10)  # type: ignore[arg-type]
     message = str(info.value)
     assert message.count("disk full") == 1 and "worker 2 exited with 1" in message
+
+
+def test_a_launcher_that_fails_stops_its_workers(monkeypatch) -> None:
+    """The launcher's own reads fail (a journal it cannot parse): its workers must not go on
+    unsupervised (they did, for minutes, after an 'unexpected' error)."""
+    import hpsearch.study.runner as runner
+
+    started: list[subprocess.Popen] = []
+
+    def sleeper(assignment: str, env: dict) -> subprocess.Popen:
+        started.append(subprocess.Popen(["sleep", "60"], stderr=subprocess.PIPE, text=True))
+        return started[-1]
+
+    class Unreadable:
+        def get_trials(self, deepcopy: bool = False) -> list:
+            raise ValueError("Invalid log format.")
+
+    class Bar:
+        n = 0
+
+        def update(self, n: int) -> None: ...
+        def close(self) -> None: ...
+
+    monkeypatch.setattr(runner, "_start_worker", sleeper)
+    begun = time.monotonic()
+    with pytest.raises(ValueError, match="Invalid log format"):
+        runner._supervise_workers(["{}"] * 2, {}, Unreadable(), Bar, lambda: None)  # type: ignore[arg-type]
+    assert [p.returncode for p in started] == [-signal.SIGTERM] * 2
+    assert time.monotonic() - begun < 10
