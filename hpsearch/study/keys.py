@@ -28,6 +28,9 @@ INIT_SEED = "init_seed"  # the initial weights' seed, however init_seed was give
 POPULATION_SIZE = "population_size"  # trained as one member of a batch of this many
 FAIL_REASON = "fail_reason"  # a trial that failed by itself (diverged), not by a crash
 SURPLUS = "surplus"  # started by a worker after the study's target was met
+# System attr: when a journal worker stored a batch trial RUNNING to finish it (seconds since
+# the epoch); a trial RUNNING long after that belongs to a worker that died finishing it.
+FINISHING_SINCE = "hpsearch_finishing_since"
 # A trial that `hpsearch fill --enqueue` queued into a study: the knobs it aims with (a dict:
 # method, knob value, ideal point and scales); the user's loop reads it with hpsearch.fill_aim.
 FILL_AIM = "hpsearch_fill_aim"

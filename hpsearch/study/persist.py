@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import copy
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -345,21 +346,27 @@ def _add_through_api(
         ids = [storage.create_new_trial(study_id, template_trial=t) for t in trials]
         return [storage.get_trial(i) for i in ids]
     ids = []
+    now = time.time()
     for trial in trials:
         running = copy.deepcopy(trial)
         running.state, running.values, running.datetime_complete = TrialState.RUNNING, None, None
+        running.system_attrs[keys.FINISHING_SINCE] = now
         ids.append(storage.create_new_trial(study_id, template_trial=running))
     every = storage.get_all_trials(study_id, deepcopy=False)
     numbers = {trial_id(t): t.number for t in every}
-    # Another batch's trials RUNNING before ours are being finished like ours: they hold a slot.
+    # Another batch's trials RUNNING before ours are being finished like ours: they hold a
+    # slot, unless their worker died finishing them (a journal has no heartbeat): those are
+    # failed, so that they neither hold a slot for ever nor stay RUNNING.
+    dead = [t for t in every if trial_id(t) not in ids and _died_finishing(t, now)]
+    for t in dead:
+        storage.set_trial_state_values(trial_id(t), TrialState.FAIL)
+    gone = {trial_id(t) for t in dead}
     ahead = [
         t.number
         for t in every
         if trial_id(t) not in ids
-        and (
-            counts_toward_target(t)
-            or (t.state == TrialState.RUNNING and keys.POPULATION_SIZE in t.user_attrs)
-        )
+        and trial_id(t) not in gone
+        and (counts_toward_target(t) or _being_finished(t))
     ]
     counted_mine: list[int] = []  # numbers of our trials that count
     stored: dict[int, FrozenTrial] = {}
@@ -375,6 +382,20 @@ def _add_through_api(
         storage.set_trial_state_values(ids[i], final.state, final.values)
         stored[i] = storage.get_trial(ids[i])
     return [stored[i] for i in range(len(ids))]
+
+
+# Finishing a batch on a journal takes milliseconds; a trial still RUNNING this long after its
+# worker began to finish it belongs to a worker that died in between.
+FINISH_GRACE_SECONDS = 60.0
+
+
+def _being_finished(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.RUNNING and keys.POPULATION_SIZE in trial.user_attrs
+
+
+def _died_finishing(trial: FrozenTrial, now: float) -> bool:
+    since = trial.system_attrs.get(keys.FINISHING_SINCE)
+    return _being_finished(trial) and since is not None and now - since > FINISH_GRACE_SECONDS
 
 
 def _child_rows(trial_id: int, trial: FrozenTrial, params: bool = True) -> list[Any]:

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -298,13 +298,42 @@ def _retry_transient_faults(storage: optuna.storages.BaseStorage) -> None:
     """
     if not isinstance(storage, optuna.storages.RDBStorage):
         return
+    finish, read = storage.set_trial_state_values, storage.get_trial
     for name in dir(optuna.storages.BaseStorage):
         if name.startswith("__") or not callable(getattr(storage, name, None)):
             continue
         setattr(storage, name, with_retries(getattr(storage, name)))
+    storage.set_trial_state_values = _finished_once(finish, read)  # type: ignore[method-assign]
     for name in ("_get_trials", "record_heartbeat", "_get_stale_trial_ids"):
         if callable(getattr(storage, name, None)):
             setattr(storage, name, with_retries(getattr(storage, name)))
+
+
+def _finished_once(
+    finish: Callable[..., bool], read: Callable[[int], FrozenTrial]
+) -> Callable[..., bool]:
+    """``set_trial_state_values``, retried: a retry first reads the trial, and if it already
+    holds what the failed attempt wrote (its commit landed; only the answer was lost with the
+    connection), that attempt succeeded. Without this the retry would fail as "trial already
+    finished" and take a worker down after an outage it survived."""
+
+    def finished(trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        tried = False
+
+        def attempt() -> bool:
+            nonlocal tried
+            if tried and _holds(read(trial_id), state, values):
+                return True
+            tried = True
+            return finish(trial_id, state, values)
+
+        return with_retries(attempt)()
+
+    return finished
+
+
+def _holds(trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> bool:
+    return trial.state == state and (values is None or list(trial.values or []) == list(values))
 
 
 _OPEN_ATTEMPTS = 5

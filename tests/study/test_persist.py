@@ -339,3 +339,29 @@ def test_a_batch_asks_only_for_the_slots_live_workers_do_not_hold(tmp_path, stud
     assert sum(counts_toward_target(t) for t in trials) == 5
     assert [t.number for t in trials if t.user_attrs.get("surplus")] == []
     assert len(trials) == 5 and TrialState.RUNNING not in [t.state for t in trials]
+
+
+def test_a_journal_batch_whose_worker_died_finishing_it_holds_no_slot(tmp_path) -> None:
+    """A journal has no heartbeat: a worker killed between storing its batch RUNNING and
+    finishing it left RUNNING trials that held their slots for ever (the next batches were
+    all stored as surplus, below the target)."""
+    import time
+
+    from hpsearch.study import keys
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    study = optuna.create_study(storage=storage, study_name="journal")
+    (dead,) = _asked(1)
+    dead.state, dead.values = TrialState.RUNNING, None
+    dead.system_attrs[keys.FINISHING_SINCE] = time.time() - 2 * persist.FINISH_GRACE_SECONDS
+    storage.create_new_trial(study._study_id, template_trial=dead)
+    fresh = _asked(1)[0]
+    fresh.state, fresh.values = TrialState.RUNNING, None
+    fresh.system_attrs[keys.FINISHING_SINCE] = time.time()  # another worker, finishing now
+    storage.create_new_trial(study._study_id, template_trial=fresh)
+    mine = _asked(2)
+    stored = add_finished_trials(study, [_done(t, 1.0) for t in mine], target=2)
+    assert [t.state for t in stored] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert stored[1].user_attrs.get("surplus") is True  # the live one held its slot
+    states = [t.state for t in study.get_trials()]
+    assert states[0] == TrialState.FAIL and states[1] == TrialState.RUNNING  # dead one failed

@@ -275,3 +275,27 @@ def _journal(path: Path) -> optuna.storages.BaseStorage:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def test_a_finish_whose_commit_landed_before_the_connection_dropped_is_not_redone(
+    tmp_path, monkeypatch
+) -> None:
+    from hpsearch import open_storage
+
+    real = optuna.storages.RDBStorage.set_trial_state_values
+    dropped = []
+
+    def lands_then_drops(self, trial_id, state, values=None):  # noqa: ANN001, ANN202
+        done = real(self, trial_id, state, values)
+        if not dropped:  # the commit is in; the answer is lost with the connection
+            dropped.append(trial_id)
+            raise _operational("server closed the connection unexpectedly")
+        return done
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_state_values", lands_then_drops)
+    storage = open_storage(f"sqlite:///{tmp_path / 'f.db'}")
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    assert storage.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, [1.0])
+    assert dropped and study.trials[0].state == TrialState.COMPLETE
+    assert study.trials[0].values == [1.0]
