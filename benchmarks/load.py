@@ -15,20 +15,23 @@ Per storage (SQLite file, journal file, PostgreSQL when a URL is given) and scen
 
 Each run is checked: exactly T trials count, trial numbers unique (0..n-1), nothing left
 RUNNING, every trial that had completed when the fault struck still complete (no trial lost),
-and trials trained for nothing (stored as surplus) at most what is in flight when the
-target is reached: K × (N − 1) on SQLite and PostgreSQL, where a worker sees the others'
-RUNNING batches and asks only for the slots nobody holds (surplus comes only from asks in
-the same instant); N × K − 1 on a journal file, where batches are stored once trained and
-no worker sees another's batch in flight. The table gives wall time, trials/s, surplus (and its
-share of the trials trained), trials a fault interrupted (retried by Optuna's heartbeat
-callback, which queues a copy; a copy the target made unnecessary is left WAITING, and a rerun
-with a larger target takes it first), and the exit codes. A storage
-micro-benchmark gives each storage's milliseconds per trial (1 trivial trial = 1 ask and tell).
+and trials trained for nothing (stored as surplus) at most what is in flight when the target
+is reached, per command of the scenario: K × (N − 1) on SQLite and PostgreSQL, where a worker
+sees the others' RUNNING batches and asks only for the slots nobody holds (surplus comes only
+from asks in the same instant); N × K − 1 on a journal file, where no worker sees another's
+batch in flight (and one that died while storing its batch holds its slots for 30 s, so a
+rerun may meet batches in flight once more).
+
+The table gives wall time, trials/s, surplus (and its share of the trials trained), trials a
+fault interrupted (retried by Optuna's heartbeat callback, which queues a copy; a copy the
+target made unnecessary is left WAITING, and a rerun with a larger target takes it first),
+and the exit codes. A storage micro-benchmark gives each storage's milliseconds per trial
+(one trivial trial: one ask and tell).
 
 ``--code DIR`` runs the hpsearch of another checkout (e.g. a worktree of an older commit), to
 measure what a change saved (``--tag before`` names its files). Writes ``load.md`` and
-``load.json`` to --out (default: a
-temporary folder, printed; ``--write-results``: benchmarks/results/).
+``load.json`` to --out (default: a temporary folder, printed; ``--write-results``:
+benchmarks/results/).
 
 Usage: python benchmarks/load.py [--workers 5] [--batch 4] [--trials 62] [--storages LIST]
        [--scenarios LIST] [--postgres URL] [--code DIR] [--quick] [--out DIR | --write-results]
@@ -264,7 +267,8 @@ def check(url: str, setting: Setting, before: set[int], outcome: Outcome) -> Non
     )  # fmt: skip
     outcome.queued = sum(t.state == TrialState.WAITING for t in trials)
     now_complete = {t.number for t in trials if t.state == TrialState.COMPLETE}
-    bound = surplus_bound(setting, outcome.storage)
+    # Per command: a rerun after a fault may meet batches in flight once more.
+    bound = surplus_bound(setting, outcome.storage) * len(outcome.exit_codes)
     for problem, failed in (
         (
             f"{outcome.counted} trials count, not {setting.trials}",
@@ -407,8 +411,8 @@ def report(run: Run, args: argparse.Namespace, outcomes: list[Outcome], costs: d
         f"Made by `{mask_secrets(run.command)}` with {code}; {run.machine_line()}. "
         f"{args.workers} workers x batches of {args.batch}, target {args.trials} trials "
         f"(digits, MLP 32, {args.epochs} epochs, random sampler), heartbeat 2 s. "
-        f"Surplus bound: K x (N - 1) = {args.batch * (args.workers - 1)} on SQLite and "
-        f"PostgreSQL, N x K - 1 = {args.workers * args.batch - 1} on a journal file.",
+        f"Surplus bound per command: K x (N - 1) = {args.batch * (args.workers - 1)} on "
+        f"SQLite and PostgreSQL, N x K - 1 = {args.workers * args.batch - 1} on a journal file.",
         "",
         "## Runs",
         "",

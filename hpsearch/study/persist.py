@@ -357,10 +357,7 @@ def _add_through_api(
     # Another batch's trials RUNNING before ours are being finished like ours: they hold a
     # slot, unless their worker died finishing them (a journal has no heartbeat): those are
     # failed, so that they neither hold a slot for ever nor stay RUNNING.
-    dead = [t for t in every if trial_id(t) not in ids and _died_finishing(t, now)]
-    for t in dead:
-        storage.set_trial_state_values(trial_id(t), TrialState.FAIL)
-    gone = {trial_id(t) for t in dead}
+    gone = _fail_dead_finishers(storage, [t for t in every if trial_id(t) not in ids], now)
     ahead = [
         t.number
         for t in every
@@ -386,11 +383,32 @@ def _add_through_api(
 
 # Finishing a batch on a journal takes milliseconds; a trial still RUNNING this long after its
 # worker began to finish it belongs to a worker that died in between.
-FINISH_GRACE_SECONDS = 60.0
+FINISH_GRACE_SECONDS = 30.0
 
 
 def _being_finished(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.RUNNING and keys.POPULATION_SIZE in trial.user_attrs
+
+
+def _fail_dead_finishers(storage: Any, trials: Sequence[FrozenTrial], now: float) -> set[int]:
+    """Fail the trials among ``trials`` whose worker died finishing them; their ids."""
+    dead = {trial_id(t) for t in trials if _died_finishing(t, now)}
+    for tid in dead:
+        storage.set_trial_state_values(tid, TrialState.FAIL)
+    return dead
+
+
+def journal_slots_held(study: optuna.Study) -> int:
+    """On a storage without heartbeats (a journal file): how many slots batch trials that
+    another worker is finishing hold, once those whose worker died finishing them are failed.
+    A batch worker asks only for what they leave (0 on an SQL storage: there RUNNING trials
+    hold slots through their heartbeats)."""
+    storage, study_id = study_storage(study)
+    if rdb_backend(storage) is not None:
+        return 0
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    gone = _fail_dead_finishers(storage, trials, time.time())
+    return sum(_being_finished(t) and trial_id(t) not in gone for t in trials)
 
 
 def _died_finishing(trial: FrozenTrial, now: float) -> bool:

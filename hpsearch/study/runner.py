@@ -35,7 +35,7 @@ from hpsearch.study import keys
 from hpsearch.study.batch import run_population
 from hpsearch.study.config import StudyConfig, grid_values, load_study_file
 from hpsearch.study.objective import make_objective
-from hpsearch.study.persist import adopt_silent_trials
+from hpsearch.study.persist import adopt_silent_trials, journal_slots_held
 from hpsearch.study.samplers import BATCH_PRUNER, make_pruner, make_sampler
 from hpsearch.study.storage import (
     DEFAULT_STORAGE,
@@ -345,9 +345,13 @@ def _run_batches(
                 if counted >= target:
                     return
                 # Ask only for the slots nobody holds: where heartbeats tell live trials from
-                # a dead worker's, other workers' RUNNING trials hold theirs while they train.
-                # Surplus is then at most what two workers ask in the same instant.
-                running = sum(t.state == TrialState.RUNNING for t in trials) if stale else 0
+                # a dead worker's, other workers' RUNNING trials hold theirs while they train
+                # (surplus is then at most what workers ask in the same instant); on a journal,
+                # only batches another worker is storing right now.
+                if stale:
+                    running = sum(t.state == TrialState.RUNNING for t in trials)
+                else:  # a journal: only batches being finished, and not by a dead worker
+                    running = journal_slots_held(study)
                 remaining = target - counted - running
                 if remaining <= 0:  # wait: a slot frees if a running trial fails or goes stale
                     time.sleep(POLL_SECONDS)

@@ -243,6 +243,14 @@ def test_a_permanent_refusal_fails_at_once_with_its_cause(postgres_url, change, 
         open_storage(wrong)  # the default retry budget is 60 s: none of it may be spent
     assert time.monotonic() - started <= 2.0
     assert "busy" not in str(info.value) and "retrying" not in str(info.value)
+    # The same from the command line, a real process: one line, exit 1, no retry notice.
+    out = subprocess.run(
+        [HPSEARCH, "list"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "HPSEARCH_STORAGE": wrong},
+    )  # fmt: skip
+    assert out.returncode == 1 and len(error_lines(out.stderr)) == 1, out.stderr
+    assert fault in out.stderr and "retrying" not in out.stderr
+    assert "not-the-password" not in out.stderr
 
 
 def test_a_journal_cut_mid_record_by_a_full_disk_is_read_and_continued(tmp_path, capsys) -> None:
