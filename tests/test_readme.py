@@ -84,6 +84,7 @@ PLACEHOLDERS = {
     "HOST": "127.0.0.1",
     "I,J": "0,1",
     "FILE": "studies/demo.toml",  # fill --study-file FILE
+    "JSON": "importances.json",  # importance --json JSON
     "PNG": "front.png",
     "DIR": "out",
     "L1,L2": "1.0,1.0",

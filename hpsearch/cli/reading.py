@@ -184,7 +184,7 @@ class Importance(Command):
         parser.add_argument(
             "--json",
             type=output_file(".json"),
-            metavar="FILE",
+            metavar="JSON",
             help="also write them as JSON to this file",
         )
         parser.add_argument(

@@ -60,6 +60,7 @@ def test_run_list_show_with_the_default_storage(tmp_path, study_file) -> None:
     shown = run_main("show", "small", cwd=tmp_path)
     assert shown.returncode == 0
     header = shown.stdout.splitlines()[0].split()
+    (tmp_path / "figs").mkdir()  # a missing folder is refused, never created
     plotted = run_main("show", "small", "--plot", "figs/front.png", cwd=tmp_path)
     assert plotted.returncode == 0 and "wrote figs/front.png" in plotted.stderr
     assert (tmp_path / "figs" / "front.png").stat().st_size > 10_000
