@@ -122,7 +122,8 @@ _STORAGE_FAULTS: tuple[tuple[str, str], ...] = (
     # Permanent server refusals first: their messages also say "connection to server … failed".
     ("password authentication failed", "authentication failed (wrong user or password)"),
     ("no pg_hba.conf entry", "connection not allowed by the server's pg_hba.conf"),
-    (" does not exist", "no such database or user on the server"),
+    ('fatal:  database "', "no such database on the server"),
+    ('fatal:  role "', "no such user on the server"),
     ("readonly database", "read-only"),
     ("read-only file system", "read-only"),
     ("disk image is malformed", "corrupt database file"),

@@ -150,9 +150,10 @@ def writing(path: str | Path) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        where = Path(e.filename).resolve() if e.filename else None
-        mine = Path(path).resolve()
-        if where is not None and where != mine and mine not in where.parents:
+        if not e.filename:
+            raise  # no file named: it may be the storage's (a journal's write)
+        where, mine = Path(e.filename).resolve(), Path(path).resolve()
+        if where != mine and mine not in where.parents:
             raise  # another file's fault (a journal storage's): named as a storage fault
         raise HpsearchError(f"cannot write {path}: {e.strerror or e}") from None
 

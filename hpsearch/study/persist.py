@@ -22,6 +22,7 @@ never beaten again, goes stale and is failed (it never counts).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import json
 import time
@@ -376,7 +377,9 @@ def _add_through_api(
         for key, value in final.user_attrs.items():
             if key not in trials[i].user_attrs:
                 storage.set_trial_user_attr(ids[i], key, value)
-        storage.set_trial_state_values(ids[i], final.state, final.values)
+        # Failed under a finisher slower than the grace: the trial is lost, not the worker.
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            storage.set_trial_state_values(ids[i], final.state, final.values)
         stored[i] = storage.get_trial(ids[i])
     return [stored[i] for i in range(len(ids))]
 
@@ -394,7 +397,10 @@ def _fail_dead_finishers(storage: Any, trials: Sequence[FrozenTrial], now: float
     """Fail the trials among ``trials`` whose worker died finishing them; their ids."""
     dead = {trial_id(t) for t in trials if _died_finishing(t, now)}
     for tid in dead:
-        storage.set_trial_state_values(tid, TrialState.FAIL)
+        # Another worker may fail it in the same instant. (The grace compares wall clocks:
+        # machines sharing a journal must agree within it.)
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            storage.set_trial_state_values(tid, TrialState.FAIL)
     return dead
 
 
@@ -412,7 +418,10 @@ def journal_slots_held(study: optuna.Study) -> int:
 
 
 def _died_finishing(trial: FrozenTrial, now: float) -> bool:
+    # A trial stored before the stamp existed: its start is the oldest it can have begun.
     since = trial.system_attrs.get(keys.FINISHING_SINCE)
+    if since is None and trial.datetime_start is not None:
+        since = trial.datetime_start.timestamp()
     return _being_finished(trial) and since is not None and now - since > FINISH_GRACE_SECONDS
 
 

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -616,8 +616,10 @@ def _supervise_workers(
         # read, the database driver could swallow them and the run would go on as if never
         # interrupted; raised while the workers start, some would be left unsupervised.
         with DeferredInterrupt() as interrupt:
-            procs = [_start_worker(assignment, env) for assignment in assignments]
-            echo = _EchoOnce(procs)
+            echo = _EchoOnce()
+            for assignment in assignments:  # one at a time: each is stopped if one fails
+                procs.append(_start_worker(assignment, env))
+                echo.follow(procs[-1])
             bar = make_bar()
             refreshed = time.monotonic()
             while any(p.poll() is None for p in procs):
@@ -636,6 +638,10 @@ def _supervise_workers(
         # stops the workers as SIGTERM does: none is left running unsupervised.
         interrupted = isinstance(stop, KeyboardInterrupt) and not isinstance(stop, Terminated)
         _stop_workers(procs, signal.SIGINT if interrupted else signal.SIGTERM)
+        if echo is not None and not isinstance(stop, KeyboardInterrupt):
+            echo.join()
+            for error in echo.errors:  # what the workers said, before the launcher's line
+                print(f"{_EchoOnce.ERROR}{error}", file=sys.stderr)
         raise
     finally:
         if bar is not None:
@@ -663,19 +669,25 @@ class _EchoOnce:
 
     ERROR = "hpsearch worker: error: "
 
-    def __init__(self, procs: list[subprocess.Popen]) -> None:
+    def __init__(self, procs: Sequence[subprocess.Popen] = ()) -> None:
         self.errors: list[str] = []
         self._seen: set[str] = set()
         self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._follow, args=(p.stderr,), daemon=True) for p in procs
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._threads: list[threading.Thread] = []
+        for proc in procs:
+            self.follow(proc)
+
+    def follow(self, proc: subprocess.Popen) -> None:
+        """Read ``proc``'s stderr until it closes, in a thread of its own."""
+        thread = threading.Thread(target=self._follow, args=(proc.stderr,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def _follow(self, stream: Any) -> None:
+        # The pipe is drained to its end whatever happens here: a worker blocked on a full
+        # pipe would hold its trials' slots for ever (its heartbeat thread still beats).
         for line in stream:
-            with self._lock:
+            with self._lock, contextlib.suppress(OSError, ValueError):
                 if line in self._seen:
                     continue
                 self._seen.add(line)
@@ -724,6 +736,7 @@ def _start_worker(assignment: str, env: dict[str, str]) -> subprocess.Popen:
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        errors="replace",  # a worker's odd byte must not stop the thread that reads it
         env=env,
         text=True,
     )

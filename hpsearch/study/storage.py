@@ -157,7 +157,8 @@ def _cut_partial_record(path: str, shown: str) -> None:
     """Cut a journal file's incomplete last record: what an append left when the disk filled
     mid-write. Optuna cannot read the file past it, and the next append would glue a record
     to it; the record never completed, so its process did not count on it. Done under the
-    journal's own lock, so no live append is cut."""
+    journal's own lock, so no live append is cut; only a file that reads as a journal (JSON
+    records, one per line) is touched."""
     file = Path(path)
     if not file.is_file() or file.stat().st_size == 0 or not _writable(file):
         return
@@ -166,12 +167,10 @@ def _cut_partial_record(path: str, shown: str) -> None:
     try:
         with file.open("rb+") as f:
             size = f.seek(0, os.SEEK_END)
-            start = max(0, size - (1 << 20))  # a record is far smaller than 1 MiB
-            f.seek(start)
-            tail = f.read()
-            if tail.endswith(b"\n"):
+            keep = _after_last_newline(f, size)
+            f.seek(0)
+            if keep == size or f.read(1) != b"{":  # whole, or not a journal: left alone
                 return
-            keep = start + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
             f.truncate(keep)
     finally:
         lock.release()
@@ -180,6 +179,19 @@ def _cut_partial_record(path: str, shown: str) -> None:
         "write cut short, e.g. by a full disk); the trials before it are kept",
         file=sys.stderr,
     )
+
+
+def _after_last_newline(f: Any, size: int, chunk: int = 1 << 20) -> int:
+    """The offset just after the last newline of the open file ``f`` (0 if it has none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        f.seek(start)
+        block = f.read(end - start)
+        if b"\n" in block:
+            return start + block.rfind(b"\n") + 1
+        end = start
+    return 0
 
 
 def _file_of(url: str, prefix: str) -> Path:
@@ -223,6 +235,7 @@ def retry_seconds() -> float:
 _TRANSIENT = (
     "could not connect",
     "connection refused",
+    "temporary failure in name resolution",  # a container's name, gone while it restarts
     "server closed the connection",
     "terminating connection",
     "connection to server",
@@ -240,19 +253,24 @@ _TRANSIENT = (
 
 
 # Refusals that no retry gets past, though their messages also say "connection to server …
-# failed": a wrong password, a database or user that does not exist, a host name unknown.
+# failed": a wrong password, a database or user that does not exist. (A host name that does
+# not resolve stays transient: a container's name is gone while it restarts.)
 _PERMANENT = (
     "password authentication failed",
     "no pg_hba.conf entry",
-    " does not exist",
-    "could not translate host name",
+    'fatal:  database "',  # … "nope" does not exist
+    'fatal:  role "',  # … "nobody" does not exist
 )
 
 
 def is_transient(error: BaseException) -> bool:
     """Whether ``error`` (or what caused it) is a storage fault that retrying may get past."""
     chain = error_chain(error)
-    if any(text in str(e).lower() for e in chain for text in _PERMANENT):
+    if any(
+        isinstance(e, sqlalchemy.exc.DBAPIError) and text in str(e).lower()
+        for e in chain
+        for text in _PERMANENT
+    ):
         return False
     return any(
         isinstance(e, sqlalchemy.exc.DBAPIError | optuna.exceptions.StorageInternalError)
@@ -333,7 +351,12 @@ def _finished_once(
 
 
 def _holds(trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> bool:
-    return trial.state == state and (values is None or list(trial.values or []) == list(values))
+    # Only a trial finished with these very values: a RUNNING claim or a FAIL may be another
+    # process's (a worker claiming a queued retry, a stale trial failed by another worker),
+    # and that process's write must stay its own ("already finished" for this one).
+    if state not in (TrialState.COMPLETE, TrialState.PRUNED) or values is None:
+        return False
+    return trial.state == state and list(trial.values or []) == list(values)
 
 
 _OPEN_ATTEMPTS = 5

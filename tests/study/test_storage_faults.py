@@ -79,7 +79,7 @@ def flaky_forever() -> None:
         (
             'connection to server at "127.0.0.1", port 5432 failed: FATAL:  database "nope" '
             "does not exist",
-            "no such database or user on the server",
+            "no such database on the server",
         ),
         (
             'connection to server at "10.0.0.9", port 5432 failed: FATAL:  no pg_hba.conf '
@@ -307,3 +307,46 @@ def test_a_finish_whose_commit_landed_before_the_connection_dropped_is_not_redon
     assert storage.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, [1.0])
     assert dropped and study.trials[0].state == TrialState.COMPLETE
     assert study.trials[0].values == [1.0]
+
+
+def test_only_a_journal_s_incomplete_last_record_is_ever_cut(tmp_path) -> None:
+    import io
+
+    from hpsearch import open_storage
+    from hpsearch.study.storage import _after_last_newline
+
+    # A record longer than the block read at a time: the cut still ends at its start.
+    data = b'{"a":1}\n' + b'{"b":"' + b"x" * 50
+    assert _after_last_newline(io.BytesIO(data), len(data), chunk=7) == 8
+    assert _after_last_newline(io.BytesIO(b"no newline"), 10, chunk=4) == 0
+    # A file that is not a journal (an SQLite file named as one) is never touched.
+    other = tmp_path / "study.db"
+    other.write_bytes(b"SQLite format 3\x00\n\x00\x01binary")
+    with contextlib.suppress(Exception):
+        open_storage(f"journal:///{other}")
+    assert other.read_bytes() == b"SQLite format 3\x00\n\x00\x01binary"
+
+
+@pytest.mark.parametrize(
+    "message, transient",
+    [
+        (
+            'could not translate host name "db" to address: Temporary failure in name resolution',
+            True,
+        ),
+        ('connection to server at "db" failed: FATAL:  role "nobody" does not exist', False),
+    ],
+)
+def test_what_a_retry_may_get_past(message, transient) -> None:
+    assert is_transient(_operational(message)) is transient
+    # Optuna's own "does not exist" is no database refusal.
+    assert storage_fault(KeyError("Record does not exist.")) is None
+
+
+def test_a_retried_finish_never_claims_another_process_s_write() -> None:
+    from hpsearch.study.storage import _holds
+
+    done = optuna.trial.create_trial(values=[1.0], params={}, distributions={})
+    assert _holds(done, TrialState.COMPLETE, [1.0])
+    failed = optuna.trial.create_trial(state=TrialState.FAIL, params={}, distributions={})
+    assert not _holds(failed, TrialState.FAIL, None)  # another worker may have failed it
