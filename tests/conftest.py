@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 import textwrap
+import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
+
+if TYPE_CHECKING:
+    import psycopg
 
 # An unreachable storage gives up after 1 s instead of 60: tests that ride out a restart set
 # their own budget.
@@ -34,6 +41,9 @@ def _thread_environment_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(threads, "_before_apply", None)
 
 
+# tryfirst: pytest-xdist reads the xdist_group marks in its own hook of the same name (it
+# appends "@group" to each node id there); marks added after it would group nothing.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The suite runs in two processes (pytest-xdist, --dist loadgroup): the PostgreSQL tests
     # share one server, which one of them restarts, so they all run in the same process.
@@ -132,12 +142,31 @@ def postgres_url() -> Iterator[str]:
         if os.environ.get("HPSEARCH_REQUIRE_POSTGRES"):
             pytest.fail("HPSEARCH_REQUIRE_POSTGRES is set but HPSEARCH_TEST_POSTGRES is not")
         pytest.skip("no PostgreSQL: set HPSEARCH_TEST_POSTGRES (bash .ci/postgres.sh prints one)")
-    import psycopg
 
     name = f"hpsearch_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f"create database {name}")
-    yield f"{url.rsplit('/', 1)[0]}/{name}"
-    # A new connection: a test may have restarted the server meanwhile.
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f"drop database if exists {name} with (force)")
+    # One PostgreSQL test at a time across the xdist workers, whatever their groups: one of
+    # them stops the server for 10 s, which the others must not meet.
+    with open(Path(tempfile.gettempdir()) / "hpsearch-postgres-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with _admin(url) as admin:
+            admin.execute(f"create database {name}")
+        yield f"{url.rsplit('/', 1)[0]}/{name}"
+        # A new connection: a test may have restarted the server meanwhile.
+        with _admin(url) as admin:
+            admin.execute(f"drop database if exists {name} with (force)")
+
+
+def _admin(url: str, wait: float = 60) -> psycopg.Connection:
+    """A connection to the test server, waiting while it restarts (a test restarts it; the
+    tests that use it are grouped on one xdist worker, but setup and teardown must not fail
+    on a server still starting)."""
+    deadline = time.monotonic() + wait
+    import psycopg
+
+    while True:
+        try:
+            return psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
