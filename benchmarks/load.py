@@ -57,30 +57,12 @@ from pathlib import Path
 import optuna
 from _common import Run, add_output_arguments, parse_args
 from optuna.trial import TrialState
-from storage import fresh_storage, postgres_problem, trivial_seconds_per_trial
+from storage import STUDY, fresh_storage, postgres_problem, trivial_seconds_per_trial
 
 from hpsearch.errors import mask_secrets
 from hpsearch.results.report import markdown_table
 from hpsearch.study.storage import counts_toward_target
 
-STUDY = """
-[study]
-name = "load"
-dataset = "digits"
-setup = "weight_decay"
-mode = "pareto"
-sampler = "random"
-n_trials = {n}
-
-[budget]
-epochs = {epochs}
-
-[params]
-alpha = {{ type = "float", low = 1e-4, high = 1.0, log = true }}
-lr = {{ type = "float", low = 1e-3, high = 3e-2, log = true }}
-depth = 1
-width = 32
-"""
 STORAGES = ("sqlite", "journal", "postgresql")
 SCENARIOS = ("none", "kill", "sigterm", "restart", "full")
 # A few trials fit, then the disk is full (a journal file holds the same trials in less room).
@@ -154,7 +136,9 @@ class Setting:
 
     def command(self) -> list[str]:
         study = self.folder / "load.toml"
-        study.write_text(STUDY.format(n=self.trials, epochs=self.epochs))
+        study.write_text(
+            STUDY.format(name="load", n=self.trials, epochs=self.epochs, depth=1, width=32)
+        )
         # Short heartbeats: a killed worker's batch goes stale in seconds, not minutes.
         return [*CLI, "run", str(study), "--workers", str(self.workers), "--batch",
                 str(self.batch), "--heartbeat", "2", "--no-progress", "--no-dashboard"]  # fmt: skip

@@ -43,7 +43,7 @@ HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 
 STUDY = """
 [study]
-name = "bench-workers"
+name = "{name}"
 dataset = "digits"
 setup = "weight_decay"
 mode = "pareto"
@@ -56,8 +56,8 @@ epochs = {epochs}
 [params]
 alpha = {{ type = "float", low = 1e-4, high = 1.0, log = true }}
 lr = {{ type = "float", low = 1e-3, high = 3e-2, log = true }}
-depth = 2
-width = 64
+depth = {depth}
+width = {width}
 """
 
 
@@ -97,7 +97,8 @@ def trivial_seconds_per_trial(url: str | None, n: int) -> float:
 def workers_seconds(url: str, workers: int, n: int, epochs: int, folder: Path) -> float:
     """Wall seconds of ``hpsearch run --workers N`` for ``n`` trials of the small study."""
     path = folder / "bench-workers.toml"
-    path.write_text(textwrap.dedent(STUDY.format(n=n, epochs=epochs)))
+    study = STUDY.format(name="bench-workers", n=n, epochs=epochs, depth=2, width=64)
+    path.write_text(textwrap.dedent(study))
     start = time.perf_counter()
     out = subprocess.run(
         [HPSEARCH, "run", str(path), "--storage", url, "--workers", str(workers), "--no-progress"],
