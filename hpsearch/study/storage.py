@@ -107,16 +107,7 @@ def open_storage(
                 "`hpsearch run STUDY_FILE` first or pass --storage"
             )
     if url.startswith("journal:"):
-        if not url.startswith(JOURNAL_PREFIX) or url == JOURNAL_PREFIX:
-            raise HpsearchError(f"storage {shown!r}: use journal:///path/to/file.log")
-        path = url[len(JOURNAL_PREFIX) :]
-        if not read_only:
-            _cut_partial_record(path, shown)
-        try:
-            backend = optuna.storages.journal.JournalFileBackend(path)
-            return optuna.storages.journal.JournalStorage(backend)
-        except Exception as e:
-            raise HpsearchError(f"cannot open storage {shown!r}: {_one_line(e)}") from None
+        return _open_journal(url, shown, read_only)
     sqlite_file = _file_of(url, "sqlite:///") if url.startswith("sqlite:///") else None
     rdb_url = url
     if read_only and sqlite_file is not None and not _writable(sqlite_file):
@@ -151,6 +142,21 @@ def open_storage(
         _tune_sqlite(storage.engine)
     _retry_transient_faults(storage)
     return storage
+
+
+def _open_journal(url: str, shown: str, read_only: bool) -> optuna.storages.BaseStorage:
+    """Optuna's JournalStorage on the file of ``url``, its cut last record repaired first
+    (unless the command only reads)."""
+    if not url.startswith(JOURNAL_PREFIX) or url == JOURNAL_PREFIX:
+        raise HpsearchError(f"storage {shown!r}: use journal:///path/to/file.log")
+    path = url[len(JOURNAL_PREFIX) :]
+    if not read_only:
+        _cut_partial_record(path, shown)
+    try:
+        backend = optuna.storages.journal.JournalFileBackend(path)
+        return optuna.storages.journal.JournalStorage(backend)
+    except Exception as e:
+        raise HpsearchError(f"cannot open storage {shown!r}: {_one_line(e)}") from None
 
 
 def _cut_partial_record(path: str, shown: str) -> None:
