@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import sys
 import tomllib
 from abc import ABC, abstractmethod
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from hpsearch.errors import EXIT_USAGE, HpsearchError, did_you_mean
 from hpsearch.results.points import Reading
 from hpsearch.study.limits import check_limit
-from hpsearch.study.storage import DEFAULT_STORAGE, STORAGE_ENV
+from hpsearch.study.storage import DEFAULT_STORAGE, STORAGE_ENV, writable, writable_folder
 
 if TYPE_CHECKING:
     from hpsearch.core.threads import ThreadPlan
@@ -115,11 +114,6 @@ def port(text: str) -> int:
     return value
 
 
-def _writable_folder(folder: Path) -> bool:
-    # os.access reports a read-only file system (EROFS) even to root.
-    return os.access(folder, os.W_OK | os.X_OK)
-
-
 def output_file(suffix: str) -> Callable[[str], Path]:
     """An argument type for a file a command writes (``--plot PNG``, ``--json FILE``),
     checked before any work: it ends in ``suffix``, is not a folder, and its folder exists
@@ -136,7 +130,7 @@ def output_file(suffix: str) -> Callable[[str], Path]:
         folder = path.parent
         if not folder.is_dir():
             raise argparse.ArgumentTypeError(f"no folder {str(folder)!r} for {text}")
-        if not _writable_folder(folder) or (path.exists() and not os.access(path, os.W_OK)):
+        if not writable(path):
             raise argparse.ArgumentTypeError(f"cannot write {text}: read-only or not yours")
         return path
 
@@ -167,7 +161,7 @@ def output_folder(text: str) -> Path:
     folder = path if path.is_dir() else path.parent
     if not folder.is_dir():
         raise argparse.ArgumentTypeError(f"no folder {str(folder)!r} for {text}")
-    if not _writable_folder(folder):
+    if not writable_folder(folder):
         raise argparse.ArgumentTypeError(f"cannot write in {str(folder)!r}: read-only or not yours")
     return path
 

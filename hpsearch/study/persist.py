@@ -404,15 +404,14 @@ def _fail_dead_finishers(storage: Any, trials: Sequence[FrozenTrial], now: float
     return dead
 
 
-def journal_slots_held(study: optuna.Study) -> int:
+def journal_slots_held(study: optuna.Study, trials: Sequence[FrozenTrial]) -> int:
     """On a storage without heartbeats (a journal file): how many slots batch trials that
-    another worker is finishing hold, once those whose worker died finishing them are failed.
-    A batch worker asks only for what they leave (0 on an SQL storage: there RUNNING trials
-    hold slots through their heartbeats)."""
-    storage, study_id = study_storage(study)
+    another worker is finishing hold among ``trials`` (the study's, just read), once those
+    whose worker died finishing them are failed. A batch worker asks only for what they
+    leave (0 on an SQL storage: there RUNNING trials hold slots through their heartbeats)."""
+    storage, _ = study_storage(study)
     if rdb_backend(storage) is not None:
         return 0
-    trials = storage.get_all_trials(study_id, deepcopy=False)
     gone = _fail_dead_finishers(storage, trials, time.time())
     return sum(_being_finished(t) and trial_id(t) not in gone for t in trials)
 

@@ -351,7 +351,7 @@ def _run_batches(
                 if stale:
                     running = sum(t.state == TrialState.RUNNING for t in trials)
                 else:  # a journal: only batches being finished, and not by a dead worker
-                    running = journal_slots_held(study)
+                    running = journal_slots_held(study, trials)
                 remaining = target - counted - running
                 if remaining <= 0:  # wait: a slot frees if a running trial fails or goes stale
                     time.sleep(POLL_SECONDS)

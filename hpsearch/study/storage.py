@@ -110,11 +110,11 @@ def open_storage(
         return _open_journal(url, shown, read_only)
     sqlite_file = _file_of(url, "sqlite:///") if url.startswith("sqlite:///") else None
     rdb_url = url
-    if read_only and sqlite_file is not None and not _writable(sqlite_file):
+    if read_only and sqlite_file is not None and not writable(sqlite_file):
         # A WAL database needs its -shm file even to be read; on a read-only disk SQLite can
         # open it only as immutable (nothing else can change it there either).
         rdb_url = f"sqlite:///file:{sqlite_file.resolve()}?immutable=1&uri=true"
-    elif sqlite_file is not None and sqlite_file.exists() and not _writable(sqlite_file):
+    elif sqlite_file is not None and sqlite_file.exists() and not writable(sqlite_file):
         raise HpsearchError(
             f"cannot open storage {shown!r}: read-only (the file or its folder cannot be "
             "written); list, show, compare and dashboard can still read it"
@@ -166,7 +166,7 @@ def _cut_partial_record(path: str, shown: str) -> None:
     journal's own lock, so no live append is cut; only a file that reads as a journal (JSON
     records, one per line) is touched."""
     file = Path(path)
-    if not file.is_file() or file.stat().st_size == 0 or not _writable(file):
+    if not file.is_file() or file.stat().st_size == 0 or not writable(file):
         return
     lock = optuna.storages.journal.JournalFileSymlinkLock(path)
     lock.acquire()
@@ -217,10 +217,16 @@ def _waiting(shown: str) -> Callable[[BaseException, float], None]:
     return notice
 
 
-def _writable(file: Path) -> bool:
+def writable_folder(folder: Path) -> bool:
+    """Whether files can be made and written in ``folder``."""
     # os.access reports a read-only file system (EROFS) even to root.
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def writable(file: Path) -> bool:
+    """Whether ``file`` can be written where it is: its folder, and the file if it exists."""
     folder = file.resolve().parent
-    return os.access(folder, os.W_OK) and (not file.exists() or os.access(file, os.W_OK))
+    return writable_folder(folder) and (not file.exists() or os.access(file, os.W_OK))
 
 
 T = TypeVar("T")

@@ -359,7 +359,8 @@ def test_a_journal_batch_whose_worker_died_finishing_it_holds_no_slot(tmp_path) 
     fresh.state, fresh.values = TrialState.RUNNING, None
     fresh.system_attrs[keys.FINISHING_SINCE] = time.time()  # another worker, finishing now
     storage.create_new_trial(study._study_id, template_trial=fresh)
-    assert persist.journal_slots_held(study) == 1  # the live one; the dead one failed
+    held = persist.journal_slots_held(study, study.get_trials(deepcopy=False))
+    assert held == 1  # the live one; the dead one failed
     assert study.get_trials()[0].state == TrialState.FAIL
     mine = _asked(2)
     stored = add_finished_trials(study, [_done(t, 1.0) for t in mine], target=2)
