@@ -28,7 +28,13 @@ from tqdm import tqdm
 from hpsearch._compat import heartbeat_enabled, study_storage
 from hpsearch.core.data import Dataset
 from hpsearch.core.setups import get_setup
-from hpsearch.core.threads import LoadWatch, follows_load, plan_threads, thread_environment
+from hpsearch.core.threads import (
+    LoadWatch,
+    apply_threads,
+    follows_load,
+    plan_threads,
+    thread_environment,
+)
 from hpsearch.errors import HpsearchError
 from hpsearch.signals import DeferredInterrupt, Terminated
 from hpsearch.study import keys
@@ -521,9 +527,11 @@ def _resolve_options(
 
 
 def _apply_threads(threads: int | None) -> None:
-    """Train with ``threads`` torch threads (None: leave torch's setting as it is)."""
+    """Train with ``threads`` torch threads (None: leave torch's setting as it is), through
+    the one mechanism that records the choice (:func:`hpsearch.core.threads.apply_threads`);
+    a count already in force (the CLI applied it) is left as it was applied."""
     if threads is not None and threads != torch.get_num_threads():
-        torch.set_num_threads(threads)
+        apply_threads(threads)
 
 
 @dataclasses.dataclass(frozen=True)
