@@ -7,7 +7,9 @@ starts (OMP_NUM_THREADS), and is timed from before its data preparation to its l
 trial (imports excluded):
 
     competent    an Optuna objective written as a competent user would: tensors preloaded
-                 (no DataLoader), threads set, validation loss once at the end;
+                 (no DataLoader), fused Adam with the L2 term as its weight decay, gradients
+                 set to None, validation every epoch under inference_mode (a variants table
+                 shows that the usual alternatives are slower);
     n_jobs=2     the same objective, ``study.optimize(n_jobs=2)``;
     2 processes  the same objective in two processes sharing the study;
     sequential   ``hpsearch.run_study`` one trial at a time (it also validates every epoch,
@@ -85,6 +87,7 @@ width = {hidden}
 VARIANTS = {
     "": "",
     "vmap": "",
+    "compile": "",
     "backstitch": "backstitch = 0.3",
     "iflood": 'flood = 0.1\nflood_mode = "sample"',
 }
@@ -93,9 +96,8 @@ VARIANTS = {
 # --- the configurations, each run in a child process ---------------------------------------
 
 
-def _competent_objective(epochs: int):
-    """The competent loop as an Optuna objective, with its data prepared (timed)."""
-    import optuna
+def _digits_tensors():
+    """The digits split of the competent loop (hpsearch's own: 60/20/20, seed 0)."""
     import torch
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -107,37 +109,78 @@ def _competent_objective(epochs: int):
         x_rest, y_rest, test_size=0.25, random_state=0, stratify=y_rest
     )
     scaler = StandardScaler().fit(x_tr)
-    x_tr, x_va, x_te = (
-        torch.tensor(scaler.transform(a), dtype=torch.float32) for a in (x_tr, x_va, x_te)
+    xs = [torch.tensor(scaler.transform(a), dtype=torch.float32) for a in (x_tr, x_va, x_te)]
+    return xs, [torch.tensor(a) for a in (y_tr, y_va, y_te)]
+
+
+# The competent loop's variants: the one every ratio is to ("fused"), and what it is measured
+# against in the variants table to show that no simple change makes it faster.
+LOOP_VARIANTS = {
+    "fused": "fused Adam, L2 as the optimizer's weight decay, grads set to None, "
+    "inference_mode validation (the reference)",
+    "foreach": "the same with the foreach (multi-tensor) Adam",
+    "l2 in loss": "the same with α·Σ‖W‖² added to the loss (autograd)",
+    "zero_grad": "the same with zeros written into the gradients instead of None",
+    "last round": "the loop of the previous results: foreach Adam, L2 in the loss, "
+    "validation once at the end",
+}
+
+
+def competent_train(data, lr: float, alpha: float, epochs: int, variant: str = "fused"):
+    """Train the MLP as a competent user writes it; returns it and its last validation loss.
+
+    The L2 term α·Σ‖W‖² of the weight matrices has the gradient 2α·W: Adam's (coupled)
+    ``weight_decay = 2α`` on their group adds exactly that to the gradient, inside the fused
+    kernel, instead of a penalty through autograd.
+    """
+    import torch
+
+    (x_tr, x_va, _), (y_tr, y_va, _) = data
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, HIDDEN),
+        torch.nn.ReLU(), torch.nn.Linear(HIDDEN, 10),
+    )  # fmt: skip
+    weights = [p for p in model.parameters() if p.dim() > 1]
+    biases = [p for p in model.parameters() if p.dim() == 1]
+    l2_in_loss = variant in ("l2 in loss", "last round")
+    kernel = {"foreach": True} if variant in ("foreach", "last round") else {"fused": True}
+    decay = 0.0 if l2_in_loss else 2 * alpha
+    opt = torch.optim.Adam(
+        [{"params": weights, "weight_decay": decay}, {"params": biases}], lr=lr, **kernel
     )
-    y_tr, y_va, y_te = torch.tensor(y_tr), torch.tensor(y_va), torch.tensor(y_te)
+    val = float("nan")
+    for epoch in range(epochs):
+        perm = torch.randperm(len(x_tr))
+        for s in range(0, len(x_tr), BATCH):
+            idx = perm[s : s + BATCH]
+            loss = torch.nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx])
+            if l2_in_loss:
+                loss = loss + alpha * sum(w.pow(2).sum() for w in weights)
+            opt.zero_grad(set_to_none=variant != "zero_grad")
+            loss.backward()
+            opt.step()
+        if variant != "last round" or epoch == epochs - 1:
+            with torch.inference_mode():  # per epoch: what early stopping and pruning read
+                val = float(torch.nn.functional.cross_entropy(model(x_va), y_va))
+    return model, val
+
+
+def _competent_objective(epochs: int, variant: str = "fused"):
+    """The competent loop as an Optuna objective, with its data prepared (timed)."""
+    import optuna
+    import torch
+
+    data = _digits_tensors()
 
     def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_float("lr", 1e-3, 1e-2, log=True)
         alpha = trial.suggest_float("alpha", 1e-5, 1e-1, log=True)
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(
-            torch.nn.Linear(64, HIDDEN),
-            torch.nn.ReLU(),
-            torch.nn.Linear(HIDDEN, HIDDEN),
-            torch.nn.ReLU(),
-            torch.nn.Linear(HIDDEN, 10),
-        )
-        weights = [p for p in model.parameters() if p.dim() > 1]
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        for _ in range(epochs):
-            perm = torch.randperm(len(x_tr))
-            for s in range(0, len(x_tr), BATCH):
-                idx = perm[s : s + BATCH]
-                loss = torch.nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx])
-                loss = loss + alpha * sum(w.pow(2).sum() for w in weights)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        with torch.no_grad():
-            test = float(torch.nn.functional.cross_entropy(model(x_te), y_te))
-            trial.set_user_attr("test_loss1", test)
-            return float(torch.nn.functional.cross_entropy(model(x_va), y_va))
+        model, val = competent_train(data, lr, alpha, epochs, variant)
+        with torch.inference_mode():
+            test = float(torch.nn.functional.cross_entropy(model(data[0][2]), data[1][2]))
+        trial.set_user_attr("test_loss1", test)
+        return val
 
     return objective
 
@@ -227,6 +270,13 @@ def phase_hpsearch(
 
     if variant == "vmap":  # the generic path every setup without a batched form takes
         hpsearch.core.population.stacked_supported = lambda module: False
+    if variant == "compile":  # the fast path's elementwise task loss fused by inductor
+        import torch
+
+        import hpsearch.core.stacked
+
+        task_loss = torch.compile(hpsearch.core.stacked.stacked_task_loss, dynamic=False)
+        hpsearch.core.stacked.stacked_task_loss = task_loss
     tag = f"{mode}-{setup}-b{batch}"
     path = _study_file(folder, tag, n, epochs, mode, setup, variant)
     config = hpsearch.load_study_file(path)
@@ -243,6 +293,104 @@ def phase_hpsearch(
             [float(a), float(b)] for a, b in zip(points.loss1, points.loss2, strict=True)
         ]
     return result
+
+
+def phase_variants(epochs: int, rounds: int) -> dict:
+    """Seconds per trial of each competent-loop variant, training alone, interleaved."""
+    data = _digits_tensors()
+    times: dict[str, list[float]] = {v: [] for v in LOOP_VARIANTS}
+    competent_train(data, 3e-3, 1e-3, 1)  # warm-up
+    for _ in range(rounds):
+        for variant in LOOP_VARIANTS:
+            start = time.perf_counter()
+            competent_train(data, 3e-3, 1e-3, epochs, variant)
+            times[variant].append(time.perf_counter() - start)
+    return {"seconds": times}
+
+
+# hpsearch's sequential run, step by step from the previous results' code to today's: what the
+# profile of the last round pointed at (Adam's unfused update, the L2 penalty's autograd graph).
+ABLATION = {
+    "competent loop": "the reference loop (fused Adam, L2 as weight decay)",
+    "hpsearch before": "foreach Adam, L2 through autograd (the code of the last results)",
+    "+ fused Adam": "Adam's fused kernel, L2 through autograd",
+    "+ L2 gradient by hand": "fused Adam, backward through L1 only, c2·∇L2 added (now)",
+}
+
+
+def phase_ablation(epochs: int, rounds: int) -> dict:
+    """Seconds per trial of hpsearch's ``train`` with each change of ABLATION undone or
+    applied, against the competent loop, training alone (no Optuna), interleaved."""
+    import hpsearch
+    from hpsearch.core import optimizers
+
+    cls = hpsearch.get_setup("weight_decay")
+
+    class ThroughAutograd(cls):  # type: ignore[misc, valid-type]
+        def losses(self, module, x, y):  # overridden: hpsearch then takes L2 through autograd
+            return super().losses(module, x, y)
+
+    fused_adam = optimizers.adam
+
+    def foreach_adam(*args, **kw):
+        return fused_adam(*args, **{**kw, "foreach": True, "fused": False})
+
+    data, tensors = hpsearch.load_dataset("digits"), _digits_tensors()
+    spec = hpsearch.ModelSpec(depth=2, width=HIDDEN)
+    config = hpsearch.TrainConfig(
+        optimizer="adam", lr=3e-3, alpha=1e-3, epochs=epochs, batch_size=BATCH
+    )
+
+    def run(kind: str) -> None:
+        if kind == "competent loop":
+            competent_train(tensors, 3e-3, 1e-3, epochs)
+            return
+        optimizers.adam = foreach_adam if kind == "hpsearch before" else fused_adam
+        setup = cls() if kind == "+ L2 gradient by hand" else ThroughAutograd()
+        hpsearch.train(setup, data, spec, config)
+
+    times: dict[str, list[float]] = {kind: [] for kind in ABLATION}
+    for kind in ABLATION:
+        run(kind)  # warm-up
+    for _ in range(rounds):
+        for kind in ABLATION:
+            start = time.perf_counter()
+            run(kind)
+            times[kind].append(time.perf_counter() - start)
+    optimizers.adam = fused_adam
+    return {"seconds": times}
+
+
+MATMUL_OPS = ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm")
+
+
+def phase_ops(k: int, epochs: int) -> dict:
+    """Where population mode's time goes: torch.profiler's self CPU time per op over a K-member
+    run (the matmuls against the elementwise rest)."""
+    import random
+
+    from torch.profiler import ProfilerActivity, profile
+
+    import hpsearch
+    from hpsearch.core.population import train_population
+
+    rng = random.Random(0)
+    configs = [
+        hpsearch.TrainConfig(optimizer="adam", lr=10 ** rng.uniform(-3, -2),
+                             alpha=10 ** rng.uniform(-5, -1), epochs=epochs, batch_size=BATCH)
+        for _ in range(k)
+    ]  # fmt: skip
+    setup, data = hpsearch.get_setup("weight_decay")(), hpsearch.load_dataset("digits")
+    spec = hpsearch.ModelSpec(depth=2, width=HIDDEN)
+    train_population(setup, data, spec, configs[:2])  # warm-up
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_population(setup, data, spec, configs)
+    seconds = time.perf_counter() - start
+    ops = {e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()}
+    return {"seconds": seconds, "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])[:12]),
+            "matmul_seconds": sum(ops.get(name, 0.0) for name in MATMUL_OPS),
+            "total_seconds": sum(ops.values())}  # fmt: skip
 
 
 def phase_peak() -> float:
@@ -280,6 +428,12 @@ def child(argv: list[str]) -> None:
         storage = f"sqlite:///{Path(tmp) / 'b.db'}"
         if kind == "peak":
             result["gflops"] = phase_peak()
+        elif kind == "variants":
+            result.update(phase_variants(int(argv[1]), int(argv[2])))
+        elif kind == "ablation":
+            result.update(phase_ablation(int(argv[1]), int(argv[2])))
+        elif kind == "ops":
+            result.update(phase_ops(int(argv[1]), int(argv[2])))
         elif kind == "competent":
             result["seconds"] = phase_competent(int(argv[1]), storage, int(argv[2]), int(argv[3]))
         elif kind == "processes":
@@ -408,6 +562,49 @@ def _setups_table(setup_rows: list[dict]) -> list[str]:
     return markdown_table(SETUP_COLUMNS, rows)
 
 
+def _loop_sections(epochs: int, rounds: int, k: int, peak: float, say) -> dict:
+    """The competent loop's variants, hpsearch's sequential ablation and population mode's op
+    profile, each in one child at 1 thread, idle; their tables said, their figures returned."""
+    from hpsearch.results.report import markdown_table  # here: the --phase children need not
+
+    reps = max(3, rounds)
+    variants = run_child(["variants", str(epochs), str(reps)], 1, False)["seconds"]
+    ablation = run_child(["ablation", str(epochs), str(reps)], 1, False)["seconds"]
+    ops_epochs = max(2, epochs // 5)
+    ops = run_child(["ops", str(k), str(ops_epochs)], 1, False)
+
+    def per_trial(times: dict[str, list[float]], reference: str, names: dict) -> list[str]:
+        ref = times[reference]
+        rows = [
+            [name, names[name], _span(t, ".3f"),
+             f"{_span([r / x for r, x in zip(ref, t, strict=True)])}×"]
+            for name, t in times.items()
+        ]  # fmt: skip
+        return markdown_table(["run", "what", "seconds per trial", "speed vs reference"], rows)
+
+    say(f"\ncompetent-loop variants, training alone, 1 thread, idle, {reps} interleaved rounds:")
+    for row in ["", *per_trial(variants, "fused", LOOP_VARIANTS)]:
+        say(row)
+    say(f"\nhpsearch sequential, before and after, training alone (no Optuna), 1 thread, idle, "
+        f"{reps} interleaved rounds; speed against the competent loop:")  # fmt: skip
+    for row in ["", *per_trial(ablation, "competent loop", ABLATION)]:
+        say(row)
+    flops = flops_per_trial(ops_epochs) * k
+    share = ops["matmul_seconds"] / ops["total_seconds"]
+    say(
+        f"\npopulation K={k}, {ops_epochs} epochs, torch.profiler self CPU time: matmuls "
+        f"(bmm, baddbmm) {100 * share:.0f}%, the rest {100 * (1 - share):.0f}%; the matmuls run "
+        f"at {flops / ops['matmul_seconds'] / 1e9:.1f} GFLOP/s "
+        f"({100 * flops / ops['matmul_seconds'] / 1e9 / peak:.0f}% of the 1024² peak), the whole "
+        f"run at {flops / ops['seconds'] / 1e9:.1f} GFLOP/s (profiled)"
+    )
+    rows = [[name, f"{t:.3f}", f"{100 * t / ops['total_seconds']:.1f}%"]
+            for name, t in ops["ops"].items()]  # fmt: skip
+    for row in ["", *markdown_table(["op", "self CPU s", "share"], rows)]:
+        say(row)
+    return {"variants": variants, "ablation": ablation, "ops": ops}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_output_arguments(parser, f"{QUICK_EPOCHS} epochs, 1 round, K in 8 and 32, 32 pareto trials")
@@ -437,6 +634,12 @@ def main() -> int:
         Config("hpsearch sequential", n_seq, hp(n_seq, 1), 1),
         *(Config(f"hpsearch population K={k}", k, hp(k, k), 1) for k in sizes),
         Config(f"hpsearch population K={sizes[-2]}", sizes[-2], hp(sizes[-2], sizes[-2]), None),
+        Config(
+            f"hpsearch population K={sizes[-2]}, task loss compiled",
+            sizes[-2],
+            hp(sizes[-2], sizes[-2], variant="compile"),
+            1,
+        ),
     ]
     reference = configs[0]
     peaks: dict[str, list[float]] = {"idle": [], "busy": []}
@@ -492,6 +695,7 @@ def main() -> int:
         })  # fmt: skip
     for row in ["", *_runs_table(summary, statistics.median(peaks["idle"]), flops)]:
         say(row)
+    extra = _loop_sections(epochs, rounds, sizes[-2], statistics.median(peaks["idle"]), say)
 
     # Per setup: population against hpsearch's own sequential mode (fast path or vmap).
     setup_rows = []
@@ -566,7 +770,9 @@ def main() -> int:
         item.pop("points", None)
     run.write(
         "population.json",
-        json.dumps({**facts, "runs": summary, "setups": setup_rows, "pareto": pareto}, indent=1)
+        json.dumps(
+            {**facts, "runs": summary, "setups": setup_rows, "pareto": pareto, **extra}, indent=1
+        )
         + "\n",
     )
     run.finish()

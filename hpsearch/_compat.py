@@ -169,7 +169,7 @@ def fused_adam_update(
         ms,
         vs,
         [],
-        [torch.tensor(float(step)) for step in steps],
+        [torch.tensor(float(step), device=updates[0].device) for step in steps],
         lr=1.0,
         beta1=0.9,
         beta2=0.999,

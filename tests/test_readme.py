@@ -81,6 +81,7 @@ PLACEHOLDERS = {
     "P": "8080",
     "H": "127.0.0.1",
     "PORT": "8080",
+    "DEVICE": "auto",
     "HOST": "127.0.0.1",
     "I,J": "0,1",
     "FILE": "studies/demo.toml",  # fill --study-file FILE

@@ -107,6 +107,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def device_name(text: str) -> str:
+    """A device's name, by form (whether it is there is checked when the run starts)."""
+    from hpsearch.core.device import check_device_name
+
+    try:
+        return check_device_name(text)
+    except HpsearchError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def port(text: str) -> int:
     value = non_negative_int(text)
     if value > 65535:

@@ -14,11 +14,13 @@ from hpsearch.cli._base import (
     add_storage,
     add_threads,
     choose_threads,
+    device_name,
     limited_int,
     positive_float,
     positive_int,
     publisher,
 )
+from hpsearch.core.device import resolve_device
 from hpsearch.results.points import points_of_study
 from hpsearch.results.report import format_table, load_stored_study, points_table
 from hpsearch.study.storage import (
@@ -83,6 +85,13 @@ class _StudyRun(Command):
             "about 2 s of start-up per process)",
         )
         add_threads(parser, from_study_file=True)
+        parser.add_argument(
+            "--device",
+            type=device_name,
+            metavar="DEVICE",
+            help="where to train: cpu, cuda, cuda:N, or auto (a GPU where there is one); "
+            "the data is moved there once (default: the file's device, cpu)",
+        )
 
     @staticmethod
     def options(args: argparse.Namespace, threads: int, **more: Any) -> RunOptions:
@@ -96,6 +105,7 @@ class _StudyRun(Command):
             batch=args.batch,
             heartbeat=args.heartbeat,
             threads=threads,
+            device=args.device,
             progress=not args.no_progress,
             **more,
         )
@@ -129,6 +139,7 @@ class Run(_StudyRun):
 
         config = load_study_file(args.study_file)  # a bad file writes nothing
         plan = choose_threads(args, args.workers, config.threads)
+        resolve_device(args.device or config.device)  # not there: refused before any write
         # Opened once for the run, its dashboard refreshes and the table printed after it (the
         # workers open it from its URL, each in its process).
         store = open_storage(args.storage, heartbeat=args.heartbeat)
@@ -166,6 +177,7 @@ class Worker(_StudyRun):
 
         config = load_study_file(args.study_file)
         plan = choose_threads(args, in_file=config.threads)
+        resolve_device(args.device or config.device)
         store = open_storage(args.storage, heartbeat=args.heartbeat)
         from hpsearch.study.runner import run_study  # starts torch
 

@@ -57,6 +57,12 @@ class Split:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def to(self, device: torch.device) -> Split:
+        """The split on ``device`` (itself when it is there already)."""
+        if self.x.device == device and self.y.device == device:
+            return self
+        return Split(self.x.to(device), self.y.to(device))
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -89,6 +95,23 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return int(self.train.x.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        """Where the splits lie, and so where training on them runs."""
+        return self.train.x.device
+
+    def to(self, device: torch.device) -> Dataset:
+        """The dataset with its splits and statistics on ``device``: moved once, before
+        training, so no step copies data."""
+        return dataclasses.replace(
+            self,
+            train=self.train.to(device),
+            val=self.val.to(device),
+            test=self.test.to(device),
+            feature_mean=self.feature_mean.to(device),
+            feature_scale=self.feature_scale.to(device),
+        )
 
 
 def _stratify_labels(y: np.ndarray, task: str, n_bins: int = 5) -> np.ndarray:

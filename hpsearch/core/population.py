@@ -38,6 +38,7 @@ from hpsearch.core.train import (
     Knobs,
     Refill,
     TrainResult,
+    build_on_cpu,
     flooded_loss,
     inner_loss,
     knob_columns,
@@ -121,8 +122,9 @@ class _FlatLayout:
         """One flat tensor from ``{name: K × shape}`` (a copy)."""
         return torch.cat([tensors[name].reshape(-1) for name in self.shapes])
 
-    def spread(self, per_member: torch.Tensor) -> torch.Tensor:
-        """A per-member K-vector repeated over every element of that member."""
+    def spread(self, per_member: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """A per-member K-vector repeated over every element of that member, on ``device``."""
+        per_member = per_member.to(device)
         if self.k == 0:
             return per_member.new_zeros(0)
         return torch.cat([per_member.repeat_interleave(n // self.k) for n in self.sizes])
@@ -140,10 +142,14 @@ class _FlatLayout:
     ) -> torch.Tensor:
         """``flat`` with members ``keep`` only, then the new members' blocks ``new``
         (``{name: n × shape}``), or that many members of zeros."""
-        index = torch.tensor(list(keep), dtype=torch.long)
+        index = torch.tensor(list(keep), dtype=torch.long, device=flat.device)
         blocks = []
         for name, block in self.views(flat).items():
-            extra = new[name] if isinstance(new, dict) else block.new_zeros((new, *block.shape[1:]))
+            extra = (
+                new[name].to(flat.device)
+                if isinstance(new, dict)
+                else block.new_zeros((new, *block.shape[1:]))
+            )
             blocks.append(torch.cat([block.index_select(0, index), extra]).reshape(-1))
         return torch.cat(blocks)
 
@@ -174,20 +180,20 @@ class _BatchedOptimizer:
 
     def _configure(self) -> None:
         self.set_lr(self.lr)
-        self._momentum = self.layout.spread(self.momentum)
+        self._momentum = self.layout.spread(self.momentum, self.flat.device)
         self._update = torch.empty_like(self.flat) if self.name == "adam" else None
 
     def set_lr(self, lr: torch.Tensor) -> None:
         """New per-member learning rates (decay)."""
         self.lr = lr
-        self._lr = self.layout.spread(lr)
+        self._lr = self.layout.spread(lr, self.flat.device)
         if self.backstitch is not None:
             # Backstitch's two steps (see TrainConfig.backstitch): an ascent at -α_b·η, then
             # a descent at (1 + α_b)·η; scaled in double, as the sequential run scales its
             # param group's learning rate.
             rate, scale = lr.double(), self.backstitch.double()
-            self._ascent = self.layout.spread((-scale * rate).float())
-            self._descent = self.layout.spread(((1.0 + scale) * rate).float())
+            self._ascent = self.layout.spread((-scale * rate).float(), self.flat.device)
+            self._descent = self.layout.spread(((1.0 + scale) * rate).float(), self.flat.device)
 
     def regroup(
         self,
@@ -277,11 +283,12 @@ class _Population:
         self.method = first.method
         self.batch_size = first.batch_size
         self.data = setup.prepare(data)
+        self.device = data.device
         members = self._build(configs)
-        self.base = base = members[0]
+        self.base = base = members[0].to(self.device)
         stacked = self._stack(members)
         self.layout = _FlatLayout.of(stacked)
-        flat = self.layout.flatten(stacked)
+        flat = self.layout.flatten(stacked).to(self.device)
         self.orders = [torch.Generator().manual_seed(c.seed) for c in configs]
         # The members' batch orders are one when they share a seed and started together.
         self.origins = [(c.seed, 0) for c in configs]
@@ -308,11 +315,8 @@ class _Population:
         self._configure(flat)
 
     def _build(self, configs: Sequence[TrainConfig]) -> list[torch.nn.Module]:
-        members = []
-        for c in configs:
-            torch.manual_seed(c.weights_seed)
-            members.append(self.setup.build_model(self.data, self.model))
-        return members
+        # On the CPU, as a sequential run of each config initialises (train.build_on_cpu).
+        return [build_on_cpu(self.setup, self.data, self.model, c.weights_seed) for c in configs]
 
     def _stack(self, members: list[torch.nn.Module]) -> dict[str, torch.Tensor]:
         names = [n for n, _ in members[0].named_parameters()]
@@ -375,7 +379,7 @@ class _Population:
             return
         lr, momentum, backstitch = self._columns()
         # The kept members step on with their (decayed) rates; the new ones start at theirs.
-        index = torch.tensor(keep, dtype=torch.long)
+        index = torch.tensor(keep, dtype=torch.long, device="cpu")
         lr = torch.cat([self.opt.lr.index_select(0, index), lr[len(keep) :]])
         self.opt.regroup(layout, flat, keep, len(new), lr, momentum, backstitch)
         self.layout, self.k = layout, len(self.configs)
@@ -407,7 +411,7 @@ class _Population:
         self.base.train()
         self.epochs_run += 1
         n, size = len(self.data.train), self.batch_size
-        perms = [torch.randperm(n, generator=g) for g in self.orders]
+        perms = [torch.randperm(n, generator=g, device="cpu").to(self.device) for g in self.orders]
         for s in range(0, n, size):
             if self.shared_order:
                 yield perms[0][s : s + size]
@@ -466,11 +470,11 @@ class _Population:
                 return val["loss1"], val["loss2"], val["metric"]
             val1, val2 = self.eval_fn(self.params, self.data.val.x, self.data.val.y)
         if not self.metric_every_epoch:
-            return val1, val2, torch.full((self.k,), math.nan)
+            return val1, val2, torch.full((self.k,), math.nan, device=self.device)
         # Pruning on the metric needs it every epoch: one evaluation per member (vmap cannot
         # batch a setup's own metric code).
         metric = [self._member_figures(k, self.data.val)["metric"] for k in range(self.k)]
-        return val1, val2, torch.tensor(metric, dtype=val1.dtype)
+        return val1, val2, torch.tensor(metric, dtype=val1.dtype, device=self.device)
 
     def learning_rates(self) -> torch.Tensor:
         return self.opt.lr
@@ -484,7 +488,7 @@ class _Population:
         splits = (self.data.train, self.data.val, self.data.test)
         if self.batched is not None:
             # The members' figures in three stacked passes instead of 3·len(ks) module calls.
-            index = torch.tensor(list(ks), dtype=torch.long)
+            index = torch.tensor(list(ks), dtype=torch.long, device=self.device)
             params = {n: p.index_select(0, index) for n, p in self.params.items()}
             with torch.no_grad():
                 figures = [

@@ -176,7 +176,7 @@ def stacked_task_loss(
     if not with_grad:
         return loss, None
     grad = exp.div_(total)  # softmax
-    grad.scatter_add_(2, y.unsqueeze(-1), torch.full((k, b, 1), -1.0))
+    grad.scatter_add_(2, y.unsqueeze(-1), torch.full((k, b, 1), -1.0, device=out.device))
     grad.div_(b)
     return loss, (grad if sign is None else grad.mul_(sign.unsqueeze(-1)))
 

@@ -23,7 +23,7 @@ from hpsearch.core.knobs import (
 )
 from hpsearch.core.models import ModelSpec
 from hpsearch.core.optimizers import Optimizer
-from hpsearch.core.setups import Setup
+from hpsearch.core.setups import Setup, task_loss
 from hpsearch.errors import DivergedError
 
 
@@ -53,6 +53,7 @@ class TrainResult:
         info: What the inner method ended with: Chebyshev scales ``scale1``/``scale2``; MDMM
             multiplier ``multiplier``, ``constraint_violation`` (validation L2 − ε) and
             ``feasible`` (1.0 or 0.0, see :data:`FEASIBILITY_TOL`).
+        device: Where it trained (``"cpu"``, ``"cuda:0"``): its last bits depend on it.
     """
 
     train: dict[str, float]
@@ -61,6 +62,7 @@ class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
     seconds: float = 0.0
     info: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
 
     def history_columns(self) -> dict[str, list[float]]:
         """The history as :func:`history_columns`."""
@@ -215,6 +217,14 @@ def make_optimizer(
     return Optimizer(name, params, lr, momentum)
 
 
+def build_on_cpu(setup: Setup, data: Dataset, model: ModelSpec, seed: int) -> torch.nn.Module:
+    """``setup``'s model, initialised on the CPU from torch's generator seeded with ``seed``:
+    the same weights whichever device then trains it (a GPU's generator draws others)."""
+    torch.manual_seed(seed)
+    with torch.device("cpu"):
+        return setup.build_model(data, model)
+
+
 def _step_scaled(opt: Optimizer, factor: float) -> None:
     """One optimizer step with every learning rate multiplied by ``factor`` (may be < 0)."""
     if factor == 1.0:
@@ -246,8 +256,11 @@ class Members(Protocol):
     An implementation owns the models, their optimizer and batch order; the skeleton owns what
     every training run shares: the epochs, the inner method's run state (Chebyshev scales, MDMM
     multipliers), learning-rate decay, divergence, the history and the callbacks. Every figure
-    crosses this boundary as a vector over the current members, in their order.
+    crosses this boundary as a vector over the current members, in their order, on ``device``
+    (learning rates: on the CPU, in double).
     """
+
+    device: torch.device  # where the models and their data lie; the knobs are put there
 
     def initial_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(L1, L2) of every member's current model on the whole training split, without
@@ -297,11 +310,14 @@ class Members(Protocol):
 
 
 def knob_columns(
-    configs: Sequence[TrainConfig], names: Iterable[str], dtype: torch.dtype = torch.float32
+    configs: Sequence[TrainConfig],
+    names: Iterable[str],
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
 ) -> dict[str, torch.Tensor]:
-    """``{name: K-vector}`` of the configs' values of ``names``."""
+    """``{name: K-vector}`` of the configs' values of ``names``, on ``device``."""
     return {
-        name: torch.tensor([float(getattr(c, name)) for c in configs], dtype=dtype)
+        name: torch.tensor([float(getattr(c, name)) for c in configs], dtype=dtype, device=device)
         for name in names
     }
 
@@ -391,8 +407,9 @@ class _EpochLoop:
         self.runs = [_Run(i, c, self.start) for i, c in enumerate(configs)]
         self.n_runs = len(self.runs)
         self.results: dict[int, TrainResult | Exception] = {}
-        self.multiplier = torch.zeros(0)
-        self.scale1 = self.scale2 = torch.zeros(0)
+        self.device = members.device
+        self.multiplier = torch.zeros(0, device=self.device)
+        self.scale1 = self.scale2 = torch.zeros(0, device=self.device)
         self.columns()
         self.started(len(self.runs))
 
@@ -419,15 +436,16 @@ class _EpochLoop:
     def columns(self) -> None:
         """The live runs' knobs as per-member columns."""
         cfgs = [run.config for run in self.runs]
-        self.lambda_lr = knob_columns(cfgs, ["lambda_lr"])["lambda_lr"]
-        # In double, like a torch optimizer's learning rate, so decay does not round it.
+        self.lambda_lr = knob_columns(cfgs, ["lambda_lr"], device=self.device)["lambda_lr"]
+        # In double on the CPU, like a torch optimizer's learning rate, so decay does not
+        # round it (and a GPU without doubles still decays the same).
         self.lr_decay = knob_columns(cfgs, ["lr_decay"], torch.float64)["lr_decay"]
-        self.knobs: Knobs = knob_columns(cfgs, SCALARIZATION_FIELDS)
+        self.knobs: Knobs = knob_columns(cfgs, SCALARIZATION_FIELDS, device=self.device)
 
     def started(self, n_new: int) -> None:
         """The run state of the last ``n_new`` members, which have not stepped yet."""
-        self.multiplier = torch.cat([self.multiplier, torch.zeros(n_new)])
-        new1 = new2 = torch.ones(n_new)
+        self.multiplier = torch.cat([self.multiplier, torch.zeros(n_new, device=self.device)])
+        new1 = new2 = torch.ones(n_new, device=self.device)
         if self.chebyshev_initial:
             start1, start2 = self.members.initial_losses()
             # Floor the scales: a loss already at its ideal point would otherwise divide by 0.
@@ -439,7 +457,7 @@ class _EpochLoop:
         """One epoch of every live run: the mean train objective per member, the learning
         rates it ran at, and the validation (L1, L2, metric) per member."""
         # Accumulated without .item(): one sync per epoch, and a NaN/inf anywhere stays.
-        total = torch.zeros(len(self.runs))
+        total = torch.zeros(len(self.runs), device=self.device)
         n_batches = 0
         step_knobs = {**self.knobs, "scale1": self.scale1, "scale2": self.scale2}
         for batch in self.members.epoch_batches():
@@ -524,6 +542,7 @@ class _EpochLoop:
             elif k in figures:
                 result = _result(run, figures[k], float(self.scale1[k]), float(self.scale2[k]),
                                  float(self.multiplier[k]), self.chebyshev_initial)  # fmt: skip
+                result = replace(result, device=str(self.device))
             else:
                 continue
             self.results[run.index] = result
@@ -584,14 +603,15 @@ class _SingleModel:
     """
 
     def __init__(self, setup: Setup, data: Dataset, model: ModelSpec, config: TrainConfig) -> None:
-        torch.manual_seed(config.weights_seed)
         self.setup, self.config = setup, config
         self.order = torch.Generator().manual_seed(config.seed)
         self.data = setup.prepare(data)
-        self.module = setup.build_model(self.data, model)
+        self.device = data.device
+        self.module = build_on_cpu(setup, self.data, model, config.weights_seed).to(self.device)
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         self.opt = make_optimizer(config.optimizer, self.params, config.lr, config.momentum)
         self.per_sample = config.flood_mode == "sample" and config.flood > 0
+        self.by_hand = setup.penalty_by_hand(self.module)
         # Mini-batches so far, over all epochs: the backstitch interval counts these.
         self.steps = 0
         self.val: dict[str, float] = {}
@@ -605,18 +625,31 @@ class _SingleModel:
     def epoch_batches(self) -> Iterator[torch.Tensor]:
         self.module.train()
         n, size = len(self.data.train), self.config.batch_size
-        perm = torch.randperm(n, generator=self.order)
+        perm = torch.randperm(n, generator=self.order, device="cpu").to(self.device)
         return (perm[s : s + size] for s in range(0, n, size))
 
+    def _losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L1, or each row's task loss under iFlood; L2). A penalty by hand is a leaf here:
+        backward leaves its coefficient in its ``grad`` (:meth:`_backward`)."""
+        if self.by_hand is not None:
+            rows = task_loss(self.module(x), y, reduction="none" if self.per_sample else "mean")
+            return rows, self.by_hand.value().requires_grad_()
+        if self.per_sample:
+            return self.setup.sample_losses(self.module, x, y)
+        return self.setup.losses(self.module, x, y)
+
     def _objective(self, idx: torch.Tensor, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.data.train.x[idx], self.data.train.y[idx]
+        loss1, loss2 = self._losses(self.data.train.x[idx], self.data.train.y[idx])
         if self.per_sample:  # iFlood: flood each row's loss, then average
-            sample1, loss2 = self.setup.sample_losses(self.module, x, y)
-            loss1 = flooded_loss(sample1, knobs["flood"]).mean()
+            loss1 = flooded_loss(loss1, knobs["flood"]).mean()
             knobs = {**knobs, "flood": 0.0}
-        else:
-            loss1, loss2 = self.setup.losses(self.module, x, y)
         return inner_loss(self.config.method, loss1, loss2, knobs), loss2
+
+    def _backward(self, loss: torch.Tensor, loss2: torch.Tensor) -> None:
+        self._drop_grads()
+        loss.backward()
+        if self.by_hand is not None and loss2.grad is not None:
+            self.by_hand.add_gradient(loss2.grad)  # c2 = ∂loss/∂L2, times ∇L2
 
     def step(self, batch: torch.Tensor, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
         if self.fixed_knobs is None:  # all but the multiplier are constant over a run
@@ -632,14 +665,11 @@ class _SingleModel:
         if backstitch > 0 and self.steps % self.config.backstitch_interval == 0:
             # Backstitch: an ascent step of α·η on this mini-batch, then (below) a descent
             # step of (1 + α)·η with the gradient recomputed at the moved parameters.
-            loss, _ = self._objective(batch, knobs)
-            self._drop_grads()
-            loss.backward()
+            self._backward(*self._objective(batch, knobs))
             _step_scaled(self.opt, -backstitch)
             factor = 1.0 + backstitch
         loss, loss2 = self._objective(batch, knobs)
-        self._drop_grads()
-        loss.backward()
+        self._backward(loss, loss2)
         _step_scaled(self.opt, factor)
         self.steps += 1
         return loss.detach().reshape(1), loss2.detach().reshape(1)
@@ -653,13 +683,13 @@ class _SingleModel:
     def validate(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.val = self.setup.evaluate(self.module, self.data.val)
         loss1, loss2, metric = (
-            torch.tensor([self.val[key]], dtype=torch.float64)
+            torch.tensor([self.val[key]], dtype=torch.float64, device="cpu")
             for key in ("loss1", "loss2", "metric")
         )
         return loss1, loss2, metric
 
     def learning_rates(self) -> torch.Tensor:
-        return torch.tensor([self.opt.param_groups[0]["lr"]], dtype=torch.float64)
+        return torch.tensor([self.opt.param_groups[0]["lr"]], dtype=torch.float64, device="cpu")
 
     def set_learning_rates(self, lr: torch.Tensor) -> None:
         for group in self.opt.param_groups:

@@ -313,6 +313,7 @@ class PopulationBatch:
                 keys.VAL_METRIC: last.val_metric,
                 keys.EPOCHS_RUN: last.epoch,
                 keys.TORCH_THREADS: torch.get_num_threads(),
+                keys.DEVICE: str(self.data.device),
                 keys.HISTORY: history_columns(history),
             })  # fmt: skip
             return self.batch.tell(trial, state=TrialState.PRUNED)

@@ -25,6 +25,7 @@ from hpsearch.core.data import (
     dataset_task,
     load_dataset,
 )
+from hpsearch.core.device import check_device_name
 from hpsearch.core.knobs import TRAIN_BUDGET, TRAIN_PARAMS, TrainConfig
 from hpsearch.core.models import ACTIVATIONS, MODEL_KINDS, ModelSpec
 from hpsearch.core.options import Option
@@ -68,6 +69,7 @@ _STUDY_KEYS = (
     "seed",
     "timeout",
     "threads",
+    "device",
     "imports",
 )
 _TABLES = ("study", "data", "budget", "params")
@@ -99,6 +101,7 @@ class StudyConfig:
     timeout: float | None = None
     batch: int = 1
     threads: int | None = None
+    device: str = "cpu"
     epochs: int = 20
     batch_size: int = 64
     val_fraction: float = 0.2
@@ -512,7 +515,16 @@ def _read_search(check: Checker, study: dict[str, Any], mode: str) -> dict[str, 
         "timeout": timeout,
         "batch": check.value(study.get("batch", 1), "study.batch", _limit("batch", 1)),
         "threads": threads,
+        "device": _read_device(check, study.get("device", "cpu")),
     }
+
+
+def _read_device(check: Checker, raw: Any) -> str:
+    """``study.device``: its form checked here, whether it is there when the run starts."""
+    try:
+        return check_device_name(raw)
+    except HpsearchError as e:
+        raise check.fail("study.device", str(e)) from None
 
 
 def _read_options(

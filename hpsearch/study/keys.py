@@ -23,6 +23,7 @@ HISTORY = "history"  # per-epoch columns of the run
 EPOCHS_RUN = "epochs_run"
 TRAIN_SECONDS = "train_seconds"
 TORCH_THREADS = "torch_threads"  # results depend on it (float sums in another order)
+DEVICE = "device"  # where the trial trained ("cpu", "cuda:0"): results depend on it too
 TRAIN_SEED = "train_seed"
 INIT_SEED = "init_seed"  # the initial weights' seed, however init_seed was given
 POPULATION_SIZE = "population_size"  # trained as one member of a batch of this many

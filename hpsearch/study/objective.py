@@ -98,6 +98,7 @@ def record_result(trial: optuna.Trial, result: TrainResult, constrained: bool) -
     attrs[keys.EPOCHS_RUN] = len(result.history)
     attrs[keys.TRAIN_SECONDS] = round(result.seconds, 4)
     attrs[keys.TORCH_THREADS] = torch.get_num_threads()
+    attrs[keys.DEVICE] = result.device
     attrs[keys.HISTORY] = result.history_columns()
     set_user_attrs(trial, attrs)
 

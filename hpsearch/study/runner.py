@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from hpsearch._compat import heartbeat_enabled, study_storage
 from hpsearch.core.data import Dataset
+from hpsearch.core.device import resolve_device
 from hpsearch.core.setups import get_setup
 from hpsearch.core.threads import (
     LoadWatch,
@@ -402,6 +403,8 @@ class RunOptions:
         threads: Torch threads of each training process (default: the file's ``threads``;
             else :func:`run_study` leaves torch's setting alone and :func:`run_workers`
             splits the usable cores between the workers).
+        device: Where to train: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (default: the
+            file's ``device``, ``cpu``); the data is moved there once.
         workers: Processes sharing the study (:func:`run_workers`; :func:`run_study` runs
             one, in the calling process).
         progress: Show a progress bar on stderr.
@@ -415,6 +418,7 @@ class RunOptions:
     batch: int | None = None
     heartbeat: int | None = HEARTBEAT_SECONDS
     threads: int | None = None
+    device: str | None = None
     workers: int = 1
     progress: bool = True
     sampler_seed_offset: int = 0
@@ -461,7 +465,8 @@ def run_study(
         )
     config, target, timeout, batch = _resolve_options(config, options)
     _apply_threads(options.threads if options.threads is not None else config.threads)
-    data = config.load_data()
+    device = resolve_device(options.device or config.device)  # not there: one line, no work
+    data = config.load_data().to(device)
     optuna_logger = logging.getLogger("optuna")
     level = optuna_logger.level
     # The bar replaces Optuna's per-trial log lines; failures are reported by the bar in one line.
@@ -570,6 +575,7 @@ def run_workers(
             exited with an error.
     """
     config, target, _, _ = _resolve_options(load_study_file(study_file), options)
+    resolve_device(options.device or config.device)  # refused here, before any worker starts
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
     study = create_or_load_study(config, open_storage(storage))
     done = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))

@@ -26,6 +26,12 @@ from hpsearch.errors import (
 from tests.cli.test_cli import run_cli, run_main
 
 
+def torch_sees_a_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 @pytest.mark.parametrize(
     "text, shown",
     [
@@ -133,7 +139,7 @@ def _listing(folder: Path) -> list[str]:
 _DATASETS = "allowed: digits, breast_cancer, wine, iris, diabetes, none"
 _STUDY_KEYS = (
     "allowed: name, batch, description, dataset, setup, model, mode, objective, "
-    "objective_weights, sampler, pruner, n_trials, seed, timeout, threads, imports"
+    "objective_weights, sampler, pruner, n_trials, seed, timeout, threads, device, imports"
 )
 
 
@@ -324,3 +330,23 @@ def test_an_opened_storage_is_named_by_its_url_without_password(tmp_path, reques
         credentials, where = rest.split("@", 1)
         user = credentials.split(":")[0]
         assert describe_storage(open_storage(pg)) == f"{scheme}://{user}:***@{where}"
+
+
+@pytest.mark.skipif(torch_sees_a_gpu(), reason="a GPU is here: the refusal cannot be seen")
+@pytest.mark.parametrize("where", ["file", "flag", "workers"])
+def test_a_device_that_is_not_there_is_refused_in_one_line_before_any_write(
+    tmp_path, study_file, where: str
+) -> None:
+    seed = '0\ndevice = "cuda:1"' if where == "file" else "0"
+    args = ["run", str(study_file(seed=seed)), "--storage", "sqlite:///s.db"]
+    args += {
+        "file": [],
+        "flag": ["--device", "cuda"],
+        "workers": ["--device", "cuda", "--workers", "2"],
+    }[where]
+    out = run_main(*args, cwd=tmp_path)
+    assert out.returncode == EXIT_ERROR
+    assert out.stderr.count("\n") == 1 and "no CUDA device here" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "s.db").exists()
+    usage = run_main("run", str(study_file()), "--device", "gpu", cwd=tmp_path)
+    assert usage.returncode == EXIT_USAGE and "allowed: cpu, cuda, cuda:N, auto" in usage.stderr

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -351,10 +352,14 @@ def test_the_knobs_record_is_exactly_what_the_inner_methods_read() -> None:
     assert set(SCALARIZATION_FIELDS) <= set(TRAIN_PARAMS)
 
 
+FUSED_OPTIMIZERS = ("adam", "adagrad")
+
+
 @pytest.mark.parametrize("optimizer", list(hpsearch.OPTIMIZERS))
-def test_optimizers_take_torch_s_default_steps_bit_for_bit(optimizer: str) -> None:
-    # Ours calls torch's update functions with the foreach kernels, on state it keeps itself:
-    # not a single bit may differ from torch's default CPU optimizer (single-tensor), over
+def test_optimizers_take_torch_s_steps_bit_for_bit(optimizer: str) -> None:
+    # Ours calls torch's update functions on state it keeps itself, with the fused kernels for
+    # Adam and Adagrad (what Adam(fused=True) runs) and the foreach ones for the others: not a
+    # single bit may differ from torch's optimizer with those kernels, over
     # steps, a learning-rate change (decay, backstitch), a second group with its own rate
     # (the playground), and a parameter that has no gradient at some steps (it must not move,
     # and its state must start at its own first step).
@@ -375,7 +380,8 @@ def test_optimizers_take_torch_s_default_steps_bit_for_bit(optimizer: str) -> No
     ours = [p.clone().requires_grad_(True) for p in start]
     ref = [p.clone().requires_grad_(True) for p in start]
     opt_ours = make_optimizer(optimizer, ours[:3], lr=0.01, momentum=0.9)
-    opt_ref = cls(ref[:3], lr=0.01, foreach=False, **kw)
+    kernel = {"fused": True} if optimizer in FUSED_OPTIMIZERS else {"foreach": False}
+    opt_ref = cls(ref[:3], lr=0.01, **kernel, **kw)
     opt_ours.add_param_group({"params": [ours[3]], "lr": 0.003})
     opt_ref.add_param_group({"params": [ref[3]], "lr": 0.003})
     for n, step in enumerate(grads):
@@ -412,3 +418,40 @@ def test_training_imports_no_torch_dynamo() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("setup", ["weight_decay", "sparsity"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"alpha": 0.3},
+        {"method": "chebyshev", "w": 0.3},
+        {"method": "mdmm", "epsilon": 0.5, "damping": 1.0, "lambda_lr": 0.5},
+        {"alpha": 0.3, "backstitch": 0.3, "flood": 0.5, "flood_mode": "sample"},
+    ],
+    ids=["linear", "chebyshev", "mdmm", "backstitch-iflood"],
+)
+def test_penalty_gradient_by_hand_is_autograd_s(setup: str, kw: dict) -> None:
+    # The sequential step backpropagates through L1 alone and adds c2·∇L2 itself; against the
+    # same run with L2 through autograd (as a subclass that changes the losses trains).
+    cls = hpsearch.get_setup(setup)
+
+    class ThroughAutograd(cls):  # type: ignore[misc, valid-type]
+        def losses(self, module, x, y):
+            return super().losses(module, x, y)
+
+    data = load_dataset("iris")
+    assert ThroughAutograd().penalty_by_hand(torch.nn.Linear(2, 2)) is None
+    assert cls().penalty_by_hand(torch.nn.Linear(2, 2)) is not None
+    cfg = TrainConfig(**{"optimizer": "sgd", "lr": 0.1, "epochs": 4, "batch_size": 32, **kw})
+    by_hand = train(cls(), data, SPEC, cfg)
+    autograd = train(ThroughAutograd(), data, SPEC, cfg)
+    for a, b in zip(by_hand.history, autograd.history, strict=True):
+        assert (a.train_objective, a.val_loss1, a.val_loss2, a.multiplier) == pytest.approx(
+            (b.train_objective, b.val_loss1, b.val_loss2, b.multiplier), rel=1e-5, abs=1e-7
+        )
+    unpulled = dataclasses.replace(cfg, alpha=0.0, w=0.99, epsilon=100.0)
+    # Guards the comparison: the penalty's gradient moved these runs.
+    assert by_hand.val["loss2"] != pytest.approx(
+        train(cls(), data, SPEC, unpulled).val["loss2"], rel=1e-3
+    )

@@ -71,6 +71,13 @@ BROKEN = [
     ("n_trials = 3", "n_trials = 3\nworkers = 2", "study.workers", "unknown key; allowed: name"),
     ("[params]", "[parameters]", "parameters", "unknown key; allowed: study, data, budget"),
     (
+        "n_trials = 3",
+        'n_trials = 3\ndevice = "gpu"',
+        "study.device",
+        "unknown device 'gpu'; allowed: cpu, cuda, cuda:N, auto",
+    ),
+    ("n_trials = 3", "n_trials = 3\ndevice = 0", "study.device", "unknown device 0; allowed"),
+    (
         'dataset = "iris"',
         'dataset = "mnist"',
         "study.dataset",

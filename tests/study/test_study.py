@@ -94,6 +94,24 @@ def test_same_file_and_seed_give_the_same_trials(study_file, tmp_path, sampler) 
     assert [t.params for t in _trials(store)] != [r[0] for r in runs[0]]
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_study_trains_on_the_device_it_names_with_the_same_results(
+    study_file, tmp_path, batch
+) -> None:
+    # The file's device, then --device over it; the CPU named gives what naming none gives.
+    runs = []
+    for i, (seed, device) in enumerate([("0", None), ('0\ndevice = "auto"', "cpu")]):
+        store = f"sqlite:///{tmp_path / f'd{i}.db'}"
+        path = study_file(n_trials=3, seed=seed)
+        run_study(load_study_file(path), store, RunOptions(progress=False, batch=batch,
+                                                           device=device))  # fmt: skip
+        trials = _trials(store)
+        assert {t.user_attrs["device"] for t in trials} == {"cpu"}
+        histories = [{**t.user_attrs["history"], "seconds": None} for t in trials]  # wall time
+        runs.append([(t.params, t.values) for t in trials] + histories)
+    assert runs[0] == runs[1]
+
+
 @pytest.mark.parametrize(
     "sampler",
     [
