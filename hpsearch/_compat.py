@@ -1,9 +1,10 @@
-"""Every use of a private Optuna, optuna-dashboard or torch API, in one place.
+"""Every use of a private Optuna or optuna-dashboard API, in one place (torch's:
+:mod:`hpsearch._torch_compat`, which the training core imports without Optuna).
 
 Each name here is a thin wrapper with a contract test (``tests/test_compat.py``) that checks
 it against the installed release, so that a release that moves one breaks one test and one
-edit, not five modules. torch and optuna-dashboard are imported only inside the functions
-that need them: importing this module costs neither.
+edit, not five modules. optuna-dashboard is imported only inside the function that needs it:
+importing this module does not cost it.
 """
 
 from __future__ import annotations
@@ -24,11 +25,9 @@ from optuna.trial import FrozenTrial
 
 if TYPE_CHECKING:
     import sqlalchemy.orm
-    import torch
 
 __all__ = [
     "CONSTRAINTS_KEY",
-    "fused_adam_update",
     "heartbeat_enabled",
     "heartbeat_interval",
     "parent_cache_prefix",
@@ -148,33 +147,3 @@ def serialize_frozen_trial(study_id: int, trial: FrozenTrial, system_attrs: dict
     from optuna_dashboard._serializer import serialize_frozen_trial as serialize
 
     return serialize(study_id, trial, system_attrs)
-
-
-def fused_adam_update(
-    updates: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    ms: list[torch.Tensor],
-    vs: list[torch.Tensor],
-    steps: list[int],
-) -> None:
-    """One step of Adam (β 0.9, 0.999, ε 1e-8, no weight decay) at lr 1 on each of ``updates``,
-    zeroed buffers, moving the moments ``ms`` and ``vs`` in place: torch's fused kernel, what
-    ``torch.optim.Adam(fused=True)`` runs. Each tensor has its own step count (its bias
-    correction), ``steps[i]`` for tensor ``i``. ``updates`` then hold minus the step."""
-    import torch
-
-    torch._fused_adam_(
-        updates,
-        grads,
-        ms,
-        vs,
-        [],
-        [torch.tensor(float(step), device=updates[0].device) for step in steps],
-        lr=1.0,
-        beta1=0.9,
-        beta2=0.999,
-        weight_decay=0.0,
-        eps=1e-8,
-        amsgrad=False,
-        maximize=False,
-    )

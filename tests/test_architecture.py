@@ -16,7 +16,13 @@ PACKAGE = Path(hpsearch.__file__).resolve().parent
 
 # Bottom to top: a module may import its own layer and those below, never one above.
 LAYERS = [
-    ("hpsearch.signals", "hpsearch.errors", "hpsearch._compat", "hpsearch._lazy"),
+    (
+        "hpsearch.signals",
+        "hpsearch.errors",
+        "hpsearch._compat",
+        "hpsearch._torch_compat",
+        "hpsearch._lazy",
+    ),
     ("hpsearch.core",),
     ("hpsearch.study",),
     ("hpsearch.results",),

@@ -10,7 +10,7 @@ import optuna
 import pytest
 import torch
 
-from hpsearch import _compat
+from hpsearch import _compat, _torch_compat
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -112,7 +112,7 @@ def test_fused_adam_update_is_one_adam_step() -> None:
         ref.grad = g.clone()
         adam.step()
         update.zero_()
-        _compat.fused_adam_update([update], [g], [m], [v], [step])
+        _torch_compat.fused_adam_update([update], [g], [m], [v], [step])
         mine += update
     assert torch.allclose(mine, ref.detach(), atol=1e-6)
     assert not math.isnan(float(mine.sum()))
@@ -134,6 +134,29 @@ def test_fused_adam_update_takes_a_step_count_per_tensor() -> None:
     opt_first.step()
     opt_second.step()
     updates = [torch.zeros(4), torch.zeros(3)]
-    _compat.fused_adam_update(updates, g, state["m"], state["v"], [2, 1])
+    _torch_compat.fused_adam_update(updates, g, state["m"], state["v"], [2, 1])
     for p, u, ref in zip(mine, updates, (ref_first, ref_second), strict=True):
         assert torch.allclose(p + 1e-3 * u, ref.detach(), atol=1e-7)
+
+
+def test_reparametrized_computes_with_the_given_parameters() -> None:
+    module = torch.nn.Linear(2, 1)
+    weight, bias = torch.ones(1, 2), torch.zeros(1)
+    with _torch_compat.reparametrized(module, {"weight": weight, "bias": bias}):
+        assert float(module(torch.tensor([[1.0, 2.0]]))) == 3.0
+    assert not torch.equal(module.weight, weight)  # its own again
+
+
+def test_the_training_core_imports_no_optuna() -> None:
+    # The core knows nothing of Optuna (a GPU host may not even have it installed).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import hpsearch.core.population, hpsearch.core.train, hpsearch.core.device\n"
+        "print('optuna' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

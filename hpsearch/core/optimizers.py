@@ -7,10 +7,10 @@ optimizer is built and at its first step: 1.9 s of CPU in every process that tra
 as importing torch itself (measured on a 2-core host), for code hpsearch never compiles. This
 class gathers the state as those classes do and calls the same functions with torch's
 defaults: Adam and Adagrad with their fused kernels (what ``Adam(fused=True)`` runs: one pass
-over the state, which took a sequential digits trial from 0.79x to 0.92x of a competent
-hand-written loop; ``benchmarks/population.py``), the others with the multi-tensor (foreach)
-ones. The arithmetic is torch's, bit for bit: tests/core/test_train.py compares it with
-torch.optim using the same kernels, over steps, learning-rate changes and parameter groups.
+over the state; ``benchmarks/population.py``'s ablation measures the gain on a sequential
+digits trial), the others with the multi-tensor (foreach) ones. The arithmetic is torch's,
+bit for bit: tests/core/test_train.py compares it with torch.optim using the same kernels,
+over steps, learning-rate changes and parameter groups.
 
 It has the part of ``torch.optim.Optimizer``'s interface that training uses: ``param_groups``
 (each a dict with ``"params"`` and ``"lr"``), ``add_param_group``, ``zero_grad``, ``step``.
@@ -44,6 +44,12 @@ def _step_counter() -> torch.Tensor:
 def _fused_step_counter(p: torch.Tensor) -> torch.Tensor:
     # What torch.optim gives a fused kernel: a float32 count on the parameter's device.
     return torch.zeros((), dtype=torch.float32, device=p.device)
+
+
+def fused_adagrad_runs_on(device: torch.device) -> bool:
+    """Whether Adagrad takes its fused kernel on ``device``: torch wrote it for the CPU (Adam's
+    runs on CUDA too); elsewhere the foreach one, with its step count on the CPU."""
+    return device.type == "cpu"
 
 
 def _zeros(p: torch.Tensor) -> torch.Tensor:
@@ -135,10 +141,11 @@ class Optimizer:
         )  # fmt: skip
 
     def _adagrad(self, params: list[torch.Tensor], lr: float) -> None:
+        fused = fused_adagrad_runs_on(params[0].device)
         states = [
             self._state(
                 p,
-                step=partial(_fused_step_counter, p),
+                step=partial(_fused_step_counter, p) if fused else _step_counter,
                 sum=partial(_zeros, p),
             )
             for p in params
@@ -146,7 +153,7 @@ class Optimizer:
         adagrad(
             params, [p.grad for p in params],  # type: ignore[misc]
             [s["sum"] for s in states], [s["step"] for s in states],
-            fused=True, has_sparse_grad=False, foreach=False, differentiable=False,
+            fused=fused, has_sparse_grad=False, foreach=not fused, differentiable=False,
             has_complex=any(torch.is_complex(p) for p in params),
             lr=lr, weight_decay=0.0, lr_decay=0.0, eps=1e-10, maximize=False,
         )  # fmt: skip

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 import torch
 from torch.func import grad, vmap
-from torch.nn.utils.stateless import _reparametrize_module
 
-from hpsearch._compat import fused_adam_update
+from hpsearch._torch_compat import fused_adam_update, reparametrized
 from hpsearch.core.data import Dataset, Split
 from hpsearch.core.knobs import OPTIMIZERS, TrainConfig
 from hpsearch.core.models import ModelSpec
@@ -386,12 +385,12 @@ class _Population:
         self._configure(flat)
 
     def _member_losses(self, p, xb, yb):
-        with _reparametrize_module(self.base, p):
+        with reparametrized(self.base, p):
             return self.setup.losses(self.base, xb, yb)
 
     def _member_objective(self, p, xb, yb, knobs):
         if self.per_sample:  # iFlood, as the sequential run computes it
-            with _reparametrize_module(self.base, p):
+            with reparametrized(self.base, p):
                 sample1, loss2 = self.setup.sample_losses(self.base, xb, yb)
             loss1 = flooded_loss(sample1, knobs["flood"]).mean()
             knobs = {**knobs, "flood": torch.zeros_like(knobs["flood"])}

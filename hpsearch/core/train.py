@@ -722,7 +722,8 @@ def train(
 
     Args:
         setup: The setup (pair of losses and metric).
-        data: The dataset (as loaded; the setup's ``prepare`` is applied here).
+        data: The dataset (as loaded; the setup's ``prepare`` is applied here). Training runs
+            on its device (:meth:`Dataset.to`); the model is initialised on the CPU, then moved.
         model: Architecture of the model.
         config: Optimizer, learning rate, α, flood level, budget and seed.
         on_epoch_end: Called with each epoch's record; it may raise to stop training (the

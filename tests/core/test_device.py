@@ -113,3 +113,29 @@ def test_a_dataset_moves_once_and_keeps_its_values() -> None:
     data = load_dataset("iris")
     assert data.to(CPU).train is data.train  # already there: not copied
     assert data.device == CPU
+
+
+def test_adagrad_takes_its_fused_kernel_on_the_cpu_only() -> None:
+    # torch's fused Adagrad is a CPU kernel: on a GPU the foreach one, whose step counts stay
+    # on the CPU; the two agree to rounding (the foreach branch runs here on CPU tensors).
+    from hpsearch.core import optimizers
+
+    assert optimizers.fused_adagrad_runs_on(CPU)
+    assert not optimizers.fused_adagrad_runs_on(torch.device("cuda"))
+    torch.manual_seed(0)
+    start, grads = torch.randn(5), [torch.randn(5) for _ in range(3)]
+    ends = []
+    for fused in (True, False):
+        p = start.clone().requires_grad_(True)
+        opt = optimizers.Optimizer("adagrad", [p], lr=0.1)
+        original = optimizers.fused_adagrad_runs_on
+        optimizers.fused_adagrad_runs_on = lambda device, fused=fused: fused
+        try:
+            for g in grads:
+                p.grad = g.clone()
+                opt.step()
+        finally:
+            optimizers.fused_adagrad_runs_on = original
+        assert opt.state[p]["step"].device == CPU and float(opt.state[p]["step"]) == 3
+        ends.append(p.detach().clone())
+    assert torch.allclose(ends[0], ends[1], rtol=1e-6) and not torch.equal(ends[0], start)
