@@ -25,22 +25,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import time
 
 from _common import Run, add_output_arguments, parse_args
+from population import BATCH, HIDDEN, flops_per_trial, random_configs
 
-EPOCHS, BATCH, HIDDEN = 10, 64, 64
+EPOCHS = 10
 SIZES = (1, 4, 16, 64, 256, 1024)
-N_TRAIN = 1077  # digits train split (60% of 1,797 rows)
-
-
-def flops_per_trial(epochs: int) -> int:
-    """Multiply-adds of one sample through 64-64-64-10, ×2 for FLOPs, ×3 for forward +
-    backward, over the train split and ``epochs`` (as population.py counts them)."""
-    return 3 * 2 * (64 * HIDDEN + HIDDEN * HIDDEN + HIDDEN * 10) * N_TRAIN * epochs
 
 
 def synchronize(device) -> None:
@@ -67,18 +60,6 @@ def matmul_peak(device, n: int) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
-def configs(k: int, epochs: int) -> list:
-    import hpsearch
-
-    rng = random.Random(k)
-    return [
-        hpsearch.TrainConfig(optimizer="adam", lr=10 ** rng.uniform(-3, -2),
-                             alpha=10 ** rng.uniform(-5, -1), epochs=epochs, batch_size=BATCH,
-                             seed=i)
-        for i in range(k)
-    ]  # fmt: skip
-
-
 def train_k(data, k: int, epochs: int) -> float:
     """Seconds to train K trials on ``data``'s device (sequential for K = 1)."""
     import hpsearch
@@ -88,9 +69,9 @@ def train_k(data, k: int, epochs: int) -> float:
     synchronize(data.device)
     start = time.perf_counter()
     if k == 1:
-        hpsearch.train(setup, data, spec, configs(1, epochs)[0])
+        hpsearch.train(setup, data, spec, random_configs(1, epochs, k)[0])
     else:
-        train_population(setup, data, spec, configs(k, epochs))
+        train_population(setup, data, spec, random_configs(k, epochs, k))
     synchronize(data.device)
     return time.perf_counter() - start
 
@@ -107,6 +88,8 @@ def measure(device_name: str, sizes, epochs: int, rounds: int, threads: int | No
     device = resolve_device(device_name)
     data = hpsearch.load_dataset("digits").to(device)
     peak = matmul_peak(device, 8192 if device.type == "cuda" else 1024)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)  # training's peak, not the matmul's
     for k in sizes:
         train_k(data, k, 1)  # warm-up of this size
     seconds: dict[int, list[float]] = {k: [] for k in sizes}
@@ -122,7 +105,7 @@ def measure(device_name: str, sizes, epochs: int, rounds: int, threads: int | No
 
 
 def table(results: list[dict], epochs: int) -> list[str]:
-    from hpsearch.results.report import markdown_table
+    from hpsearch.results.tables import markdown_table  # no Optuna: a GPU host may lack it
 
     flops = flops_per_trial(epochs)
     rows = []
@@ -139,10 +122,27 @@ def table(results: list[dict], epochs: int) -> list[str]:
     return markdown_table(columns, rows)
 
 
+def report(run: Run, results: list[dict], epochs: int, rounds: int) -> list[str]:
+    """gpu.md's lines: what ran, the peaks, the table."""
+    peaks = "; ".join(
+        f"{r['name']} {r['threads']} threads {r['peak_gflops']:.0f} GFLOP/s" for r in results
+    )
+    return [
+        "# Trials per second on a GPU, K = 1 … 1024",
+        "",
+        f"Made by `{run.command}` ({run.seconds():.0f} s; {run.machine_line()}).",
+        f"digits MLP 64-{HIDDEN}-{HIDDEN}-10, {epochs} epochs, batch {BATCH}, Adam; training only "
+        f"(no Optuna, no storage); {flops_per_trial(epochs) / 1e9:.2f} GFLOP per trial; median "
+        f"[range] of {rounds} interleaved round(s). Float32 matmul peaks: {peaks}.",
+        "",
+        *table(results, epochs),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_output_arguments(parser, "2 epochs, 1 round, K in 1, 4, 16")
-    parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
+    parser.add_argument("--device", default="cuda", help="cuda, cuda:N, cpu (default cuda)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--no-cpu-reference", action="store_true",
                         help="skip the CPU rows (all cores, then 1 thread)")  # fmt: skip
@@ -162,23 +162,11 @@ def main() -> int:
     if not args.no_cpu_reference and results[0]["device"] != "cpu":
         cpu_sizes = tuple(k for k in sizes if k <= 256)  # 1024 on a CPU: minutes, not seconds
         results += [measure("cpu", cpu_sizes, epochs, rounds, t) for t in (None, 1)]
-    lines = [
-        "# Trials per second on a GPU, K = 1 … 1024",
-        "",
-        f"Made by `{run.command}` ({run.seconds():.0f} s; {run.machine_line()}).",
-        f"digits MLP 64-{HIDDEN}-{HIDDEN}-10, {epochs} epochs, batch {BATCH}, Adam; training only "
-        f"(no Optuna, no storage); {flops_per_trial(epochs) / 1e9:.2f} GFLOP per trial; median "
-        f"[range] of {rounds} interleaved round(s). Float32 matmul peaks: "
-        + "; ".join(
-            f"{r['name']} {r['threads']} threads {r['peak_gflops']:.0f} GFLOP/s" for r in results
-        ),  # fmt: skip
-        "",
-        *table(results, epochs),
-    ]
+    facts = {"meta": run.facts(), "epochs": epochs, "rounds": rounds, "results": results}
+    run.write("gpu.json", json.dumps(facts, indent=1) + "\n")  # first: the figures are kept
+    lines = report(run, results, epochs, rounds)
     print("\n".join(lines))
     run.write("gpu.md", "\n".join(lines) + "\n")
-    facts = {"meta": run.facts(), "epochs": epochs, "rounds": rounds, "results": results}
-    run.write("gpu.json", json.dumps(facts, indent=1) + "\n")
     run.finish()
     return 0
 

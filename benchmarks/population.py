@@ -361,25 +361,34 @@ def phase_ablation(epochs: int, rounds: int) -> dict:
     return {"seconds": times}
 
 
+def random_configs(k: int, epochs: int, seed: int) -> list:
+    """K Adam configs of the problem, lr and the weight-decay α drawn log-uniformly as the
+    studies search them (no Optuna: benchmarks/gpu.py uses these on a GPU host)."""
+    import random
+
+    import hpsearch
+
+    rng = random.Random(seed)
+    return [
+        hpsearch.TrainConfig(optimizer="adam", lr=10 ** rng.uniform(-3, -2),
+                             alpha=10 ** rng.uniform(-5, -1), epochs=epochs, batch_size=BATCH)
+        for _ in range(k)
+    ]  # fmt: skip
+
+
 MATMUL_OPS = ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm")
 
 
 def phase_ops(k: int, epochs: int) -> dict:
     """Where population mode's time goes: torch.profiler's self CPU time per op over a K-member
     run (the matmuls against the elementwise rest)."""
-    import random
 
     from torch.profiler import ProfilerActivity, profile
 
     import hpsearch
     from hpsearch.core.population import train_population
 
-    rng = random.Random(0)
-    configs = [
-        hpsearch.TrainConfig(optimizer="adam", lr=10 ** rng.uniform(-3, -2),
-                             alpha=10 ** rng.uniform(-5, -1), epochs=epochs, batch_size=BATCH)
-        for _ in range(k)
-    ]  # fmt: skip
+    configs = random_configs(k, epochs, seed=0)
     setup, data = hpsearch.get_setup("weight_decay")(), hpsearch.load_dataset("digits")
     spec = hpsearch.ModelSpec(depth=2, width=HIDDEN)
     train_population(setup, data, spec, configs[:2])  # warm-up
@@ -605,56 +614,35 @@ def _loop_sections(epochs: int, rounds: int, k: int, peak: float, say) -> dict:
     return {"variants": variants, "ablation": ablation, "ops": ops}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_output_arguments(parser, f"{QUICK_EPOCHS} epochs, 1 round, K in 8 and 32, 32 pareto trials")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--phase", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    args = parse_args(parser)
-    if args.phase:
-        child(args.phase)
-        return 0
-    run = Run(args, "population")
-    epochs = QUICK_EPOCHS if args.quick else EPOCHS
-    rounds = 1 if args.quick else args.rounds
-    n_seq = 4 if args.quick else 8
-    sizes = (8, 32) if args.quick else (8, 32, 64, 128)
-    flops = flops_per_trial(epochs)
+def hp_args(
+    n: int, k: int, epochs: int, setup: str = "weight_decay", variant: str = "",
+    mode: str = "scalarized",
+) -> list[str]:  # fmt: skip
+    """A child's arguments for ``n`` trials of hpsearch, ``k`` at a time."""
+    return ["hp", str(n), str(k), str(epochs), mode, setup, variant]
 
-    def hp(
-        n: int, k: int, setup: str = "weight_decay", epochs: int = epochs, variant: str = ""
-    ) -> list[str]:
-        return ["hp", str(n), str(k), str(epochs), "scalarized", setup, variant]
 
-    configs = [
+def speed_configs(epochs: int, n_seq: int, sizes: tuple[int, ...]) -> list[Config]:
+    """The speed table's rows; the first, the competent loop at 1 thread, is the reference."""
+    k = sizes[-2]
+    return [
         Config("competent loop", n_seq, ["competent", str(n_seq), str(epochs), "1"], 1),
         Config("competent loop", n_seq, ["competent", str(n_seq), str(epochs), "1"], 2),
         Config("Optuna n_jobs=2", n_seq, ["competent", str(n_seq), str(epochs), "2"], 1),
         Config("Optuna 2 processes", n_seq, ["processes", str(n_seq), str(epochs)], 1),
-        Config("hpsearch sequential", n_seq, hp(n_seq, 1), 1),
-        *(Config(f"hpsearch population K={k}", k, hp(k, k), 1) for k in sizes),
-        Config(f"hpsearch population K={sizes[-2]}", sizes[-2], hp(sizes[-2], sizes[-2]), None),
-        Config(
-            f"hpsearch population K={sizes[-2]}, task loss compiled",
-            sizes[-2],
-            hp(sizes[-2], sizes[-2], variant="compile"),
-            1,
-        ),
-    ]
-    reference = configs[0]
+        Config("hpsearch sequential", n_seq, hp_args(n_seq, 1, epochs), 1),
+        *(Config(f"hpsearch population K={size}", size, hp_args(size, size, epochs), 1)
+          for size in sizes),
+        Config(f"hpsearch population K={k}", k, hp_args(k, k, epochs), None),
+        Config(f"hpsearch population K={k}, task loss compiled", k,
+               hp_args(k, k, epochs, variant="compile"), 1),
+    ]  # fmt: skip
+
+
+def run_rounds(configs: list[Config], rounds: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Every configuration, round after round, idle then busy; the matmul peaks and loads."""
     peaks: dict[str, list[float]] = {"idle": [], "busy": []}
     loads: list[float] = []
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
-
-    say(
-        f"digits MLP 64-{HIDDEN}-{HIDDEN}-10, {epochs} epochs, batch {BATCH}, Adam, TPE, SQLite; "
-        f"{flops / 1e9:.2f} GFLOP per trial (fwd+bwd); {rounds} interleaved round(s), each "
-        "idle then beside one busy process"
-    )
     for r in range(rounds):
         for condition in ("idle", "busy"):
             busy = condition == "busy"
@@ -669,19 +657,19 @@ def main() -> int:
                     f"{c.threads or 'auto'}: {result['seconds']:6.1f} s, {rate:6.2f} trials/s",
                     file=sys.stderr, flush=True,
                 )  # fmt: skip
+    return peaks, loads
+
+
+def summarize(configs: list[Config]) -> list[dict]:
+    """population.json's ``runs``: rates and ratios to the first configuration, per condition."""
 
     def rates(c: Config, condition: str) -> list[float]:
         return [c.trials / x["seconds"] for x in c.results[condition]]
 
     def ratios(c: Config, condition: str) -> list[float]:
-        pairs = zip(rates(c, condition), rates(reference, condition), strict=True)
+        pairs = zip(rates(c, condition), rates(configs[0], condition), strict=True)
         return [a / b for a, b in pairs]
 
-    say(
-        f"float32 matmul peak, 1 thread (1024²): idle {_span(peaks['idle'], '.1f')}, beside "
-        f"a busy process {_span(peaks['busy'], '.1f')} GFLOP/s"
-    )
-    say(f"1-minute load average before each condition: {min(loads):.2f}–{max(loads):.2f}")
     summary = []
     for c in configs:
         used = sorted(
@@ -693,34 +681,35 @@ def main() -> int:
             **{f"{cond}_vs_competent": ratios(c, cond) for cond in ("idle", "busy")},
             "max_rss_mb": max(x["max_rss_mb"] for x in c.results["idle"]),
         })  # fmt: skip
-    for row in ["", *_runs_table(summary, statistics.median(peaks["idle"]), flops)]:
-        say(row)
-    extra = _loop_sections(epochs, rounds, sizes[-2], statistics.median(peaks["idle"]), say)
+    return summary
 
-    # Per setup: population against hpsearch's own sequential mode (fast path or vmap).
-    setup_rows = []
-    k_setup = 8 if args.quick else 32
-    n_setup = 2 if args.quick else 4
-    setup_epochs = QUICK_EPOCHS if args.quick else SETUP_EPOCHS
+
+SETUP_ROWS = (
+    ("weight_decay", "", "fast (hand-derived)"),
+    ("weight_decay", "vmap", "vmap (forced)"),
+    ("sparsity", "", "fast (hand-derived)"),
+    ("two_task", "", "vmap"),
+    ("beta_vae", "", "vmap"),
+    ("weight_decay", "backstitch", "fast, backstitch 0.3"),
+    ("weight_decay", "iflood", "fast, iFlood b = 0.1"),
+)
+
+
+def setups_section(quick: bool, rounds: int, say) -> list[dict]:
+    """Per setup: population against hpsearch's own sequential mode (fast path or vmap)."""
+    k = 8 if quick else 32
+    n = 2 if quick else 4
+    epochs = QUICK_EPOCHS if quick else SETUP_EPOCHS
     say(
-        f"\nper setup, idle, 1 thread, {setup_epochs} epochs: hpsearch sequential ({n_setup} "
-        f"trials) against population K={k_setup}, median of {rounds} round(s)"
+        f"\nper setup, idle, 1 thread, {epochs} epochs: hpsearch sequential ({n} "
+        f"trials) against population K={k}, median of {rounds} round(s)"
     )
-    for setup, variant, path in (
-        ("weight_decay", "", "fast (hand-derived)"),
-        ("weight_decay", "vmap", "vmap (forced)"),
-        ("sparsity", "", "fast (hand-derived)"),
-        ("two_task", "", "vmap"),
-        ("beta_vae", "", "vmap"),
-        ("weight_decay", "backstitch", "fast, backstitch 0.3"),
-        ("weight_decay", "iflood", "fast, iFlood b = 0.1"),
-    ):
+    setup_rows = []
+    for setup, variant, path in SETUP_ROWS:
         seq, pop = [], []
         for _ in range(rounds):
-            sequential = hp(n_setup, 1, setup, setup_epochs, variant)
-            seq.append(n_setup / run_child(sequential, 1, False)["seconds"])
-            population = hp(k_setup, k_setup, setup, setup_epochs, variant)
-            pop.append(k_setup / run_child(population, 1, False)["seconds"])
+            seq.append(n / run_child(hp_args(n, 1, epochs, setup, variant), 1, False)["seconds"])
+            pop.append(k / run_child(hp_args(k, k, epochs, setup, variant), 1, False)["seconds"])
         print(
             f"  {setup} {path}: sequential {_span(seq)}, population {_span(pop)} trials/s",
             file=sys.stderr, flush=True,
@@ -731,27 +720,71 @@ def main() -> int:
         )  # fmt: skip
     for row in ["", *_setups_table(setup_rows)]:
         say(row)
+    return setup_rows
 
+
+def pareto_section(quick: bool, epochs: int, say) -> dict:
+    """A pareto study, sequential and population (K = 32): hypervolume per wall-second."""
     import numpy as np
 
     from hpsearch import Normalization, analyze_front
 
-    k = 32
-    n_pareto = 32 if args.quick else 64
-    pareto_args = ["hp", str(n_pareto), "{}", str(epochs), "pareto", "weight_decay", ""]
-    seq = run_child([a.format(1) for a in pareto_args], 1, False)
-    pop = run_child([a.format(k) for a in pareto_args], 1, False)
-    fronts = [np.array(x["points"]) for x in (seq, pop)]
+    k, n = 32, 32 if quick else 64
+    seq = run_child(hp_args(n, 1, epochs, mode="pareto"), 1, False)
+    pop = run_child(hp_args(n, k, epochs, mode="pareto"), 1, False)
+    fronts = [np.array(x.pop("points")) for x in (seq, pop)]
     norm = Normalization.from_fronts(fronts)
-    say(f"\npareto study, idle, 1 thread, {n_pareto} trials, NSGA-II (population {k}), 1 run:")
+    say(f"\npareto study, idle, 1 thread, {n} trials, NSGA-II (population {k}), 1 run:")
     pareto = {}
     for name, x, pts in (("sequential", seq, fronts[0]), (f"population K={k}", pop, fronts[1])):
         hv = analyze_front(pts, normalization=norm).hypervolume
-        pareto[name] = {"trials": n_pareto, "seconds": x["seconds"], "hv": hv}
+        pareto[name] = {"trials": n, "seconds": x["seconds"], "hv": hv}
         say(
             f"  {name:<18} HV {hv:.3f} in {x['seconds']:.1f} s = {hv / x['seconds']:.4f} "
             "HV per wall-second"
         )
+    return pareto
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_output_arguments(parser, f"{QUICK_EPOCHS} epochs, 1 round, K in 8 and 32, 32 pareto trials")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--phase", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parse_args(parser)
+    if args.phase:
+        child(args.phase)
+        return 0
+    run = Run(args, "population")
+    epochs = QUICK_EPOCHS if args.quick else EPOCHS
+    rounds = 1 if args.quick else args.rounds
+    sizes = (8, 32) if args.quick else (8, 32, 64, 128)
+    configs = speed_configs(epochs, 4 if args.quick else 8, sizes)
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    flops = flops_per_trial(epochs)
+    say(
+        f"digits MLP 64-{HIDDEN}-{HIDDEN}-10, {epochs} epochs, batch {BATCH}, Adam, TPE, SQLite; "
+        f"{flops / 1e9:.2f} GFLOP per trial (fwd+bwd); {rounds} interleaved round(s), each "
+        "idle then beside one busy process"
+    )
+    peaks, loads = run_rounds(configs, rounds)
+    say(
+        f"float32 matmul peak, 1 thread (1024²): idle {_span(peaks['idle'], '.1f')}, beside "
+        f"a busy process {_span(peaks['busy'], '.1f')} GFLOP/s"
+    )
+    say(f"1-minute load average before each condition: {min(loads):.2f}–{max(loads):.2f}")
+    summary = summarize(configs)
+    peak = statistics.median(peaks["idle"])
+    for row in ["", *_runs_table(summary, peak, flops)]:
+        say(row)
+    extra = _loop_sections(epochs, rounds, sizes[-2], peak, say)
+    setup_rows = setups_section(args.quick, rounds, say)
+    pareto = pareto_section(args.quick, epochs, say)
     report = [
         "# Trials per second against a competent loop, idle and beside a busy process",
         "",
@@ -763,18 +796,10 @@ def main() -> int:
     ]
     run.write("population.md", "\n".join(report) + "\n")
     facts = {
-        "meta": run.facts(), "epochs": epochs, "rounds": rounds,
-        "peak_gflops": peaks, "load_average_1min": loads,
+        "meta": run.facts(), "epochs": epochs, "rounds": rounds, "peak_gflops": peaks,
+        "load_average_1min": loads, "runs": summary, "setups": setup_rows, "pareto": pareto,
     }  # fmt: skip
-    for item in (seq, pop):
-        item.pop("points", None)
-    run.write(
-        "population.json",
-        json.dumps(
-            {**facts, "runs": summary, "setups": setup_rows, "pareto": pareto, **extra}, indent=1
-        )
-        + "\n",
-    )
+    run.write("population.json", json.dumps({**facts, **extra}, indent=1) + "\n")
     run.finish()
     return 0
 

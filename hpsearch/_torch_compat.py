@@ -40,7 +40,8 @@ def fused_adam_update(
         ms,
         vs,
         [],
-        [torch.tensor(float(step), device=updates[0].device) for step in steps],
+        # Made on the device (torch.tensor from a number would copy it there: a sync per step).
+        [torch.full((), float(step), device=updates[0].device) for step in steps],
         lr=1.0,
         beta1=0.9,
         beta2=0.999,

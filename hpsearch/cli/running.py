@@ -20,7 +20,7 @@ from hpsearch.cli._base import (
     positive_int,
     publisher,
 )
-from hpsearch.core.device import resolve_device
+from hpsearch.core.device import DEVICE_NAMES, resolve_device
 from hpsearch.results.points import points_of_study
 from hpsearch.results.report import format_table, load_stored_study, points_table
 from hpsearch.study.storage import (
@@ -31,6 +31,7 @@ from hpsearch.study.storage import (
 )
 
 if TYPE_CHECKING:
+    from hpsearch.study.config import StudyConfig
     from hpsearch.study.runner import Publisher, RunOptions, RunSummary
 
 
@@ -89,7 +90,7 @@ class _StudyRun(Command):
             "--device",
             type=device_name,
             metavar="DEVICE",
-            help="where to train: cpu, cuda, cuda:N, or auto (a GPU where there is one); "
+            help=f"where to train: {', '.join(DEVICE_NAMES)} (auto: a GPU where there is one); "
             "the data is moved there once (default: the file's device, cpu)",
         )
 
@@ -109,6 +110,12 @@ class _StudyRun(Command):
             progress=not args.no_progress,
             **more,
         )
+
+    @staticmethod
+    def check_device(args: argparse.Namespace, config: StudyConfig) -> None:
+        """Refuse a device that is not there (``--device``, else the file's) in one line,
+        before the storage is opened or anything written."""
+        resolve_device(args.device or config.device)
 
     @staticmethod
     def publish(args: argparse.Namespace) -> Publisher | None:
@@ -139,7 +146,7 @@ class Run(_StudyRun):
 
         config = load_study_file(args.study_file)  # a bad file writes nothing
         plan = choose_threads(args, args.workers, config.threads)
-        resolve_device(args.device or config.device)  # not there: refused before any write
+        self.check_device(args, config)
         # Opened once for the run, its dashboard refreshes and the table printed after it (the
         # workers open it from its URL, each in its process).
         store = open_storage(args.storage, heartbeat=args.heartbeat)
@@ -177,7 +184,7 @@ class Worker(_StudyRun):
 
         config = load_study_file(args.study_file)
         plan = choose_threads(args, in_file=config.threads)
-        resolve_device(args.device or config.device)
+        self.check_device(args, config)
         store = open_storage(args.storage, heartbeat=args.heartbeat)
         from hpsearch.study.runner import run_study  # starts torch
 

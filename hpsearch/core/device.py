@@ -50,8 +50,10 @@ def resolve_device(name: str) -> torch.device:
             f"device {name!r}: no CUDA device here (torch {torch.__version__}, {build}); "
             "use device 'cpu', or 'auto' to take a GPU only where there is one"
         )
-    count = torch.cuda.device_count()
-    index = int(name.partition(":")[2] or torch.cuda.current_device())
+    if name == "cuda":  # torch's current CUDA device, chosen when training starts
+        return torch.device("cuda")
+    count = torch.cuda.device_count()  # (no CUDA context: the launcher trains nothing)
+    index = int(name.partition(":")[2])
     if index >= count:
         raise HpsearchError(
             f"device {name!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"

@@ -284,8 +284,8 @@ class _Population:
         self.data = setup.prepare(data)
         self.device = data.device
         members = self._build(configs)
+        stacked = self._stack(members)  # on the CPU, where they were built: then moved once
         self.base = base = members[0].to(self.device)
-        stacked = self._stack(members)
         self.layout = _FlatLayout.of(stacked)
         flat = self.layout.flatten(stacked).to(self.device)
         self.orders = [torch.Generator().manual_seed(c.seed) for c in configs]
@@ -358,12 +358,10 @@ class _Population:
         new_stacked: dict[str, torch.Tensor] | int = len(new)
         if new:
             # Seeding each new member's initialisation must not reseed the draws (dropout,
-            # sampling) of the members already training.
-            rng = torch.random.get_rng_state()
-            try:
+            # sampling) of the members already training, on the CPU or their GPU.
+            gpu = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=gpu):
                 new_stacked = self._stack(self._build(new))
-            finally:
-                torch.random.set_rng_state(rng)
         layout = self.layout.regrouped(keep, len(new))
         flat = self.layout.regroup(self.opt.flat, keep, new_stacked)
         self.configs = [self.configs[k] for k in keep] + new

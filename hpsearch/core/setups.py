@@ -216,15 +216,18 @@ class PenaltyByHand:
     """L2 as a sum of one term per tensor of ``params``, with its gradient by hand.
 
     Attributes:
+        task_loss: L1, ``task_loss(module, x, y, reduction)``: the batch mean (``"mean"``) or
+            each row's loss (``"none"``, for iFlood); the setup's ``losses`` must agree.
         params: The penalized tensors (a model's weight matrices).
         term: One tensor's share of L2, a 0-d tensor.
-        add_grads: ``add_grads(grads, params, scale)`` adds ``scale·∂term(w)/∂w`` to the
-            gradient of each ``w`` of ``params``, in place.
+        add_grad: ``add_grad(grad, w, scale)`` adds ``scale·∂term(w)/∂w`` to ``grad`` in
+            place; ``scale`` is a 0-d tensor on ``w``'s device (read without a device sync).
     """
 
+    task_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor, str], torch.Tensor]
     params: list[torch.Tensor]
     term: Callable[[torch.Tensor], torch.Tensor]
-    add_grads: Callable[[list[torch.Tensor], list[torch.Tensor], float], None]
+    add_grad: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
 
     def value(self) -> torch.Tensor:
         """L2 now, without an autograd graph."""
@@ -232,11 +235,22 @@ class PenaltyByHand:
             return cast(torch.Tensor, sum(self.term(w) for w in self.params))
 
     def add_gradient(self, scale: torch.Tensor) -> None:
-        """Add ``scale·∇L2`` to the gradients of ``params`` (which backward has set)."""
-        grads = [w.grad for w in self.params]
-        assert all(g is not None for g in grads)
+        """Add ``scale·∇L2`` to the gradients of the trainable ``params`` (a frozen one gets
+        none, as from autograd; one that L1 left without a gradient starts at zeros)."""
         with torch.no_grad():
-            self.add_grads(cast(list[torch.Tensor], grads), self.params, float(scale))
+            for w in self.params:
+                if not w.requires_grad:
+                    continue
+                if w.grad is None:
+                    w.grad = torch.zeros_like(w)
+                self.add_grad(w.grad, w, scale)
+
+
+def _task_loss_of(
+    module: nn.Module, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
+    """L1 of the setups whose L1 is the task loss of ``module(x)`` (weight_decay, sparsity)."""
+    return task_loss(module(x), y, reduction=reduction)
 
 
 def _n_outputs(data: Dataset) -> int:
@@ -363,7 +377,7 @@ class WeightDecay(Setup):
 
     @staticmethod
     def _add_penalty_grad(grad: torch.Tensor, w: torch.Tensor, scale: torch.Tensor) -> None:
-        grad.addcmul_(w, 2.0 * scale)
+        grad.addcmul_(w, scale, value=2.0)  # 2·w·scale, without a 2·scale temporary
 
     needs_data = True
     loss_names = ("task_loss", "sq_weight_norm")
@@ -376,7 +390,7 @@ class WeightDecay(Setup):
         return build_mlp(data.n_features, _n_outputs(data), spec)
 
     def losses(self, module, x, y):
-        return task_loss(module(x), y), self.penalty(module)
+        return _task_loss_of(module, x, y), self.penalty(module)
 
     def evaluate(self, module: nn.Module, split: Split) -> dict[str, float]:
         # Setup.evaluate's figures from one forward pass instead of two (losses, then metrics):
@@ -393,7 +407,7 @@ class WeightDecay(Setup):
         return {"loss1": float(loss1), "loss2": float(loss2), "metric": metric}
 
     def sample_losses(self, module, x, y):
-        return task_loss(module(x), y, reduction="none"), self.penalty(module)
+        return _task_loss_of(module, x, y, "none"), self.penalty(module)
 
     def penalty(self, module: nn.Module) -> torch.Tensor:
         """L2: the penalty of the weight matrices (here their squared norm)."""
@@ -411,12 +425,7 @@ class WeightDecay(Setup):
             WeightDecay.penalty,
         ):
             return None  # a subclass that changed what the losses are: autograd for both
-        return PenaltyByHand(_weights(module), self._term, self._add_penalty_grads)
-
-    @staticmethod
-    def _add_penalty_grads(grads: list[torch.Tensor], ws: list[torch.Tensor], scale: float) -> None:
-        for grad, w in zip(grads, ws, strict=True):
-            grad.add_(w, alpha=2.0 * scale)
+        return PenaltyByHand(_task_loss_of, _weights(module), self._term, self._add_penalty_grad)
 
 
 @register_setup("sparsity")
@@ -436,11 +445,6 @@ class Sparsity(WeightDecay):
     @staticmethod
     def _add_penalty_grad(grad: torch.Tensor, w: torch.Tensor, scale: torch.Tensor) -> None:
         grad.addcmul_(w.sign(), scale)  # autograd's subgradient of |w|: 0 at 0
-
-    @staticmethod
-    def _add_penalty_grads(grads: list[torch.Tensor], ws: list[torch.Tensor], scale: float) -> None:
-        for grad, w in zip(grads, ws, strict=True):
-            grad.add_(w.sign(), alpha=scale)
 
 
 @register_setup("beta_vae")

@@ -23,7 +23,7 @@ from hpsearch.core.knobs import (
 )
 from hpsearch.core.models import ModelSpec
 from hpsearch.core.optimizers import Optimizer
-from hpsearch.core.setups import Setup, task_loss
+from hpsearch.core.setups import Setup
 from hpsearch.errors import DivergedError
 
 
@@ -632,8 +632,10 @@ class _SingleModel:
         """(L1, or each row's task loss under iFlood; L2). A penalty by hand is a leaf here:
         backward leaves its coefficient in its ``grad`` (:meth:`_backward`)."""
         if self.by_hand is not None:
-            rows = task_loss(self.module(x), y, reduction="none" if self.per_sample else "mean")
-            return rows, self.by_hand.value().requires_grad_()
+            reduction = "none" if self.per_sample else "mean"
+            return self.by_hand.task_loss(self.module, x, y, reduction), (
+                self.by_hand.value().requires_grad_()
+            )
         if self.per_sample:
             return self.setup.sample_losses(self.module, x, y)
         return self.setup.losses(self.module, x, y)

@@ -15,6 +15,8 @@ from optuna.trial import TrialState
 from hpsearch.errors import HpsearchError, did_you_mean
 from hpsearch.results.analysis import feasible_pareto_mask
 from hpsearch.results.points import Reading, StudyPoints, points_of_study
+from hpsearch.results.tables import format_table as format_table  # kept importable from here
+from hpsearch.results.tables import markdown_table as markdown_table
 from hpsearch.study import keys
 from hpsearch.study.storage import StorageLike, best_value, describe_storage, open_storage
 
@@ -243,36 +245,7 @@ def alpha_text(alphas: tuple[float, float] | None) -> str:
     return f"[{lo:.3g}, {'inf' if math.isinf(hi) else f'{hi:.3g}'}]"
 
 
-def _cell(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.4g}"
-    # A name may hold a newline or a tab (Optuna allows any string): shown escaped, so that
-    # it cannot split a row.
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(v))
-
-
 def mean_sd(values: list[float]) -> str:
     """``"mean ± sd"`` to 4 decimals (sample sd over seeds; 0 for a single value)."""
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.4f} ± {sd:.4f}"
-
-
-def markdown_table(columns: list[str], rows: list[list[Any]]) -> list[str]:
-    """The lines of a Markdown table (None as an empty cell)."""
-    md = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    md += ["| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in rows]
-    return md
-
-
-def format_table(columns: list[str], rows: list[list[Any]]) -> str:
-    """Align a table in plain text, numbers to 4 significant digits."""
-    cells = [[_cell(v) for v in r] for r in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-
-    def line(items: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(items, widths, strict=True)).rstrip()
-
-    lines = [line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)]
-    return "\n".join(lines)

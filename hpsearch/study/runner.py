@@ -465,7 +465,7 @@ def run_study(
         )
     config, target, timeout, batch = _resolve_options(config, options)
     _apply_threads(options.threads if options.threads is not None else config.threads)
-    device = resolve_device(options.device or config.device)  # not there: one line, no work
+    device = resolve_device(config.device)  # not there: one line, before any work
     data = config.load_data().to(device)
     optuna_logger = logging.getLogger("optuna")
     level = optuna_logger.level
@@ -516,10 +516,12 @@ def run_study(
 def _resolve_options(
     config: StudyConfig, options: RunOptions
 ) -> tuple[StudyConfig, int, float | None, int]:
-    """The study file with the options' seed, and the run's target, timeout and batch size
-    (the options' where given, else the file's), checked."""
+    """The study file with the options' seed and device, and the run's target, timeout and
+    batch size (the options' where given, else the file's), checked."""
     if options.seed is not None:
         config = dataclasses.replace(config, seed=options.seed)
+    if options.device is not None:
+        config = dataclasses.replace(config, device=options.device)
     target = config.n_trials if options.n_trials is None else options.n_trials
     if target < 1:
         raise HpsearchError(f"n_trials must be >= 1, got {target}")
@@ -575,7 +577,7 @@ def run_workers(
             exited with an error.
     """
     config, target, _, _ = _resolve_options(load_study_file(study_file), options)
-    resolve_device(options.device or config.device)  # refused here, before any worker starts
+    resolve_device(config.device)  # refused here, before any worker starts
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
     study = create_or_load_study(config, open_storage(storage))
     done = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))

@@ -455,3 +455,27 @@ def test_penalty_gradient_by_hand_is_autograd_s(setup: str, kw: dict) -> None:
     assert by_hand.val["loss2"] != pytest.approx(
         train(cls(), data, SPEC, unpulled).val["loss2"], rel=1e-3
     )
+
+
+def test_a_frozen_weight_gets_no_penalty_gradient_by_hand() -> None:
+    # A user's weight_decay whose first layer is frozen: the penalty still counts it, its
+    # gradient does not move it, and the run matches autograd's.
+    cls = hpsearch.get_setup("weight_decay")
+
+    class Frozen(cls):  # type: ignore[misc, valid-type]
+        def build_model(self, data, spec):
+            module = super().build_model(data, spec)
+            module[0].weight.requires_grad_(False)
+            return module
+
+    class FrozenThroughAutograd(Frozen):
+        def losses(self, module, x, y):
+            return super().losses(module, x, y)
+
+    data = load_dataset("iris")
+    cfg = TrainConfig(optimizer="sgd", lr=0.1, alpha=0.3, epochs=3, batch_size=32)
+    by_hand, autograd = (
+        train(Frozen(), data, SPEC, cfg),
+        train(FrozenThroughAutograd(), data, SPEC, cfg),
+    )
+    assert by_hand.val == pytest.approx(autograd.val, rel=1e-5)
