@@ -257,7 +257,7 @@ class Members(Protocol):
     every training run shares: the epochs, the inner method's run state (Chebyshev scales, MDMM
     multipliers), learning-rate decay, divergence, the history and the callbacks. Every figure
     crosses this boundary as a vector over the current members, in their order, on ``device``
-    (learning rates: on the CPU, in double).
+    (learning rates: on the CPU).
     """
 
     device: torch.device  # where the models and their data lie; the knobs are put there

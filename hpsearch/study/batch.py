@@ -33,7 +33,7 @@ from hpsearch.study.halving import Halving, Point, RungTable
 from hpsearch.study.objective import (
     objective_values,
     record_result,
-    record_seeds,
+    record_start,
     scalar_objective,
     suggest_params,
 )
@@ -257,7 +257,7 @@ class PopulationBatch:
             values = suggest_params(trial, self.config.params)
             self.resolved.append(self.config.resolve(values, trial_number=trial.number))
             # Recorded before training: the trial shows its seeds and batch while it runs.
-            record_seeds(trial, self.resolved[-1][0])
+            record_start(trial, self.resolved[-1][0], self.data.device)
             if population_size is not None:
                 trial.set_user_attr(keys.POPULATION_SIZE, population_size)
             new.append(len(self.trials) - 1)
@@ -313,7 +313,6 @@ class PopulationBatch:
                 keys.VAL_METRIC: last.val_metric,
                 keys.EPOCHS_RUN: last.epoch,
                 keys.TORCH_THREADS: torch.get_num_threads(),
-                keys.DEVICE: str(self.data.device),
                 keys.HISTORY: history_columns(history),
             })  # fmt: skip
             return self.batch.tell(trial, state=TrialState.PRUNED)

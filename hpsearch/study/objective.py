@@ -98,16 +98,20 @@ def record_result(trial: optuna.Trial, result: TrainResult, constrained: bool) -
     attrs[keys.EPOCHS_RUN] = len(result.history)
     attrs[keys.TRAIN_SECONDS] = round(result.seconds, 4)
     attrs[keys.TORCH_THREADS] = torch.get_num_threads()
-    attrs[keys.DEVICE] = result.device
     attrs[keys.HISTORY] = result.history_columns()
     set_user_attrs(trial, attrs)
 
 
-def record_seeds(trial: optuna.Trial, config: TrainConfig) -> None:
-    """Record the run's seeds: the batch order's, and its initial weights' (which differ
-    between trials under ``init_seed = "trial"`` or a searched ``init_seed``)."""
-    trial.set_user_attr(keys.TRAIN_SEED, config.seed)
-    trial.set_user_attr(keys.INIT_SEED, config.weights_seed)
+def record_start(trial: optuna.Trial, config: TrainConfig, device: torch.device) -> None:
+    """Record what a run's results depend on besides its parameters, as it starts (so a
+    pruned or diverged trial has it too): the batch order's seed, its initial weights' (which
+    differ between trials under ``init_seed = "trial"`` or a searched ``init_seed``), and the
+    device it trains on."""
+    set_user_attrs(trial, {
+        keys.TRAIN_SEED: config.seed,
+        keys.INIT_SEED: config.weights_seed,
+        keys.DEVICE: str(device),
+    })  # fmt: skip
 
 
 def _record_epoch(trial: optuna.Trial, record: EpochRecord) -> None:
@@ -141,7 +145,7 @@ def make_objective(
         train_config, model, options = config.resolve(
             suggest_params(trial, config.params), trial_number=trial.number
         )
-        record_seeds(trial, train_config)
+        record_start(trial, train_config, data.device)
 
         def on_epoch_end(record: EpochRecord) -> None:
             if not prune:

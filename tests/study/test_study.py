@@ -148,6 +148,7 @@ def test_a_diverging_trial_is_stored_as_fail_with_its_reason(study_file, storage
     assert failed and complete and summary.failed == len(failed)
     assert all(t.user_attrs["fail_reason"].startswith("diverged: non-finite") for t in failed)
     assert len(trials) == summary.counted_after == 8  # divergence counts; the study went on
+    assert {t.user_attrs["device"] for t in trials} == {"cpu"}  # diverged ones included
 
 
 def test_pruner_prunes_and_pruned_trials_keep_their_losses(study_file, storage) -> None:
@@ -162,6 +163,7 @@ def test_pruner_prunes_and_pruned_trials_keep_their_losses(study_file, storage) 
     assert all(
         math.isfinite(t.user_attrs["val_loss2"]) and t.user_attrs["epochs_run"] < 6 for t in pruned
     )
+    assert all(t.user_attrs["device"] == "cpu" for t in pruned)
 
 
 @pytest.mark.parametrize("pruner", ['"successive_halving"', '{ name = "hyperband" }'])
