@@ -197,7 +197,10 @@ def test_workers_ride_out_a_postgresql_restart_and_reach_the_exact_target(
     tmp_path, study_file, postgres_url, batch
 ) -> None:
     version, cluster = _pg_cluster()
-    path = study_file(n_trials=24, epochs=30, dataset="digits", sampler='"random"')
+    # Enough batches that the restart falls mid-run however fast a batch trains (with 24
+    # trials, 2 batches per worker, all could be stored before the first poll saw one).
+    n = 24 if batch == 1 else 72
+    path = study_file(n_trials=n, epochs=30, dataset="digits", sampler='"random"')
     cmd = [HPSEARCH, "run", str(path), "--workers", "3", "--batch", str(batch)]
     cmd += ["--no-progress", "--no-dashboard"]
     env = {**os.environ, "HPSEARCH_STORAGE": postgres_url, "HPSEARCH_STORAGE_RETRY_SECONDS": "60"}
@@ -218,9 +221,9 @@ def test_workers_ride_out_a_postgresql_restart_and_reach_the_exact_target(
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()
     assert "Traceback" not in err.decode() and "Warning" not in err.decode(), err.decode()
-    assert done_at_restart < 24  # the restart happened mid-run
+    assert done_at_restart < n  # the restart happened mid-run
     trials = optuna.load_study(study_name="small", storage=postgres_url).trials
-    assert sum(counts_toward_target(t) for t in trials) == 24
+    assert sum(counts_toward_target(t) for t in trials) == n
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert TrialState.RUNNING not in [t.state for t in trials]
 
