@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -170,3 +172,11 @@ def _admin(url: str, wait: float = 60) -> psycopg.Connection:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def fresh_python(code: str) -> str:
+    """What ``code`` prints in a new Python process (imports the suite already made do not
+    count there), checked to exit 0."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()

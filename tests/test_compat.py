@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from hpsearch import _compat, _torch_compat
+from tests.conftest import fresh_python
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -149,14 +150,9 @@ def test_reparametrized_computes_with_the_given_parameters() -> None:
 
 def test_the_training_core_imports_no_optuna() -> None:
     # The core knows nothing of Optuna (a GPU host may not even have it installed).
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "import hpsearch.core.population, hpsearch.core.train, hpsearch.core.device\n"
         "print('optuna' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
+    assert fresh_python(code) == "False"

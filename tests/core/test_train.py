@@ -2,14 +2,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import hpsearch
 from hpsearch import DivergedError, HpsearchError, ModelSpec, TrainConfig, load_dataset, train
+from tests.conftest import fresh_python
 
 SPEC = ModelSpec(kind="mlp", depth=1, width=16)
 
@@ -415,9 +414,7 @@ def test_training_imports_no_torch_dynamo() -> None:
         "    p.sum().backward(); opt.step(); opt.zero_grad()\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
+    assert fresh_python(code) == "False"
 
 
 @pytest.mark.parametrize("setup", ["weight_decay", "sparsity"])
