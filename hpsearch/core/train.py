@@ -53,7 +53,6 @@ class TrainResult:
         info: What the inner method ended with: Chebyshev scales ``scale1``/``scale2``; MDMM
             multiplier ``multiplier``, ``constraint_violation`` (validation L2 − ε) and
             ``feasible`` (1.0 or 0.0, see :data:`FEASIBILITY_TOL`).
-        device: Where it trained (``"cpu"``, ``"cuda:0"``): its last bits depend on it.
     """
 
     train: dict[str, float]
@@ -62,7 +61,6 @@ class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
     seconds: float = 0.0
     info: dict[str, float] = field(default_factory=dict)
-    device: str = "cpu"
 
     def history_columns(self) -> dict[str, list[float]]:
         """The history as :func:`history_columns`."""
@@ -542,7 +540,6 @@ class _EpochLoop:
             elif k in figures:
                 result = _result(run, figures[k], float(self.scale1[k]), float(self.scale2[k]),
                                  float(self.multiplier[k]), self.chebyshev_initial)  # fmt: skip
-                result = replace(result, device=str(self.device))
             else:
                 continue
             self.results[run.index] = result
