@@ -18,6 +18,7 @@ import numpy as np
 
 from hpsearch._lazy import lazy_import
 from hpsearch.core.sources import (
+    SHARED_UNIT_DATASETS,
     SKLEARN_DATASETS,
     DataFile,
     Rows,
@@ -378,6 +379,20 @@ def _make_split_rows(
     return x, y, names, (idx_train, idx_val, idx_test)
 
 
+def _feature_scale(x_train: np.ndarray, shared: bool) -> np.ndarray:
+    """What each feature is divided by after centering: its train-split std, or, for features
+    that share one unit (:data:`SHARED_UNIT_DATASETS`), one scale for all of them.
+
+    The shared scale is the root mean square of the features' stds: the features keep their
+    relative sizes (a faint pixel stays faint), each stays within ±(range / scale) (digits:
+    about ±3.7), and the inputs' total variance is the same as per-feature standardization's,
+    so learning rates chosen for that still fit."""
+    std = x_train.std(axis=0)
+    if shared:
+        return np.full_like(std, max(float(np.sqrt(np.mean(std**2))), 1e-12))
+    return np.where(std == 0, 1.0, std)  # a constant feature: left at 0 after centering
+
+
 @functools.lru_cache(maxsize=32)
 def _load_cached(name: DataSource, seed: int, val_fraction: float, test_fraction: float) -> Dataset:
     if name == "none":
@@ -398,8 +413,7 @@ def _load_cached(name: DataSource, seed: int, val_fraction: float, test_fraction
     )
     task = dataset_task(name)
     mean = x[idx_train].mean(axis=0)
-    scale = x[idx_train].std(axis=0)
-    scale[scale == 0] = 1.0  # constant pixels in digits: leave them at 0 after centering
+    scale = _feature_scale(x[idx_train], shared=name in SHARED_UNIT_DATASETS)
     xs = (x - mean) / scale
 
     if task == "classification":

@@ -42,6 +42,11 @@ SKLEARN_DATASETS: dict[str, tuple[str, str]] = {
     "iris": ("load_iris", "classification"),
     "diabetes": ("load_diabetes", "regression"),
 }
+# Built-in datasets whose features share one unit (digits: ink counts 0–16 per pixel of an 8×8
+# image). They are centered per feature but divided by one scale for all features (see
+# hpsearch.core.data._feature_scale): a pixel almost never inked in training has a tiny std, and
+# dividing by it made a validation row that inks it huge (|x| up to 186).
+SHARED_UNIT_DATASETS: frozenset[str] = frozenset({"digits"})
 
 
 @dataclass(frozen=True)
