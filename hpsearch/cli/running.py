@@ -112,10 +112,14 @@ class _StudyRun(Command):
         )
 
     @staticmethod
-    def check_device(args: argparse.Namespace, config: StudyConfig) -> None:
-        """Refuse a device that is not there (``--device``, else the file's) in one line,
-        before the storage is opened or anything written."""
+    def check_run(args: argparse.Namespace, config: StudyConfig) -> None:
+        """Refuse, in one line and before the storage is opened or anything written, a
+        device that is not there (``--device``, else the file's) and a population batch
+        (``--batch``, else the file's) the study's inner method cannot train."""
+        from hpsearch.study.config import check_batch_method
+
         resolve_device(args.device or config.device)
+        check_batch_method(config, args.batch or config.batch)
 
     @staticmethod
     def publish(args: argparse.Namespace) -> Publisher | None:
@@ -146,7 +150,7 @@ class Run(_StudyRun):
 
         config = load_study_file(args.study_file)  # a bad file writes nothing
         plan = choose_threads(args, args.workers, config.threads)
-        self.check_device(args, config)
+        self.check_run(args, config)
         # Opened once for the run, its dashboard refreshes and the table printed after it (the
         # workers open it from its URL, each in its process).
         store = open_storage(args.storage, heartbeat=args.heartbeat)
@@ -184,7 +188,7 @@ class Worker(_StudyRun):
 
         config = load_study_file(args.study_file)
         plan = choose_threads(args, in_file=config.threads)
-        self.check_device(args, config)
+        self.check_run(args, config)
         store = open_storage(args.storage, heartbeat=args.heartbeat)
         from hpsearch.study.runner import run_study  # starts torch
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hpsearch.core.aggregators import AGGREGATOR_NAMES
 from hpsearch.core.options import Option
 from hpsearch.errors import check_choice, check_fields
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-INNER_METHODS: tuple[str, ...] = ("linear", "chebyshev", "mdmm")
+# "jd": Jacobian descent, the two gradients combined by an aggregator (hpsearch.core.aggregators).
+INNER_METHODS: tuple[str, ...] = ("linear", "chebyshev", "mdmm", "jd")
 # "batch": flood the mini-batch mean task loss (Ishida et al., 2020); "sample": flood each
 # sample's loss before averaging (iFlood, Xie et al., ICLR 2022).
 FLOOD_MODES: tuple[str, ...] = ("batch", "sample")
@@ -41,7 +43,16 @@ TRAIN_PARAMS: dict[str, Option] = {
     ),
     "method": Option("categorical", "linear", choices=INNER_METHODS, help="inner scalarization"),
     "w": Option(
-        "float", 0.5, low=0, high=1, low_open=True, high_open=True, help="Chebyshev weight of L1"
+        "float",
+        0.5,
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
+        help="Chebyshev weight of L1; jd's preference weight of L1",
+    ),
+    "aggregator": Option(
+        "categorical", "upgrad", choices=AGGREGATOR_NAMES, help="jd: how the gradients combine"
     ),
     "ideal1": Option("float", 0.0, help="Chebyshev ideal point, L1"),
     "ideal2": Option("float", 0.0, help="Chebyshev ideal point, L2"),
@@ -89,7 +100,10 @@ class TrainConfig:
             ``(1 + α_b)·η``.
         backstitch_interval: Backstitch every n-th mini-batch (the others take a plain step).
         method: Inner scalarization, one of :data:`INNER_METHODS`.
-        w: Chebyshev weight of L1, in (0, 1); L2 gets ``1 − w``.
+        w: Chebyshev weight of L1, in (0, 1); L2 gets ``1 − w``. For ``method="jd"``, the
+            preference weight of L1 of the aggregators that take one (``AIMING_AGGREGATORS``).
+        aggregator: For ``method="jd"``, how the two gradients combine into one step: one of
+            :data:`~hpsearch.core.aggregators.AGGREGATOR_NAMES` (torchjd's aggregators).
         ideal1, ideal2: Chebyshev ideal point z (losses are >= 0, so 0 is a valid ideal).
         normalize: Chebyshev normalization: ``"initial"`` divides ``L_i − z_i`` by its value for
             the initial model on the whole training split, so both terms start at 1;
@@ -116,6 +130,7 @@ class TrainConfig:
     backstitch_interval: int = TRAIN_PARAMS["backstitch_interval"].default
     method: str = TRAIN_PARAMS["method"].default
     w: float = TRAIN_PARAMS["w"].default
+    aggregator: str = TRAIN_PARAMS["aggregator"].default
     ideal1: float = TRAIN_PARAMS["ideal1"].default
     ideal2: float = TRAIN_PARAMS["ideal2"].default
     normalize: str = TRAIN_PARAMS["normalize"].default

@@ -26,6 +26,7 @@ import torch
 from torch.func import grad, vmap
 
 from hpsearch._torch_compat import fused_adam_update, reparametrized
+from hpsearch.core.aggregators import POPULATION_REFUSES_JD
 from hpsearch.core.data import Dataset, Split
 from hpsearch.core.knobs import OPTIMIZERS, TrainConfig
 from hpsearch.core.models import ModelSpec
@@ -51,6 +52,7 @@ from hpsearch.errors import HpsearchError
 GROUP_KEYS: tuple[str, ...] = (
     "optimizer",
     "method",
+    "aggregator",
     "normalize",
     "epochs",
     "batch_size",
@@ -554,6 +556,8 @@ def train_population(
     """
     if not configs:
         return []
+    if configs[0].method == "jd":
+        raise HpsearchError(POPULATION_REFUSES_JD)
     if len(population_groups(configs)) != 1:
         raise HpsearchError(f"a population must agree on {', '.join(GROUP_KEYS)}")
     _keep_freed_memory()

@@ -1,9 +1,10 @@
 """The training core: mini-batch training of a setup's model on a scalarization of (L1, L2).
 
-Three inner scalarizations: ``linear`` descends on ``flood(L1) + α·L2``; ``chebyshev`` on
+Four inner methods: ``linear`` descends on ``flood(L1) + α·L2``; ``chebyshev`` on
 ``max(w·(L1 − z1)/s1, (1 − w)·(L2 − z2)/s2)``; ``mdmm`` minimizes L1 subject to L2 <= ε with the
-Modified Differential Method of Multipliers. Plain functions over tensors and hyperparameters;
-nothing here knows about Optuna.
+Modified Differential Method of Multipliers; ``jd`` (Jacobian descent, sequential runs only)
+steps along an aggregation of the two losses' gradients (:mod:`hpsearch.core.aggregators`).
+Plain functions over tensors and hyperparameters; nothing here knows about Optuna.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
+from hpsearch.core.aggregators import make_aggregator
 from hpsearch.core.data import Dataset
 from hpsearch.core.knobs import (
     FEASIBILITY_TOL,
@@ -177,6 +179,9 @@ Knobs = dict[str, Any]
 def inner_loss(method: str, loss1: torch.Tensor, loss2: torch.Tensor, knobs: Knobs) -> torch.Tensor:
     """What one step descends on for an inner method of :data:`INNER_METHODS`.
 
+    ``jd`` descends on no one number: it gets the two losses stacked, ``[flood(L1), L2]``,
+    whose Jacobian :func:`jd_backward` aggregates.
+
     Args:
         method: The inner method.
         loss1, loss2: The two losses (scalars, or K-vectors in a population).
@@ -186,6 +191,8 @@ def inner_loss(method: str, loss1: torch.Tensor, loss2: torch.Tensor, knobs: Kno
     if method == "linear":
         return combined_loss(loss1, loss2, knobs["alpha"], knobs["flood"])
     loss1 = flooded_loss(loss1, knobs["flood"])
+    if method == "jd":  # both losses, for their Jacobian (jd_backward)
+        return torch.stack([loss1, loss2])
     if method == "chebyshev":
         return chebyshev_scalarize(
             loss1,
@@ -195,6 +202,34 @@ def inner_loss(method: str, loss1: torch.Tensor, loss2: torch.Tensor, knobs: Kno
             (knobs["scale1"], knobs["scale2"]),
         )
     return mdmm_loss(loss1, loss2, knobs["multiplier"], knobs["epsilon"], knobs["damping"])
+
+
+def jd_backward(losses: torch.Tensor, params: Sequence[torch.Tensor], aggregator: Any) -> None:
+    """Jacobian descent's backward: each loss's gradient over ``params`` as one row of a
+    2 × n Jacobian, the aggregator's direction of it left in the parameters' ``grad``.
+
+    Args:
+        losses: ``[L1, L2]`` (:func:`inner_loss` of ``"jd"``).
+        params: The trained parameters (their ``grad`` is overwritten).
+        aggregator: A torchjd aggregator (:func:`hpsearch.core.aggregators.make_aggregator`).
+    """
+    rows = []
+    for i in range(len(losses)):
+        grads = torch.autograd.grad(
+            losses[i], params, retain_graph=i + 1 < len(losses), allow_unused=True
+        )
+        # A parameter one loss does not reach (a task head) has a zero gradient in that row.
+        rows.append(
+            torch.cat([
+                (torch.zeros_like(p) if g is None else g).reshape(-1)
+                for g, p in zip(grads, params, strict=True)
+            ])
+        )  # fmt: skip
+    direction = aggregator(torch.stack(rows))
+    offset = 0
+    for p in params:
+        p.grad = direction[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
 
 
 def mdmm_info(val_loss2: float, epsilon: float, multiplier: float) -> dict[str, float]:
@@ -608,7 +643,11 @@ class _SingleModel:
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         self.opt = make_optimizer(config.optimizer, self.params, config.lr, config.momentum)
         self.per_sample = config.flood_mode == "sample" and config.flood > 0
-        self.by_hand = setup.penalty_by_hand(self.module)
+        self.aggregator = None
+        if config.method == "jd":
+            self.aggregator = make_aggregator(config.aggregator, config.w, self.device)
+        # Jacobian descent needs ∇L2 as a row of its own: the penalty goes through autograd.
+        self.by_hand = setup.penalty_by_hand(self.module) if self.aggregator is None else None
         # Mini-batches so far, over all epochs: the backstitch interval counts these.
         self.steps = 0
         self.val: dict[str, float] = {}
@@ -646,6 +685,9 @@ class _SingleModel:
 
     def _backward(self, loss: torch.Tensor, loss2: torch.Tensor) -> None:
         self._drop_grads()
+        if self.aggregator is not None:
+            jd_backward(loss, self.params, self.aggregator)
+            return
         loss.backward()
         if self.by_hand is not None and loss2.grad is not None:
             self.by_hand.add_gradient(loss2.grad)  # c2 = ∂loss/∂L2, times ∇L2
@@ -671,7 +713,8 @@ class _SingleModel:
         self._backward(loss, loss2)
         _step_scaled(self.opt, factor)
         self.steps += 1
-        return loss.detach().reshape(1), loss2.detach().reshape(1)
+        # jd records flood(L1) + L2 as its train objective: it descends on no one number.
+        return loss.detach().sum().reshape(1), loss2.detach().reshape(1)
 
     def _drop_grads(self) -> None:
         # What opt.zero_grad(set_to_none=True) does, without its per-call wrappers (profiler

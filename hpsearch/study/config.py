@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hpsearch.core.aggregators import INSTALL_HINT, POPULATION_REFUSES_JD, torchjd_installed
 from hpsearch.core.data import (
     Dataset,
     DataSource,
@@ -30,7 +31,7 @@ from hpsearch.core.knobs import TRAIN_BUDGET, TRAIN_PARAMS, TrainConfig
 from hpsearch.core.models import ACTIVATIONS, MODEL_KINDS, ModelSpec
 from hpsearch.core.options import Option
 from hpsearch.core.setups import Setup, available_setups, get_setup
-from hpsearch.core.sources import TASKS, DataFile, DataFileError
+from hpsearch.core.sources import SHARED_UNIT_DATASETS, TASKS, DataFile, DataFileError
 from hpsearch.errors import HpsearchError, StudyFileError
 from hpsearch.study.limits import RUN_LIMITS
 from hpsearch.study.samplers import BATCH_PRUNER, PRUNERS, SAMPLERS
@@ -140,6 +141,13 @@ class StudyConfig:
                 "split_seed": self.split_seed,
                 # Only when set, so studies stored before the key existed keep their identity.
                 **({"label_noise": self.label_noise} if self.label_noise else {}),
+                # Digits' pixels share one scale since 2026-12 (the per-pixel one blew up rare
+                # pixels): a study stored with the old features is another study.
+                **(
+                    {"feature_scale": "one for all pixels"}
+                    if self.data_file is None and self.dataset in SHARED_UNIT_DATASETS
+                    else {}
+                ),
             },
             # Parameters left at their defaults are omitted, so that a new parameter added to
             # hpsearch later does not change the identity of studies stored before it.
@@ -560,6 +568,7 @@ def _read_params(
         raise check.fail(
             "params", "nothing to search: give at least one parameter a type and range"
         )
+    _check_jd(check, params["method"], study["batch"])
     flood_mode = params["flood_mode"]
     if (flood_mode.value == "sample" or "sample" in flood_mode.choices) and (
         not setup_cls.has_sample_losses()
@@ -578,6 +587,28 @@ def _read_params(
                 f"to {grid_size}",
             )
     return params
+
+
+def may_use_jd(method: ParamSpec) -> bool:
+    """Whether some trial of the study trains with Jacobian descent (fixed, or a choice)."""
+    return method.value == "jd" or "jd" in method.choices
+
+
+def check_batch_method(config: StudyConfig, batch: int) -> None:
+    """Refuse a population batch (``batch`` > 1, the file's or ``--batch``) for a study some of
+    whose trials train by Jacobian descent, in one line."""
+    if batch > 1 and may_use_jd(config.params["method"]):
+        raise HpsearchError(POPULATION_REFUSES_JD)
+
+
+def _check_jd(check: Checker, method: ParamSpec, batch: int) -> None:
+    """``method = "jd"`` needs the optional torchjd, and trains one trial at a time."""
+    if not may_use_jd(method):
+        return
+    if not torchjd_installed():
+        raise check.fail("params.method", INSTALL_HINT)
+    if batch > 1:
+        raise check.fail("study.batch", POPULATION_REFUSES_JD)
 
 
 def _check_data(

@@ -40,7 +40,12 @@ from hpsearch.errors import HpsearchError
 from hpsearch.signals import DeferredInterrupt, Terminated
 from hpsearch.study import keys
 from hpsearch.study.batch import run_population
-from hpsearch.study.config import StudyConfig, grid_values, load_study_file
+from hpsearch.study.config import (
+    StudyConfig,
+    check_batch_method,
+    grid_values,
+    load_study_file,
+)
 from hpsearch.study.objective import make_objective
 from hpsearch.study.persist import adopt_silent_trials, journal_slots_held
 from hpsearch.study.samplers import BATCH_PRUNER, make_pruner, make_sampler
@@ -530,6 +535,7 @@ def _resolve_options(
     if batch < 1:
         raise HpsearchError(f"batch must be >= 1, got {batch}")
     check_pruner(config, batch)
+    check_batch_method(config, batch)
     return config, target, timeout, batch
 
 

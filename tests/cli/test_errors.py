@@ -350,3 +350,41 @@ def test_a_device_that_is_not_there_is_refused_in_one_line_before_any_write(
     assert "Traceback" not in out.stderr and not (tmp_path / "s.db").exists()
     usage = run_main("run", str(study_file()), "--device", "gpu", cwd=tmp_path)
     assert usage.returncode == EXIT_USAGE and "allowed: cpu, cuda, cuda:N, auto" in usage.stderr
+
+
+JD = 'method = "jd"\naggregator = { type = "categorical", choices = ["upgrad", "mgda"] }'
+
+
+@pytest.mark.parametrize("where", ["file", "flag"])
+def test_jd_in_a_population_batch_is_refused_in_one_line_before_any_write(
+    tmp_path, study_file, where: str
+) -> None:
+    seed = "0\nbatch = 4" if where == "file" else "0"
+    args = ["run", str(study_file(seed=seed, extra=JD)), "--storage", "sqlite:///s.db"]
+    out = run_main(*args, *(["--batch", "4"] if where == "flag" else []), cwd=tmp_path)
+    assert out.returncode != 0
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert 'method = "jd" trains one trial at a time: set batch = 1' in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "s.db").exists()
+
+
+def test_jd_without_torchjd_says_how_to_install_it_and_writes_nothing(
+    tmp_path, study_file, monkeypatch
+) -> None:
+    import importlib.util
+
+    from hpsearch.core import aggregators
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        aggregators.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "torchjd" else real(name, *a),
+    )
+    path = str(study_file(extra=JD))
+    for command in (["check", path], ["run", path, "--storage", "sqlite:///s.db"]):
+        out = run_main(*command, cwd=tmp_path)
+        assert out.returncode != 0 and out.stderr.count("\n") == 1, out.stderr
+        assert 'needs torchjd, which is not installed: pip install "hpsearch[jd]"' in out.stderr
+    assert not (tmp_path / "s.db").exists()
+    assert run_main("check", str(study_file()), cwd=tmp_path).returncode == 0  # others run

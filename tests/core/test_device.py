@@ -37,6 +37,8 @@ SEQUENTIAL = [
     ),  # fmt: skip
     ("two_task", "wine", {"optimizer": "momentum", "alpha": 0.5}),
     ("beta_vae", "iris", {"optimizer": "sgd", "alpha": 0.5}),
+    ("two_task", "wine", {"method": "jd", "aggregator": "aligned_mtl", "w": 0.3}),
+    ("weight_decay", "iris", {"method": "jd", "aggregator": "upgrad", "backstitch": 0.3}),
 ]
 
 
