@@ -11,9 +11,12 @@ seed = s, so the split, the initialisation and the sampler all change) and per w
 2. width 1 (concave): ``hpsearch fill`` with 24 Chebyshev trials aimed by that diagnosis;
    width 16 (the control): a Chebyshev study of 24 QMC trials of w, since a convex front has
    nothing to fill;
-3. every trial's **test** losses: the hypervolume of each study's front and of both together,
-   normalized per seed and width by the joint test front (reference 1.1, 1.1), and the
-   scalarization gap of the joint front (HV − HV of its supported part, as % of HV).
+3. width 1: a Jacobian-descent study per aggregator of ``JD_AGGREGATORS`` (one trial at a
+   time), judged beside them at equal trials and at the wall time linear α + fill took;
+4. every trial's **test** losses: the hypervolume of each study's front and of linear α's
+   with each other's, normalized per seed and width by the joint test front of every study
+   (reference 1.1, 1.1), and the scalarization gap of linear + Chebyshev's joint front (HV −
+   HV of its supported part, as % of HV).
 
 Means over seeds with 95% percentile-bootstrap intervals; the paired difference
 HV(linear + Chebyshev) − HV(linear) per seed. Convergence: the share of runs whose validation
@@ -47,6 +50,7 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import torch  # noqa: E402
 from _common import Run, add_output_arguments, bootstrap_interval, parse_args  # noqa: E402
+from _jd import finished_within, jd_name, jd_params  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from hpsearch import RunOptions, load_study_file, run_study  # noqa: E402
@@ -72,6 +76,9 @@ TRIALS = 24
 QUICK = {"seeds": 2, "epochs": 20, "trials": 8}
 INIT_ALPHAS = [0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0]
 INIT_SEEDS = 8
+# The aggregators run at width 1 (each ~8 min over 5 seeds, one trial at a time): UPGrad, which
+# aims with w, and MGDA, the classic without a knob (its trials differ by init_seed).
+JD_AGGREGATORS = ("upgrad", "mgda")
 
 
 def study_text(seed: int, width: int, epochs: int, trials: int, inner: str = "linear") -> str:
@@ -91,16 +98,22 @@ def study_text(seed: int, width: int, epochs: int, trials: int, inner: str = "li
         subs[r"\nalpha = [^\n]*"] = (
             '\nmethod = "chebyshev"\nw = { type = "float", low = 0.02, high = 0.98 }'
         )
+    elif inner.startswith("jd-"):  # one trial at a time: Jacobian descent cannot batch
+        subs[r"\nalpha = [^\n]*"] = "\n" + jd_params(inner.removeprefix("jd-"))
+        subs[r"\nbatch = \d+"] = "\nbatch = 1"
     for pattern, value in subs.items():
         text, n = re.subn(pattern, value, text, count=1)
         assert n == 1, pattern  # the shipped file changed shape
     return text + f"\n[data]\nsplit_seed = {seed}\n"
 
 
-def trial_points(storage: str, name: str) -> dict[str, np.ndarray]:
-    """Validation and test (L1, L2) of a study's complete trials, and their drift."""
+def trial_points(storage: str, name: str, keep: set[int] | None = None) -> dict[str, np.ndarray]:
+    """Validation and test (L1, L2) of a study's complete trials (those numbered in ``keep``,
+    if given), and their drift."""
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if keep is not None:
+        trials = [t for t in trials if t.number in keep]
     out = {
         split: np.array(
             [
@@ -113,25 +126,36 @@ def trial_points(storage: str, name: str) -> dict[str, np.ndarray]:
         ).reshape(-1, 2)
         for split in ("val", "test")
     }
-    out["drift"] = study_points(storage, name).drift
+    drift = study_points(storage, name).drift
+    numbers = sorted(
+        t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    )
+    out["drift"] = drift if keep is None else drift[np.isin(numbers, sorted(keep))]
     out["history"] = [t.user_attrs.get(keys.HISTORY) for t in trials]
     return out
 
 
 def front_numbers(studies: dict[str, np.ndarray]) -> dict[str, float]:
-    """HV of each study's front and of all together, under the joint front's normalization,
-    and the joint front's scalarization gap (% of its HV)."""
+    """Under the normalization of every study's joint front: HV of each study's front, of
+    linear's with each other's (``hv_linear+NAME``), and of linear + Chebyshev (``hv_joint``,
+    the hpsearch path: tune α, then fill) with that front's scalarization gap (% of its HV)."""
     every = np.concatenate(list(studies.values()))
     norm = Normalization.from_fronts([every[pareto_mask(every)]])
-    out = {}
-    for name, xy in studies.items():
+
+    def hv(xy: np.ndarray) -> float:
         scaled = norm.apply(xy)
-        out[f"hv_{name}"] = hypervolume_2d(scaled[pareto_mask(scaled)])
-    scaled = norm.apply(every)
+        return hypervolume_2d(scaled[pareto_mask(scaled)]) if len(scaled) else 0.0
+
+    out = {f"hv_{name}": hv(xy) for name, xy in studies.items()}
+    for name, xy in studies.items():
+        if name != "linear":
+            out[f"hv_linear+{name}"] = hv(np.concatenate([studies["linear"], xy]))
+    joint = np.concatenate([studies["linear"], studies.get("chebyshev", np.zeros((0, 2)))])
+    scaled = norm.apply(joint)
     front = scaled[pareto_mask(scaled)]
-    hv = hypervolume_2d(front)
-    out["hv_joint"] = hv
-    out["gap_joint_pct"] = 100 * (hv - hypervolume_2d(front[lower_convex_hull(front)])) / hv
+    out["hv_joint"] = hypervolume_2d(front)
+    supported = hypervolume_2d(front[lower_convex_hull(front)])
+    out["gap_joint_pct"] = 100 * (out["hv_joint"] - supported) / out["hv_joint"]
     return out
 
 
@@ -167,14 +191,25 @@ def run_seed(tmp: Path, storage: str, seed: int, width: int, args: argparse.Name
     points = {"linear": trial_points(storage, config.name)}
     if other is not None:
         points["chebyshev"] = trial_points(storage, other)
+    if WIDTHS[width] == "concave":
+        budget = row["linear_wall_s"] + row["chebyshev_wall_s"]
+        points.update(run_jd(tmp, storage, seed, width, args, budget, row))
     for split in ("val", "test"):
         numbers = front_numbers({k: p[split] for k, p in points.items()})
         row.update({f"{split}_{k}": v for k, v in numbers.items()})
     all_val = np.concatenate([p["val"] for p in points.values()])
     norm = Normalization.from_fronts([all_val[pareto_mask(all_val)]])
-    drift = np.concatenate([p["drift"] for p in points.values()])
+    scalarized = [p for k, p in points.items() if k in ("linear", "chebyshev")]
+    drift = np.concatenate([p["drift"] for p in scalarized])
     row["converged_share"] = float(converged_mask(drift, norm, len(drift)).mean())
-    row["points"] = {k: {s: p[s].tolist() for s in ("val", "test")} for k, p in points.items()}
+    for inner in map(jd_name, JD_AGGREGATORS if WIDTHS[width] == "concave" else ()):
+        jd_drift = points[inner]["drift"]
+        row[f"{inner}_converged"] = float(converged_mask(jd_drift, norm, len(jd_drift)).mean())
+    row["points"] = {
+        k: {s: p[s].tolist() for s in ("val", "test")}
+        for k, p in points.items()
+        if not k.endswith("@wall")
+    }
     if seed == 0:
         row["histories"] = {k: p["history"] for k, p in points.items()}
     print(
@@ -185,6 +220,26 @@ def run_seed(tmp: Path, storage: str, seed: int, width: int, args: argparse.Name
         flush=True,
     )
     return row
+
+
+def run_jd(
+    tmp: Path, storage: str, seed: int, width: int, args, budget: float, row: dict
+) -> dict[str, dict]:
+    """The Jacobian-descent studies of one seed (width 1): their points, their wall times in
+    ``row``, and which of their trials ended within ``budget`` seconds (linear + Chebyshev's)."""
+    points = {}
+    for aggregator in JD_AGGREGATORS:
+        inner = jd_name(aggregator)
+        path = tmp / f"narrow-w{width}-s{seed}-{inner}.toml"
+        path.write_text(study_text(seed, width, args.epochs, args.trials, inner))
+        config = load_study_file(path)
+        start = time.perf_counter()
+        run_study(config, storage, RunOptions(progress=False))
+        row[f"{inner}_wall_s"] = time.perf_counter() - start
+        points[inner] = trial_points(storage, config.name)
+        done = finished_within(storage, config.name, budget)
+        points[f"{inner}@wall"] = trial_points(storage, config.name, keep=done)
+    return points
 
 
 def init_grid(tmp: Path, storage: str, args: argparse.Namespace) -> dict:
@@ -238,6 +293,64 @@ def summarize(rows: list[dict]) -> dict:
         cell["wall_s"] = float(np.mean([r["linear_wall_s"] + r["chebyshev_wall_s"] for r in mine]))
         out[str(width)] = cell
     return out
+
+
+def summarize_jd(rows: list[dict]) -> dict:
+    """Width 1, per inner method beside linear α: HV of its trials alone, what it adds to
+    linear α's front (paired per seed), its front at the wall time linear α + fill took, the
+    share of its runs converged and its wall time per seed; test and validation."""
+    mine = [r for r in rows if WIDTHS[r["width"]] == "concave"]
+    out: dict = {}
+    for inner in ("chebyshev", *map(jd_name, JD_AGGREGATORS)):
+        cell: dict = {}
+        for split in ("test", "val"):
+            alone = [r[f"{split}_hv_{inner}"] for r in mine if f"{split}_hv_{inner}" in r]
+            added = [
+                r[f"{split}_hv_linear+{inner}"] - r[f"{split}_hv_linear"]
+                for r in mine
+                if f"{split}_hv_linear+{inner}" in r
+            ]
+            at_wall = [
+                r[f"{split}_hv_joint" if inner == "chebyshev" else f"{split}_hv_{inner}@wall"]
+                for r in mine
+            ]
+            if alone:
+                cell[split] = {
+                    "alone": bootstrap_interval(alone),
+                    "added": bootstrap_interval(added),
+                    "at_wall": bootstrap_interval(at_wall),
+                }
+        wall_key = "chebyshev_wall_s" if inner == "chebyshev" else f"{inner}_wall_s"
+        cell["wall_s"] = float(np.mean([r[wall_key] for r in mine]))
+        if inner != "chebyshev":
+            cell["converged"] = bootstrap_interval([r[f"{inner}_converged"] for r in mine])
+        out[inner] = cell
+    return out
+
+
+def _jd_rows(jd: dict, split: str) -> list[list[str]]:
+    return [
+        [
+            "Chebyshev w (fill)" if inner == "chebyshev" else inner,
+            _ci(cell[split]["alone"]),
+            _ci(cell[split]["added"]),
+            _ci(cell[split]["at_wall"]),
+            _ci(cell["converged"], 2) if "converged" in cell else "see above",
+            f"{cell['wall_s']:.0f}",
+        ]
+        for inner, cell in jd.items()
+        if split in cell
+    ]
+
+
+JD_COLUMNS = [
+    "inner method",
+    "HV of its trials",
+    "added to linear α's front",
+    "HV at linear + fill's wall time",
+    "runs converged",
+    "wall s per seed",
+]
 
 
 def init_thresholds(grid: dict, high: float = 0.7) -> dict[int, tuple[float | None, float | None]]:
@@ -320,7 +433,9 @@ def _seed_row(r: dict) -> list[str]:
     ]
 
 
-def report(run: Run, args: argparse.Namespace, summary: dict, rows: list[dict], grid: dict) -> str:
+def report(
+    run: Run, args: argparse.Namespace, summary: dict, jd: dict, rows: list[dict], grid: dict
+) -> str:
     lines = [
         "# A concave front on real data: two tasks on a narrow trunk",
         "",
@@ -332,7 +447,8 @@ def report(run: Run, args: argparse.Namespace, summary: dict, rows: list[dict], 
         f"Per seed: the linear-α study ({args.trials} QMC trials of α in [0.01, 100]) and "
         f"{args.trials} Chebyshev trials (width 1: `hpsearch fill` aimed by the linear study's "
         "diagnosis; width 16: a QMC study of w in [0.02, 0.98]). HV: hypervolume of the "
-        "front in (L1, L2) normalized per seed by the joint front of both studies, reference "
+        "front in (L1, L2) normalized per seed and width by the joint front of every study "
+        "(at width 1 the Jacobian-descent ones below too), reference "
         "(1.1, 1.1); gap: HV of the joint front minus that of its supported part (the points "
         "some α reaches), % of HV. Mean over seeds [95% percentile-bootstrap interval]; "
         "'added' is the paired per-seed HV(linear + Chebyshev) − HV(linear).",
@@ -341,6 +457,24 @@ def report(run: Run, args: argparse.Namespace, summary: dict, rows: list[dict], 
     lines += markdown_table(HV_COLUMNS, _hv_rows(summary))
     lines.append("")
     lines += markdown_table(DIAGNOSIS_COLUMNS, _diagnosis_rows(summary))
+    lines += [
+        "",
+        "## Jacobian descent on the narrow trunk",
+        "",
+        f"Width 1, the same {args.seeds} seeds: beside linear α's study, the Chebyshev trials "
+        f"`hpsearch fill` aimed, and a study of {args.trials} Jacobian-descent trials per "
+        "aggregator, one trial at a time (UPGrad: QMC over its preference weight w in "
+        "[0.02, 0.98]; MGDA, which has no knob: QMC over `init_seed`), on the scale of the "
+        "table above. Added: the paired per-seed HV(linear α's trials + its "
+        "trials) − HV(linear α's trials): > 0 when it reaches trade-offs linear α's front "
+        "lacks. At linear + fill's wall time: what a user has after the seconds that linear "
+        "α's study and the fill took (for Chebyshev: the joint front of linear + fill; for "
+        "Jacobian descent: the trials of its study that had ended by then). Test split:",
+        "",
+    ]
+    lines += markdown_table(JD_COLUMNS, _jd_rows(jd, "test"))
+    lines += ["", "Validation split:", ""]
+    lines += markdown_table(JD_COLUMNS, _jd_rows(jd, "val"))
     lines += ["", "Per seed (test split):", ""]
     lines += markdown_table(SEED_COLUMNS, [_seed_row(r) for r in rows])
     notes = [r for r in rows if "fill_note" in r]
@@ -370,15 +504,21 @@ def figure_fronts(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, len(WIDTHS), figsize=(11, 4.4))
     for ax, width in zip(axes, WIDTHS, strict=True):
         row = next(r for r in rows if r["width"] == width and r["seed"] == 0)
-        for (name, pts), marker in zip(row["points"].items(), "os", strict=False):
+        for (name, pts), marker in zip(row["points"].items(), "os^v", strict=False):
             xy = np.array(pts["test"])
-            label = "linear α" if name == "linear" else "Chebyshev w"
+            label = {"linear": "linear α", "chebyshev": "Chebyshev w"}.get(name, name)
             ax.scatter(xy[:, 0], xy[:, 1], s=22, marker=marker, alpha=0.75, label=label)
-        every = np.concatenate([np.array(p["test"]) for p in row["points"].values()])
+        every = np.concatenate(
+            [
+                np.array(row["points"][k]["test"])
+                for k in ("linear", "chebyshev")
+                if k in row["points"]
+            ]
+        )
         front = every[pareto_mask(every)]
         front = front[np.argsort(front[:, 0])]
         hull = front[lower_convex_hull(front)]
-        ax.plot(hull[:, 0], hull[:, 1], "k--", lw=1, label="convex hull (what some α reaches)")
+        ax.plot(hull[:, 0], hull[:, 1], "k--", lw=1, label="hull of linear + Chebyshev")
         ax.set_title(
             f"width {width} ({WIDTHS[width]}), seed 0: gap {row['test_gap_joint_pct']:.0f}%"
         )
@@ -466,15 +606,19 @@ def main() -> int:
                 rows.append(run_seed(Path(tmp), storage, seed, width, args))
         grid = init_grid(Path(tmp), storage, args)
     summary = summarize(rows)
+    jd = summarize_jd(rows)
     figure_fronts(rows, run.path("real_concave_front.png"))
     figure_curves(rows, run.path("real_concave_curves.png"))
     figure_init(grid, run.path("real_concave_init.png"))
-    run.write("real_concave.md", report(run, args, summary, rows, grid))
+    run.write("real_concave.md", report(run, args, summary, jd, rows, grid))
     for r in rows:
         r.pop("histories", None)
     run.write(
         "real_concave.json",
-        json.dumps({**run.facts(), "summary": summary, "rows": rows, "init_grid": grid}, indent=1),
+        json.dumps(
+            {**run.facts(), "summary": summary, "jd": jd, "rows": rows, "init_grid": grid},
+            indent=1,
+        ),
     )
     run.finish()
     return 0

@@ -29,9 +29,10 @@ import numpy as np
 import optuna
 import torch
 from _common import Run, add_output_arguments, format_interval, parse_args
+from _jd import cost_table, epoch_costs, finished_within, jd_name, jd_params
 from optuna.trial import TrialState
 
-from hpsearch import RunOptions, load_study_file, run_study
+from hpsearch import ModelSpec, RunOptions, load_study_file, run_study
 from hpsearch.results.analysis import Normalization, analyze_front, converged_mask
 from hpsearch.results.compare import compare_points
 from hpsearch.results.export import write_comparison
@@ -90,6 +91,14 @@ SETUPS = {
 }
 INNER = ("linear", "chebyshev", "mdmm")
 OUTER = ("scalarized", "pareto")
+# Jacobian descent, in the pareto outer search only (it has no scalar for the other to weigh):
+# UPGrad, which aims with w, and MGDA, the classic without a knob (its trials differ by
+# init_seed). Each costs ~10 min over 5 seeds here, one trial at a time.
+JD_INNER = tuple(jd_name(a) for a in ("upgrad", "mgda"))
+
+
+def inner_methods(outer: str) -> tuple[str, ...]:
+    return INNER + JD_INNER if outer == "pareto" else INNER
 
 
 def study_toml(
@@ -97,7 +106,9 @@ def study_toml(
 ) -> str:
     spec = SETUPS[setup]
     epochs = spec["epochs"] if epochs is None else epochs
-    if inner == "linear":
+    if inner.startswith("jd-"):  # Jacobian descent trains one trial at a time
+        knob, batch = jd_params(inner.removeprefix("jd-")), 1
+    elif inner == "linear":
         lo, hi = spec["alpha"]
         knob = f'alpha = {{ type = "float", low = {lo}, high = {hi}, log = true }}'
     elif inner == "chebyshev":
@@ -134,7 +145,7 @@ epochs = {epochs}
 batch_size = 64
 
 [params]
-method = "{inner}"
+{"" if inner.startswith("jd-") else f'method = "{inner}"'}
 optimizer = "adam"
 lr_decay = {spec["lr_decay"]}
 {spec["params"]}
@@ -165,6 +176,7 @@ MATRIX_COLUMNS = [
     "outer",
     "inner",
     "test HV",
+    "test HV at linear's wall",
     "val HV",
     "test gap %",
     "Pareto size",
@@ -177,12 +189,15 @@ MATRIX_COLUMNS = [
 
 def _matrix_row(outer: str, inner: str, runs: list[tuple], norms: dict) -> list[str]:
     """One (outer, inner) cell of a setup over its seeds: ``runs`` of (validation points, test
-    points, wall s), ``norms`` the setup's normalization per split."""
-    test_hv, val_hv, test_gap, size, feas, conv, wall = ([] for _ in range(7))
+    points, wall s, which trials ended within linear's wall), ``norms`` the setup's
+    normalization per split."""
+    test_hv, at_wall, val_hv, test_gap, size, feas, conv, wall = ([] for _ in range(8))
     concave = 0
-    for points, test_xy, seconds in runs:
+    for points, test_xy, seconds, within in runs:
         hv, gap = _front_figures(test_xy, points.counted, norms["test"])
         test_hv.append(hv)
+        keep = points.counted & within
+        at_wall.append(_front_figures(test_xy, keep, norms["test"])[0] if keep.any() else 0.0)
         test_gap.append(gap)
         analysis = points.analyze(norms["val"])
         val_hv.append(analysis.hypervolume)
@@ -195,6 +210,7 @@ def _matrix_row(outer: str, inner: str, runs: list[tuple], norms: dict) -> list[
         outer,
         inner,
         format_interval(test_hv, 3),
+        format_interval(at_wall, 3),
         format_interval(val_hv, 3),
         format_interval(test_gap, 1),
         f"{np.mean(size):.1f}",
@@ -202,6 +218,39 @@ def _matrix_row(outer: str, inner: str, runs: list[tuple], norms: dict) -> list[
         f"{np.mean(conv):.0f}",
         f"{concave} of {len(runs)}",
         f"{np.mean(wall):.1f}",
+    ]
+
+
+def with_linear_wall(storage: str, cells: dict) -> dict:
+    """Each run of ``cells`` with, instead of its study's name, which of its trials (in
+    study_points' order) ended within the wall time of the same seed's pareto-linear study."""
+    linear_walls = [wall for _, _, wall, _ in cells[("pareto", "linear")]]
+    out = {}
+    for key, runs in cells.items():
+        out[key] = []
+        for seed, (points, test_xy, wall, name) in enumerate(runs):
+            done = finished_within(storage, name, linear_walls[seed])
+            out[key].append((points, test_xy, wall, np.isin(points.numbers, sorted(done))))
+    return out
+
+
+def epoch_cost_lines(setup: str) -> list[str]:
+    """The cost of an epoch of each inner method on this setup's model, one run at a time."""
+    spec = SETUPS[setup]
+    params = dict(line.split(" = ") for line in spec["params"].splitlines())
+    options = {k: float(v) for k, v in params.items() if k == "latent_dim"}
+    model = ModelSpec(depth=int(params["depth"]), width=int(params["width"]))
+    costs = epoch_costs(
+        setup, spec["dataset"], model, {"optimizer": "adam", "lr": float(params["lr"])},
+        setup_options={k: int(v) for k, v in options.items()},
+    )  # fmt: skip
+    return [
+        "Cost of an epoch, one run at a time (sequential, 1 thread, median of 3 interleaved "
+        "rounds of 2 epochs; population batches, which linear, Chebyshev and MDMM train in "
+        "above, cost less per trial):",
+        "",
+        *cost_table(costs),
+        "",
     ]
 
 
@@ -213,7 +262,9 @@ def curves_figure(curves: dict[str, list], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.6), squeeze=False)
     for ax, (setup, runs) in zip(axes[0], curves.items(), strict=True):
-        for inner, color in zip(INNER, ("C0", "C1", "C2"), strict=True):
+        for inner, color in zip(
+            inner_methods("pareto"), ("C0", "C1", "C2", "C3", "C4"), strict=True
+        ):
             for h in runs.get(inner, []):
                 ax.plot(range(1, len(h) + 1), h, color=color, alpha=0.35, lw=0.8)
             ax.plot([], [], color=color, label=inner)
@@ -279,7 +330,7 @@ def main() -> int:
         for setup in args.setups:
             cells: dict[tuple[str, str], list[tuple]] = {}
             for outer in OUTER:
-                for inner in INNER:
+                for inner in inner_methods(outer):
                     for seed in range(args.seeds):
                         path = Path(tmp) / f"{setup}-{outer}-{inner}-{seed}.toml"
                         path.write_text(
@@ -293,7 +344,7 @@ def main() -> int:
                         wall = time.perf_counter() - start
                         points = study_points(storage, config.name)
                         cells.setdefault((outer, inner), []).append(
-                            (points, test_points(storage, config.name), wall)
+                            (points, test_points(storage, config.name), wall, config.name)
                         )
                         if seed == 0 and outer == "pareto":
                             study = optuna.load_study(study_name=config.name, storage=storage)
@@ -303,10 +354,11 @@ def main() -> int:
                                 if keys.HISTORY in t.user_attrs
                             ]
                         print(f"{config.name}: {wall:.1f} s", file=sys.stderr, flush=True)
+            cells = with_linear_wall(storage, cells)
             runs = [r for rs in cells.values() for r in rs]
             norms = {
-                "test": Normalization.from_fronts([t[p.counted] for p, t, _ in runs]),
-                "val": Normalization.from_fronts([p.xy[p.counted] for p, _, _ in runs]),
+                "test": Normalization.from_fronts([t[p.counted] for p, t, _, _ in runs]),
+                "val": Normalization.from_fronts([p.xy[p.counted] for p, _, _, _ in runs]),
             }
             names = cells[("pareto", "linear")][0][0].loss_names
             lines += [
@@ -318,17 +370,18 @@ def main() -> int:
                 [_matrix_row(outer, inner, rs, norms) for (outer, inner), rs in cells.items()],
             )
             seed0 = [
-                (cells[("pareto", inner)][0][0], cells[("pareto", inner)][0][2]) for inner in INNER
+                (cells[("pareto", inner)][0][0], cells[("pareto", inner)][0][2])
+                for inner in inner_methods("pareto")
             ]
             comparison = compare_points(seed0)
             paths = write_comparison(comparison, Path(tmp) / setup)
             png = run.write(f"matrix_{setup}.png", paths["png"].read_bytes())
             lines += [
                 "",
-                f"Seed 0, pareto outer, all three inner methods (validation): "
-                f"![{setup}]({png.name})",
+                f"Seed 0, pareto outer, every inner method (validation): ![{setup}]({png.name})",
                 "",
             ]
+            lines += epoch_cost_lines(setup)
             lines += [f"- {v}" for v in comparison.verdicts()] + [""]
             table.write_text("\n".join(lines) + "\n")
     curves_figure(curves, run.path("matrix_curves.png"))
