@@ -20,7 +20,7 @@ from hpsearch.cli._base import (
     reading,
 )
 from hpsearch.cli.reading import write_comparison
-from hpsearch.core.knobs import AIMING_KNOBS
+from hpsearch.core.knobs import AIMING_KNOBS, JD_CANNOT_AIM
 from hpsearch.errors import HpsearchError
 from hpsearch.results.report import format_table, load_stored_study
 from hpsearch.study.storage import open_storage
@@ -48,8 +48,10 @@ class Fill(Command):
         add_plan_arguments(parser)
         parser.add_argument(
             "--method",
-            choices=tuple(AIMING_KNOBS),
+            # "jd" is accepted here only to be refused with the reason (in run).
+            choices=(*AIMING_KNOBS, "jd"),
             default="chebyshev",
+            metavar="{" + ",".join(AIMING_KNOBS) + "}",
             help="inner method of the follow-up: chebyshev (weight w, normalize none; default) or "
             "mdmm (epsilon = a budget for L2; its multiplier must converge within the budget: see "
             "--set lambda_lr=...)",
@@ -94,6 +96,8 @@ class Fill(Command):
         )
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.method == "jd":
+            raise HpsearchError(JD_CANNOT_AIM)
         if args.plan or args.enqueue:
             return plan(args)
         given = [

@@ -24,6 +24,12 @@ NORMALIZATIONS: tuple[str, ...] = ("initial", "none")
 # The inner methods that can aim into a concave stretch, and the knob each aims with: Chebyshev's
 # weight w of L1, MDMM's budget epsilon on L2 (``hpsearch fill --method``).
 AIMING_KNOBS: dict[str, str] = {"chebyshev": "w", "mdmm": "epsilon"}
+# Why `hpsearch fill --method jd` is refused (measured in benchmarks/results/fonseca_fleming.md,
+# "Can the preference weight aim?").
+JD_CANNOT_AIM = (
+    "fill aims with chebyshev or mdmm; jd (Jacobian descent) cannot aim: its preference "
+    "weight w moves where a run ends far less than the run's starting point does"
+)
 
 # The domain of every training knob and budget field, declared once: TrainConfig validates
 # itself against it, and study files (hpsearch.study.config) offer the same table.

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from hpsearch.core.knobs import AIMING_KNOBS
+from hpsearch.core.knobs import AIMING_KNOBS, JD_CANNOT_AIM
 from hpsearch.errors import HpsearchError, check_choice
 from hpsearch.results.analysis import FrontAnalysis, Stretch
 from hpsearch.results.diagnose import Diagnosis, as_study, diagnosis_of
@@ -27,6 +27,13 @@ from hpsearch.study.record import Aim
 from hpsearch.study.storage import StorageLike
 
 FILL_METHODS: tuple[str, ...] = tuple(AIMING_KNOBS)
+
+
+def check_fill_method(method: str) -> None:
+    """Refuse an inner method fill cannot aim with, in one line (Jacobian descent: with why)."""
+    if method == "jd":
+        raise HpsearchError(JD_CANNOT_AIM)
+    check_choice("fill method", method, FILL_METHODS)
 
 
 def knob_range(stretch: Stretch, method: str) -> tuple[float, float]:
@@ -182,7 +189,7 @@ def plan_fill(
         HpsearchError: As :func:`hpsearch.diagnose`; an unknown method; no stretch to aim at
             (a convex front); ``n`` below the number of stretches.
     """
-    check_choice("fill method", method, FILL_METHODS)
+    check_fill_method(method)
     study = as_study(study, storage, "plan_fill")
     reading = Reading(alpha=alpha, losses=losses, objectives=objectives)
     points = points_of_study(study, reading)

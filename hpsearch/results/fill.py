@@ -23,8 +23,13 @@ import optuna
 
 from hpsearch.core.knobs import AIMING_KNOBS
 from hpsearch.core.setups import get_setup
-from hpsearch.errors import HpsearchError, StudyFileError, check_choice, did_you_mean
-from hpsearch.results.aim import FILL_METHODS, end_params, knob_range, spread_aims
+from hpsearch.errors import HpsearchError, StudyFileError, did_you_mean
+from hpsearch.results.aim import (
+    check_fill_method,
+    end_params,
+    knob_range,
+    spread_aims,
+)
 from hpsearch.results.analysis import (
     FrontAnalysis,
     Normalization,
@@ -153,7 +158,7 @@ def plan_follow_up(
     Raises:
         HpsearchError: No stretch to fill, an unknown method, or a bad override.
     """
-    check_choice("fill method", method, FILL_METHODS)
+    check_fill_method(method)
     analysis = points.analyze()
     stretches = list(analysis.stretches)
     if not stretches:

@@ -222,7 +222,7 @@ def test_a_typo_in_a_study_file_names_what_was_meant_and_run_writes_nothing(
     [
         (["rnu", "x.toml"], "invalid choice: 'rnu' (choose from 'run', "),
         (["dashbord"], "invalid choice: 'dashbord' (choose from 'run', "),
-        (["fill", "s", "--method", "chebyshv"], "(choose from 'chebyshev', 'mdmm')"),
+        (["fill", "s", "--method", "chebyshv"], "(choose from 'chebyshev', 'mdmm', 'jd')"),
     ],
 )
 def test_a_mistyped_command_line_choice_names_what_was_meant(tmp_path, args, hint) -> None:
@@ -388,3 +388,11 @@ def test_jd_without_torchjd_says_how_to_install_it_and_writes_nothing(
         assert 'needs torchjd, which is not installed: pip install "hpsearch[jd]"' in out.stderr
     assert not (tmp_path / "s.db").exists()
     assert run_main("check", str(study_file()), cwd=tmp_path).returncode == 0  # others run
+
+
+@pytest.mark.parametrize("plan", [[], ["--plan"]])
+def test_fill_with_jd_says_why_it_cannot_aim(tmp_path, plan) -> None:
+    out = run_main("fill", "s", "--method", "jd", *plan, cwd=tmp_path)
+    assert out.returncode == EXIT_ERROR and out.stderr.count("\n") == 1, out.stderr
+    assert "jd (Jacobian descent) cannot aim: its preference weight w moves" in out.stderr
+    assert not (tmp_path / "hpsearch.db").exists()

@@ -210,3 +210,13 @@ def test_without_torchjd_a_run_says_how_to_install_it(monkeypatch) -> None:
     assert 'pip install "hpsearch[jd]"' in aggregators.INSTALL_HINT
     with pytest.raises(HpsearchError, match="hpsearch\\[jd\\]"):
         aggregators.check_torchjd()
+
+
+def test_fill_refuses_jd_with_why_before_reading_any_study() -> None:
+    import optuna
+
+    from hpsearch.core.knobs import JD_CANNOT_AIM
+
+    with pytest.raises(HpsearchError) as info:
+        hpsearch.plan_fill(optuna.create_study(), method="jd")
+    assert str(info.value) == JD_CANNOT_AIM and "cannot aim" in JD_CANNOT_AIM
