@@ -27,8 +27,9 @@ AIMING_KNOBS: dict[str, str] = {"chebyshev": "w", "mdmm": "epsilon"}
 # Why `hpsearch fill --method jd` is refused (measured in benchmarks/results/fonseca_fleming.md,
 # "Can the preference weight aim?").
 JD_CANNOT_AIM = (
-    "fill aims with chebyshev or mdmm; jd (Jacobian descent) cannot aim: its preference "
-    "weight w moves where a run ends far less than the run's starting point does"
+    "fill aims with chebyshev or mdmm; jd (Jacobian descent) cannot aim into a stretch: its "
+    "preference weight w moves where a run ends less than the run's start does (upgrad, "
+    "dualproj, config) or sends it to an end of the front (aligned_mtl)"
 )
 
 # The domain of every training knob and budget field, declared once: TrainConfig validates

@@ -394,5 +394,5 @@ def test_jd_without_torchjd_says_how_to_install_it_and_writes_nothing(
 def test_fill_with_jd_says_why_it_cannot_aim(tmp_path, plan) -> None:
     out = run_main("fill", "s", "--method", "jd", *plan, cwd=tmp_path)
     assert out.returncode == EXIT_ERROR and out.stderr.count("\n") == 1, out.stderr
-    assert "jd (Jacobian descent) cannot aim: its preference weight w moves" in out.stderr
+    assert "jd (Jacobian descent) cannot aim into a stretch: its preference weight" in out.stderr
     assert not (tmp_path / "hpsearch.db").exists()
