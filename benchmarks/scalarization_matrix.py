@@ -321,7 +321,10 @@ def main() -> int:
         "concave: studies whose own trials the diagnosis (validation) calls concave. "
         "Converged: share of runs whose validation losses moved ≤ 1% of the front's span "
         "over their last 20% of epochs. MDMM: the inequality form (coefficient "
-        "max(0, λ + c·(L2 − ε))).",
+        "max(0, λ + c·(L2 − ε))). Test HV at linear's wall: the test HV of the trials that "
+        "ended within the wall time of the same seed's pareto-linear study (equal wall time). "
+        "Jacobian descent (jd-*: UPGrad over w, MGDA over init_seed) runs in the pareto outer "
+        "search only, one trial at a time.",
         "",
     ]
     curves: dict[str, dict[str, list]] = {}
