@@ -71,6 +71,7 @@ KNOBS = {
     "linear": 'alpha = { type = "float", low = 0.1, high = 3.0, log = true }',
     "chebyshev": 'w = { type = "float", low = 0.05, high = 0.95 }',
     "mdmm": 'epsilon = { type = "float", low = 0.05, high = 0.95 }',
+    "jd": 'aggregator = "upgrad"\nw = { type = "float", low = 0.05, high = 0.95 }',
 }
 
 
@@ -257,7 +258,7 @@ def test_fonseca_fleming_studies_ship_for_every_inner_method() -> None:
         config = hpsearch.load_study_file(path)
         methods.add(config.params["method"].value)
         assert config.dataset == "none" and config.mode == "pareto"
-    assert methods == {"linear", "chebyshev", "mdmm"}
+    assert methods == set(hpsearch.INNER_METHODS)
 
 
 def test_chebyshev_pareto_study_reaches_95_percent_of_the_true_fonseca_fleming_hv(storage):
