@@ -69,13 +69,15 @@ AGGREGATORS: dict[str, AggregatorSpec] = {
         "AlignedMTL", aims=True, about="the gradients' condition number made 1 (Senushkin 2023)"
     ),
     "config": AggregatorSpec(
-        "ConFIG", aims=True, about="the direction at equal angles to both (Liu 2024)"
+        "ConFIG", aims=True, about="the direction whose angles to both follow w (Liu 2025)"
     ),
     "mgda": AggregatorSpec("MGDA", about="minimum-norm point of the hull (Désidéri 2012)"),
     "pcgrad": AggregatorSpec("PCGrad", about="conflicting parts projected away (Yu 2020)"),
     "imtl_g": AggregatorSpec("IMTLG", about="equal projections onto each gradient (Liu 2021)"),
     "cagrad": AggregatorSpec(
-        "CAGrad", options={"c": 0.4}, about="worst-case gain near the mean, c = 0.4 (Liu 2021)"
+        "CAGrad",
+        options={"c": 0.4},
+        about="best worst case within 0.4·‖mean‖ of the mean (Liu 2021)",
     ),
 }
 AGGREGATOR_NAMES: tuple[str, ...] = tuple(AGGREGATORS)

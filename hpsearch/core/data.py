@@ -385,8 +385,9 @@ def _feature_scale(x_train: np.ndarray, shared: bool) -> np.ndarray:
 
     The shared scale is the root mean square of the features' stds: the features keep their
     relative sizes (a faint pixel stays faint), each stays within ±(range / scale) (digits:
-    about ±3.7), and the inputs' total variance is the same as per-feature standardization's,
-    so learning rates chosen for that still fit."""
+    about ±3.7), and the inputs' total variance is about what per-feature standardization gave
+    (the number of features, against the number of non-constant ones), so learning rates
+    chosen for that still fit."""
     std = x_train.std(axis=0)
     if shared:
         return np.full_like(std, max(float(np.sqrt(np.mean(std**2))), 1e-12))

@@ -342,6 +342,7 @@ def run_fill(
         HpsearchError: No such study, no stretch to fill, or the study file is missing.
     """
     # Opened once, with the heartbeat of the follow-up's runs (a killed run's trial is retried).
+    check_fill_method(method)  # before anything is opened or read
     store = open_storage(storage, must_exist=True, heartbeat=HEARTBEAT_SECONDS)
     original = load_stored_study(store, study_name)  # a one-line error if there is none
     config = original_config(original, study_file)

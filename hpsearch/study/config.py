@@ -16,7 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hpsearch.core.aggregators import INSTALL_HINT, POPULATION_REFUSES_JD, torchjd_installed
+from hpsearch.core.aggregators import (
+    AIMING_AGGREGATORS,
+    INSTALL_HINT,
+    POPULATION_REFUSES_JD,
+    torchjd_installed,
+)
 from hpsearch.core.data import (
     Dataset,
     DataSource,
@@ -568,7 +573,7 @@ def _read_params(
         raise check.fail(
             "params", "nothing to search: give at least one parameter a type and range"
         )
-    _check_jd(check, params["method"], study["batch"])
+    _check_jd(check, params, study["batch"])
     flood_mode = params["flood_mode"]
     if (flood_mode.value == "sample" or "sample" in flood_mode.choices) and (
         not setup_cls.has_sample_losses()
@@ -601,14 +606,25 @@ def check_batch_method(config: StudyConfig, batch: int) -> None:
         raise HpsearchError(POPULATION_REFUSES_JD)
 
 
-def _check_jd(check: Checker, method: ParamSpec, batch: int) -> None:
-    """``method = "jd"`` needs the optional torchjd, and trains one trial at a time."""
-    if not may_use_jd(method):
+def _check_jd(check: Checker, params: dict[str, ParamSpec], batch: int) -> None:
+    """``method = "jd"`` needs the optional torchjd, trains one trial at a time, and reads
+    ``w`` only through an aggregator that takes preference weights."""
+    if not may_use_jd(params["method"]):
         return
     if not torchjd_installed():
         raise check.fail("params.method", INSTALL_HINT)
     if batch > 1:
         raise check.fail("study.batch", POPULATION_REFUSES_JD)
+    aggregator = params["aggregator"]
+    named = aggregator.choices or (aggregator.value,)
+    only_jd = params["method"].value == "jd" and not params["method"].choices
+    if only_jd and params["w"].searched and not set(named) & set(AIMING_AGGREGATORS):
+        raise check.fail(
+            "params.w",
+            f"searched, but {', '.join(named)} take(s) no preference weight: w is read by "
+            f"{', '.join(AIMING_AGGREGATORS)}; to vary a knobless aggregator's runs, search "
+            "init_seed",
+        )
 
 
 def _check_data(

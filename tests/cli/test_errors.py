@@ -396,3 +396,23 @@ def test_fill_with_jd_says_why_it_cannot_aim(tmp_path, plan) -> None:
     assert out.returncode == EXIT_ERROR and out.stderr.count("\n") == 1, out.stderr
     assert "jd (Jacobian descent) cannot aim into a stretch: its preference weight" in out.stderr
     assert not (tmp_path / "hpsearch.db").exists()
+
+
+def test_a_searched_w_with_only_knobless_aggregators_is_refused(tmp_path, study_file) -> None:
+    extra = 'method = "jd"\naggregator = "mgda"\nw = { type = "float", low = 0.1, high = 0.9 }'
+    out = run_main("check", str(study_file(extra=extra)), cwd=tmp_path)
+    assert out.returncode != 0 and out.stderr.count("\n") == 1, out.stderr
+    assert "params.w" in out.stderr and "mgda take(s) no preference weight" in out.stderr
+    assert "search init_seed" in out.stderr
+    aiming = extra.replace('"mgda"', '{ type = "categorical", choices = ["mgda", "upgrad"] }')
+    assert run_main("check", str(study_file(extra=aiming)), cwd=tmp_path).returncode == 0
+
+
+def test_run_fill_refuses_jd_before_opening_the_storage(tmp_path) -> None:
+    from hpsearch.core.knobs import JD_CANNOT_AIM
+    from hpsearch.results.fill import run_fill
+
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    with pytest.raises(HpsearchError) as info:
+        run_fill(missing, "no-such-study", "jd")
+    assert str(info.value) == JD_CANNOT_AIM and not (tmp_path / "none.db").exists()

@@ -39,6 +39,7 @@ SEQUENTIAL = [
     ("beta_vae", "iris", {"optimizer": "sgd", "alpha": 0.5}),
     ("two_task", "wine", {"method": "jd", "aggregator": "aligned_mtl", "w": 0.3}),
     ("weight_decay", "iris", {"method": "jd", "aggregator": "upgrad", "backstitch": 0.3}),
+    ("weight_decay", "iris", {"method": "jd", "flood": 0.4, "flood_mode": "sample"}),
 ]
 
 

@@ -20,7 +20,10 @@ from hpsearch.core import aggregators
 from hpsearch.core.aggregators import AGGREGATOR_NAMES, AIMING_AGGREGATORS, make_aggregator
 from hpsearch.core.train import build_on_cpu, jd_backward, train
 
-pytest.importorskip("torchjd")
+# The tests that train or aggregate need torchjd (make installs it); the refusals do not.
+needs_torchjd = pytest.mark.skipif(
+    not aggregators.torchjd_installed(), reason='needs torchjd: pip install -e ".[jd]"'
+)
 
 C = 1 / math.sqrt(2)  # Fonseca–Fleming's optimum of each loss sits at ±(C, C)
 W = 0.3  # the preference weight of L1 the aiming aggregators are given
@@ -110,6 +113,7 @@ BY_HAND = {
 TOLERANCE = {"upgrad": 2e-3, "dualproj": 2e-3, "cagrad": 1e-3}
 
 
+@needs_torchjd
 def test_every_aggregator_has_a_hand_computed_step() -> None:
     assert set(BY_HAND) == set(AGGREGATOR_NAMES)
     assert set(AIMING_AGGREGATORS) == {"upgrad", "dualproj", "aligned_mtl", "config"}
@@ -127,6 +131,7 @@ def _point(x: tuple[float, float]) -> torch.nn.Module:
 POINTS = [(0.2, -0.5), (-0.6, 0.1), (0.9, 0.8)]
 
 
+@needs_torchjd
 @pytest.mark.parametrize("x", POINTS)
 @pytest.mark.parametrize("name", AGGREGATOR_NAMES)
 def test_a_jd_backward_leaves_the_aggregators_direction_in_grad(name: str, x) -> None:
@@ -140,6 +145,7 @@ def test_a_jd_backward_leaves_the_aggregators_direction_in_grad(name: str, x) ->
     assert float((got - expected).norm() / expected.norm()) < TOLERANCE.get(name, 1e-5)
 
 
+@needs_torchjd
 @pytest.mark.parametrize("name", AGGREGATOR_NAMES)
 def test_one_epoch_of_jd_training_takes_that_step(name: str) -> None:
     # Through the whole epoch loop: Fonseca–Fleming on no data is one full-batch SGD step an
@@ -158,6 +164,7 @@ def test_one_epoch_of_jd_training_takes_that_step(name: str) -> None:
     assert result.history[0].train_objective == pytest.approx(sum(_ff_losses(x0)), rel=1e-5)
 
 
+@needs_torchjd
 def test_aiming_aggregators_move_with_w_and_the_others_do_not() -> None:
     module = _point((0.2, -0.5))
     setup = hpsearch.get_setup("fonseca_fleming")()
@@ -220,3 +227,23 @@ def test_fill_refuses_jd_with_why_before_reading_any_study() -> None:
     with pytest.raises(HpsearchError) as info:
         hpsearch.plan_fill(optuna.create_study(), method="jd")
     assert str(info.value) == JD_CANNOT_AIM and "cannot aim" in JD_CANNOT_AIM
+
+
+@needs_torchjd
+def test_backstitch_with_jd_ascends_then_descends_along_the_aggregated_direction() -> None:
+    # One full-batch epoch of SGD with backstitch α: x' = x0 + α·η·d(x0) (ascent), then
+    # x1 = x' − (1 + α)·η·d(x') with the direction recomputed at x' (MGDA's, by hand).
+    setup = hpsearch.get_setup("fonseca_fleming")(init_scale=0.5)
+    data = load_dataset("none")
+    eta, back = 0.5, 0.3
+    cfg = TrainConfig(
+        method="jd", aggregator="mgda", optimizer="sgd", lr=eta, epochs=1, seed=2,
+        backstitch=back,
+    )  # fmt: skip
+    x0 = build_on_cpu(setup, data, ModelSpec(), cfg.weights_seed).x.detach().double()
+    x_up = x0 + back * eta * _mgda(*_ff_gradients(x0))
+    x1 = x_up - (1 + back) * eta * _mgda(*_ff_gradients(x_up))
+    result = train(setup, data, ModelSpec(), cfg)
+    got = (result.train["loss1"], result.train["loss2"])
+    assert np.allclose(got, _ff_losses(x1), rtol=0, atol=1e-5)
+    assert not np.allclose(got, _ff_losses(x0 - eta * _mgda(*_ff_gradients(x0))), atol=1e-4)

@@ -471,3 +471,11 @@ def test_resolve_passes_every_knob_of_the_table_on() -> None:
     params = {**config.params, **{k: ParamSpec(k, "fixed", value=v) for k, v in chosen.items()}}
     train, _, _ = dataclasses.replace(config, params=params).resolve({})
     assert {k: getattr(train, k) for k in chosen} == chosen
+
+
+def test_a_digits_study_s_identity_records_the_shared_pixel_scale(study_file) -> None:
+    # A digits study stored before pixels shared one scale is another study; nothing else moves.
+    digits = load_study_file(study_file(dataset="digits")).identity()
+    iris = load_study_file(study_file(dataset="iris")).identity()
+    assert digits["data"]["feature_scale"] == "one for all pixels"
+    assert "feature_scale" not in iris["data"]
