@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
 
-import numpy as np
 import optuna
 
 from hpsearch import ModelSpec, TrainConfig, get_setup, load_dataset
 from hpsearch.core.aggregators import AGGREGATOR_NAMES, AIMING_AGGREGATORS
 from hpsearch.core.train import train
-from hpsearch.results.analysis import hypervolume_2d
 from hpsearch.results.report import markdown_table
 
 # The aggregators whose fronts the benchmarks measure (CAGrad's cvxpy solve costs ~16 ms a
@@ -58,10 +55,6 @@ def finished_within(storage: str, study_name: str, seconds: float) -> set[int]:
         if t.datetime_complete is not None
         and (t.datetime_complete - start).total_seconds() <= seconds
     }
-
-
-def hv_of(xy: np.ndarray, reference: tuple[float, float]) -> float:
-    return hypervolume_2d(xy, reference) if len(xy) else 0.0
 
 
 def epoch_costs(
@@ -106,7 +99,3 @@ def cost_table(costs: dict[str, list[float]]) -> list[str]:
             for name, v in costs.items()
         ],
     )
-
-
-def seeds_line(values: Sequence[float]) -> str:
-    return ", ".join(f"{v:.3f}" for v in values)

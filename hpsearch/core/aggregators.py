@@ -90,12 +90,6 @@ def torchjd_installed() -> bool:
     return importlib.util.find_spec("torchjd") is not None
 
 
-def check_torchjd() -> None:
-    """Raise the one-line :data:`INSTALL_HINT` when torchjd is missing."""
-    if not torchjd_installed():
-        raise HpsearchError(INSTALL_HINT)
-
-
 def make_aggregator(name: str, w: float, device: Any = "cpu") -> Any:
     """A new torchjd aggregator, one per run (some keep state between steps).
 
