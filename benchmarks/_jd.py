@@ -12,11 +12,13 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
 import optuna
 
 from hpsearch import ModelSpec, TrainConfig, get_setup, load_dataset
 from hpsearch.core.aggregators import AGGREGATOR_NAMES, AIMING_AGGREGATORS
 from hpsearch.core.train import train
+from hpsearch.results.points import StudyPoints
 from hpsearch.results.report import markdown_table
 
 # The aggregators whose fronts the benchmarks measure (CAGrad's cvxpy solve costs ~16 ms a
@@ -55,6 +57,13 @@ def finished_within(storage: str, study_name: str, seconds: float) -> set[int]:
         if t.datetime_complete is not None
         and (t.datetime_complete - start).total_seconds() <= seconds
     }
+
+
+def ended_within(storage: str, points: StudyPoints, seconds: float) -> np.ndarray:
+    """Which of ``points``' trials (in their order) ended within ``seconds`` of their study's
+    first trial's start: the trials a run at that wall time would have."""
+    done = finished_within(storage, points.study_name, seconds)
+    return np.isin(points.numbers, sorted(done))
 
 
 def epoch_costs(

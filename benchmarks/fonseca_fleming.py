@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import Run, add_output_arguments, format_interval, parse_args
-from _jd import MEASURED, cost_table, epoch_costs, finished_within, jd_name, jd_params
+from _jd import MEASURED, cost_table, ended_within, epoch_costs, jd_name, jd_params
 
 from hpsearch import (
     ModelSpec,
@@ -118,8 +118,7 @@ def run_seed(storage: str, tmp: Path, seed: int, trials: int, epochs: int) -> di
     budget = walls["linear"]
     hv_at_wall = {}
     for method, p in points.items():
-        done = finished_within(storage, f"ff-{method}-s{seed}", budget)
-        keep = p.counted & np.isin(p.numbers, sorted(done))
+        keep = p.counted & ended_within(storage, p, budget)
         hv_at_wall[method] = hypervolume_2d(p.xy[keep], (1.0, 1.0)) if keep.any() else 0.0
     return {"hv": hv, "hv_at_linear_wall": hv_at_wall, "wall_s": walls, "points": points}
 

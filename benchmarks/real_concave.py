@@ -126,11 +126,9 @@ def trial_points(storage: str, name: str, keep: set[int] | None = None) -> dict[
         ).reshape(-1, 2)
         for split in ("val", "test")
     }
-    drift = study_points(storage, name).drift
-    numbers = sorted(
-        t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    )
-    out["drift"] = drift if keep is None else drift[np.isin(numbers, sorted(keep))]
+    points = study_points(storage, name)
+    kept = slice(None) if keep is None else np.isin(points.numbers, sorted(keep))
+    out["drift"] = points.drift[kept]
     out["history"] = [t.user_attrs.get(keys.HISTORY) for t in trials]
     return out
 

@@ -29,7 +29,7 @@ import numpy as np
 import optuna
 import torch
 from _common import Run, add_output_arguments, format_interval, parse_args
-from _jd import cost_table, epoch_costs, finished_within, jd_name, jd_params
+from _jd import cost_table, ended_within, epoch_costs, jd_name, jd_params
 from optuna.trial import TrialState
 
 from hpsearch import ModelSpec, RunOptions, load_study_file, run_study
@@ -222,16 +222,16 @@ def _matrix_row(outer: str, inner: str, runs: list[tuple], norms: dict) -> list[
 
 
 def with_linear_wall(storage: str, cells: dict) -> dict:
-    """Each run of ``cells`` with, instead of its study's name, which of its trials (in
-    study_points' order) ended within the wall time of the same seed's pareto-linear study."""
-    linear_walls = [wall for _, _, wall, _ in cells[("pareto", "linear")]]
-    out = {}
-    for key, runs in cells.items():
-        out[key] = []
-        for seed, (points, test_xy, wall, name) in enumerate(runs):
-            done = finished_within(storage, name, linear_walls[seed])
-            out[key].append((points, test_xy, wall, np.isin(points.numbers, sorted(done))))
-    return out
+    """Each run of ``cells`` with which of its trials (in study_points' order) ended within
+    the wall time of the same seed's pareto-linear study."""
+    linear_walls = [wall for _, _, wall in cells[("pareto", "linear")]]
+    return {
+        key: [
+            (points, test_xy, wall, ended_within(storage, points, linear_walls[seed]))
+            for seed, (points, test_xy, wall) in enumerate(runs)
+        ]
+        for key, runs in cells.items()
+    }
 
 
 def epoch_cost_lines(setup: str) -> list[str]:
@@ -347,7 +347,7 @@ def main() -> int:
                         wall = time.perf_counter() - start
                         points = study_points(storage, config.name)
                         cells.setdefault((outer, inner), []).append(
-                            (points, test_points(storage, config.name), wall, config.name)
+                            (points, test_points(storage, config.name), wall)
                         )
                         if seed == 0 and outer == "pareto":
                             study = optuna.load_study(study_name=config.name, storage=storage)

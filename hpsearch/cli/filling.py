@@ -20,7 +20,7 @@ from hpsearch.cli._base import (
     reading,
 )
 from hpsearch.cli.reading import write_comparison
-from hpsearch.core.knobs import AIMING_KNOBS, JD_CANNOT_AIM
+from hpsearch.core.knobs import AIMING_KNOBS
 from hpsearch.errors import HpsearchError
 from hpsearch.results.report import format_table, load_stored_study
 from hpsearch.study.storage import open_storage
@@ -96,8 +96,9 @@ class Fill(Command):
         )
 
     def run(self, args: argparse.Namespace) -> int:
-        if args.method == "jd":
-            raise HpsearchError(JD_CANNOT_AIM)
+        from hpsearch.results.aim import check_fill_method
+
+        check_fill_method(args.method)  # jd refused with why, before the storage is opened
         if args.plan or args.enqueue:
             return plan(args)
         given = [
